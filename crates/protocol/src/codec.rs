@@ -1,0 +1,221 @@
+//! The codec: messages to payload bytes and back. The only module that names bincode.
+//!
+//! bincode 1.3 with fixed-width integers in big-endian order (the same order as the frame's
+//! length prefix, so a hex dump reads left to right), enum variants as a `u32` index, strings
+//! and byte vectors as a `u64` length then the bytes. Trailing bytes after a message are an
+//! error, so a frame holds exactly one message. The README's Protocol section documents this
+//! layout byte by byte; `tests::readme_hex_example` keeps the two in step.
+
+use bincode::Options;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{frame, Error};
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_big_endian()
+        .reject_trailing_bytes()
+}
+
+/// Encodes `message` as a whole frame (length prefix and payload) into `out`, replacing its
+/// contents, so the caller can send it with a single write and reuse the buffer.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the payload would exceed `max_len`; `out` is then left empty.
+pub(crate) fn encode_frame<M: Serialize>(
+    message: &M,
+    out: &mut Vec<u8>,
+    max_len: usize,
+) -> Result<(), Error> {
+    out.clear();
+    out.extend_from_slice(&[0; frame::PREFIX_LEN]);
+    if let Err(e) = options().serialize_into(&mut *out, message) {
+        out.clear();
+        return Err(Error::Malformed(format!("cannot encode: {e}")));
+    }
+    let payload_len = out.len() - frame::PREFIX_LEN;
+    match frame::check_len(payload_len, max_len) {
+        Ok(prefix) => {
+            out[..frame::PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            out.clear();
+            Err(e)
+        }
+    }
+}
+
+/// Decodes one message from a frame's payload.
+///
+/// The payload is a slice already in memory and bounded by the frame cap, and every length
+/// inside it is checked against the bytes that remain, so a lying length cannot make the
+/// decoder allocate more than the payload holds.
+///
+/// # Errors
+/// [`Error::Malformed`] when the payload is not exactly one valid message.
+pub(crate) fn decode<M: DeserializeOwned>(payload: &[u8]) -> Result<M, Error> {
+    options()
+        .with_limit(payload.len() as u64)
+        .deserialize(payload)
+        .map_err(|e| Error::Malformed(e.to_string()))
+}
+
+/// Payload bytes `value` takes on the wire (the frame's length prefix not included).
+#[must_use]
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    // Sizing our own plain-data types cannot fail: they hold no maps and no
+    // unsized sequences, which is all that makes bincode's size computation fail.
+    options()
+        .serialized_size(value)
+        .map_or(usize::MAX, |n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorKind, Request, Response, WireBet};
+
+    fn bet() -> WireBet {
+        WireBet {
+            first_name: "Santiago Lionel".into(),
+            last_name: "Lorca".into(),
+            document: "30904465".into(),
+            birthdate: "1999-03-17".into(),
+        }
+    }
+
+    fn roundtrip<M: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: M) {
+        let mut out = Vec::new();
+        encode_frame(&message, &mut out, frame::DEFAULT_MAX_FRAME_LEN).unwrap();
+        let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, out.len() - 4);
+        assert_eq!(len, encoded_len(&message));
+        assert_eq!(decode::<M>(&out[4..]).unwrap(), message);
+    }
+
+    #[test]
+    fn every_message_roundtrips() {
+        roundtrip(Request::Echo(b"hola".to_vec()));
+        roundtrip(Request::BetBatch {
+            agency: 3,
+            sequence: 9,
+            bets: vec![bet(), bet()],
+        });
+        roundtrip(Request::BetBatch {
+            agency: 1,
+            sequence: 1,
+            bets: vec![],
+        });
+        roundtrip(Request::AgencyDone {
+            agency: 5,
+            batches: 270,
+        });
+        roundtrip(Request::WinnersQuery { agency: 2 });
+        roundtrip(Response::Echo(vec![0, 255, 10]));
+        roundtrip(Response::BatchResult {
+            sequence: 4,
+            winners: vec![0, 17, 99],
+        });
+        roundtrip(Response::Ack);
+        roundtrip(Response::Total { winners: 4689 });
+        roundtrip(Response::Pending { agencies_pending: 2 });
+        roundtrip(Response::Error {
+            kind: ErrorKind::InvalidBet,
+            message: "bet 1: document".into(),
+        });
+    }
+
+    #[test]
+    fn echo_request_and_response_are_the_same_bytes() {
+        // The netcat check relies on this: the reply to an Echo frame is that very frame.
+        let (mut req, mut resp) = (Vec::new(), Vec::new());
+        encode_frame(&Request::Echo(b"ping".to_vec()), &mut req, 64).unwrap();
+        encode_frame(&Response::Echo(b"ping".to_vec()), &mut resp, 64).unwrap();
+        assert_eq!(req, resp);
+    }
+
+    #[test]
+    fn readme_hex_example() {
+        // The worked example of the README's Protocol section, byte for byte.
+        let mut out = Vec::new();
+        encode_frame(&Request::WinnersQuery { agency: 1 }, &mut out, 64).unwrap();
+        assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 1]);
+        let batch = Request::BetBatch {
+            agency: 1,
+            sequence: 1,
+            bets: vec![WireBet {
+                first_name: "Ana".into(),
+                last_name: "Díaz".into(),
+                document: "1".into(),
+                birthdate: "2000-01-31".into(),
+            }],
+        };
+        encode_frame(&batch, &mut out, 1024).unwrap();
+        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0000004b\
+             00000001\
+             00000001\
+             0000000000000001\
+             0000000000000001\
+             0000000000000003416e61\
+             000000000000000544c3ad617a\
+             000000000000000131\
+             000000000000000a323030302d30312d3331"
+        );
+        encode_frame(
+            &Response::BatchResult {
+                sequence: 1,
+                winners: vec![0],
+            },
+            &mut out,
+            64,
+        )
+        .unwrap();
+        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "00000018\
+             00000001\
+             0000000000000001\
+             0000000000000001\
+             00000000"
+        );
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_malformed() {
+        for payload in [
+            &b""[..],
+            &[0, 0, 0, 99],
+            &[0, 0, 0, 3, 0, 0, 0, 1, 0],
+            &[0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255],
+        ] {
+            assert!(
+                matches!(decode::<Request>(payload), Err(Error::Malformed(_))),
+                "{payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_string_claiming_more_than_the_payload_is_refused_without_allocating_it() {
+        // Echo of a claimed 2^62 bytes, in a 12-byte payload.
+        let payload = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(decode::<Request>(&payload), Err(Error::Malformed(_))));
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_when_encoding() {
+        let mut out = Vec::new();
+        let err = encode_frame(&Request::Echo(vec![0; 100]), &mut out, 64).unwrap_err();
+        assert!(
+            matches!(err, Error::FrameTooLarge { length: 112, max: 64 }),
+            "{err:?}"
+        );
+        assert!(out.is_empty());
+    }
+}

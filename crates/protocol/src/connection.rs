@@ -1,0 +1,187 @@
+//! A connection: whole messages over any byte stream.
+//!
+//! Owns the stream and its buffers and exposes only message reads and writes, so neither the
+//! central nor the agency ever sees a partial frame. Reads go through a buffer (a small frame
+//! costs one `read` call, not two); each message is written with one `write_all`.
+
+use std::io::{BufReader, Read, Write};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{codec, frame, Error, Request, Response};
+
+/// A message that travels whole in one frame: [`Request`] or [`Response`].
+pub trait Message: Serialize + DeserializeOwned + private::Sealed {}
+impl Message for Request {}
+impl Message for Response {}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for crate::Request {}
+    impl Sealed for crate::Response {}
+}
+
+/// Reads and writes messages over a stream (a `TcpStream` in the binaries).
+#[derive(Debug)]
+pub struct Connection<S: Read + Write> {
+    reader: BufReader<S>,
+    payload: Vec<u8>,
+    out: Vec<u8>,
+    max_frame_len: usize,
+}
+
+impl<S: Read + Write> Connection<S> {
+    /// Wraps `stream`, refusing frames longer than [`crate::DEFAULT_MAX_FRAME_LEN`].
+    pub fn new(stream: S) -> Self {
+        Self::with_max_frame_len(stream, frame::DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// Wraps `stream`, refusing frames whose payload exceeds `max_frame_len` bytes.
+    pub fn with_max_frame_len(stream: S, max_frame_len: usize) -> Self {
+        Connection {
+            reader: BufReader::new(stream),
+            payload: Vec::new(),
+            out: Vec::new(),
+            max_frame_len,
+        }
+    }
+
+    /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.
+    ///
+    /// # Errors
+    /// See [`frame::read_frame`] for transport errors; [`Error::Malformed`] when a whole frame
+    /// arrived but is not a valid `M`. After `Malformed` the stream is still in step (the next
+    /// read starts at the next frame); after any other error it is not.
+    pub fn read_message<M: Message>(&mut self) -> Result<Option<M>, Error> {
+        if !frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len)? {
+            return Ok(None);
+        }
+        codec::decode(&self.payload).map(Some)
+    }
+
+    /// Writes `message` as one frame and flushes it.
+    ///
+    /// # Errors
+    /// [`Error::FrameTooLarge`] when the message exceeds the frame cap (nothing is written);
+    /// [`Error::Io`] when the stream fails.
+    pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
+        codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
+        let stream = self.reader.get_mut();
+        stream.write_all(&self.out)?;
+        stream.flush()?;
+        Ok(())
+    }
+
+    /// Sends `request` and reads its response: the agency's one round trip.
+    ///
+    /// # Errors
+    /// As [`Connection::write_message`] and [`Connection::read_message`]; a peer that closes
+    /// instead of answering is [`Error::Truncated`] with nothing received.
+    pub fn call(&mut self, request: &Request) -> Result<Response, Error> {
+        self.write_message(request)?;
+        self.read_message()?.ok_or(Error::Truncated {
+            expected: frame::PREFIX_LEN,
+            received: 0,
+        })
+    }
+
+    /// The underlying stream, for socket options and shutdown.
+    pub fn get_ref(&self) -> &S {
+        self.reader.get_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Cursor};
+
+    use super::*;
+
+    /// A duplex stream made of a scripted input and a recorded output.
+    struct Duplex {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+    impl Read for Duplex {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Duplex {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frames(messages: &[Request]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut out = Vec::new();
+        for m in messages {
+            codec::encode_frame(m, &mut out, 1024).unwrap();
+            bytes.extend_from_slice(&out);
+        }
+        bytes
+    }
+
+    #[test]
+    fn reads_messages_until_a_clean_close() {
+        let input = frames(&[Request::WinnersQuery { agency: 1 }, Request::Echo(b"x".to_vec())]);
+        let mut conn = Connection::new(Duplex {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        });
+        assert_eq!(
+            conn.read_message::<Request>().unwrap(),
+            Some(Request::WinnersQuery { agency: 1 })
+        );
+        assert_eq!(
+            conn.read_message::<Request>().unwrap(),
+            Some(Request::Echo(b"x".to_vec()))
+        );
+        assert_eq!(conn.read_message::<Request>().unwrap(), None);
+    }
+
+    #[test]
+    fn a_malformed_frame_leaves_the_stream_in_step() {
+        let mut input = vec![0, 0, 0, 3, 1, 2, 3];
+        input.extend(frames(&[Request::WinnersQuery { agency: 7 }]));
+        let mut conn = Connection::new(Duplex {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        });
+        assert!(matches!(conn.read_message::<Request>(), Err(Error::Malformed(_))));
+        assert_eq!(
+            conn.read_message::<Request>().unwrap(),
+            Some(Request::WinnersQuery { agency: 7 })
+        );
+    }
+
+    #[test]
+    fn call_writes_one_frame_and_reads_the_answer() {
+        let mut answer = Vec::new();
+        codec::encode_frame(&Response::Pending { agencies_pending: 3 }, &mut answer, 64).unwrap();
+        let mut conn = Connection::new(Duplex {
+            input: Cursor::new(answer),
+            output: Vec::new(),
+        });
+        let response = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap();
+        assert_eq!(response, Response::Pending { agencies_pending: 3 });
+        assert_eq!(
+            conn.get_ref().output,
+            frames(&[Request::WinnersQuery { agency: 2 }])
+        );
+    }
+
+    #[test]
+    fn call_reports_a_peer_that_closes_instead_of_answering() {
+        let mut conn = Connection::new(Duplex {
+            input: Cursor::new(Vec::new()),
+            output: Vec::new(),
+        });
+        let err = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap_err();
+        assert!(matches!(err, Error::Truncated { received: 0, .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Errors of the protocol layer: what went wrong while reading or writing a message.
+
+use std::{fmt, io};
+
+/// Why a message could not be read or written.
+///
+/// Each variant is something a caller acts on differently: `Io` and `Truncated` mean the
+/// connection is gone; `FrameTooLarge` means the stream can no longer be trusted (its framing
+/// is lost) and must be closed; `Malformed` means one frame held garbage but the framing is
+/// intact, so the peer can be answered and the connection kept.
+#[derive(Debug)]
+pub enum Error {
+    /// The socket failed, including a read or write timeout (see [`Error::is_timeout`]).
+    Io(io::Error),
+    /// The peer closed the connection in the middle of a frame.
+    Truncated {
+        /// Bytes the frame (or its length prefix) needed.
+        expected: usize,
+        /// Bytes that had arrived when the stream ended.
+        received: usize,
+    },
+    /// A frame's declared length exceeds the configured maximum; nothing was allocated for it.
+    FrameTooLarge {
+        /// The length the frame declared (or, when writing, would have had).
+        length: u64,
+        /// The maximum in force.
+        max: usize,
+    },
+    /// A complete frame whose payload is not a valid message.
+    Malformed(String),
+}
+
+impl Error {
+    /// True when the error is a socket read or write timing out.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::Truncated { expected, received } => {
+                write!(f, "connection closed mid-frame ({received} of {expected} bytes)")
+            }
+            Error::FrameTooLarge { length, max } => {
+                write!(f, "frame of {length} bytes exceeds the maximum of {max}")
+            }
+            Error::Malformed(reason) => write!(f, "malformed message: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}

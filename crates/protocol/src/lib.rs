@@ -1,0 +1,25 @@
+//! The lottery's wire protocol, shared by the central (server) and the agencies (clients).
+//!
+//! Layers, from the socket up:
+//! - [`frame`]: a message travels as a 4-byte big-endian length and that many bytes. Knows
+//!   bytes, not messages; refuses oversized lengths before allocating.
+//! - [`codec`]: turns messages into payload bytes and back. The only module that knows the
+//!   encoding (bincode 1.3, fixed-width big-endian integers), so it can be swapped alone.
+//! - [`message`]: the typed requests and responses, and [`message::WireBet`], a bet as it
+//!   travels (plain strings, unchecked).
+//! - [`connection`]: reads and writes whole messages over any `Read + Write`.
+//! - [`bet`]: the domain's bet, valid by construction; the only way from a `WireBet` (or a
+//!   CSV row) to a `Bet` is through its validation.
+
+pub mod bet;
+pub mod codec;
+pub mod connection;
+pub mod error;
+pub mod frame;
+pub mod message;
+
+pub use bet::{Bet, InvalidBet};
+pub use connection::Connection;
+pub use error::Error;
+pub use frame::DEFAULT_MAX_FRAME_LEN;
+pub use message::{ErrorKind, Request, Response, WireBet};

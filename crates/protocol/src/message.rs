@@ -1,0 +1,173 @@
+//! The messages agencies and the central exchange, as they travel.
+//!
+//! Every request an agency sends is answered by exactly one response. Variant order is part of
+//! the wire format (the codec writes a variant's index): add new variants at the end, never
+//! reorder. `Request::Echo` and `Response::Echo` share index 0, so the reply to an Echo frame
+//! is byte for byte the frame that was sent, which is what the netcat check compares.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{codec, frame};
+
+/// A bet as it travels: four plain strings, not yet checked. The central turns it into a
+/// [`crate::Bet`] (validating it) before it counts; the agency builds it from a valid `Bet`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireBet {
+    /// The player's first name(s), UTF-8.
+    pub first_name: String,
+    /// The player's last name(s), UTF-8.
+    pub last_name: String,
+    /// The player's document number, ASCII digits.
+    pub document: String,
+    /// The player's birth date as `YYYY-MM-DD`.
+    pub birthdate: String,
+}
+
+impl WireBet {
+    /// Bytes this bet adds to a `BetBatch` payload.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        codec::encoded_len(self)
+    }
+}
+
+/// What an agency asks the central.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Answered by [`Response::Echo`] with the same bytes: a liveness check for netcat.
+    Echo(Vec<u8>),
+    /// Bets of one agency, checked and stored as a unit. Answered by
+    /// [`Response::BatchResult`], or by [`Response::Error`] with nothing stored.
+    BetBatch {
+        /// The agency's number, 1 to the number of agencies the central expects.
+        agency: u32,
+        /// The batch's number within the connection's upload: 1, 2, 3, ...
+        sequence: u64,
+        /// The bets; a single bet is a batch of one.
+        bets: Vec<WireBet>,
+    },
+    /// The agency has sent all its bets in `batches` batches. Answered by [`Response::Ack`].
+    AgencyDone {
+        /// The agency's number.
+        agency: u32,
+        /// How many batches it sent; the central refuses the claim if it saw a different count.
+        batches: u64,
+    },
+    /// How many winners do all agencies have? Answered by [`Response::Total`] once every
+    /// expected agency is done, by [`Response::Pending`] before.
+    WinnersQuery {
+        /// The agency asking (for the central's log).
+        agency: u32,
+    },
+}
+
+impl Request {
+    /// Bytes on the wire, length prefix included, of a `BetBatch` whose bets encode to
+    /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn bet_batch_frame_len(bets_len: usize) -> usize {
+        let empty = Request::BetBatch {
+            agency: 0,
+            sequence: 0,
+            bets: Vec::new(),
+        };
+        frame::PREFIX_LEN + codec::encoded_len(&empty) + bets_len
+    }
+}
+
+/// What the central answers.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The bytes of the [`Request::Echo`] it answers.
+    Echo(Vec<u8>),
+    /// The batch `sequence` is stored (winners written and synced to disk).
+    BatchResult {
+        /// The sequence of the batch this answers.
+        sequence: u64,
+        /// Positions (0-based) within the batch of the bets that won, ascending.
+        winners: Vec<u32>,
+    },
+    /// The agency's `AgencyDone` is recorded.
+    Ack,
+    /// Every expected agency is done: the winners of all of them.
+    Total {
+        /// Winning bets across all agencies.
+        winners: u64,
+    },
+    /// Some agencies are still loading their bets; ask again later.
+    Pending {
+        /// How many expected agencies have not sent `AgencyDone` yet.
+        agencies_pending: u32,
+    },
+    /// The request was refused; nothing it asked for was done.
+    Error {
+        /// What kind of refusal, for a program to act on.
+        kind: ErrorKind,
+        /// Why, for a person to read.
+        message: String,
+    },
+}
+
+/// The kinds of refusal in [`Response::Error`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The frame's payload is not a valid request.
+    Malformed,
+    /// The frame's declared length exceeds the central's maximum; the connection is closed.
+    FrameTooLarge,
+    /// A bet in the batch is not valid; the message says which and why.
+    InvalidBet,
+    /// The agency number is outside 1 to the number of agencies the central expects.
+    UnknownAgency,
+    /// A batch arrived out of order, or `AgencyDone` counted other batches than were seen.
+    OutOfSequence,
+    /// The agency already sent `AgencyDone`; its bets are closed.
+    AgencyFinished,
+    /// The central is at its connection limit; try again later.
+    Busy,
+    /// The central could not store the batch; nothing of it was acknowledged.
+    Storage,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::FrameTooLarge => "frame_too_large",
+            ErrorKind::InvalidBet => "invalid_bet",
+            ErrorKind::UnknownAgency => "unknown_agency",
+            ErrorKind::OutOfSequence => "out_of_sequence",
+            ErrorKind::AgencyFinished => "agency_finished",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Storage => "storage",
+        };
+        f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_frame_len_matches_the_encoded_frame() {
+        let bet = WireBet {
+            first_name: "Joaquín".into(),
+            last_name: "Saldaña".into(),
+            document: "12345678".into(),
+            birthdate: "1980-02-29".into(),
+        };
+        for n in [0, 1, 7] {
+            let bets = vec![bet.clone(); n];
+            let predicted = Request::bet_batch_frame_len(bets.iter().map(WireBet::encoded_len).sum());
+            let message = Request::BetBatch {
+                agency: 4,
+                sequence: 12,
+                bets,
+            };
+            assert_eq!(predicted, frame::PREFIX_LEN + codec::encoded_len(&message));
+        }
+    }
+}
