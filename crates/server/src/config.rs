@@ -1,0 +1,260 @@
+//! The central's settings: defaults, then an optional INI file, then the environment.
+//!
+//! Keys keep the course's names (`SERVER_PORT`, `SERVER_LISTEN_BACKLOG`, `LOGGING_LEVEL` in the
+//! `[DEFAULT]` section of `config.ini`), and each key is also read from the environment
+//! variable of the same name, which wins over the file.
+
+use std::{fmt, path::Path, path::PathBuf, time::Duration};
+
+use log::LevelFilter;
+
+use crate::logging::parse_level;
+
+/// Every key the central reads, as written in the INI file and the environment.
+pub const KEYS: [&str; 10] = [
+    "SERVER_IP",
+    "SERVER_PORT",
+    "SERVER_LISTEN_BACKLOG",
+    "LOGGING_LEVEL",
+    "SERVER_AGENCIES",
+    "SERVER_STORAGE_PATH",
+    "SERVER_WINNER_DELAY_MS",
+    "SERVER_MAX_CONNECTIONS",
+    "SERVER_IDLE_TIMEOUT_SECS",
+    "SERVER_MAX_FRAME_BYTES",
+];
+
+/// The central's effective settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on; empty means every interface (`SERVER_IP`, default empty).
+    pub ip: String,
+    /// TCP port; 0 asks the system for a free one (`SERVER_PORT`, default 12345).
+    pub port: u16,
+    /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 128).
+    pub listen_backlog: i32,
+    /// Least severe level logged (`LOGGING_LEVEL`, default INFO).
+    pub logging_level: LevelFilter,
+    /// Agencies taking part; the total is answered once all of them are done
+    /// (`SERVER_AGENCIES`, default 5). Agencies are numbered 1 to this.
+    pub agencies: u32,
+    /// The winners file, a CSV (`SERVER_STORAGE_PATH`, default `winners.csv`).
+    pub storage_path: PathBuf,
+    /// Simulated cost of checking one bet (`SERVER_WINNER_DELAY_MS`, default 1 ms, 0 allowed).
+    pub winner_delay: Duration,
+    /// Connections served at once; more are refused with a `Busy` error
+    /// (`SERVER_MAX_CONNECTIONS`, default 256).
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (`SERVER_IDLE_TIMEOUT_SECS`,
+    /// default 30).
+    pub idle_timeout: Duration,
+    /// Largest frame payload accepted, in bytes (`SERVER_MAX_FRAME_BYTES`, default 1 MiB).
+    pub max_frame_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ip: String::new(),
+            port: 12345,
+            listen_backlog: 128,
+            logging_level: LevelFilter::Info,
+            agencies: 5,
+            storage_path: PathBuf::from("winners.csv"),
+            winner_delay: Duration::from_millis(1),
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(30),
+            max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// A setting that could not be read, said so a person can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the settings: defaults, overridden by the INI file at `path` (if given; it must
+    /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
+    ///
+    /// # Errors
+    /// A missing or unreadable file, or a value that does not parse, naming the key.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Ini));
+        }
+        for key in KEYS {
+            if let Some(value) = env(key) {
+                builder = builder
+                    .set_override(format!("DEFAULT.{key}"), value)
+                    .map_err(|e| ConfigError(format!("{key}: {e}")))?;
+            }
+        }
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError(format!("cannot read configuration: {e}")))?;
+        let get = |key: &str| raw.get_string(&format!("DEFAULT.{key}")).ok();
+
+        let mut config = Config::default();
+        if let Some(v) = get("SERVER_IP") {
+            config.ip = v.trim().trim_matches('"').to_owned();
+        }
+        if let Some(v) = get("SERVER_PORT") {
+            config.port = parse("SERVER_PORT", &v, "a port number (0 to 65535)")?;
+        }
+        if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
+            config.listen_backlog = parse("SERVER_LISTEN_BACKLOG", &v, "a positive number")?;
+            positive("SERVER_LISTEN_BACKLOG", config.listen_backlog)?;
+        }
+        if let Some(v) = get("LOGGING_LEVEL") {
+            config.logging_level = parse_level(&v)
+                .ok_or_else(|| invalid("LOGGING_LEVEL", &v, "one of DEBUG, INFO, WARNING, ERROR, OFF"))?;
+        }
+        if let Some(v) = get("SERVER_AGENCIES") {
+            config.agencies = parse("SERVER_AGENCIES", &v, "a number of agencies")?;
+        }
+        if let Some(v) = get("SERVER_STORAGE_PATH") {
+            if v.trim().is_empty() {
+                return Err(invalid("SERVER_STORAGE_PATH", &v, "a file path"));
+            }
+            config.storage_path = PathBuf::from(v.trim());
+        }
+        if let Some(v) = get("SERVER_WINNER_DELAY_MS") {
+            config.winner_delay =
+                Duration::from_millis(parse("SERVER_WINNER_DELAY_MS", &v, "milliseconds (0 or more)")?);
+        }
+        if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
+            config.max_connections = parse("SERVER_MAX_CONNECTIONS", &v, "a positive number")?;
+            positive("SERVER_MAX_CONNECTIONS", config.max_connections)?;
+        }
+        if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
+            let secs: u64 = parse("SERVER_IDLE_TIMEOUT_SECS", &v, "a positive number of seconds")?;
+            positive("SERVER_IDLE_TIMEOUT_SECS", secs)?;
+            config.idle_timeout = Duration::from_secs(secs);
+        }
+        if let Some(v) = get("SERVER_MAX_FRAME_BYTES") {
+            config.max_frame_len = parse(
+                "SERVER_MAX_FRAME_BYTES",
+                &v,
+                "bytes, at least 64 and at most 4294967295",
+            )?;
+            if config.max_frame_len < 64 || u32::try_from(config.max_frame_len).is_err() {
+                return Err(invalid(
+                    "SERVER_MAX_FRAME_BYTES",
+                    &v,
+                    "bytes, at least 64 and at most 4294967295",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The settings as `key: value` pairs, for the `action: config` log line.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!(
+            "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
+             winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {}",
+            self.ip,
+            self.port,
+            self.listen_backlog,
+            self.logging_level,
+            self.agencies,
+            self.storage_path.display(),
+            self.winner_delay.as_millis(),
+            self.max_connections,
+            self.idle_timeout.as_secs(),
+            self.max_frame_len,
+        )
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| invalid(key, value, expected))
+}
+
+fn positive<T: PartialOrd + Default + fmt::Display>(key: &str, value: T) -> Result<(), ConfigError> {
+    if value > T::default() {
+        Ok(())
+    } else {
+        Err(invalid(key, &value.to_string(), "a positive number"))
+    }
+}
+
+fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError(format!("{key}: {value:?} is not {expected}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_need_no_file_and_no_environment() {
+        assert_eq!(Config::load(None, env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_course_ini_is_read_and_the_environment_wins() {
+        let dir = std::env::temp_dir().join(format!("server-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.ini");
+        std::fs::write(
+            &path,
+            "[DEFAULT]\nSERVER_PORT = 12345\nSERVER_IP = \"\"\nSERVER_LISTEN_BACKLOG = 5\nLOGGING_LEVEL = DEBUG\n\
+             SERVER_AGENCIES = 3\nSERVER_WINNER_DELAY_MS = 0\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[("SERVER_AGENCIES", "7"), ("SERVER_STORAGE_PATH", "/data/w.csv")]),
+        )
+        .unwrap();
+        assert_eq!(config.listen_backlog, 5);
+        assert_eq!(config.logging_level, LevelFilter::Debug);
+        assert_eq!(config.winner_delay, Duration::ZERO);
+        assert_eq!(config.agencies, 7, "environment over file");
+        assert_eq!(config.storage_path, PathBuf::from("/data/w.csv"));
+        assert_eq!(config.ip, "");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/config.ini")), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("cannot read configuration"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("SERVER_PORT", "70000"),
+            ("SERVER_PORT", "http"),
+            ("LOGGING_LEVEL", "LOUD"),
+            ("SERVER_MAX_CONNECTIONS", "0"),
+            ("SERVER_WINNER_DELAY_MS", "-1"),
+            ("SERVER_IDLE_TIMEOUT_SECS", "0"),
+            ("SERVER_MAX_FRAME_BYTES", "10"),
+            ("SERVER_STORAGE_PATH", " "),
+        ] {
+            let err = Config::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{key}={value}: {err}");
+        }
+    }
+}

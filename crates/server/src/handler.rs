@@ -1,0 +1,91 @@
+//! One connection, from accept to close: read a request, answer it, repeat.
+//!
+//! Whatever the peer sends, the outcome stays inside this connection: malformed bytes are
+//! answered with an error frame and logged once with the peer's address, a broken stream
+//! closes this connection only, and nothing here can stop the accept loop.
+
+use std::{net::SocketAddr, net::TcpStream, time::Duration};
+
+use protocol::{Connection, Error, ErrorKind, Request, Response};
+
+use crate::service::{Central, Session};
+
+/// Socket settings of a served connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest wait for the next request, or for a stalled write, before closing.
+    pub idle_timeout: Duration,
+    /// Largest frame payload accepted.
+    pub max_frame_len: usize,
+}
+
+/// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown shuts its
+/// read half (the request in hand, if any, is answered first).
+pub fn serve(stream: TcpStream, peer: SocketAddr, central: &Central, limits: Limits) {
+    if let Err(e) = configure(&stream, limits) {
+        log::warn!("action: configure_socket | result: fail | peer: {peer} | error: {e}");
+        return;
+    }
+    let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
+    let mut session = Session::default();
+    let mut requests = 0u64;
+    let outcome = loop {
+        let request = match conn.read_message::<Request>() {
+            Ok(Some(request)) => request,
+            Ok(None) => break "closed by peer",
+            Err(e) if e.is_timeout() => {
+                log::info!(
+                    "action: idle_timeout | result: success | peer: {peer} | after_secs: {}",
+                    limits.idle_timeout.as_secs()
+                );
+                break "idle timeout";
+            }
+            Err(Error::Malformed(reason)) => {
+                // The frame was whole, so the stream is still in step: answer and go on.
+                log::warn!(
+                    "action: read_request | result: fail | peer: {peer} | error: malformed message: {reason}"
+                );
+                let refusal = Response::Error {
+                    kind: ErrorKind::Malformed,
+                    message: format!("malformed message: {reason}"),
+                };
+                if conn.write_message(&refusal).is_err() {
+                    break "write failed";
+                }
+                continue;
+            }
+            Err(e @ Error::FrameTooLarge { .. }) => {
+                // The framing is lost: answer once, then close.
+                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                let _ = conn.write_message(&Response::Error {
+                    kind: ErrorKind::FrameTooLarge,
+                    message: e.to_string(),
+                });
+                break "frame too large";
+            }
+            Err(e) => {
+                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                break "read failed";
+            }
+        };
+        requests += 1;
+        let response = central.handle(&mut session, request, peer);
+        if let Err(e) = conn.write_message(&response) {
+            log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+            break "write failed";
+        }
+    };
+    if requests == 0 && outcome == "closed by peer" {
+        // A bare connect-and-close: a health probe or `nc -z`.
+        log::debug!("action: close_connection | result: success | peer: {peer} | requests: 0");
+    } else {
+        log::info!("action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {outcome}");
+    }
+}
+
+fn configure(stream: &TcpStream, limits: Limits) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(limits.idle_timeout))?;
+    stream.set_write_timeout(Some(limits.idle_timeout))?;
+    // Answers are small and each one completes a round trip: send them now.
+    stream.set_nodelay(true)
+}

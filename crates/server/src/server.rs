@@ -1,0 +1,229 @@
+//! The accept loop: one thread per connection, a cap on how many at once, and a shutdown that
+//! joins them all.
+//!
+//! The loop owns every connection thread's `JoinHandle`; finished threads are joined as new
+//! connections arrive, so the list holds only live ones, and at shutdown every remaining one
+//! is joined before the store is synced and `run` returns.
+
+use std::{
+    io::{self, ErrorKind},
+    net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
+    sync::Arc,
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+use protocol::{Connection, ErrorKind as WireErrorKind, Response};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::{
+    config::Config,
+    connections::{Connections, Refusal},
+    handler::{self, Limits},
+    service::Central,
+    shutdown::ShutdownHandle,
+    store::Store,
+};
+
+/// Pause after an `accept` error such as running out of file descriptors: retrying at once
+/// would spin, and the condition clears only as connections close.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A bound central, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    central: Arc<Central>,
+    connections: Arc<Connections>,
+    shutdown: ShutdownHandle,
+    limits: Limits,
+}
+
+impl Server {
+    /// Creates the winners file, then binds the listening socket; nothing is accepted yet.
+    ///
+    /// # Errors
+    /// When the winners file cannot be created (checked first, so a central that could not
+    /// store anything never accepts a bet) or the address cannot be bound.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let path = &config.storage_path;
+        let store = Store::create(path, config.agencies).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create winners file {}: {e}", path.display()),
+            )
+        })?;
+        let ip = if config.ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            config.ip.as_str()
+        };
+        let addr = (ip, config.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, format!("{ip} resolves to no address")))?;
+        let listener = listen(addr, config.listen_backlog)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let connections = Connections::new(config.max_connections);
+        let shutdown = ShutdownHandle::new(listener.local_addr()?, Arc::clone(&connections));
+        Ok(Server {
+            listener,
+            central: Arc::new(Central::new(store, config.winner_delay)),
+            connections,
+            shutdown,
+            limits: Limits {
+                idle_timeout: config.idle_timeout,
+                max_frame_len: config.max_frame_len,
+            },
+        })
+    }
+
+    /// The address the central listens on (with the real port when 0 was asked).
+    ///
+    /// # Errors
+    /// When the socket cannot report it.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops [`run`](Server::run) from another thread.
+    #[must_use]
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The lottery state, shared with the connection threads.
+    #[must_use]
+    pub fn central(&self) -> Arc<Central> {
+        Arc::clone(&self.central)
+    }
+
+    /// Accepts and serves connections until shutdown is triggered, then closes the listener,
+    /// joins every connection thread and syncs the store.
+    ///
+    /// # Errors
+    /// When the final sync of the winners file fails.
+    pub fn run(self) -> io::Result<()> {
+        let addr = self.local_addr()?;
+        log::info!("action: accept_connections | result: in_progress | address: {addr}");
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        loop {
+            let accepted = self.listener.accept();
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            match accepted {
+                Ok((stream, peer)) => {
+                    join_finished(&mut workers);
+                    log::debug!("action: accept_connection | result: success | peer: {peer}");
+                    if let Some(worker) = self.admit(stream, peer) {
+                        workers.push(worker);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => {}
+                Err(e) => {
+                    log::error!("action: accept_connection | result: fail | error: {e}");
+                    thread::sleep(ACCEPT_ERROR_BACKOFF);
+                }
+            }
+        }
+        let Server {
+            listener,
+            central,
+            shutdown,
+            ..
+        } = self;
+        drop(listener);
+        log::info!("action: close_listener | result: success | address: {addr}");
+        shutdown.trigger();
+        let threads = workers.len();
+        let panicked = workers
+            .into_iter()
+            .map(JoinHandle::join)
+            .filter(Result::is_err)
+            .count();
+        if panicked > 0 {
+            log::error!(
+                "action: join_connections | result: fail | threads: {threads} | panicked: {panicked}"
+            );
+        } else {
+            log::info!("action: join_connections | result: success | threads: {threads}");
+        }
+        let path = central.store().path().display().to_string();
+        match central.store().sync() {
+            Ok(()) => {
+                log::info!("action: close_store | result: success | path: {path}");
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("action: close_store | result: fail | path: {path} | error: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Registers the connection and starts its thread, or refuses it.
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
+        let registration = match self.connections.register(&stream) {
+            Ok(registration) => registration,
+            Err(Refusal::Full(max)) => {
+                log::warn!("action: accept_connection | result: fail | peer: {peer} | error: at the limit of {max} connections");
+                refuse_busy(stream, max);
+                return None;
+            }
+            Err(Refusal::Closed) => return None,
+            Err(Refusal::Io(e)) => {
+                log::warn!("action: accept_connection | result: fail | peer: {peer} | error: {e}");
+                return None;
+            }
+        };
+        let central = Arc::clone(&self.central);
+        let limits = self.limits;
+        let spawned = thread::Builder::new()
+            .name(format!("conn {peer}"))
+            .spawn(move || {
+                // Held for the thread's life: its drop frees the connection's slot.
+                let _registration = registration;
+                handler::serve(stream, peer, &central, limits);
+            });
+        match spawned {
+            Ok(worker) => Some(worker),
+            Err(e) => {
+                log::error!("action: spawn_thread | result: fail | peer: {peer} | error: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Tells a connection over the cap why it is closed. The socket is new and its send buffer
+/// empty, so this small write does not wait on the peer; the timeout is a safety net.
+fn refuse_busy(stream: TcpStream, max: usize) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let refusal = Response::Error {
+        kind: WireErrorKind::Busy,
+        message: format!("the central is serving its limit of {max} connections; try again later"),
+    };
+    let _ = Connection::new(stream).write_message(&refusal);
+}
+
+/// Joins the threads that have already ended (a join that returns at once), keeping the rest.
+fn join_finished(workers: &mut Vec<JoinHandle<()>>) {
+    let (finished, running): (Vec<_>, Vec<_>) = workers.drain(..).partition(JoinHandle::is_finished);
+    *workers = running;
+    for worker in finished {
+        if worker.join().is_err() {
+            log::error!("action: join_thread | result: fail | error: a connection thread panicked");
+        }
+    }
+}
+
+/// A listening socket with the configured backlog and `SO_REUSEADDR`, so a restarted central
+/// can bind its port again while old connections linger in TIME_WAIT.
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
