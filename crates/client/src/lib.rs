@@ -1,1 +1,20 @@
-//! placeholder
+//! An agency of the lottery: reads its bets, sends them to the central in batches, and asks
+//! for the total winners of all agencies.
+//!
+//! `main.rs` only reads the configuration, installs the signal handler and calls
+//! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
+//! splitting), [`bets`] (CSV to bets), [`client`] (the conversation with the central).
+
+pub mod agency;
+pub mod batch;
+pub mod bets;
+pub mod client;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod logging;
+pub mod stop;
+
+pub use config::Config;
+pub use error::ClientError;
+pub use stop::Stop;

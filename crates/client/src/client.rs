@@ -1,0 +1,155 @@
+//! The agency's side of the conversation: connect, and one method per request, each checking
+//! that the answer fits what was asked.
+
+use std::{
+    io,
+    net::{Shutdown, TcpStream, ToSocketAddrs},
+    time::Duration,
+};
+
+use protocol::{Connection, Request, Response, WireBet};
+
+use crate::error::ClientError;
+
+/// A connection to the central on behalf of one agency.
+#[derive(Debug)]
+pub struct CentralClient {
+    conn: Connection<TcpStream>,
+    agency: u32,
+    address: String,
+}
+
+/// The central's answer to a winners query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winners {
+    /// Every agency is done: winners across all of them.
+    Total(u64),
+    /// This many agencies are still loading.
+    Pending(u32),
+}
+
+impl CentralClient {
+    /// Connects to `address` (`host:port`, every resolved address tried in turn), waiting at
+    /// most `timeout` to connect and, later, for each answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when no address accepts the connection.
+    pub fn connect(address: &str, agency: u32, timeout: Duration) -> Result<CentralClient, ClientError> {
+        let fail = |source: io::Error| ClientError::Connect {
+            address: address.to_owned(),
+            source,
+        };
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
+        for addr in address.to_socket_addrs().map_err(fail)? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(timeout)).map_err(fail)?;
+                    stream.set_write_timeout(Some(timeout)).map_err(fail)?;
+                    stream.set_nodelay(true).map_err(fail)?;
+                    return Ok(CentralClient {
+                        conn: Connection::new(stream),
+                        agency,
+                        address: address.to_owned(),
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(fail(last))
+    }
+
+    /// Sends batch number `sequence` and returns the bets (to reuse) and the positions of the
+    /// winners among them.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] when the central refuses the batch (nothing of it is stored),
+    /// [`ClientError::Transport`] when the connection fails, [`ClientError::UnexpectedResponse`]
+    /// when the answer is not this batch's result.
+    pub fn send_batch(
+        &mut self,
+        sequence: u64,
+        bets: Vec<WireBet>,
+    ) -> Result<(Vec<WireBet>, Vec<u32>), ClientError> {
+        let request = Request::BetBatch {
+            agency: self.agency,
+            sequence,
+            bets,
+        };
+        let response = self.conn.call(&request)?;
+        let Request::BetBatch { bets, .. } = request else {
+            unreachable!("built as a BetBatch above")
+        };
+        match response {
+            Response::BatchResult {
+                sequence: answered,
+                winners,
+            } if answered == sequence => {
+                let in_range = winners.iter().all(|&i| (i as usize) < bets.len());
+                let ascending = winners.windows(2).all(|w| w[0] < w[1]);
+                if in_range && ascending {
+                    Ok((bets, winners))
+                } else {
+                    Err(ClientError::UnexpectedResponse(format!(
+                        "winners {winners:?} are not distinct positions in a batch of {}",
+                        bets.len()
+                    )))
+                }
+            }
+            other => Err(unexpected(other, "the result of batch", sequence)),
+        }
+    }
+
+    /// Tells the central the agency sent all its bets, in `batches` batches.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn agency_done(&mut self, batches: u64) -> Result<(), ClientError> {
+        match self.conn.call(&Request::AgencyDone {
+            agency: self.agency,
+            batches,
+        })? {
+            Response::Ack => Ok(()),
+            other => Err(unexpected(
+                other,
+                "an acknowledgement of AgencyDone after batches",
+                batches,
+            )),
+        }
+    }
+
+    /// Asks for the winners of all agencies.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn winners(&mut self) -> Result<Winners, ClientError> {
+        match self.conn.call(&Request::WinnersQuery { agency: self.agency })? {
+            Response::Total { winners } => Ok(Winners::Total(winners)),
+            Response::Pending { agencies_pending } => Ok(Winners::Pending(agencies_pending)),
+            other => Err(unexpected(
+                other,
+                "the winners total of agency",
+                u64::from(self.agency),
+            )),
+        }
+    }
+}
+
+/// Closing is logged on every path out, the error paths included.
+impl Drop for CentralClient {
+    fn drop(&mut self) {
+        // Fails only when the central already closed its end; the socket is released either way.
+        let _ = self.conn.get_ref().shutdown(Shutdown::Both);
+        log::info!(
+            "action: close_connection | result: success | agency: {} | address: {}",
+            self.agency,
+            self.address
+        );
+    }
+}
+
+fn unexpected(response: Response, wanted: &str, n: u64) -> ClientError {
+    match response {
+        Response::Error { kind, message } => ClientError::Refused { kind, message },
+        other => ClientError::UnexpectedResponse(format!("wanted {wanted} {n}, got {other:?}")),
+    }
+}

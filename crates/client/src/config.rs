@@ -1,0 +1,281 @@
+//! The agency's settings: defaults, then an optional YAML file, then the environment.
+//!
+//! Keys keep the course's names: `id`, `server.address`, `log.level` and `batch.maxAmount` in
+//! `config.yaml`, and `CLI_ID`, `CLI_SERVER_ADDRESS`, `CLI_LOG_LEVEL`, ... in the environment,
+//! which wins over the file. The bet of exercise 5 comes only from the environment
+//! (`NOMBRE`, `APELLIDO`, `DOCUMENTO`, `NACIMIENTO`).
+
+use std::{fmt, path::Path, path::PathBuf, time::Duration};
+
+use log::LevelFilter;
+
+use crate::{duration, logging::parse_level};
+
+/// Each YAML key and the environment variable that overrides it.
+pub const KEYS: [(&str, &str); 7] = [
+    ("id", "CLI_ID"),
+    ("server.address", "CLI_SERVER_ADDRESS"),
+    ("server.timeout", "CLI_SERVER_TIMEOUT"),
+    ("log.level", "CLI_LOG_LEVEL"),
+    ("data.path", "CLI_DATA_PATH"),
+    ("batch.maxAmount", "CLI_BATCH_MAX_AMOUNT"),
+    ("winners.retryPeriod", "CLI_WINNERS_RETRY_PERIOD"),
+];
+
+/// The environment variables holding the bet of exercise 5, in field order.
+pub const BET_VARS: [&str; 4] = ["NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO"];
+
+/// The agency's effective settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The agency's number, 1 to the number of agencies the central expects (`id`, `CLI_ID`;
+    /// required).
+    pub id: u32,
+    /// The central's `host:port` (`server.address`, default `127.0.0.1:12345`).
+    pub server_address: String,
+    /// Longest wait to connect, or for an answer (`server.timeout`, default `60s`).
+    pub server_timeout: Duration,
+    /// Least severe level logged (`log.level`, default `info`).
+    pub log_level: LevelFilter,
+    /// The agency's bets, a CSV without header (`data.path`, default
+    /// `.data/dataset-<id>.csv`).
+    pub data_path: PathBuf,
+    /// Most bets in one batch (`batch.maxAmount`, default 100); a batch also never exceeds
+    /// 8 KiB on the wire.
+    pub batch_max_amount: usize,
+    /// Wait between two winners queries while agencies are still loading
+    /// (`winners.retryPeriod`, default `5s`).
+    pub retry_period: Duration,
+    /// The single bet of exercise 5, when `NOMBRE`, `APELLIDO`, `DOCUMENTO` and `NACIMIENTO`
+    /// are set: first name, last name, document, birth date.
+    pub bet: Option<[String; 4]>,
+}
+
+/// A setting that could not be read, said so a person can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the settings: defaults, overridden by the YAML file at `path` (if given; it must
+    /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
+    ///
+    /// # Errors
+    /// A missing or unreadable file, a missing agency id, an incomplete bet, or a value that
+    /// does not parse, naming the key.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
+        }
+        for (key, var) in KEYS {
+            if let Some(value) = env(var) {
+                builder = builder
+                    .set_override(key, value)
+                    .map_err(|e| ConfigError(format!("{var}: {e}")))?;
+            }
+        }
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError(format!("cannot read configuration: {e}")))?;
+        let get = |key: &str| raw.get_string(key).ok().map(|v| v.trim().to_owned());
+
+        let id_text =
+            get("id").ok_or_else(|| ConfigError("id (CLI_ID) is required: the agency's number".into()))?;
+        let id: u32 = parse("id", &id_text, "an agency number from 1")?;
+        if id == 0 {
+            return Err(invalid("id", &id_text, "an agency number from 1"));
+        }
+        let server_address = get("server.address").unwrap_or_else(|| "127.0.0.1:12345".into());
+        if server_address.is_empty() {
+            return Err(invalid("server.address", &server_address, "host:port"));
+        }
+        let server_timeout = match get("server.timeout") {
+            Some(v) => positive_duration("server.timeout", &v)?,
+            None => Duration::from_secs(60),
+        };
+        let log_level = match get("log.level") {
+            Some(v) => parse_level(&v)
+                .ok_or_else(|| invalid("log.level", &v, "one of debug, info, warn, error, off"))?,
+            None => LevelFilter::Info,
+        };
+        let data_path = match get("data.path") {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => PathBuf::from(format!(".data/dataset-{id}.csv")),
+        };
+        let batch_max_amount = match get("batch.maxAmount") {
+            Some(v) => parse("batch.maxAmount", &v, "a positive number of bets")?,
+            None => 100,
+        };
+        if batch_max_amount == 0 {
+            return Err(invalid("batch.maxAmount", "0", "a positive number of bets"));
+        }
+        let retry_period = match get("winners.retryPeriod") {
+            Some(v) => positive_duration("winners.retryPeriod", &v)?,
+            None => Duration::from_secs(5),
+        };
+        Ok(Config {
+            id,
+            server_address,
+            server_timeout,
+            log_level,
+            data_path,
+            batch_max_amount,
+            retry_period,
+            bet: bet_from(&env)?,
+        })
+    }
+
+    /// The settings as `key: value` pairs, for the `action: config` log line.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mode = match &self.bet {
+            Some([_, _, document, _]) => format!("single_bet | document: {document}"),
+            None => format!("dataset | data_path: {}", self.data_path.display()),
+        };
+        format!(
+            "id: {} | server_address: {} | server_timeout: {:?} | log_level: {} | batch_max_amount: {} | \
+             retry_period: {:?} | mode: {mode}",
+            self.id,
+            self.server_address,
+            self.server_timeout,
+            self.log_level,
+            self.batch_max_amount,
+            self.retry_period,
+        )
+    }
+}
+
+fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>, ConfigError> {
+    let values = BET_VARS.map(env);
+    let missing: Vec<&str> = BET_VARS
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    match missing.len() {
+        4 => Ok(None),
+        0 => Ok(Some(values.map(Option::unwrap_or_default))),
+        _ => Err(ConfigError(format!(
+            "the bet of exercise 5 needs NOMBRE, APELLIDO, DOCUMENTO and NACIMIENTO; missing: {}",
+            missing.join(", ")
+        ))),
+    }
+}
+
+fn positive_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    match duration::parse(value) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(invalid(key, value, "a duration above zero")),
+        Err(e) => Err(ConfigError(format!("{key}: {e}"))),
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| invalid(key, value, expected))
+}
+
+fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError(format!("{key}: {value:?} is not {expected}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn only_the_id_is_required() {
+        let config = Config::load(None, env(&[("CLI_ID", "3")])).unwrap();
+        assert_eq!(config.id, 3);
+        assert_eq!(config.server_address, "127.0.0.1:12345");
+        assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
+        assert_eq!(config.batch_max_amount, 100);
+        assert_eq!(config.retry_period, Duration::from_secs(5));
+        assert_eq!(config.bet, None);
+        let err = Config::load(None, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("CLI_ID"), "{err}");
+    }
+
+    #[test]
+    fn the_course_yaml_is_read_and_the_environment_wins() {
+        let dir = std::env::temp_dir().join(format!("client-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(
+            &path,
+            "id: 2\nserver:\n  address: \"server:12345\"\nlog:\n  level: \"debug\"\nbatch:\n  maxAmount: 50\n\
+             winners:\n  retryPeriod: \"200ms\"\ndata:\n  path: /data/agency.csv\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[("CLI_BATCH_MAX_AMOUNT", "7"), ("CLI_ID", "4")]),
+        )
+        .unwrap();
+        assert_eq!(config.id, 4, "environment over file");
+        assert_eq!(config.batch_max_amount, 7, "environment over file");
+        assert_eq!(config.server_address, "server:12345");
+        assert_eq!(config.log_level, LevelFilter::Debug);
+        assert_eq!(config.retry_period, Duration::from_millis(200));
+        assert_eq!(config.data_path, PathBuf::from("/data/agency.csv"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_bet_comes_whole_from_the_environment_or_not_at_all() {
+        let full = env(&[
+            ("CLI_ID", "1"),
+            ("NOMBRE", "Santiago Lionel"),
+            ("APELLIDO", "Lorca"),
+            ("DOCUMENTO", "30904465"),
+            ("NACIMIENTO", "1999-03-17"),
+        ]);
+        let config = Config::load(None, full).unwrap();
+        assert_eq!(config.bet.unwrap()[1], "Lorca");
+        let err = Config::load(
+            None,
+            env(&[("CLI_ID", "1"), ("NOMBRE", "Ana"), ("DOCUMENTO", "1")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().ends_with("missing: APELLIDO, NACIMIENTO"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (var, value, key) in [
+            ("CLI_ID", "0", "id"),
+            ("CLI_ID", "uno", "id"),
+            ("CLI_BATCH_MAX_AMOUNT", "0", "batch.maxAmount"),
+            ("CLI_WINNERS_RETRY_PERIOD", "5", "winners.retryPeriod"),
+            ("CLI_WINNERS_RETRY_PERIOD", "0", "winners.retryPeriod"),
+            ("CLI_LOG_LEVEL", "chatty", "log.level"),
+            ("CLI_SERVER_TIMEOUT", "soon", "server.timeout"),
+        ] {
+            let vars = if var == "CLI_ID" {
+                vec![(var, value)]
+            } else {
+                vec![("CLI_ID", "1"), (var, value)]
+            };
+            let err = Config::load(None, env(&vars)).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{var}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The `client` binary: one agency of the lottery.
+//!
+//! Usage: `client [CONFIG.yaml]`. Settings come from the optional YAML file, overridden by the
+//! environment; see `client::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
+//! Exit status: 0 when its work is done (or it was stopped), 1 when it failed, 2 for a bad
+//! configuration.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, thread};
+
+use client::{
+    agency::{self, Outcome},
+    logging, Config, Stop,
+};
+use signal_hook::{
+    consts::{SIGINT, SIGTERM},
+    iterator::Signals,
+};
+
+fn main() -> ExitCode {
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    if path.as_deref().is_some_and(|p| p == "-h" || p == "--help") {
+        println!("usage: client [CONFIG.yaml]\nSettings: the YAML file, overridden by CLI_* environment variables.");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("action: config | result: fail | error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_level);
+    log::info!("action: config | result: success | {}", config.describe());
+
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("action: install_signal_handler | result: fail | error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = Arc::new(Stop::new());
+    let signal_handle = signals.handle();
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                log::info!("action: signal | result: success | signal: {name}");
+                stop.request();
+            }
+        })
+    };
+
+    let result = agency::run(&config, &stop);
+    signal_handle.close();
+    if watcher.join().is_err() {
+        log::error!("action: join_signal_thread | result: fail");
+    }
+    match result {
+        Ok(outcome) => {
+            let how = if outcome == Outcome::Done {
+                "done"
+            } else {
+                "stopped"
+            };
+            log::info!(
+                "action: exit | result: success | agency: {} | outcome: {how}",
+                config.id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!(
+                "action: {} | result: fail | agency: {} | error: {e}",
+                e.action(),
+                config.id
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
