@@ -68,6 +68,10 @@ impl Central {
         bets: Vec<WireBet>,
         peer: SocketAddr,
     ) -> Response {
+        log::debug!(
+            "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
+            bets.len()
+        );
         if let Err(e) = self.store.check_open(agency) {
             return refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer);
         }

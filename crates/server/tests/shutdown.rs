@@ -1,0 +1,169 @@
+//! The central's graceful stop, on the real binary: SIGTERM and SIGINT close everything,
+//! join every thread, keep the batch in flight, and exit 0 quickly.
+
+mod common;
+
+use std::{
+    io::Read,
+    time::{Duration, Instant},
+};
+
+use common::{call, losing_bet, winning_bet, Central, PATIENCE};
+use protocol::{Request, Response};
+
+/// The bound for a stop with idle connections open.
+const STOP_WITHIN: Duration = Duration::from_secs(1);
+
+fn assert_closing_lines(central: &Central, signal: &str) {
+    for needles in [
+        &["action: signal | result: success", signal][..],
+        &["action: shutdown | result: in_progress"],
+        &["action: close_listener | result: success"],
+        &["action: join_connections | result: success"],
+        &["action: close_store | result: success"],
+        &["action: exit | result: success"],
+    ] {
+        assert!(
+            central.process.wait_for(needles, Duration::ZERO).is_some(),
+            "no line with {needles:?} in:\n{}",
+            central.process.transcript()
+        );
+    }
+}
+
+#[test]
+fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
+    let mut central = Central::start(&[]);
+    let mut connections: Vec<_> = (0..100).map(|_| central.connect()).collect();
+    // An answered echo proves each connection has its own thread waiting on it.
+    for (i, conn) in connections.iter_mut().enumerate() {
+        let bytes = format!("idle {i}").into_bytes();
+        assert_eq!(call(conn, Request::Echo(bytes.clone())), Response::Echo(bytes));
+    }
+    let started = Instant::now();
+    central.process.sigterm();
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert!(took < STOP_WITHIN, "stopping took {took:?}");
+    assert_closing_lines(&central, "SIGTERM");
+    assert!(central
+        .process
+        .wait_for(&["open_connections: 100"], Duration::ZERO)
+        .is_some());
+    for conn in &mut connections {
+        assert_eq!(
+            conn.read_message::<Response>().expect("a clean close"),
+            None,
+            "every socket is closed"
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_it_the_same_way() {
+    let mut central = Central::start(&[]);
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &central.process.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < STOP_WITHIN);
+    assert_closing_lines(&central, "SIGINT");
+}
+
+#[test]
+fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
+    // 30 bets at 20 ms each: the batch takes about 600 ms to check.
+    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut conn = central.connect();
+    let mut bets = vec![losing_bet(); 30];
+    bets[7] = winning_bet();
+    bets[21] = winning_bet();
+    conn.write_message(&Request::BetBatch {
+        agency: 1,
+        sequence: 1,
+        bets,
+    })
+    .unwrap();
+    central
+        .process
+        .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
+        .expect("the central starts on the batch");
+    central.process.sigterm();
+    let answer = conn
+        .read_message::<Response>()
+        .expect("an answer")
+        .expect("not a close");
+    assert_eq!(
+        answer,
+        Response::BatchResult {
+            sequence: 1,
+            winners: vec![7, 21]
+        }
+    );
+    assert_eq!(
+        conn.read_message::<Response>().unwrap(),
+        None,
+        "then the connection closes"
+    );
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert_eq!(
+        central.winner_rows(),
+        vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]
+    );
+    assert_closing_lines(&central, "SIGTERM");
+}
+
+#[test]
+fn a_winners_file_that_cannot_be_created_stops_the_start() {
+    let dir = testkit::TempDir::new("server-unwritable");
+    let mut process = testkit::process::LoggedChild::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env("SERVER_PORT", "0")
+            .env("SERVER_STORAGE_PATH", dir.join("missing-dir/winners.csv")),
+    );
+    let status = process.wait_exit(PATIENCE).expect("the central exits");
+    assert_eq!(status.code(), Some(1));
+    let line = process
+        .wait_for(&["action: start | result: fail"], Duration::ZERO)
+        .expect("a start failure line");
+    assert!(line.contains("cannot create winners file"), "{line}");
+    assert!(
+        process
+            .wait_for(&["accept_connections"], Duration::ZERO)
+            .is_none(),
+        "it never listened"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_exit_status_2() {
+    let mut process = testkit::process::LoggedChild::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env("SERVER_PORT", "http"),
+    );
+    assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(2));
+    assert!(process
+        .wait_for(&["action: config | result: fail", "SERVER_PORT"], Duration::ZERO)
+        .is_some());
+}
+
+#[test]
+fn a_socket_closed_by_shutdown_reads_end_of_stream() {
+    let mut central = Central::start(&[]);
+    let mut raw = central.raw();
+    // Make sure the connection is served before stopping.
+    let mut conn = central.connect();
+    assert_eq!(call(&mut conn, Request::Echo(vec![1])), Response::Echo(vec![1]));
+    central.process.sigterm();
+    let mut buf = [0u8; 1];
+    assert_eq!(raw.read(&mut buf).expect("a clean close"), 0);
+    assert!(central.process.wait_exit(PATIENCE).expect("exits").success());
+}
