@@ -237,6 +237,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/client.yaml");
+        let from_file = Config::load(Some(&path), env(&[("CLI_ID", "2")])).unwrap();
+        assert_eq!(from_file, Config::load(None, env(&[("CLI_ID", "2")])).unwrap());
+    }
+
+    #[test]
     fn the_bet_comes_whole_from_the_environment_or_not_at_all() {
         let full = env(&[
             ("CLI_ID", "1"),

@@ -236,6 +236,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/server.ini");
+        assert_eq!(Config::load(Some(&path), env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
     fn a_missing_file_is_an_error() {
         let err = Config::load(Some(Path::new("/nonexistent/config.ini")), env(&[])).unwrap_err();
         assert!(err.to_string().contains("cannot read configuration"), "{err}");

@@ -1,0 +1,65 @@
+//! The course's own five datasets (78,697 bets), when they are at hand: `../shared/datasets/`
+//! beside the repository, or the folder named by `COURSE_DATASETS`. They are not the
+//! project's to commit, so where they are absent this test says so and checks nothing.
+
+mod common;
+
+use std::{path::PathBuf, time::Duration};
+
+use common::{assert_success, expected_rows, fields_of, Central};
+use testkit::reference::{self, Row};
+
+fn course_datasets() -> Option<PathBuf> {
+    let dir = std::env::var_os("COURSE_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
+    dir.join("dataset-1.csv").is_file().then_some(dir)
+}
+
+fn read_rows(path: &std::path::Path) -> Vec<Row> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .expect("open a course dataset");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a course row");
+            [r[0].to_owned(), r[1].to_owned(), r[2].to_owned(), r[3].to_owned()]
+        })
+        .collect()
+}
+
+#[test]
+fn the_course_datasets_through_five_real_agencies() {
+    let Some(dir) = course_datasets() else {
+        eprintln!("NOTE: the course datasets are not here (set COURSE_DATASETS); this test checked nothing");
+        return;
+    };
+    let central = Central::start(5, Duration::ZERO);
+    let paths: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("dataset-{i}.csv"))).collect();
+    let mut clients: Vec<_> = (1u32..)
+        .zip(&paths)
+        .map(|(id, path)| central.agency(id, path, &[]))
+        .collect();
+    for client in &mut clients {
+        assert_success(client);
+    }
+    let rows: Vec<Vec<Row>> = paths.iter().map(|p| read_rows(p)).collect();
+    assert_eq!(rows.iter().map(Vec::len).sum::<usize>(), 78_697);
+    let total: usize = rows.iter().map(|r| reference::winners(r).len()).sum();
+    let mut expected_file = Vec::new();
+    for ((id, rows), client) in (1u32..).zip(&rows).zip(&clients) {
+        let summary = fields_of(client, &["action: agency_summary | result: success"]);
+        assert_eq!(summary["bets"], rows.len().to_string());
+        assert_eq!(summary["skipped"], "0");
+        assert_eq!(summary["winners"], reference::winners(rows).len().to_string());
+        assert_eq!(
+            fields_of(client, &["action: total_winners | result: success"])["winners"],
+            total.to_string()
+        );
+        expected_file.extend(expected_rows(id, rows));
+    }
+    expected_file.sort();
+    assert_eq!(central.winner_rows(), expected_file);
+}

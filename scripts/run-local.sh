@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the whole lottery on this machine as plain processes: one central and N agencies on
+# 127.0.0.1, each agency over its dataset in .data/ (generated when missing). Every line of
+# output is prefixed with the process it came from. Ctrl-C stops everything gracefully.
+#
+# Environment: AGENCIES (default 5), PORT (default 12345), and any SERVER_* or CLI_* setting,
+# e.g. SERVER_WINNER_DELAY_MS=0 for a fast run.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+agencies=${AGENCIES:-5}
+port=${PORT:-12345}
+
+cargo build --release --bins --quiet
+for i in $(seq 1 "$agencies"); do
+  [ -f ".data/dataset-$i.csv" ] || { target/release/datagen --dir .data --agencies "$agencies"; break; }
+done
+
+log_dir=$(mktemp -d)
+server_pid=""
+client_pids=()
+stop_all() {
+  for pid in "${client_pids[@]}" $server_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+}
+trap stop_all INT TERM
+
+SERVER_PORT=$port SERVER_AGENCIES=$agencies SERVER_STORAGE_PATH=${SERVER_STORAGE_PATH:-.data/winners.csv} \
+  target/release/server config/server.ini > >(tee "$log_dir/server.log" | sed -u 's/^/server   | /') 2>&1 &
+server_pid=$!
+
+# Start the agencies once the central listens (bounded: 10 s).
+for _ in $(seq 100); do
+  grep -q 'action: accept_connections' "$log_dir/server.log" 2>/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "the central did not start"; exit 1; }
+  sleep 0.1
+done
+
+for i in $(seq 1 "$agencies"); do
+  CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_DATA_PATH=${CLI_DATA_PATH:-.data/dataset-$i.csv} \
+    target/release/client config/client.yaml 2>&1 | sed -u "s/^/client$i  | /" &
+  client_pids+=($!)
+done
+
+status=0
+for pid in "${client_pids[@]}"; do wait "$pid" || status=1; done
+kill -TERM "$server_pid" 2>/dev/null || true
+wait "$server_pid" || status=1
+rm -rf "$log_dir"
+echo "winners file: ${SERVER_STORAGE_PATH:-.data/winners.csv}"
+exit $status
