@@ -76,13 +76,10 @@ impl<S: Read + Write> Connection<S> {
     ///
     /// # Errors
     /// As [`Connection::write_message`] and [`Connection::read_message`]; a peer that closes
-    /// instead of answering is [`Error::Truncated`] with nothing received.
+    /// instead of answering is [`Error::Closed`].
     pub fn call(&mut self, request: &Request) -> Result<Response, Error> {
         self.write_message(request)?;
-        self.read_message()?.ok_or(Error::Truncated {
-            expected: frame::PREFIX_LEN,
-            received: 0,
-        })
+        self.read_message()?.ok_or(Error::Closed)
     }
 
     /// The underlying stream, for socket options and shutdown.
@@ -182,6 +179,6 @@ mod tests {
             output: Vec::new(),
         });
         let err = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap_err();
-        assert!(matches!(err, Error::Truncated { received: 0, .. }), "{err:?}");
+        assert!(matches!(err, Error::Closed), "{err:?}");
     }
 }

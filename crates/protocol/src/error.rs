@@ -4,7 +4,7 @@ use std::{fmt, io};
 
 /// Why a message could not be read or written.
 ///
-/// Each variant is something a caller acts on differently: `Io` and `Truncated` mean the
+/// Each variant is something a caller acts on differently: `Io`, `Closed` and `Truncated` mean the
 /// connection is gone; `FrameTooLarge` means the stream can no longer be trusted (its framing
 /// is lost) and must be closed; `Malformed` means one frame held garbage but the framing is
 /// intact, so the peer can be answered and the connection kept.
@@ -12,6 +12,8 @@ use std::{fmt, io};
 pub enum Error {
     /// The socket failed, including a read or write timeout (see [`Error::is_timeout`]).
     Io(io::Error),
+    /// The peer closed the connection cleanly where an answer was due.
+    Closed,
     /// The peer closed the connection in the middle of a frame.
     Truncated {
         /// Bytes the frame (or its length prefix) needed.
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::Closed => write!(f, "the peer closed the connection without answering"),
             Error::Truncated { expected, received } => {
                 write!(f, "connection closed mid-frame ({received} of {expected} bytes)")
             }

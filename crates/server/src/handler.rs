@@ -8,7 +8,10 @@ use std::{net::SocketAddr, net::TcpStream, time::Duration};
 
 use protocol::{Connection, Error, ErrorKind, Request, Response};
 
-use crate::service::{Central, Session};
+use crate::{
+    service::{Central, Session},
+    shutdown::ShutdownHandle,
+};
 
 /// Socket settings of a served connection.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +24,13 @@ pub struct Limits {
 
 /// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown shuts its
 /// read half (the request in hand, if any, is answered first).
-pub fn serve(stream: TcpStream, peer: SocketAddr, central: &Central, limits: Limits) {
+pub fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    central: &Central,
+    limits: Limits,
+    shutdown: &ShutdownHandle,
+) {
     if let Err(e) = configure(&stream, limits) {
         log::warn!("action: configure_socket | result: fail | peer: {peer} | error: {e}");
         return;
@@ -32,6 +41,8 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, central: &Central, limits: Lim
     let outcome = loop {
         let request = match conn.read_message::<Request>() {
             Ok(Some(request)) => request,
+            // Shutdown closes the read half, which reads as end-of-stream too.
+            Ok(None) if shutdown.is_triggered() => break "shutdown",
             Ok(None) => break "closed by peer",
             Err(e) if e.is_timeout() => {
                 log::info!(

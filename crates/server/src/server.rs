@@ -179,12 +179,13 @@ impl Server {
         };
         let central = Arc::clone(&self.central);
         let limits = self.limits;
+        let shutdown = self.shutdown.clone();
         let spawned = thread::Builder::new()
             .name(format!("conn {peer}"))
             .spawn(move || {
                 // Held for the thread's life: its drop frees the connection's slot.
                 let _registration = registration;
-                handler::serve(stream, peer, &central, limits);
+                handler::serve(stream, peer, &central, limits, &shutdown);
             });
         match spawned {
             Ok(worker) => Some(worker),

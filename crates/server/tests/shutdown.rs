@@ -51,6 +51,13 @@ fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
         .process
         .wait_for(&["open_connections: 100"], Duration::ZERO)
         .is_some());
+    let closed = central
+        .process
+        .lines()
+        .iter()
+        .filter(|l| l.contains("action: close_connection") && l.contains("reason: shutdown"))
+        .count();
+    assert_eq!(closed, 100, "each connection's close is logged");
     for conn in &mut connections {
         assert_eq!(
             conn.read_message::<Response>().expect("a clean close"),
