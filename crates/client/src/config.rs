@@ -5,11 +5,16 @@
 //! which wins over the file. The bet of exercise 5 comes only from the environment
 //! (`NOMBRE`, `APELLIDO`, `DOCUMENTO`, `NACIMIENTO`).
 
-use std::{fmt, path::Path, path::PathBuf, time::Duration};
+use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
-use crate::{duration, logging::parse_level};
+use runtime::{
+    logging::parse_level,
+    settings::{parse, ConfigError},
+};
+
+use crate::duration;
 
 /// Each YAML key and the environment variable that overrides it.
 pub const KEYS: [(&str, &str); 7] = [
@@ -51,18 +56,6 @@ pub struct Config {
     pub bet: Option<[String; 4]>,
 }
 
-/// A setting that could not be read, said so a person can fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Config {
     /// Reads the settings: defaults, overridden by the YAML file at `path` (if given; it must
     /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
@@ -79,31 +72,36 @@ impl Config {
             if let Some(value) = env(var) {
                 builder = builder
                     .set_override(key, value)
-                    .map_err(|e| ConfigError(format!("{var}: {e}")))?;
+                    .map_err(|e| ConfigError::new(format!("{var}: {e}")))?;
             }
         }
         let raw = builder
             .build()
-            .map_err(|e| ConfigError(format!("cannot read configuration: {e}")))?;
+            .map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
         let get = |key: &str| raw.get_string(key).ok().map(|v| v.trim().to_owned());
 
         let id_text =
-            get("id").ok_or_else(|| ConfigError("id (CLI_ID) is required: the agency's number".into()))?;
+            get("id").ok_or_else(|| ConfigError::new("id (CLI_ID) is required: the agency's number"))?;
         let id: u32 = parse("id", &id_text, "an agency number from 1")?;
         if id == 0 {
-            return Err(invalid("id", &id_text, "an agency number from 1"));
+            return Err(ConfigError::invalid("id", &id_text, "an agency number from 1"));
         }
         let server_address = get("server.address").unwrap_or_else(|| "127.0.0.1:12345".into());
         if server_address.is_empty() {
-            return Err(invalid("server.address", &server_address, "host:port"));
+            return Err(ConfigError::invalid(
+                "server.address",
+                &server_address,
+                "host:port",
+            ));
         }
         let server_timeout = match get("server.timeout") {
             Some(v) => positive_duration("server.timeout", &v)?,
             None => Duration::from_secs(60),
         };
         let log_level = match get("log.level") {
-            Some(v) => parse_level(&v)
-                .ok_or_else(|| invalid("log.level", &v, "one of debug, info, warn, error, off"))?,
+            Some(v) => parse_level(&v).ok_or_else(|| {
+                ConfigError::invalid("log.level", &v, "one of debug, info, warn, error, off")
+            })?,
             None => LevelFilter::Info,
         };
         let data_path = match get("data.path") {
@@ -115,7 +113,11 @@ impl Config {
             None => 100,
         };
         if batch_max_amount == 0 {
-            return Err(invalid("batch.maxAmount", "0", "a positive number of bets"));
+            return Err(ConfigError::invalid(
+                "batch.maxAmount",
+                "0",
+                "a positive number of bets",
+            ));
         }
         let retry_period = match get("winners.retryPeriod") {
             Some(v) => positive_duration("winners.retryPeriod", &v)?,
@@ -164,7 +166,7 @@ fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>
     match missing.len() {
         4 => Ok(None),
         0 => Ok(Some(values.map(Option::unwrap_or_default))),
-        _ => Err(ConfigError(format!(
+        _ => Err(ConfigError::new(format!(
             "the bet of exercise 5 needs NOMBRE, APELLIDO, DOCUMENTO and NACIMIENTO; missing: {}",
             missing.join(", ")
         ))),
@@ -174,17 +176,9 @@ fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>
 fn positive_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     match duration::parse(value) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(invalid(key, value, "a duration above zero")),
-        Err(e) => Err(ConfigError(format!("{key}: {e}"))),
+        Ok(_) => Err(ConfigError::invalid(key, value, "a duration above zero")),
+        Err(e) => Err(ConfigError::new(format!("{key}: {e}"))),
     }
-}
-
-fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value.parse().map_err(|_| invalid(key, value, expected))
-}
-
-fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
-    ConfigError(format!("{key}: {value:?} is not {expected}"))
 }
 
 #[cfg(test)]

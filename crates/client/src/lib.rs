@@ -12,7 +12,6 @@ pub mod client;
 pub mod config;
 pub mod duration;
 pub mod error;
-pub mod logging;
 pub mod stop;
 
 pub use config::Config;

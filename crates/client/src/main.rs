@@ -3,18 +3,15 @@
 //! Usage: `client [CONFIG.yaml]`. Settings come from the optional YAML file, overridden by the
 //! environment; see `client::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
 //! Exit status: 0 when its work is done (or it was stopped), 1 when it failed, 2 for a bad
-//! configuration.
+//! setting.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, thread};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use client::{
     agency::{self, Outcome},
-    logging, Config, Stop,
+    Config, Stop,
 };
-use signal_hook::{
-    consts::{SIGINT, SIGTERM},
-    iterator::Signals,
-};
+use runtime::{logging, signals::SignalWatcher};
 
 fn main() -> ExitCode {
     let path = std::env::args_os().nth(1).map(PathBuf::from);
@@ -32,31 +29,20 @@ fn main() -> ExitCode {
     logging::init(config.log_level);
     log::info!("action: config | result: success | {}", config.describe());
 
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            log::error!("action: install_signal_handler | result: fail | error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let stop = Arc::new(Stop::new());
-    let signal_handle = signals.handle();
     let watcher = {
         let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-                log::info!("action: signal | result: success | signal: {name}");
-                stop.request();
+        match SignalWatcher::start(move || stop.request()) {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                log::error!("action: install_signal_handler | result: fail | error: {e}");
+                return ExitCode::FAILURE;
             }
-        })
+        }
     };
 
     let result = agency::run(&config, &stop);
-    signal_handle.close();
-    if watcher.join().is_err() {
-        log::error!("action: join_signal_thread | result: fail");
-    }
+    watcher.stop();
     match result {
         Ok(outcome) => {
             let how = if outcome == Outcome::Done {

@@ -8,7 +8,10 @@ use std::{fmt, path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
-use crate::logging::parse_level;
+use runtime::{
+    logging::parse_level,
+    settings::{parse, ConfigError},
+};
 
 /// Every key the central reads, as written in the INI file and the environment.
 pub const KEYS: [&str; 10] = [
@@ -69,18 +72,6 @@ impl Default for Config {
     }
 }
 
-/// A setting that could not be read, said so a person can fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Config {
     /// Reads the settings: defaults, overridden by the INI file at `path` (if given; it must
     /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
@@ -96,12 +87,12 @@ impl Config {
             if let Some(value) = env(key) {
                 builder = builder
                     .set_override(format!("DEFAULT.{key}"), value)
-                    .map_err(|e| ConfigError(format!("{key}: {e}")))?;
+                    .map_err(|e| ConfigError::new(format!("{key}: {e}")))?;
             }
         }
         let raw = builder
             .build()
-            .map_err(|e| ConfigError(format!("cannot read configuration: {e}")))?;
+            .map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
         let get = |key: &str| raw.get_string(&format!("DEFAULT.{key}")).ok();
 
         let mut config = Config::default();
@@ -116,15 +107,16 @@ impl Config {
             positive("SERVER_LISTEN_BACKLOG", config.listen_backlog)?;
         }
         if let Some(v) = get("LOGGING_LEVEL") {
-            config.logging_level = parse_level(&v)
-                .ok_or_else(|| invalid("LOGGING_LEVEL", &v, "one of DEBUG, INFO, WARNING, ERROR, OFF"))?;
+            config.logging_level = parse_level(&v).ok_or_else(|| {
+                ConfigError::invalid("LOGGING_LEVEL", &v, "one of DEBUG, INFO, WARNING, ERROR, OFF")
+            })?;
         }
         if let Some(v) = get("SERVER_AGENCIES") {
             config.agencies = parse("SERVER_AGENCIES", &v, "a number of agencies")?;
         }
         if let Some(v) = get("SERVER_STORAGE_PATH") {
             if v.trim().is_empty() {
-                return Err(invalid("SERVER_STORAGE_PATH", &v, "a file path"));
+                return Err(ConfigError::invalid("SERVER_STORAGE_PATH", &v, "a file path"));
             }
             config.storage_path = PathBuf::from(v.trim());
         }
@@ -148,7 +140,7 @@ impl Config {
                 "bytes, at least 64 and at most 4294967295",
             )?;
             if config.max_frame_len < 64 || u32::try_from(config.max_frame_len).is_err() {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "SERVER_MAX_FRAME_BYTES",
                     &v,
                     "bytes, at least 64 and at most 4294967295",
@@ -178,20 +170,12 @@ impl Config {
     }
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| invalid(key, value, expected))
-}
-
 fn positive<T: PartialOrd + Default + fmt::Display>(key: &str, value: T) -> Result<(), ConfigError> {
     if value > T::default() {
         Ok(())
     } else {
-        Err(invalid(key, &value.to_string(), "a positive number"))
+        Err(ConfigError::invalid(key, &value.to_string(), "a positive number"))
     }
-}
-
-fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
-    ConfigError(format!("{key}: {value:?} is not {expected}"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 pub mod config;
 pub mod connections;
 pub mod handler;
-pub mod logging;
 pub mod lottery;
 pub mod server;
 pub mod service;

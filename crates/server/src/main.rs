@@ -2,14 +2,12 @@
 //!
 //! Usage: `server [CONFIG.ini]`. Settings come from the optional INI file, overridden by the
 //! environment; see `server::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
+//! Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting.
 
-use std::{path::PathBuf, process::ExitCode, thread};
+use std::{path::PathBuf, process::ExitCode};
 
-use server::{logging, Config, Server};
-use signal_hook::{
-    consts::{SIGINT, SIGTERM},
-    iterator::Signals,
-};
+use runtime::{logging, signals::SignalWatcher};
+use server::{Config, Server};
 
 fn main() -> ExitCode {
     let path = std::env::args_os().nth(1).map(PathBuf::from);
@@ -27,14 +25,6 @@ fn main() -> ExitCode {
     logging::init(config.logging_level);
     log::info!("action: config | result: success | {}", config.describe());
 
-    // Installed before binding, so a signal is never lost between the two.
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            log::error!("action: install_signal_handler | result: fail | error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let server = match Server::bind(&config) {
         Ok(server) => server,
         Err(e) => {
@@ -42,21 +32,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Until the watcher is installed a signal ends the process outright, which loses
+    // nothing: no connection has been accepted yet.
     let shutdown = server.shutdown_handle();
-    let signal_handle = signals.handle();
-    let watcher = thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-            log::info!("action: signal | result: success | signal: {name}");
-            shutdown.trigger();
+    let watcher = match SignalWatcher::start(move || shutdown.trigger()) {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            log::error!("action: install_signal_handler | result: fail | error: {e}");
+            return ExitCode::FAILURE;
         }
-    });
+    };
 
     let result = server.run();
-    signal_handle.close();
-    if watcher.join().is_err() {
-        log::error!("action: join_signal_thread | result: fail");
-    }
+    watcher.stop();
     match result {
         Ok(()) => {
             log::info!("action: exit | result: success");

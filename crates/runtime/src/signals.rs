@@ -1,0 +1,47 @@
+//! The signal thread: turns the first SIGTERM or SIGINT into a call to a stop function, so
+//! the rest of the process learns of it through its own means (a shutdown handle, a flag),
+//! never from inside a signal handler.
+
+use std::{
+    io,
+    thread::{self, JoinHandle},
+};
+
+use signal_hook::{
+    consts::{SIGINT, SIGTERM},
+    iterator::{Handle, Signals},
+};
+
+/// A running signal thread; [`SignalWatcher::stop`] ends and joins it.
+#[derive(Debug)]
+pub struct SignalWatcher {
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl SignalWatcher {
+    /// Starts watching SIGTERM and SIGINT; on the first one, logs it and calls `on_signal`.
+    ///
+    /// # Errors
+    /// When the handlers cannot be installed or the thread cannot start.
+    pub fn start(on_signal: impl FnOnce() + Send + 'static) -> io::Result<SignalWatcher> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let handle = signals.handle();
+        let thread = thread::Builder::new().name("signals".into()).spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                log::info!("action: signal | result: success | signal: {name}");
+                on_signal();
+            }
+        })?;
+        Ok(SignalWatcher { handle, thread })
+    }
+
+    /// Stops watching (whether or not a signal came) and joins the thread.
+    pub fn stop(self) {
+        self.handle.close();
+        if self.thread.join().is_err() {
+            log::error!("action: join_signal_thread | result: fail");
+        }
+    }
+}
