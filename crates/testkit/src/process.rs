@@ -2,10 +2,13 @@
 //! line or for the exit, each with a deadline, instead of sleeping.
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{self, BufRead, BufReader, Read},
     net::SocketAddr,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Condvar, Mutex},
+    process::{Command, ExitStatus, Stdio},
+    sync::{
+        mpsc::{self, Receiver, RecvTimeoutError},
+        Arc, Condvar, Mutex,
+    },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
@@ -17,13 +20,15 @@ struct Output {
     grew: Condvar,
 }
 
-/// A running child whose stdout and stderr are collected. Dropping it kills the child if it
-/// is still running and joins the reader threads.
+/// A running child whose stdout and stderr are collected. A thread waits for its exit and
+/// reports it on a channel, so waiting with a deadline needs no polling. Dropping it kills
+/// the child if it is still running and joins every thread.
 #[derive(Debug)]
 pub struct LoggedChild {
-    child: Child,
+    pid: u32,
+    exited: Receiver<io::Result<ExitStatus>>,
     output: Arc<Output>,
-    readers: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
 }
 
@@ -41,17 +46,23 @@ impl LoggedChild {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let output = Arc::new(Output::default());
-        let mut readers = Vec::new();
+        let mut threads = Vec::new();
         if let Some(out) = child.stdout.take() {
-            readers.push(collect(out, Arc::clone(&output)));
+            threads.push(collect(out, Arc::clone(&output)));
         }
         if let Some(err) = child.stderr.take() {
-            readers.push(collect(err, Arc::clone(&output)));
+            threads.push(collect(err, Arc::clone(&output)));
         }
+        let pid = child.id();
+        let (report, exited) = mpsc::channel();
+        threads.push(thread::spawn(move || {
+            let _ = report.send(child.wait());
+        }));
         LoggedChild {
-            child,
+            pid,
+            exited,
             output,
-            readers,
+            threads,
             status: None,
         }
     }
@@ -59,7 +70,7 @@ impl LoggedChild {
     /// The child's process id.
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// Every line printed so far.
@@ -99,38 +110,24 @@ impl LoggedChild {
         signal(self.pid(), "-TERM");
     }
 
-    /// Sends SIGKILL.
-    ///
-    /// # Panics
-    /// When `kill` cannot be run.
-    pub fn sigkill(&self) {
-        signal(self.pid(), "-KILL");
-    }
-
-    /// Waits up to `timeout` for the child to exit; `None` if it is still running.
+    /// Waits up to `timeout` for the child to exit; `None` if it is still running. Once it
+    /// has exited, its output has been read to the end.
     ///
     /// # Panics
     /// When the child's status cannot be read.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.status {
-                return Some(status);
+        if self.status.is_none() {
+            match self.exited.recv_timeout(timeout) {
+                Ok(status) => self.status = Some(status.expect("read the child's exit status")),
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => panic!("the waiting thread ended without a status"),
             }
-            if let Some(status) = self.child.try_wait().expect("read child status") {
-                self.status = Some(status);
-                // The pipes close with the process: let the readers drain them.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return Some(status);
+            // The pipes close with the process: let the readers drain them.
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
             }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            // Polling the exit status is the one wait std offers with a deadline.
-            thread::sleep(Duration::from_millis(5));
         }
+        self.status
     }
 
     /// Waits for a line `action: accept_connections ... address: HOST:PORT` and returns that
@@ -151,12 +148,14 @@ impl LoggedChild {
 
 impl Drop for LoggedChild {
     fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.status.is_none() && self.exited.try_recv().is_err() {
+            // Still running (its status has not been reported): end it.
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
         }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }
