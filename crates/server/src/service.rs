@@ -96,6 +96,7 @@ impl Central {
             .filter(|(_, bet)| lottery::is_winner(bet, self.winner_delay))
             .map(|(i, _)| i)
             .collect();
+        // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
         if let Err(e) = self.store.record_batch(agency, valid.len(), winning_bets) {
             return refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer);

@@ -103,6 +103,13 @@ impl Store {
     /// # Errors
     /// When the file cannot be created, written or synced; the central must not start then.
     pub fn create(path: &Path, agencies: u32) -> io::Result<Store> {
+        let previous = std::fs::metadata(path).map_or(0, |m| m.len());
+        if previous > HEADER.len() as u64 + 1 {
+            log::warn!(
+                "action: store_open | result: in_progress | path: {} | replaced_bytes: {previous} | note: a new lottery replaces the previous winners file",
+                path.display()
+            );
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
