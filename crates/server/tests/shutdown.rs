@@ -174,3 +174,26 @@ fn a_socket_closed_by_shutdown_reads_end_of_stream() {
     assert_eq!(raw.read(&mut buf).expect("a clean close"), 0);
     assert!(central.process.wait_exit(PATIENCE).expect("exits").success());
 }
+
+#[test]
+fn a_previous_winners_file_is_replaced_with_a_warning() {
+    let dir = testkit::TempDir::new("server-replace");
+    let path = dir.join("winners.csv");
+    let header = "agency,first_name,last_name,document,birthdate\n";
+    let previous = format!("{header}1,Ana,Díaz,1,2000-01-31\n");
+    std::fs::write(&path, &previous).unwrap();
+    let mut process = testkit::process::LoggedChild::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env("SERVER_IP", "127.0.0.1")
+            .env("SERVER_PORT", "0")
+            .env("SERVER_STORAGE_PATH", &path),
+    );
+    let _ = process.listening_address(PATIENCE);
+    let replaced = format!("replaced_bytes: {}", previous.len());
+    let warning = process.wait_for(&["action: store_open", &replaced], Duration::ZERO);
+    assert!(warning.is_some(), "{}", process.transcript());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), header);
+    process.sigterm();
+    assert!(process.wait_exit(PATIENCE).expect("exits").success());
+}
