@@ -106,11 +106,7 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     }
     client.agency_done(batches)?;
     drop(client);
-    let rate = if bets == 0 {
-        0.0
-    } else {
-        winners as f64 * 100.0 / bets as f64
-    };
+    let rate = if bets == 0 { 0.0 } else { winners as f64 * 100.0 / bets as f64 };
     log::info!(
         "action: agency_summary | result: success | agency: {agency} | bets: {bets} | skipped: {} | winners: {winners} | winner_rate: {rate:.2}%",
         dataset.skipped()

@@ -28,12 +28,7 @@ impl Batcher {
     /// Batches of at most `max_bets` bets (at least 1) and `max_frame_len` bytes.
     #[must_use]
     pub fn with_frame_limit(max_bets: usize, max_frame_len: usize) -> Batcher {
-        Batcher {
-            max_bets: max_bets.max(1),
-            max_frame_len,
-            bets: Vec::new(),
-            bets_len: 0,
-        }
+        Batcher { max_bets: max_bets.max(1), max_frame_len, bets: Vec::new(), bets_len: 0 }
     }
 
     /// Adds `bet`; returns a batch when one is ready to send: the bets before this one if
@@ -41,11 +36,7 @@ impl Batcher {
     pub fn push(&mut self, bet: WireBet) -> Option<Vec<WireBet>> {
         let len = bet.encoded_len();
         let overflows = Request::bet_batch_frame_len(self.bets_len + len) > self.max_frame_len;
-        let ready = if overflows && !self.bets.is_empty() {
-            self.take()
-        } else {
-            None
-        };
+        let ready = if overflows && !self.bets.is_empty() { self.take() } else { None };
         self.bets_len += len;
         self.bets.push(bet);
         if self.bets.len() >= self.max_bets {
@@ -68,10 +59,7 @@ impl Batcher {
             return None;
         }
         self.bets_len = 0;
-        Some(std::mem::replace(
-            &mut self.bets,
-            Vec::with_capacity(self.max_bets.min(1024)),
-        ))
+        Some(std::mem::replace(&mut self.bets, Vec::with_capacity(self.max_bets.min(1024))))
     }
 }
 
@@ -114,10 +102,7 @@ mod tests {
         for batch in &batches[..batches.len() - 1] {
             let len = frame_len(batch);
             assert!(len <= MAX_BATCH_FRAME_LEN, "{len}");
-            assert!(
-                len + bet(0).encoded_len() > MAX_BATCH_FRAME_LEN,
-                "full batches are filled: {len}"
-            );
+            assert!(len + bet(0).encoded_len() > MAX_BATCH_FRAME_LEN, "full batches are filled: {len}");
         }
         assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 2_000);
     }
@@ -133,13 +118,7 @@ mod tests {
 
     #[test]
     fn single_bet_batches_and_no_bets() {
-        assert_eq!(
-            split(1, MAX_BATCH_FRAME_LEN, 3)
-                .iter()
-                .map(Vec::len)
-                .collect::<Vec<_>>(),
-            [1, 1, 1]
-        );
+        assert_eq!(split(1, MAX_BATCH_FRAME_LEN, 3).iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
         assert!(split(7, MAX_BATCH_FRAME_LEN, 0).is_empty());
     }
 }

@@ -51,16 +51,8 @@ impl Dataset {
             .has_headers(false)
             .flexible(true)
             .from_path(path)
-            .map_err(|source| DatasetError {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Dataset {
-            reader,
-            path: path.to_owned(),
-            record: ByteRecord::new(),
-            skipped: 0,
-        })
+            .map_err(|source| DatasetError { path: path.to_owned(), source })?;
+        Ok(Dataset { reader, path: path.to_owned(), record: ByteRecord::new(), skipped: 0 })
     }
 
     /// The next valid bet, or `None` at the end of the file. Invalid rows on the way are
@@ -73,12 +65,7 @@ impl Dataset {
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => return Ok(None),
                 Ok(true) => {}
-                Err(source) => {
-                    return Err(DatasetError {
-                        path: self.path.clone(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(DatasetError { path: self.path.clone(), source }),
             }
             match parse_row(&self.record) {
                 Ok(bet) => return Ok(Some(bet)),
@@ -124,13 +111,8 @@ fn parse_row(record: &ByteRecord) -> Result<Bet, RowError> {
     let field = |i: usize| -> Result<&str, RowError> {
         std::str::from_utf8(&record[i]).map_err(|_| RowError::NotUtf8(i + 1))
     };
-    Bet::new(
-        field(0)?.to_owned(),
-        field(1)?.to_owned(),
-        field(2)?.to_owned(),
-        field(3)?,
-    )
-    .map_err(RowError::Invalid)
+    Bet::new(field(0)?.to_owned(), field(1)?.to_owned(), field(2)?.to_owned(), field(3)?)
+        .map_err(RowError::Invalid)
 }
 
 #[cfg(test)]

@@ -35,10 +35,7 @@ impl CentralClient {
     /// # Errors
     /// [`ClientError::Connect`] when no address accepts the connection.
     pub fn connect(address: &str, agency: u32, timeout: Duration) -> Result<CentralClient, ClientError> {
-        let fail = |source: io::Error| ClientError::Connect {
-            address: address.to_owned(),
-            source,
-        };
+        let fail = |source: io::Error| ClientError::Connect { address: address.to_owned(), source };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
         for addr in address.to_socket_addrs().map_err(fail)? {
             match TcpStream::connect_timeout(&addr, timeout) {
@@ -70,20 +67,11 @@ impl CentralClient {
         sequence: u64,
         bets: Vec<WireBet>,
     ) -> Result<(Vec<WireBet>, Vec<u32>), ClientError> {
-        let request = Request::BetBatch {
-            agency: self.agency,
-            sequence,
-            bets,
-        };
+        let request = Request::BetBatch { agency: self.agency, sequence, bets };
         let response = self.conn.call(&request)?;
-        let Request::BetBatch { bets, .. } = request else {
-            unreachable!("built as a BetBatch above")
-        };
+        let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
         match response {
-            Response::BatchResult {
-                sequence: answered,
-                winners,
-            } if answered == sequence => {
+            Response::BatchResult { sequence: answered, winners } if answered == sequence => {
                 let in_range = winners.iter().all(|&i| (i as usize) < bets.len());
                 let ascending = winners.windows(2).all(|w| w[0] < w[1]);
                 if in_range && ascending {
@@ -104,16 +92,9 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn agency_done(&mut self, batches: u64) -> Result<(), ClientError> {
-        match self.conn.call(&Request::AgencyDone {
-            agency: self.agency,
-            batches,
-        })? {
+        match self.conn.call(&Request::AgencyDone { agency: self.agency, batches })? {
             Response::Ack => Ok(()),
-            other => Err(unexpected(
-                other,
-                "an acknowledgement of AgencyDone after batches",
-                batches,
-            )),
+            other => Err(unexpected(other, "an acknowledgement of AgencyDone after batches", batches)),
         }
     }
 
@@ -125,11 +106,7 @@ impl CentralClient {
         match self.conn.call(&Request::WinnersQuery { agency: self.agency })? {
             Response::Total { winners } => Ok(Winners::Total(winners)),
             Response::Pending { agencies_pending } => Ok(Winners::Pending(agencies_pending)),
-            other => Err(unexpected(
-                other,
-                "the winners total of agency",
-                u64::from(self.agency),
-            )),
+            other => Err(unexpected(other, "the winners total of agency", u64::from(self.agency))),
         }
     }
 }

@@ -70,14 +70,11 @@ impl Config {
         }
         for (key, var) in KEYS {
             if let Some(value) = env(var) {
-                builder = builder
-                    .set_override(key, value)
-                    .map_err(|e| ConfigError::new(format!("{var}: {e}")))?;
+                builder =
+                    builder.set_override(key, value).map_err(|e| ConfigError::new(format!("{var}: {e}")))?;
             }
         }
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
+        let raw = builder.build().map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
         let get = |key: &str| raw.get_string(key).ok().map(|v| v.trim().to_owned());
 
         let id_text =
@@ -88,11 +85,7 @@ impl Config {
         }
         let server_address = get("server.address").unwrap_or_else(|| "127.0.0.1:12345".into());
         if server_address.is_empty() {
-            return Err(ConfigError::invalid(
-                "server.address",
-                &server_address,
-                "host:port",
-            ));
+            return Err(ConfigError::invalid("server.address", &server_address, "host:port"));
         }
         let server_timeout = match get("server.timeout") {
             Some(v) => positive_duration("server.timeout", &v)?,
@@ -113,11 +106,7 @@ impl Config {
             None => 100,
         };
         if batch_max_amount == 0 {
-            return Err(ConfigError::invalid(
-                "batch.maxAmount",
-                "0",
-                "a positive number of bets",
-            ));
+            return Err(ConfigError::invalid("batch.maxAmount", "0", "a positive number of bets"));
         }
         let retry_period = match get("winners.retryPeriod") {
             Some(v) => positive_duration("winners.retryPeriod", &v)?,
@@ -157,12 +146,8 @@ impl Config {
 
 fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>, ConfigError> {
     let values = BET_VARS.map(env);
-    let missing: Vec<&str> = BET_VARS
-        .iter()
-        .zip(&values)
-        .filter(|(_, v)| v.is_none())
-        .map(|(k, _)| *k)
-        .collect();
+    let missing: Vec<&str> =
+        BET_VARS.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
     match missing.len() {
         4 => Ok(None),
         0 => Ok(Some(values.map(Option::unwrap_or_default))),
@@ -216,11 +201,8 @@ mod tests {
              winners:\n  retryPeriod: \"200ms\"\ndata:\n  path: /data/agency.csv\n",
         )
         .unwrap();
-        let config = Config::load(
-            Some(&path),
-            env(&[("CLI_BATCH_MAX_AMOUNT", "7"), ("CLI_ID", "4")]),
-        )
-        .unwrap();
+        let config =
+            Config::load(Some(&path), env(&[("CLI_BATCH_MAX_AMOUNT", "7"), ("CLI_ID", "4")])).unwrap();
         assert_eq!(config.id, 4, "environment over file");
         assert_eq!(config.batch_max_amount, 7, "environment over file");
         assert_eq!(config.server_address, "server:12345");
@@ -248,15 +230,9 @@ mod tests {
         ]);
         let config = Config::load(None, full).unwrap();
         assert_eq!(config.bet.unwrap()[1], "Lorca");
-        let err = Config::load(
-            None,
-            env(&[("CLI_ID", "1"), ("NOMBRE", "Ana"), ("DOCUMENTO", "1")]),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().ends_with("missing: APELLIDO, NACIMIENTO"),
-            "{err}"
-        );
+        let err =
+            Config::load(None, env(&[("CLI_ID", "1"), ("NOMBRE", "Ana"), ("DOCUMENTO", "1")])).unwrap_err();
+        assert!(err.to_string().ends_with("missing: APELLIDO, NACIMIENTO"), "{err}");
     }
 
     #[test]
@@ -270,11 +246,7 @@ mod tests {
             ("CLI_LOG_LEVEL", "chatty", "log.level"),
             ("CLI_SERVER_TIMEOUT", "soon", "server.timeout"),
         ] {
-            let vars = if var == "CLI_ID" {
-                vec![(var, value)]
-            } else {
-                vec![("CLI_ID", "1"), (var, value)]
-            };
+            let vars = if var == "CLI_ID" { vec![(var, value)] } else { vec![("CLI_ID", "1"), (var, value)] };
             let err = Config::load(None, env(&vars)).unwrap_err();
             assert!(err.to_string().starts_with(key), "{var}={value}: {err}");
         }

@@ -45,23 +45,12 @@ fn main() -> ExitCode {
     watcher.stop();
     match result {
         Ok(outcome) => {
-            let how = if outcome == Outcome::Done {
-                "done"
-            } else {
-                "stopped"
-            };
-            log::info!(
-                "action: exit | result: success | agency: {} | outcome: {how}",
-                config.id
-            );
+            let how = if outcome == Outcome::Done { "done" } else { "stopped" };
+            log::info!("action: exit | result: success | agency: {} | outcome: {how}", config.id);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            log::error!(
-                "action: {} | result: fail | agency: {} | error: {e}",
-                e.action(),
-                config.id
-            );
+            log::error!("action: {} | result: fail | agency: {} | error: {e}", e.action(), config.id);
             ExitCode::FAILURE
         }
     }

@@ -54,9 +54,7 @@ impl Stop {
 
     fn lock(&self) -> MutexGuard<'_, bool> {
         // A bool cannot be left half-written: recover it from a poisoned lock.
-        self.requested
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.requested.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -89,9 +87,6 @@ mod tests {
         assert!(stopped);
         assert!(waited < Duration::from_secs(10), "{waited:?}");
         assert!(stop.is_requested());
-        assert!(
-            stop.wait(Duration::from_secs(60)),
-            "an earlier request is not missed"
-        );
+        assert!(stop.wait(Duration::from_secs(60)), "an earlier request is not missed");
     }
 }

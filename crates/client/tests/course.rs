@@ -17,10 +17,8 @@ fn course_datasets() -> Option<PathBuf> {
 }
 
 fn read_rows(path: &std::path::Path) -> Vec<Row> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .expect("open a course dataset");
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).from_path(path).expect("open a course dataset");
     reader
         .records()
         .map(|r| {
@@ -38,10 +36,7 @@ fn the_course_datasets_through_five_real_agencies() {
     };
     let central = Central::start(5, Duration::ZERO);
     let paths: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("dataset-{i}.csv"))).collect();
-    let mut clients: Vec<_> = (1u32..)
-        .zip(&paths)
-        .map(|(id, path)| central.agency(id, path, &[]))
-        .collect();
+    let mut clients: Vec<_> = (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &[])).collect();
     for client in &mut clients {
         assert_success(client);
     }

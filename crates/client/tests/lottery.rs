@@ -13,11 +13,7 @@ use testkit::{datasets, reference};
 fn five_agencies_at_once_get_exact_counts_and_the_total() {
     let central = Central::start(5, Duration::ZERO);
     let sizes = [2_700, 2_550, 1_600, 920, 99];
-    let datasets: Vec<_> = sizes
-        .iter()
-        .zip(1u64..)
-        .map(|(&n, seed)| datasets::generate(seed, n))
-        .collect();
+    let datasets: Vec<_> = sizes.iter().zip(1u64..).map(|(&n, seed)| datasets::generate(seed, n)).collect();
     let mut clients: Vec<_> = (1u32..)
         .zip(&datasets)
         .map(|(id, rows)| {
@@ -38,17 +34,11 @@ fn five_agencies_at_once_get_exact_counts_and_the_total() {
         assert_eq!(summary["bets"], rows.len().to_string(), "agency {id}");
         assert_eq!(summary["skipped"], "0");
         assert_eq!(summary["winners"], winners.to_string(), "agency {id}");
-        assert_eq!(
-            summary["winner_rate"],
-            format!("{:.2}%", winners as f64 * 100.0 / rows.len() as f64)
-        );
+        assert_eq!(summary["winner_rate"], format!("{:.2}%", winners as f64 * 100.0 / rows.len() as f64));
         let total = fields_of(client, &["action: total_winners | result: success"]);
         assert_eq!(total["winners"], expected_total.to_string(), "agency {id}");
         let tally = central.lottery.store().tally(id).unwrap();
-        assert_eq!(
-            (tally.bets, tally.winners, tally.done),
-            (rows.len() as u64, winners as u64, true)
-        );
+        assert_eq!((tally.bets, tally.winners, tally.done), (rows.len() as u64, winners as u64, true));
         expected_file.extend(expected_rows(id, rows));
     }
     expected_file.sort();
@@ -60,18 +50,9 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
     let central = Central::start(3, Duration::ZERO);
     let first_rows = datasets::generate(11, 300);
     let first = central.agency(1, &central.dataset(1, &first_rows), &[]);
-    let line = first.wait_for(
-        &[
-            "action: total_winners | result: in_progress",
-            "agencies_pending: 2",
-        ],
-        PATIENCE,
-    );
-    assert!(
-        line.is_some(),
-        "agency 1 is told two agencies are pending:\n{}",
-        first.transcript()
-    );
+    let line =
+        first.wait_for(&["action: total_winners | result: in_progress", "agencies_pending: 2"], PATIENCE);
+    assert!(line.is_some(), "agency 1 is told two agencies are pending:\n{}", first.transcript());
 
     // Agency 2 starts loading: one batch in, not done. Agency 3 has not even connected.
     let mut second = Connection::new(std::net::TcpStream::connect(central.addr).unwrap());
@@ -87,11 +68,7 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
         })
         .collect();
     assert!(matches!(
-        second.call(&Request::BetBatch {
-            agency: 2,
-            sequence: 1,
-            bets
-        }),
+        second.call(&Request::BetBatch { agency: 2, sequence: 1, bets }),
         Ok(Response::BatchResult { .. })
     ));
     let mut asker = Connection::new(std::net::TcpStream::connect(central.addr).unwrap());
@@ -99,28 +76,14 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
         asker.call(&Request::WinnersQuery { agency: 2 }).unwrap(),
         Response::Pending { agencies_pending: 2 }
     );
-    assert_eq!(
-        second
-            .call(&Request::AgencyDone {
-                agency: 2,
-                batches: 1
-            })
-            .unwrap(),
-        Response::Ack
-    );
+    assert_eq!(second.call(&Request::AgencyDone { agency: 2, batches: 1 }).unwrap(), Response::Ack);
     assert_eq!(
         asker.call(&Request::WinnersQuery { agency: 2 }).unwrap(),
         Response::Pending { agencies_pending: 1 }
     );
     assert!(
         first
-            .wait_for(
-                &[
-                    "action: total_winners | result: in_progress",
-                    "agencies_pending: 1"
-                ],
-                PATIENCE
-            )
+            .wait_for(&["action: total_winners | result: in_progress", "agencies_pending: 1"], PATIENCE)
             .is_some(),
         "agency 1 sees the count drop:\n{}",
         first.transcript()
@@ -130,10 +93,7 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
     let mut third = central.agency(3, &central.dataset(3, &[]), &[]);
     assert_success(&mut third);
     let summary = fields_of(&third, &["action: agency_summary | result: success"]);
-    assert_eq!(
-        (summary["bets"].as_str(), summary["winners"].as_str()),
-        ("0", "0")
-    );
+    assert_eq!((summary["bets"].as_str(), summary["winners"].as_str()), ("0", "0"));
     assert_eq!(summary["winner_rate"], "0.00%");
 
     let mut first = first;
@@ -147,9 +107,7 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
     }
     assert_eq!(
         asker.call(&Request::WinnersQuery { agency: 3 }).unwrap(),
-        Response::Total {
-            winners: expected as u64
-        }
+        Response::Total { winners: expected as u64 }
     );
 }
 
@@ -178,17 +136,12 @@ fn invalid_rows_are_skipped_logged_with_their_line_and_counted() {
     assert_eq!(summary["skipped"], "4");
     assert_eq!(summary["winners"], reference::winners(&valid).len().to_string());
     let shown = path.display().to_string();
-    for (line, reason) in [
-        (3, "document"),
-        (12, "birthdate"),
-        (13, "first_name is empty"),
-        (14, "expected 4 fields"),
-    ] {
+    for (line, reason) in
+        [(3, "document"), (12, "birthdate"), (13, "first_name is empty"), (14, "expected 4 fields")]
+    {
         let needle = format!("{shown}:{line}: ");
         assert!(
-            client
-                .wait_for(&["action: read_bet | result: fail", &needle, reason], PATIENCE)
-                .is_some(),
+            client.wait_for(&["action: read_bet | result: fail", &needle, reason], PATIENCE).is_some(),
             "{needle}"
         );
     }
@@ -210,27 +163,15 @@ fn a_single_bet_from_the_environment_is_checked_and_logged() {
         let mut client = central.agency(
             1,
             &nowhere,
-            &[
-                ("NOMBRE", first),
-                ("APELLIDO", last),
-                ("DOCUMENTO", document),
-                ("NACIMIENTO", birthdate),
-            ],
+            &[("NOMBRE", first), ("APELLIDO", last), ("DOCUMENTO", document), ("NACIMIENTO", birthdate)],
         );
         assert_success(&mut client);
         let line = format!(
             "action: bet_checked | result: success | agency: 1 | document: {document} | winner: {won}"
         );
-        assert!(
-            client.wait_for(&[&line], Duration::ZERO).is_some(),
-            "{}",
-            client.transcript()
-        );
+        assert!(client.wait_for(&[&line], Duration::ZERO).is_some(), "{}", client.transcript());
     }
-    assert_eq!(
-        central.winner_rows(),
-        ["1,Kiara Valentina,Basile,32250087,1987-05-17"]
-    );
+    assert_eq!(central.winner_rows(), ["1,Kiara Valentina,Basile,32250087,1987-05-17"]);
 }
 
 #[test]
@@ -239,20 +180,10 @@ fn an_invalid_single_bet_fails_with_its_reason() {
     let mut client = central.agency(
         1,
         &central.dir.join("unused.csv"),
-        &[
-            ("NOMBRE", "Ana"),
-            ("APELLIDO", "Díaz"),
-            ("DOCUMENTO", "30.904.465"),
-            ("NACIMIENTO", "1999-03-17"),
-        ],
+        &[("NOMBRE", "Ana"), ("APELLIDO", "Díaz"), ("DOCUMENTO", "30.904.465"), ("NACIMIENTO", "1999-03-17")],
     );
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
-    assert!(client
-        .wait_for(
-            &["action: bet_checked | result: fail", "30.904.465"],
-            Duration::ZERO
-        )
-        .is_some());
+    assert!(client.wait_for(&["action: bet_checked | result: fail", "30.904.465"], Duration::ZERO).is_some());
 }
 
 #[test]
@@ -272,15 +203,10 @@ fn an_unreachable_central_is_a_clear_error_and_exit_1() {
             .env("CLI_DATA_PATH", &data),
     );
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
-    let line = client
-        .wait_for(&["action: connect | result: fail"], Duration::ZERO)
-        .expect("a connect failure line");
+    let line =
+        client.wait_for(&["action: connect | result: fail"], Duration::ZERO).expect("a connect failure line");
     assert!(line.contains("cannot connect to the central"), "{line}");
-    assert!(
-        !client.transcript().contains("panicked"),
-        "{}",
-        client.transcript()
-    );
+    assert!(!client.transcript().contains("panicked"), "{}", client.transcript());
 }
 
 #[test]
@@ -289,9 +215,6 @@ fn a_missing_dataset_is_a_clear_error_and_exit_1() {
     let mut client = central.agency(1, &central.dir.join("absent.csv"), &[]);
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
     assert!(client
-        .wait_for(
-            &["action: read_dataset | result: fail", "absent.csv"],
-            Duration::ZERO
-        )
+        .wait_for(&["action: read_dataset | result: fail", "absent.csv"], Duration::ZERO)
         .is_some());
 }

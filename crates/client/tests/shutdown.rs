@@ -6,9 +6,19 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Central, PATIENCE};
-use testkit::datasets;
+use testkit::{datasets, process::LoggedChild};
 
 const STOP_WITHIN: Duration = Duration::from_secs(1);
+
+/// Sends SIGTERM and checks the agency exits 0 within [`STOP_WITHIN`].
+fn assert_stops_gracefully(client: &mut LoggedChild) {
+    let started = Instant::now();
+    client.sigterm();
+    let status = client.wait_exit(PATIENCE).expect("the agency exits");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", client.transcript());
+    assert!(took < STOP_WITHIN, "stopping took {took:?}");
+}
 
 #[test]
 fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
@@ -19,30 +29,15 @@ fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
         &[("CLI_WINNERS_RETRY_PERIOD", "30s")],
     );
     assert!(client
-        .wait_for(
-            &[
-                "action: total_winners | result: in_progress",
-                "agencies_pending: 1"
-            ],
-            PATIENCE
-        )
+        .wait_for(&["action: total_winners | result: in_progress", "agencies_pending: 1"], PATIENCE)
         .is_some());
-    let started = Instant::now();
-    client.sigterm();
-    let status = client.wait_exit(PATIENCE).expect("the agency exits");
-    let took = started.elapsed();
-    assert!(status.success(), "{status:?}\n{}", client.transcript());
-    assert!(took < STOP_WITHIN, "stopping took {took:?}");
+    assert_stops_gracefully(&mut client);
     for needles in [
         &["action: signal | result: success | signal: SIGTERM"][..],
         &["action: shutdown | result: success | agency: 1 | stage: winners_query"],
         &["action: exit | result: success | agency: 1 | outcome: stopped"],
     ] {
-        assert!(
-            client.wait_for(needles, Duration::ZERO).is_some(),
-            "{needles:?}:\n{}",
-            client.transcript()
-        );
+        assert!(client.wait_for(needles, Duration::ZERO).is_some(), "{needles:?}:\n{}", client.transcript());
     }
 }
 
@@ -56,41 +51,20 @@ fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
         &[("CLI_BATCH_MAX_AMOUNT", "10")],
     );
     assert!(
-        client
-            .wait_for(&["action: upload | result: in_progress", "batches:"], PATIENCE)
-            .is_some(),
+        client.wait_for(&["action: upload | result: in_progress", "batches:"], PATIENCE).is_some(),
         "{}",
         client.transcript()
     );
-    let started = Instant::now();
-    client.sigterm();
-    let status = client.wait_exit(PATIENCE).expect("the agency exits");
-    let took = started.elapsed();
-    assert!(status.success(), "{status:?}\n{}", client.transcript());
-    assert!(took < STOP_WITHIN, "stopping took {took:?}");
+    assert_stops_gracefully(&mut client);
     let line = client
-        .wait_for(
-            &["action: shutdown | result: success | agency: 1 | stage: upload"],
-            Duration::ZERO,
-        )
+        .wait_for(&["action: shutdown | result: success | agency: 1 | stage: upload"], Duration::ZERO)
         .unwrap_or_else(|| panic!("{}", client.transcript()));
     assert!(client
-        .wait_for(
-            &["action: close_connection | result: success | agency: 1"],
-            Duration::ZERO
-        )
+        .wait_for(&["action: close_connection | result: success | agency: 1"], Duration::ZERO)
         .is_some());
-    assert!(
-        client
-            .wait_for(&["action: agency_summary"], Duration::ZERO)
-            .is_none(),
-        "it did not finish"
-    );
+    assert!(client.wait_for(&["action: agency_summary"], Duration::ZERO).is_none(), "it did not finish");
     // Every batch the agency saw acknowledged is stored, and nothing more.
-    let sent: u64 = testkit::process::field(&line, "batches_sent")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let sent: u64 = testkit::process::field(&line, "batches_sent").unwrap().parse().unwrap();
     let tally = central.lottery.store().tally(1).unwrap();
     assert!(sent > 0);
     assert_eq!(tally.bets, sent * 10);

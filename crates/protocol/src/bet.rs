@@ -54,10 +54,9 @@ impl fmt::Display for InvalidBet {
             InvalidBet::Birthdate(date) => {
                 write!(f, "birthdate {date:?} is not a real date written YYYY-MM-DD")
             }
-            InvalidBet::FieldCount(n) => write!(
-                f,
-                "expected 4 fields (first_name,last_name,document,birthdate), found {n}"
-            ),
+            InvalidBet::FieldCount(n) => {
+                write!(f, "expected 4 fields (first_name,last_name,document,birthdate), found {n}")
+            }
         }
     }
 }
@@ -84,12 +83,7 @@ impl Bet {
             return Err(InvalidBet::Document(truncated(&document)));
         }
         let birthdate = parse_date(birthdate).ok_or_else(|| InvalidBet::Birthdate(truncated(birthdate)))?;
-        Ok(Bet {
-            first_name,
-            last_name,
-            document,
-            birthdate,
-        })
+        Ok(Bet { first_name, last_name, document, birthdate })
     }
 
     /// The player's first name(s).
@@ -162,9 +156,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
         return None;
     }
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range].iter().try_fold(0u32, |acc, &d| {
-            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
-        })
+        b[range].iter().try_fold(0u32, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
     };
     let year = i32::try_from(num(0..4)?).ok()?;
     NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
@@ -215,44 +207,19 @@ mod tests {
 
     #[test]
     fn names_must_be_present_and_bounded() {
-        assert_eq!(
-            bet("", "Lorca", "1", "1999-03-17"),
-            Err(InvalidBet::EmptyName("first_name"))
-        );
-        assert_eq!(
-            bet("Ana", "  ", "1", "1999-03-17"),
-            Err(InvalidBet::EmptyName("last_name"))
-        );
+        assert_eq!(bet("", "Lorca", "1", "1999-03-17"), Err(InvalidBet::EmptyName("first_name")));
+        assert_eq!(bet("Ana", "  ", "1", "1999-03-17"), Err(InvalidBet::EmptyName("last_name")));
         let long = "ñ".repeat(129); // 258 bytes
-        assert_eq!(
-            bet(&long, "Lorca", "1", "1999-03-17"),
-            Err(InvalidBet::NameTooLong("first_name", 258))
-        );
+        assert_eq!(bet(&long, "Lorca", "1", "1999-03-17"), Err(InvalidBet::NameTooLong("first_name", 258)));
         assert!(bet(&"a".repeat(MAX_NAME_LEN), "Lorca", "1", "1999-03-17").is_ok());
     }
 
     #[test]
     fn documents_are_ascii_digits() {
-        for doc in [
-            "",
-            "12.345.678",
-            "3090446a",
-            "٣٠٩",
-            "-1",
-            &"9".repeat(MAX_DOCUMENT_LEN + 1),
-        ] {
-            assert!(
-                matches!(
-                    bet("Ana", "Díaz", doc, "1999-03-17"),
-                    Err(InvalidBet::Document(_))
-                ),
-                "{doc}"
-            );
+        for doc in ["", "12.345.678", "3090446a", "٣٠٩", "-1", &"9".repeat(MAX_DOCUMENT_LEN + 1)] {
+            assert!(matches!(bet("Ana", "Díaz", doc, "1999-03-17"), Err(InvalidBet::Document(_))), "{doc}");
         }
-        assert!(
-            bet("Ana", "Díaz", "00012", "1999-03-17").is_ok(),
-            "leading zeros are kept"
-        );
+        assert!(bet("Ana", "Díaz", "00012", "1999-03-17").is_ok(), "leading zeros are kept");
     }
 
     #[test]
@@ -268,10 +235,7 @@ mod tests {
             "2001/04/03",
             "",
         ] {
-            assert!(
-                matches!(bet("Ana", "Díaz", "1", date), Err(InvalidBet::Birthdate(_))),
-                "{date}"
-            );
+            assert!(matches!(bet("Ana", "Díaz", "1", date), Err(InvalidBet::Birthdate(_))), "{date}");
         }
         assert!(bet("Ana", "Díaz", "1", "2000-02-29").is_ok(), "a leap day");
     }

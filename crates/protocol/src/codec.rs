@@ -12,10 +12,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{frame, Error};
 
 fn options() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_big_endian()
-        .reject_trailing_bytes()
+    bincode::DefaultOptions::new().with_fixint_encoding().with_big_endian().reject_trailing_bytes()
 }
 
 /// Encodes `message` as a whole frame (length prefix and payload) into `out`, replacing its
@@ -67,9 +64,7 @@ pub(crate) fn decode<M: DeserializeOwned>(payload: &[u8]) -> Result<M, Error> {
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
     // Sizing our own plain-data types cannot fail: they hold no maps and no
     // unsized sequences, which is all that makes bincode's size computation fail.
-    options()
-        .serialized_size(value)
-        .map_or(usize::MAX, |n| n as usize)
+    options().serialized_size(value).map_or(usize::MAX, |n| n as usize)
 }
 
 #[cfg(test)]
@@ -98,33 +93,16 @@ mod tests {
     #[test]
     fn every_message_roundtrips() {
         roundtrip(Request::Echo(b"hola".to_vec()));
-        roundtrip(Request::BetBatch {
-            agency: 3,
-            sequence: 9,
-            bets: vec![bet(), bet()],
-        });
-        roundtrip(Request::BetBatch {
-            agency: 1,
-            sequence: 1,
-            bets: vec![],
-        });
-        roundtrip(Request::AgencyDone {
-            agency: 5,
-            batches: 270,
-        });
+        roundtrip(Request::BetBatch { agency: 3, sequence: 9, bets: vec![bet(), bet()] });
+        roundtrip(Request::BetBatch { agency: 1, sequence: 1, bets: vec![] });
+        roundtrip(Request::AgencyDone { agency: 5, batches: 270 });
         roundtrip(Request::WinnersQuery { agency: 2 });
         roundtrip(Response::Echo(vec![0, 255, 10]));
-        roundtrip(Response::BatchResult {
-            sequence: 4,
-            winners: vec![0, 17, 99],
-        });
+        roundtrip(Response::BatchResult { sequence: 4, winners: vec![0, 17, 99] });
         roundtrip(Response::Ack);
         roundtrip(Response::Total { winners: 4689 });
         roundtrip(Response::Pending { agencies_pending: 2 });
-        roundtrip(Response::Error {
-            kind: ErrorKind::InvalidBet,
-            message: "bet 1: document".into(),
-        });
+        roundtrip(Response::Error { kind: ErrorKind::InvalidBet, message: "bet 1: document".into() });
     }
 
     #[test]
@@ -166,15 +144,7 @@ mod tests {
              000000000000000131\
              000000000000000a323030302d30312d3331"
         );
-        encode_frame(
-            &Response::BatchResult {
-                sequence: 1,
-                winners: vec![0],
-            },
-            &mut out,
-            64,
-        )
-        .unwrap();
+        encode_frame(&Response::BatchResult { sequence: 1, winners: vec![0] }, &mut out, 64).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
@@ -194,10 +164,7 @@ mod tests {
             &[0, 0, 0, 3, 0, 0, 0, 1, 0],
             &[0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255],
         ] {
-            assert!(
-                matches!(decode::<Request>(payload), Err(Error::Malformed(_))),
-                "{payload:?}"
-            );
+            assert!(matches!(decode::<Request>(payload), Err(Error::Malformed(_))), "{payload:?}");
         }
     }
 
@@ -212,10 +179,7 @@ mod tests {
     fn oversized_messages_are_refused_when_encoding() {
         let mut out = Vec::new();
         let err = encode_frame(&Request::Echo(vec![0; 100]), &mut out, 64).unwrap_err();
-        assert!(
-            matches!(err, Error::FrameTooLarge { length: 112, max: 64 }),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::FrameTooLarge { length: 112, max: 64 }), "{err:?}");
         assert!(out.is_empty());
     }
 }

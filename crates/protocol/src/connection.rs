@@ -38,12 +38,7 @@ impl<S: Read + Write> Connection<S> {
 
     /// Wraps `stream`, refusing frames whose payload exceeds `max_frame_len` bytes.
     pub fn with_max_frame_len(stream: S, max_frame_len: usize) -> Self {
-        Connection {
-            reader: BufReader::new(stream),
-            payload: Vec::new(),
-            out: Vec::new(),
-            max_frame_len,
-        }
+        Connection { reader: BufReader::new(stream), payload: Vec::new(), out: Vec::new(), max_frame_len }
     }
 
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.
@@ -126,18 +121,9 @@ mod tests {
     #[test]
     fn reads_messages_until_a_clean_close() {
         let input = frames(&[Request::WinnersQuery { agency: 1 }, Request::Echo(b"x".to_vec())]);
-        let mut conn = Connection::new(Duplex {
-            input: Cursor::new(input),
-            output: Vec::new(),
-        });
-        assert_eq!(
-            conn.read_message::<Request>().unwrap(),
-            Some(Request::WinnersQuery { agency: 1 })
-        );
-        assert_eq!(
-            conn.read_message::<Request>().unwrap(),
-            Some(Request::Echo(b"x".to_vec()))
-        );
+        let mut conn = Connection::new(Duplex { input: Cursor::new(input), output: Vec::new() });
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 1 }));
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::Echo(b"x".to_vec())));
         assert_eq!(conn.read_message::<Request>().unwrap(), None);
     }
 
@@ -145,39 +131,24 @@ mod tests {
     fn a_malformed_frame_leaves_the_stream_in_step() {
         let mut input = vec![0, 0, 0, 3, 1, 2, 3];
         input.extend(frames(&[Request::WinnersQuery { agency: 7 }]));
-        let mut conn = Connection::new(Duplex {
-            input: Cursor::new(input),
-            output: Vec::new(),
-        });
+        let mut conn = Connection::new(Duplex { input: Cursor::new(input), output: Vec::new() });
         assert!(matches!(conn.read_message::<Request>(), Err(Error::Malformed(_))));
-        assert_eq!(
-            conn.read_message::<Request>().unwrap(),
-            Some(Request::WinnersQuery { agency: 7 })
-        );
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 7 }));
     }
 
     #[test]
     fn call_writes_one_frame_and_reads_the_answer() {
         let mut answer = Vec::new();
         codec::encode_frame(&Response::Pending { agencies_pending: 3 }, &mut answer, 64).unwrap();
-        let mut conn = Connection::new(Duplex {
-            input: Cursor::new(answer),
-            output: Vec::new(),
-        });
+        let mut conn = Connection::new(Duplex { input: Cursor::new(answer), output: Vec::new() });
         let response = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap();
         assert_eq!(response, Response::Pending { agencies_pending: 3 });
-        assert_eq!(
-            conn.get_ref().output,
-            frames(&[Request::WinnersQuery { agency: 2 }])
-        );
+        assert_eq!(conn.get_ref().output, frames(&[Request::WinnersQuery { agency: 2 }]));
     }
 
     #[test]
     fn call_reports_a_peer_that_closes_instead_of_answering() {
-        let mut conn = Connection::new(Duplex {
-            input: Cursor::new(Vec::new()),
-            output: Vec::new(),
-        });
+        let mut conn = Connection::new(Duplex { input: Cursor::new(Vec::new()), output: Vec::new() });
         let err = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap_err();
         assert!(matches!(err, Error::Closed), "{err:?}");
     }

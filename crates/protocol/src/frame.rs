@@ -37,12 +37,7 @@ pub fn read_frame<R: Read>(reader: &mut R, payload: &mut Vec<u8>, max_len: usize
     while got < PREFIX_LEN {
         match reader.read(&mut prefix[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => {
-                return Err(Error::Truncated {
-                    expected: PREFIX_LEN,
-                    received: got,
-                })
-            }
+            Ok(0) => return Err(Error::Truncated { expected: PREFIX_LEN, received: got }),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -50,10 +45,7 @@ pub fn read_frame<R: Read>(reader: &mut R, payload: &mut Vec<u8>, max_len: usize
     }
     let len = u32::from_be_bytes(prefix);
     if len as usize > max_len {
-        return Err(Error::FrameTooLarge {
-            length: u64::from(len),
-            max: max_len,
-        });
+        return Err(Error::FrameTooLarge { length: u64::from(len), max: max_len });
     }
     let len = len as usize;
     payload.reserve(len.min(INITIAL_RESERVE));
@@ -61,10 +53,7 @@ pub fn read_frame<R: Read>(reader: &mut R, payload: &mut Vec<u8>, max_len: usize
     // peer that closed mid-frame.
     let received = reader.take(len as u64).read_to_end(payload)?;
     if received < len {
-        return Err(Error::Truncated {
-            expected: PREFIX_LEN + len,
-            received: PREFIX_LEN + received,
-        });
+        return Err(Error::Truncated { expected: PREFIX_LEN + len, received: PREFIX_LEN + received });
     }
     Ok(true)
 }
@@ -91,10 +80,7 @@ pub fn write_frame<W: Write>(writer: &mut W, payload: &[u8], max_len: usize) -> 
 pub fn check_len(len: usize, max_len: usize) -> Result<u32, Error> {
     match u32::try_from(len) {
         Ok(prefix) if len <= max_len => Ok(prefix),
-        _ => Err(Error::FrameTooLarge {
-            length: len as u64,
-            max: max_len,
-        }),
+        _ => Err(Error::FrameTooLarge { length: len as u64, max: max_len }),
     }
 }
 
@@ -178,19 +164,13 @@ mod tests {
         assert!(payload.is_empty());
         assert!(read_frame(&mut reader, &mut payload, 1024).unwrap());
         assert_eq!(payload, [7u8; 300]);
-        assert!(
-            !read_frame(&mut reader, &mut payload, 1024).unwrap(),
-            "clean EOF after the last frame"
-        );
+        assert!(!read_frame(&mut reader, &mut payload, 1024).unwrap(), "clean EOF after the last frame");
     }
 
     #[test]
     fn retries_interrupted_reads() {
         let bytes = framed(b"interrupted but whole");
-        let mut reader = Interrupting {
-            data: &bytes,
-            flip: false,
-        };
+        let mut reader = Interrupting { data: &bytes, flip: false };
         let mut payload = Vec::new();
         assert!(read_frame(&mut reader, &mut payload, 1024).unwrap());
         assert_eq!(payload, b"interrupted but whole");
@@ -200,16 +180,7 @@ mod tests {
     fn eof_inside_the_prefix_is_truncation_not_a_clean_close() {
         let mut payload = Vec::new();
         let err = read_frame(&mut OneByte(&[0, 0]), &mut payload, 1024).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Truncated {
-                    expected: 4,
-                    received: 2
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Truncated { expected: 4, received: 2 }), "{err:?}");
     }
 
     #[test]
@@ -217,16 +188,7 @@ mod tests {
         let bytes = framed(b"0123456789");
         let mut payload = Vec::new();
         let err = read_frame(&mut OneByte(&bytes[..9]), &mut payload, 1024).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Truncated {
-                    expected: 14,
-                    received: 9
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Truncated { expected: 14, received: 9 }), "{err:?}");
     }
 
     #[test]
@@ -244,18 +206,12 @@ mod tests {
 
     #[test]
     fn oversized_lengths_are_refused_before_reading_the_payload() {
-        for (prefix, max) in [
-            ([0, 0, 4, 1], 1024),
-            ([0xff, 0xff, 0xff, 0xff], DEFAULT_MAX_FRAME_LEN),
-        ] {
+        for (prefix, max) in [([0, 0, 4, 1], 1024), ([0xff, 0xff, 0xff, 0xff], DEFAULT_MAX_FRAME_LEN)] {
             // Only the prefix is there: had the reader tried to read the payload it would
             // have reported truncation instead.
             let mut payload = Vec::new();
             let err = read_frame(&mut &prefix[..], &mut payload, max).unwrap_err();
-            assert!(
-                matches!(err, Error::FrameTooLarge { max: m, .. } if m == max),
-                "{err:?}"
-            );
+            assert!(matches!(err, Error::FrameTooLarge { max: m, .. } if m == max), "{err:?}");
             assert_eq!(payload.capacity(), 0, "nothing allocated for a refused frame");
         }
     }
@@ -272,10 +228,7 @@ mod tests {
     fn writing_an_oversized_payload_writes_nothing() {
         let mut out = Vec::new();
         let err = write_frame(&mut out, &[0u8; 11], 10).unwrap_err();
-        assert!(
-            matches!(err, Error::FrameTooLarge { length: 11, max: 10 }),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::FrameTooLarge { length: 11, max: 10 }), "{err:?}");
         assert!(out.is_empty());
     }
 

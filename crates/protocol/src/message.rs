@@ -68,11 +68,7 @@ impl Request {
     /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
     #[must_use]
     pub fn bet_batch_frame_len(bets_len: usize) -> usize {
-        let empty = Request::BetBatch {
-            agency: 0,
-            sequence: 0,
-            bets: Vec::new(),
-        };
+        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: Vec::new() };
         frame::PREFIX_LEN + codec::encoded_len(&empty) + bets_len
     }
 }
@@ -162,11 +158,7 @@ mod tests {
         for n in [0, 1, 7] {
             let bets = vec![bet.clone(); n];
             let predicted = Request::bet_batch_frame_len(bets.iter().map(WireBet::encoded_len).sum());
-            let message = Request::BetBatch {
-                agency: 4,
-                sequence: 12,
-                bets,
-            };
+            let message = Request::BetBatch { agency: 4, sequence: 12, bets };
             assert_eq!(predicted, frame::PREFIX_LEN + codec::encoded_len(&message));
         }
     }

@@ -33,10 +33,7 @@ impl std::error::Error for ConfigError {}
 /// # Errors
 /// [`ConfigError::invalid`] when it does not parse.
 pub fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::invalid(key, value, expected))
+    value.trim().parse().map_err(|_| ConfigError::invalid(key, value, expected))
 }
 
 #[cfg(test)]

@@ -90,9 +90,7 @@ impl Config {
                     .map_err(|e| ConfigError::new(format!("{key}: {e}")))?;
             }
         }
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
+        let raw = builder.build().map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
         let get = |key: &str| raw.get_string(&format!("DEFAULT.{key}")).ok();
 
         let mut config = Config::default();
@@ -134,11 +132,8 @@ impl Config {
             config.idle_timeout = Duration::from_secs(secs);
         }
         if let Some(v) = get("SERVER_MAX_FRAME_BYTES") {
-            config.max_frame_len = parse(
-                "SERVER_MAX_FRAME_BYTES",
-                &v,
-                "bytes, at least 64 and at most 4294967295",
-            )?;
+            config.max_frame_len =
+                parse("SERVER_MAX_FRAME_BYTES", &v, "bytes, at least 64 and at most 4294967295")?;
             if config.max_frame_len < 64 || u32::try_from(config.max_frame_len).is_err() {
                 return Err(ConfigError::invalid(
                     "SERVER_MAX_FRAME_BYTES",

@@ -53,11 +53,7 @@ impl Connections {
     #[must_use]
     pub fn new(max: usize) -> Arc<Connections> {
         Arc::new(Connections {
-            inner: Mutex::new(Registry {
-                open: true,
-                next_id: 0,
-                sockets: HashMap::new(),
-            }),
+            inner: Mutex::new(Registry { open: true, next_id: 0, sockets: HashMap::new() }),
             max,
         })
     }
@@ -78,10 +74,7 @@ impl Connections {
         let id = registry.next_id;
         registry.next_id += 1;
         registry.sockets.insert(id, clone);
-        Ok(Registration {
-            id,
-            connections: Arc::clone(self),
-        })
+        Ok(Registration { id, connections: Arc::clone(self) })
     }
 
     /// Refuses further registrations and shuts the read half of every live socket. Returns how
@@ -111,9 +104,7 @@ impl Connections {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Nothing that can panic runs under this lock (map operations and `shutdown` calls),
         // and the map stays consistent even if something did: recover it rather than stop.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

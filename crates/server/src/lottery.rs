@@ -67,26 +67,14 @@ mod tests {
         let kiara = bet("Kiara Valentina", "Basile", "32250087", "1987-05-17");
         assert_eq!(bet_hash(&kiara), 0x3443_1564_4823_85c8);
         assert!(is_winner(&kiara, Duration::ZERO));
-        assert!(is_winner(
-            &bet("Rodrigo Gabriel", "Varela", "35387663", "1999-07-11"),
-            Duration::ZERO
-        ));
-        assert!(is_winner(
-            &bet("Jonathan", "Pérez", "36556481", "2003-10-05"),
-            Duration::ZERO
-        ));
+        assert!(is_winner(&bet("Rodrigo Gabriel", "Varela", "35387663", "1999-07-11"), Duration::ZERO));
+        assert!(is_winner(&bet("Jonathan", "Pérez", "36556481", "2003-10-05"), Duration::ZERO));
     }
 
     #[test]
     fn pinned_losers_from_the_course_dataset() {
-        assert!(!is_winner(
-            &bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17"),
-            Duration::ZERO
-        ));
-        assert!(!is_winner(
-            &bet("Agustin Emanuel", "Zambrano", "21689196", "2000-05-10"),
-            Duration::ZERO
-        ));
+        assert!(!is_winner(&bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17"), Duration::ZERO));
+        assert!(!is_winner(&bet("Agustin Emanuel", "Zambrano", "21689196", "2000-05-10"), Duration::ZERO));
     }
 
     #[test]

@@ -48,16 +48,9 @@ impl Server {
     pub fn bind(config: &Config) -> io::Result<Server> {
         let path = &config.storage_path;
         let store = Store::create(path, config.agencies).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create winners file {}: {e}", path.display()),
-            )
+            io::Error::new(e.kind(), format!("cannot create winners file {}: {e}", path.display()))
         })?;
-        let ip = if config.ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            config.ip.as_str()
-        };
+        let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let addr = (ip, config.port)
             .to_socket_addrs()?
             .next()
@@ -71,10 +64,7 @@ impl Server {
             central: Arc::new(Central::new(store, config.winner_delay)),
             connections,
             shutdown,
-            limits: Limits {
-                idle_timeout: config.idle_timeout,
-                max_frame_len: config.max_frame_len,
-            },
+            limits: Limits { idle_timeout: config.idle_timeout, max_frame_len: config.max_frame_len },
         })
     }
 
@@ -127,21 +117,12 @@ impl Server {
                 }
             }
         }
-        let Server {
-            listener,
-            central,
-            shutdown,
-            ..
-        } = self;
+        let Server { listener, central, shutdown, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
         let threads = workers.len();
-        let panicked = workers
-            .into_iter()
-            .map(JoinHandle::join)
-            .filter(Result::is_err)
-            .count();
+        let panicked = workers.into_iter().map(JoinHandle::join).filter(Result::is_err).count();
         if panicked > 0 {
             log::error!(
                 "action: join_connections | result: fail | threads: {threads} | panicked: {panicked}"
@@ -180,13 +161,11 @@ impl Server {
         let central = Arc::clone(&self.central);
         let limits = self.limits;
         let shutdown = self.shutdown.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn {peer}"))
-            .spawn(move || {
-                // Held for the thread's life: its drop frees the connection's slot.
-                let _registration = registration;
-                handler::serve(stream, peer, &central, limits, &shutdown);
-            });
+        let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
+            // Held for the thread's life: its drop frees the connection's slot.
+            let _registration = registration;
+            handler::serve(stream, peer, &central, limits, &shutdown);
+        });
         match spawned {
             Ok(worker) => Some(worker),
             Err(e) => {

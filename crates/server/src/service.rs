@@ -44,17 +44,12 @@ impl Central {
     pub fn handle(&self, session: &mut Session, request: Request, peer: SocketAddr) -> Response {
         match request {
             Request::Echo(bytes) => {
-                log::debug!(
-                    "action: echo | result: success | peer: {peer} | bytes: {}",
-                    bytes.len()
-                );
+                log::debug!("action: echo | result: success | peer: {peer} | bytes: {}", bytes.len());
                 Response::Echo(bytes)
             }
-            Request::BetBatch {
-                agency,
-                sequence,
-                bets,
-            } => self.bet_batch(session, agency, sequence, bets, peer),
+            Request::BetBatch { agency, sequence, bets } => {
+                self.bet_batch(session, agency, sequence, bets, peer)
+            }
             Request::AgencyDone { agency, batches } => self.agency_done(session, agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, peer),
         }
@@ -144,9 +139,7 @@ impl Central {
             }
             Progress::Pending { agencies } => {
                 log::info!("action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}");
-                Response::Pending {
-                    agencies_pending: agencies,
-                }
+                Response::Pending { agencies_pending: agencies }
             }
         }
     }

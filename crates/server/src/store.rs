@@ -65,10 +65,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::UnknownAgency { agency, agencies } => {
-                write!(
-                    f,
-                    "agency {agency} is not one of the {agencies} agencies (1 to {agencies})"
-                )
+                write!(f, "agency {agency} is not one of the {agencies} agencies (1 to {agencies})")
             }
             StoreError::AgencyFinished(agency) => write!(f, "agency {agency} already finished sending bets"),
             StoreError::Io(e) => write!(f, "cannot write the winners file: {e}"),
@@ -110,20 +107,12 @@ impl Store {
                 path.display()
             );
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)?;
+        let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
         file.write_all(format!("{HEADER}\n").as_bytes())?;
         file.sync_all()?;
         let len = file.metadata()?.len();
         Ok(Store {
-            inner: Mutex::new(Inner {
-                file,
-                len,
-                tallies: vec![Tally::default(); agencies as usize],
-            }),
+            inner: Mutex::new(Inner { file, len, tallies: vec![Tally::default(); agencies as usize] }),
             path: path.to_owned(),
         })
     }
@@ -219,9 +208,7 @@ impl Store {
         // A panic while holding the lock can only come from a bug in this file (the critical
         // sections call no user code); the tallies it guards could then disagree with the
         // file, so stopping loudly beats answering with them.
-        self.inner
-            .lock()
-            .expect("store lock poisoned: winners file and tallies may disagree")
+        self.inner.lock().expect("store lock poisoned: winners file and tallies may disagree")
     }
 }
 
@@ -229,14 +216,10 @@ impl Inner {
     fn progress(&self) -> Progress {
         let pending = self.tallies.iter().filter(|t| !t.done).count();
         if pending == 0 {
-            Progress::Complete {
-                winners: self.tallies.iter().map(|t| t.winners).sum(),
-            }
+            Progress::Complete { winners: self.tallies.iter().map(|t| t.winners).sum() }
         } else {
             // At most the number of agencies, which is a u32.
-            Progress::Pending {
-                agencies: pending as u32,
-            }
+            Progress::Pending { agencies: pending as u32 }
         }
     }
 
@@ -271,9 +254,7 @@ impl Inner {
 
 /// The CSV rows (csv quoting, dates as `YYYY-MM-DD`) for `winners` of `agency`.
 fn format_rows<'a>(agency: u32, winners: impl Iterator<Item = &'a Bet>) -> io::Result<Vec<u8>> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     let agency = agency.to_string();
     for bet in winners {
         let date = bet.birthdate_bytes();
@@ -308,10 +289,7 @@ mod tests {
     fn rows_are_csv_with_header_and_quoting() {
         let path = temp_path("rows");
         let store = Store::create(&path, 2).unwrap();
-        let winners = [
-            bet("Ana, María", "O\"Brien", "1"),
-            bet("Joaquín", "Saldaña", "22"),
-        ];
+        let winners = [bet("Ana, María", "O\"Brien", "1"), bet("Joaquín", "Saldaña", "22")];
         store.record_batch(2, 10, winners.iter()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
@@ -320,14 +298,7 @@ mod tests {
              2,\"Ana, María\",\"O\"\"Brien\",1,1990-12-31\n\
              2,Joaquín,Saldaña,22,1990-12-31\n"
         );
-        assert_eq!(
-            store.tally(2).unwrap(),
-            Tally {
-                bets: 10,
-                winners: 2,
-                done: false
-            }
-        );
+        assert_eq!(store.tally(2).unwrap(), Tally { bets: 10, winners: 2, done: false });
     }
 
     #[test]
@@ -349,23 +320,11 @@ mod tests {
         store.record_batch(1, 5, [bet("A", "B", "1")].iter()).unwrap();
         assert_eq!(
             store.finish_agency(1).unwrap(),
-            (
-                Tally {
-                    bets: 5,
-                    winners: 1,
-                    done: true
-                },
-                Progress::Pending { agencies: 1 }
-            )
+            (Tally { bets: 5, winners: 1, done: true }, Progress::Pending { agencies: 1 })
         );
         assert_eq!(store.progress(), Progress::Pending { agencies: 1 });
-        store
-            .record_batch(2, 3, [bet("C", "D", "2"), bet("E", "F", "3")].iter())
-            .unwrap();
-        assert_eq!(
-            store.finish_agency(2).unwrap().1,
-            Progress::Complete { winners: 3 }
-        );
+        store.record_batch(2, 3, [bet("C", "D", "2"), bet("E", "F", "3")].iter()).unwrap();
+        assert_eq!(store.finish_agency(2).unwrap().1, Progress::Complete { winners: 3 });
         assert_eq!(store.progress(), Progress::Complete { winners: 3 });
     }
 
@@ -374,14 +333,8 @@ mod tests {
         let store = Store::create(&temp_path("finished"), 1).unwrap();
         store.finish_agency(1).unwrap();
         assert!(matches!(store.check_open(1), Err(StoreError::AgencyFinished(1))));
-        assert!(matches!(
-            store.record_batch(1, 1, std::iter::empty()),
-            Err(StoreError::AgencyFinished(1))
-        ));
-        assert!(matches!(
-            store.finish_agency(1),
-            Err(StoreError::AgencyFinished(1))
-        ));
+        assert!(matches!(store.record_batch(1, 1, std::iter::empty()), Err(StoreError::AgencyFinished(1))));
+        assert!(matches!(store.finish_agency(1), Err(StoreError::AgencyFinished(1))));
     }
 
     #[test]
@@ -395,11 +348,7 @@ mod tests {
                     for batch in 0..50 {
                         let winners: Vec<Bet> = (0..7)
                             .map(|i| {
-                                bet(
-                                    "Nombre Largo De Prueba",
-                                    "Fornerón",
-                                    &format!("{agency}{batch:03}{i}"),
-                                )
+                                bet("Nombre Largo De Prueba", "Fornerón", &format!("{agency}{batch:03}{i}"))
                             })
                             .collect();
                         store.record_batch(agency, 20, winners.iter()).unwrap();
@@ -416,21 +365,10 @@ mod tests {
         for line in &lines[1..] {
             let fields: Vec<&str> = line.split(',').collect();
             assert_eq!(fields.len(), 5, "{line}");
-            assert!(
-                fields[3].starts_with(fields[0]),
-                "row of agency {} holds {line}",
-                fields[0]
-            );
+            assert!(fields[3].starts_with(fields[0]), "row of agency {} holds {line}", fields[0]);
         }
         for agency in 1..=4 {
-            assert_eq!(
-                store.tally(agency).unwrap(),
-                Tally {
-                    bets: 1000,
-                    winners: 350,
-                    done: false
-                }
-            );
+            assert_eq!(store.tally(agency).unwrap(), Tally { bets: 1000, winners: 350, done: false });
         }
     }
 

@@ -23,9 +23,7 @@ fn echo_answers_the_very_bytes_it_was_sent() {
     let central = Central::start(&[]);
     let mut raw = central.raw();
     // Echo("hola"): length 16, variant 0, length-prefixed bytes.
-    let frame = [
-        0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, b'h', b'o', b'l', b'a',
-    ];
+    let frame = [0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, b'h', b'o', b'l', b'a'];
     raw.write_all(&frame).unwrap();
     let mut answer = [0u8; 20];
     raw.read_exact(&mut answer).unwrap();
@@ -43,75 +41,25 @@ fn a_full_lottery_between_two_agencies() {
     );
     let batch = vec![losing_bet(), winning_bet(), losing_bet(), winning_bet()];
     assert_eq!(
-        call(
-            &mut one,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 1,
-                bets: batch
-            }
-        ),
-        Response::BatchResult {
-            sequence: 1,
-            winners: vec![1, 3]
-        }
+        call(&mut one, Request::BetBatch { agency: 1, sequence: 1, bets: batch }),
+        Response::BatchResult { sequence: 1, winners: vec![1, 3] }
     );
     assert_eq!(
-        call(
-            &mut one,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 2,
-                bets: vec![winning_bet()]
-            }
-        ),
-        Response::BatchResult {
-            sequence: 2,
-            winners: vec![0]
-        }
+        call(&mut one, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()] }),
+        Response::BatchResult { sequence: 2, winners: vec![0] }
     );
-    assert_eq!(
-        call(
-            &mut one,
-            Request::AgencyDone {
-                agency: 1,
-                batches: 2
-            }
-        ),
-        Response::Ack
-    );
+    assert_eq!(call(&mut one, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
     assert_eq!(
         call(&mut one, Request::WinnersQuery { agency: 1 }),
         Response::Pending { agencies_pending: 1 }
     );
-    assert_eq!(
-        call(
-            &mut two,
-            Request::AgencyDone {
-                agency: 2,
-                batches: 0
-            }
-        ),
-        Response::Ack
-    );
-    assert_eq!(
-        call(&mut one, Request::WinnersQuery { agency: 1 }),
-        Response::Total { winners: 3 }
-    );
-    assert_eq!(
-        call(&mut two, Request::WinnersQuery { agency: 2 }),
-        Response::Total { winners: 3 }
-    );
-    assert_eq!(
-        central.winner_rows(),
-        vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 3]
-    );
+    assert_eq!(call(&mut two, Request::AgencyDone { agency: 2, batches: 0 }), Response::Ack);
+    assert_eq!(call(&mut one, Request::WinnersQuery { agency: 1 }), Response::Total { winners: 3 });
+    assert_eq!(call(&mut two, Request::WinnersQuery { agency: 2 }), Response::Total { winners: 3 });
+    assert_eq!(central.winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 3]);
     assert!(central
         .process
-        .wait_for(
-            &["action: lottery_complete | result: success | winners: 3"],
-            PATIENCE
-        )
+        .wait_for(&["action: lottery_complete | result: success | winners: 3"], PATIENCE)
         .is_some());
 }
 
@@ -120,47 +68,22 @@ fn an_invalid_bet_refuses_the_whole_batch_and_stores_nothing() {
     let central = Central::start(&[]);
     let mut conn = central.connect();
     let bets = vec![winning_bet(), wire("Ana", "Díaz", "12.345.678", "2000-01-01")];
-    let Response::Error { kind, message } = call(
-        &mut conn,
-        Request::BetBatch {
-            agency: 1,
-            sequence: 1,
-            bets,
-        },
-    ) else {
+    let Response::Error { kind, message } =
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets })
+    else {
         panic!("expected a refusal")
     };
     assert_eq!(kind, ErrorKind::InvalidBet);
-    assert!(
-        message.contains("bet 2") && message.contains("12.345.678"),
-        "{message}"
-    );
+    assert!(message.contains("bet 2") && message.contains("12.345.678"), "{message}");
     for bad_date in ["2001-02-29", "29/02/2000"] {
         let bets = vec![wire("Ana", "Díaz", "1", bad_date)];
-        let response = call(
-            &mut conn,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 1,
-                bets,
-            },
-        );
+        let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets });
         assert_eq!(refusal_kind(response), ErrorKind::InvalidBet);
     }
     // The refused batches did not count: batch 1 is still the next one, and nothing was written.
     assert_eq!(
-        call(
-            &mut conn,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 1,
-                bets: vec![losing_bet()]
-            }
-        ),
-        Response::BatchResult {
-            sequence: 1,
-            winners: vec![]
-        }
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()] }),
+        Response::BatchResult { sequence: 1, winners: vec![] }
     );
     assert!(central.winner_rows().is_empty());
 }
@@ -170,70 +93,21 @@ fn unknown_agencies_out_of_order_batches_and_finished_agencies_are_refused() {
     let central = Central::start(&[]);
     let mut conn = central.connect();
     for agency in [0, 3] {
-        let response = call(
-            &mut conn,
-            Request::BetBatch {
-                agency,
-                sequence: 1,
-                bets: vec![losing_bet()],
-            },
-        );
-        assert_eq!(
-            refusal_kind(response),
-            ErrorKind::UnknownAgency,
-            "agency {agency}"
-        );
-        assert_eq!(
-            refusal_kind(call(&mut conn, Request::WinnersQuery { agency })),
-            ErrorKind::UnknownAgency
-        );
+        let response = call(&mut conn, Request::BetBatch { agency, sequence: 1, bets: vec![losing_bet()] });
+        assert_eq!(refusal_kind(response), ErrorKind::UnknownAgency, "agency {agency}");
+        assert_eq!(refusal_kind(call(&mut conn, Request::WinnersQuery { agency })), ErrorKind::UnknownAgency);
     }
-    let response = call(
-        &mut conn,
-        Request::BetBatch {
-            agency: 1,
-            sequence: 2,
-            bets: vec![losing_bet()],
-        },
-    );
+    let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 2, bets: vec![losing_bet()] });
     assert_eq!(refusal_kind(response), ErrorKind::OutOfSequence);
     assert_eq!(
-        refusal_kind(call(
-            &mut conn,
-            Request::AgencyDone {
-                agency: 1,
-                batches: 1
-            }
-        )),
+        refusal_kind(call(&mut conn, Request::AgencyDone { agency: 1, batches: 1 })),
         ErrorKind::OutOfSequence
     );
-    assert_eq!(
-        call(
-            &mut conn,
-            Request::AgencyDone {
-                agency: 1,
-                batches: 0
-            }
-        ),
-        Response::Ack
-    );
-    let response = call(
-        &mut conn,
-        Request::BetBatch {
-            agency: 1,
-            sequence: 1,
-            bets: vec![losing_bet()],
-        },
-    );
+    assert_eq!(call(&mut conn, Request::AgencyDone { agency: 1, batches: 0 }), Response::Ack);
+    let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()] });
     assert_eq!(refusal_kind(response), ErrorKind::AgencyFinished);
     assert_eq!(
-        refusal_kind(call(
-            &mut conn,
-            Request::AgencyDone {
-                agency: 1,
-                batches: 0
-            }
-        )),
+        refusal_kind(call(&mut conn, Request::AgencyDone { agency: 1, batches: 0 })),
         ErrorKind::AgencyFinished
     );
 }
@@ -245,14 +119,8 @@ fn a_malformed_frame_is_answered_and_the_connection_goes_on() {
     // A whole frame whose payload names no message (variant 99), then an empty frame.
     raw.write_all(&[0, 0, 0, 4, 0, 0, 0, 99, 0, 0, 0, 0]).unwrap();
     let mut conn = Connection::new(raw);
-    assert_eq!(
-        refusal_kind(conn.read_message().unwrap().unwrap()),
-        ErrorKind::Malformed
-    );
-    assert_eq!(
-        refusal_kind(conn.read_message().unwrap().unwrap()),
-        ErrorKind::Malformed
-    );
+    assert_eq!(refusal_kind(conn.read_message().unwrap().unwrap()), ErrorKind::Malformed);
+    assert_eq!(refusal_kind(conn.read_message().unwrap().unwrap()), ErrorKind::Malformed);
     assert_eq!(
         call(&mut conn, Request::Echo(b"still here".to_vec())),
         Response::Echo(b"still here".to_vec())
@@ -266,10 +134,7 @@ fn an_oversized_frame_is_refused_then_the_connection_closed() {
         let mut raw = central.raw();
         raw.write_all(&prefix).unwrap();
         let mut conn = Connection::new(raw);
-        assert_eq!(
-            refusal_kind(conn.read_message().unwrap().unwrap()),
-            ErrorKind::FrameTooLarge
-        );
+        assert_eq!(refusal_kind(conn.read_message().unwrap().unwrap()), ErrorKind::FrameTooLarge);
         assert_eq!(conn.read_message::<Response>().unwrap(), None);
     }
     let mut conn = central.connect();
@@ -283,10 +148,7 @@ fn bare_connect_and_close_is_harmless_and_quiet() {
         drop(TcpStream::connect(central.addr).unwrap());
     }
     let mut conn = central.connect();
-    assert_eq!(
-        call(&mut conn, Request::Echo(vec![1, 2])),
-        Response::Echo(vec![1, 2])
-    );
+    assert_eq!(call(&mut conn, Request::Echo(vec![1, 2])), Response::Echo(vec![1, 2]));
     // At the default level the probes left no line: only the start-up lines are there.
     let lines = central.process.lines();
     assert_eq!(lines.len(), 2, "{lines:#?}");
@@ -304,10 +166,7 @@ fn past_the_connection_cap_a_newcomer_is_told_busy() {
         assert_eq!(call(conn, Request::Echo(vec![0])), Response::Echo(vec![0]));
     }
     let mut extra = central.connect();
-    assert_eq!(
-        refusal_kind(extra.read_message().unwrap().unwrap()),
-        ErrorKind::Busy
-    );
+    assert_eq!(refusal_kind(extra.read_message().unwrap().unwrap()), ErrorKind::Busy);
     assert_eq!(extra.read_message::<Response>().unwrap(), None);
     // Closing one frees a slot once its thread sees the close.
     drop(held.pop());
@@ -319,12 +178,7 @@ fn past_the_connection_cap_a_newcomer_is_told_busy() {
                 assert_eq!(bytes, [5]);
                 break;
             }
-            Ok(Response::Error {
-                kind: ErrorKind::Busy,
-                ..
-            })
-            | Err(_)
-                if Instant::now() < deadline => {}
+            Ok(Response::Error { kind: ErrorKind::Busy, .. }) | Err(_) if Instant::now() < deadline => {}
             other => panic!("no slot freed: {other:?}"),
         }
     }
@@ -338,14 +192,8 @@ fn an_idle_connection_is_closed_after_the_timeout() {
     let mut buf = [0u8; 1];
     assert_eq!(raw.read(&mut buf).unwrap(), 0);
     let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
-        "{waited:?}"
-    );
-    assert!(central
-        .process
-        .wait_for(&["action: idle_timeout"], PATIENCE)
-        .is_some());
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(10), "{waited:?}");
+    assert!(central.process.wait_for(&["action: idle_timeout"], PATIENCE).is_some());
 }
 
 #[test]
@@ -353,18 +201,8 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
     let central = Central::start(&[]);
     let mut honest = central.connect();
     assert_eq!(
-        call(
-            &mut honest,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 1,
-                bets: vec![winning_bet()]
-            }
-        ),
-        Response::BatchResult {
-            sequence: 1,
-            winners: vec![0]
-        }
+        call(&mut honest, Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning_bet()] }),
+        Response::BatchResult { sequence: 1, winners: vec![0] }
     );
     {
         let mut rogue = central.raw();
@@ -375,28 +213,9 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
         .wait_for(&["action: read_request | result: fail", "mid-frame"], PATIENCE)
         .is_some());
     assert_eq!(
-        call(
-            &mut honest,
-            Request::BetBatch {
-                agency: 1,
-                sequence: 2,
-                bets: vec![winning_bet()]
-            }
-        ),
-        Response::BatchResult {
-            sequence: 2,
-            winners: vec![0]
-        }
+        call(&mut honest, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()] }),
+        Response::BatchResult { sequence: 2, winners: vec![0] }
     );
-    assert_eq!(
-        call(
-            &mut honest,
-            Request::AgencyDone {
-                agency: 1,
-                batches: 2
-            }
-        ),
-        Response::Ack
-    );
+    assert_eq!(call(&mut honest, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
     assert_eq!(central.winner_rows().len(), 2);
 }

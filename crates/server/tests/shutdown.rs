@@ -47,10 +47,7 @@ fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
     assert!(status.success(), "{status:?}\n{}", central.process.transcript());
     assert!(took < STOP_WITHIN, "stopping took {took:?}");
     assert_closing_lines(&central, "SIGTERM");
-    assert!(central
-        .process
-        .wait_for(&["open_connections: 100"], Duration::ZERO)
-        .is_some());
+    assert!(central.process.wait_for(&["open_connections: 100"], Duration::ZERO).is_some());
     let closed = central
         .process
         .lines()
@@ -59,11 +56,7 @@ fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
         .count();
     assert_eq!(closed, 100, "each connection's close is logged");
     for conn in &mut connections {
-        assert_eq!(
-            conn.read_message::<Response>().expect("a clean close"),
-            None,
-            "every socket is closed"
-        );
+        assert_eq!(conn.read_message::<Response>().expect("a clean close"), None, "every socket is closed");
     }
 }
 
@@ -90,39 +83,18 @@ fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
     let mut bets = vec![losing_bet(); 30];
     bets[7] = winning_bet();
     bets[21] = winning_bet();
-    conn.write_message(&Request::BetBatch {
-        agency: 1,
-        sequence: 1,
-        bets,
-    })
-    .unwrap();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets }).unwrap();
     central
         .process
         .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
         .expect("the central starts on the batch");
     central.process.sigterm();
-    let answer = conn
-        .read_message::<Response>()
-        .expect("an answer")
-        .expect("not a close");
-    assert_eq!(
-        answer,
-        Response::BatchResult {
-            sequence: 1,
-            winners: vec![7, 21]
-        }
-    );
-    assert_eq!(
-        conn.read_message::<Response>().unwrap(),
-        None,
-        "then the connection closes"
-    );
+    let answer = conn.read_message::<Response>().expect("an answer").expect("not a close");
+    assert_eq!(answer, Response::BatchResult { sequence: 1, winners: vec![7, 21] });
+    assert_eq!(conn.read_message::<Response>().unwrap(), None, "then the connection closes");
     let status = central.process.wait_exit(PATIENCE).expect("the central exits");
     assert!(status.success(), "{status:?}\n{}", central.process.transcript());
-    assert_eq!(
-        central.winner_rows(),
-        vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]
-    );
+    assert_eq!(central.winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]);
     assert_closing_lines(&central, "SIGTERM");
 }
 
@@ -137,29 +109,19 @@ fn a_winners_file_that_cannot_be_created_stops_the_start() {
     );
     let status = process.wait_exit(PATIENCE).expect("the central exits");
     assert_eq!(status.code(), Some(1));
-    let line = process
-        .wait_for(&["action: start | result: fail"], Duration::ZERO)
-        .expect("a start failure line");
+    let line =
+        process.wait_for(&["action: start | result: fail"], Duration::ZERO).expect("a start failure line");
     assert!(line.contains("cannot create winners file"), "{line}");
-    assert!(
-        process
-            .wait_for(&["accept_connections"], Duration::ZERO)
-            .is_none(),
-        "it never listened"
-    );
+    assert!(process.wait_for(&["accept_connections"], Duration::ZERO).is_none(), "it never listened");
 }
 
 #[test]
 fn a_bad_setting_is_refused_with_exit_status_2() {
     let mut process = testkit::process::LoggedChild::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .env_clear()
-            .env("SERVER_PORT", "http"),
+        std::process::Command::new(env!("CARGO_BIN_EXE_server")).env_clear().env("SERVER_PORT", "http"),
     );
     assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(2));
-    assert!(process
-        .wait_for(&["action: config | result: fail", "SERVER_PORT"], Duration::ZERO)
-        .is_some());
+    assert!(process.wait_for(&["action: config | result: fail", "SERVER_PORT"], Duration::ZERO).is_some());
 }
 
 #[test]

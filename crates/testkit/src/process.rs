@@ -58,13 +58,7 @@ impl LoggedChild {
         threads.push(thread::spawn(move || {
             let _ = report.send(child.wait());
         }));
-        LoggedChild {
-            pid,
-            exited,
-            output,
-            threads,
-            status: None,
-        }
+        LoggedChild { pid, exited, output, threads, status: None }
     }
 
     /// The child's process id.
@@ -140,9 +134,7 @@ impl LoggedChild {
         let line = self
             .wait_for(&["action: accept_connections"], timeout)
             .unwrap_or_else(|| panic!("the central did not start listening:\n{}", self.transcript()));
-        field(&line, "address")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line}"))
+        field(&line, "address").and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line}"))
     }
 }
 
@@ -150,9 +142,7 @@ impl Drop for LoggedChild {
     fn drop(&mut self) {
         if self.status.is_none() && self.exited.try_recv().is_err() {
             // Still running (its status has not been reported): end it.
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -180,10 +170,7 @@ fn collect(stream: impl Read + Send + 'static, output: Arc<Output>) -> JoinHandl
 }
 
 fn signal(pid: u32, which: &str) {
-    let status = Command::new("kill")
-        .args([which, &pid.to_string()])
-        .status()
-        .expect("run kill");
+    let status = Command::new("kill").args([which, &pid.to_string()]).status().expect("run kill");
     assert!(status.success(), "kill {which} {pid} failed");
 }
 
@@ -194,11 +181,7 @@ mod tests {
     #[test]
     fn fields_are_read_from_log_lines() {
         let line = "2026-01-01 10:00:00 INFO     action: agency_summary | result: success | agency: 1 | winner_rate: 6.03%";
-        assert_eq!(
-            field(line, "action"),
-            None,
-            "the action is not a key: value pair of its own"
-        );
+        assert_eq!(field(line, "action"), None, "the action is not a key: value pair of its own");
         assert_eq!(field(line, "result"), Some("success"));
         assert_eq!(field(line, "agency"), Some("1"));
         assert_eq!(field(line, "winner_rate"), Some("6.03%"));
@@ -208,14 +191,8 @@ mod tests {
     #[test]
     fn output_is_awaited_and_the_exit_seen() {
         let mut child = LoggedChild::spawn(Command::new("sh").args(["-c", "echo one; echo two >&2; exit 3"]));
-        assert_eq!(
-            child.wait_for(&["two"], Duration::from_secs(10)).as_deref(),
-            Some("two")
-        );
-        assert_eq!(
-            child.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()),
-            Some(3)
-        );
+        assert_eq!(child.wait_for(&["two"], Duration::from_secs(10)).as_deref(), Some("two"));
+        assert_eq!(child.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(3));
         assert_eq!(child.lines().len(), 2);
         assert_eq!(child.wait_for(&["three"], Duration::from_millis(10)), None);
     }

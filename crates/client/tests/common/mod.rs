@@ -48,23 +48,14 @@ impl Central {
         let lottery = server.central();
         let shutdown = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
-        Central {
-            addr,
-            lottery,
-            dir,
-            shutdown,
-            thread: Some(thread),
-        }
+        Central { addr, lottery, dir, shutdown, thread: Some(thread) }
     }
 
     /// The winners file's rows, header excluded, sorted.
     pub fn winner_rows(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.lottery.store().path()).expect("read the winners file");
         let mut lines = text.lines();
-        assert_eq!(
-            lines.next(),
-            Some("agency,first_name,last_name,document,birthdate")
-        );
+        assert_eq!(lines.next(), Some("agency,first_name,last_name,document,birthdate"));
         let mut rows: Vec<String> = lines.map(str::to_owned).collect();
         rows.sort();
         rows
@@ -101,9 +92,7 @@ impl Drop for Central {
         if let Some(thread) = self.thread.take() {
             let result = thread.join();
             if !std::thread::panicking() {
-                result
-                    .expect("the central's thread")
-                    .expect("the central stops cleanly");
+                result.expect("the central's thread").expect("the central stops cleanly");
             }
         }
     }
@@ -111,9 +100,8 @@ impl Drop for Central {
 
 /// Waits for a client to exit and asserts it succeeded.
 pub fn assert_success(client: &mut LoggedChild) {
-    let status = client
-        .wait_exit(PATIENCE)
-        .unwrap_or_else(|| panic!("still running:\n{}", client.transcript()));
+    let status =
+        client.wait_exit(PATIENCE).unwrap_or_else(|| panic!("still running:\n{}", client.transcript()));
     assert!(status.success(), "{status:?}\n{}", client.transcript());
 }
 
@@ -122,17 +110,10 @@ pub fn fields_of(client: &LoggedChild, needles: &[&str]) -> BTreeMap<String, Str
     let line = client
         .wait_for(needles, Duration::ZERO)
         .unwrap_or_else(|| panic!("no line with {needles:?} in:\n{}", client.transcript()));
-    [
-        "agency",
-        "bets",
-        "skipped",
-        "winners",
-        "winner_rate",
-        "agencies_pending",
-    ]
-    .iter()
-    .filter_map(|key| field(&line, key).map(|v| ((*key).to_owned(), v.to_owned())))
-    .collect()
+    ["agency", "bets", "skipped", "winners", "winner_rate", "agencies_pending"]
+        .iter()
+        .filter_map(|key| field(&line, key).map(|v| ((*key).to_owned(), v.to_owned())))
+        .collect()
 }
 
 /// The winners file rows `agency`'s `rows` must produce, as the central writes them.

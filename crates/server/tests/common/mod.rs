@@ -41,32 +41,21 @@ impl Central {
         }
         let process = LoggedChild::spawn(&mut command);
         let addr = process.listening_address(PATIENCE);
-        Central {
-            process,
-            addr,
-            winners_path,
-            _dir: dir,
-        }
+        Central { process, addr, winners_path, _dir: dir }
     }
 
     /// A connection with timeouts, so a bug fails the test instead of hanging it.
     pub fn connect(&self) -> Connection<TcpStream> {
         let stream = TcpStream::connect(self.addr).expect("connect to the central");
-        stream
-            .set_read_timeout(Some(PATIENCE))
-            .expect("set a read timeout");
-        stream
-            .set_write_timeout(Some(PATIENCE))
-            .expect("set a write timeout");
+        stream.set_read_timeout(Some(PATIENCE)).expect("set a read timeout");
+        stream.set_write_timeout(Some(PATIENCE)).expect("set a write timeout");
         Connection::new(stream)
     }
 
     /// A raw socket with timeouts.
     pub fn raw(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("connect to the central");
-        stream
-            .set_read_timeout(Some(PATIENCE))
-            .expect("set a read timeout");
+        stream.set_read_timeout(Some(PATIENCE)).expect("set a read timeout");
         stream
     }
 
@@ -74,10 +63,7 @@ impl Central {
     pub fn winner_rows(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.winners_path).expect("read the winners file");
         let mut lines = text.lines();
-        assert_eq!(
-            lines.next(),
-            Some("agency,first_name,last_name,document,birthdate")
-        );
+        assert_eq!(lines.next(), Some("agency,first_name,last_name,document,birthdate"));
         lines.map(str::to_owned).collect()
     }
 }
@@ -103,6 +89,5 @@ pub fn wire(first: &str, last: &str, document: &str, birthdate: &str) -> WireBet
 
 /// Sends a request and returns the answer, failing the test on a transport error.
 pub fn call(conn: &mut Connection<TcpStream>, request: Request) -> Response {
-    conn.call(&request)
-        .unwrap_or_else(|e| panic!("{request:?} failed: {e}"))
+    conn.call(&request).unwrap_or_else(|e| panic!("{request:?} failed: {e}"))
 }
