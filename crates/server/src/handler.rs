@@ -42,14 +42,14 @@ pub fn serve(
         let request = match conn.read_message::<Request>() {
             Ok(Some(request)) => request,
             // Shutdown closes the read half, which reads as end-of-stream too.
-            Ok(None) if shutdown.is_triggered() => break "shutdown",
-            Ok(None) => break "closed by peer",
+            Ok(None) if shutdown.is_triggered() => break Close::Shutdown,
+            Ok(None) => break Close::ByPeer,
             Err(e) if e.is_timeout() => {
                 log::info!(
                     "action: idle_timeout | result: success | peer: {peer} | after_secs: {}",
                     limits.idle_timeout.as_secs()
                 );
-                break "idle timeout";
+                break Close::IdleTimeout;
             }
             Err(Error::Malformed(reason)) => {
                 // The frame was whole, so the stream is still in step: answer and go on.
@@ -61,7 +61,7 @@ pub fn serve(
                     message: format!("malformed message: {reason}"),
                 };
                 if conn.write_message(&refusal).is_err() {
-                    break "write failed";
+                    break Close::WriteFailed;
                 }
                 continue;
             }
@@ -72,25 +72,52 @@ pub fn serve(
                     kind: ErrorKind::FrameTooLarge,
                     message: e.to_string(),
                 });
-                break "frame too large";
+                break Close::FrameTooLarge;
             }
             Err(e) => {
                 log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
-                break "read failed";
+                break Close::ReadFailed;
             }
         };
         requests += 1;
         let response = central.handle(&mut session, request, peer);
         if let Err(e) = conn.write_message(&response) {
             log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
-            break "write failed";
+            break Close::WriteFailed;
         }
     };
-    if requests == 0 && outcome == "closed by peer" {
+    if requests == 0 && outcome == Close::ByPeer {
         // A bare connect-and-close: a health probe or `nc -z`.
         log::debug!("action: close_connection | result: success | peer: {peer} | requests: 0");
     } else {
-        log::info!("action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {outcome}");
+        log::info!(
+            "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {}",
+            outcome.as_str()
+        );
+    }
+}
+
+/// Why a connection ended, as its close line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    ByPeer,
+    Shutdown,
+    IdleTimeout,
+    FrameTooLarge,
+    ReadFailed,
+    WriteFailed,
+}
+
+impl Close {
+    fn as_str(self) -> &'static str {
+        match self {
+            Close::ByPeer => "closed by peer",
+            Close::Shutdown => "shutdown",
+            Close::IdleTimeout => "idle timeout",
+            Close::FrameTooLarge => "frame too large",
+            Close::ReadFailed => "read failed",
+            Close::WriteFailed => "write failed",
+        }
     }
 }
 
