@@ -8,6 +8,7 @@
 pub mod config;
 pub mod connections;
 pub mod handler;
+pub mod healthcheck;
 pub mod lottery;
 pub mod server;
 pub mod service;

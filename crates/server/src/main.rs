@@ -3,16 +3,24 @@
 //! Usage: `server [CONFIG.ini]`. Settings come from the optional INI file, overridden by the
 //! environment; see `server::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
 //! Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting.
+//!
+//! `server healthcheck [CONFIG.ini]` asks the central those settings describe, on this host,
+//! for an echo: exit 0 when it answers, 1 when not (the container's health check).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use runtime::{logging, signals::SignalWatcher};
-use server::{Config, Server};
+use server::{healthcheck, Config, Server};
+
+/// How long the health check waits to connect, and then for the echo.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    let mut args = std::env::args_os().skip(1).peekable();
+    let healthcheck = args.next_if(|arg| arg == "healthcheck").is_some();
+    let path = args.next().map(PathBuf::from);
     if path.as_deref().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("usage: server [CONFIG.ini]\nSettings: the INI file's [DEFAULT] section, overridden by environment variables of the same names.");
+        println!("usage: server [healthcheck] [CONFIG.ini]\nSettings: the INI file's [DEFAULT] section, overridden by environment variables of the same names.");
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
@@ -22,6 +30,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if healthcheck {
+        return match healthcheck::probe(&config, HEALTHCHECK_TIMEOUT) {
+            Ok(address) => {
+                println!("action: healthcheck | result: success | address: {address}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("action: healthcheck | result: fail | error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init(config.logging_level);
     log::info!("action: config | result: success | {}", config.describe());
 

@@ -1,0 +1,46 @@
+//! `server healthcheck`: is a central serving on this host?
+//!
+//! A `FROM scratch` image has no shell, curl or netcat, so the container's health check is
+//! the server binary itself: it connects to the port its settings name, sends an `Echo` and
+//! expects the same bytes back. Passing means the central accepts, reads, answers and writes;
+//! a listening socket alone would not prove that.
+
+use std::{
+    net::{SocketAddr, TcpStream, ToSocketAddrs},
+    time::Duration,
+};
+
+use protocol::{Connection, Request, Response};
+
+use crate::Config;
+
+/// What the probe sends; the central logs echoes at debug level only, so probes every few
+/// seconds do not flood its log.
+const PROBE: &[u8] = b"healthcheck";
+
+/// Sends one `Echo` to the central that `config` describes, on this host, and checks the
+/// answer. An empty or unspecified listen address is reached through loopback.
+///
+/// # Errors
+/// A sentence for the operator: why the central is not healthy.
+pub fn probe(config: &Config, timeout: Duration) -> Result<SocketAddr, String> {
+    let host = match config.ip.as_str() {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        ip => ip,
+    };
+    let address = (host, config.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}:{}: {e}", config.port))?
+        .next()
+        .ok_or_else(|| format!("{host}:{} names no address", config.port))?;
+    let stream = TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut connection = Connection::new(stream);
+    match connection.call(&Request::Echo(PROBE.to_vec())) {
+        Ok(Response::Echo(bytes)) if bytes == PROBE => Ok(address),
+        Ok(other) => Err(format!("{address} answered {other:?} to an echo")),
+        Err(e) => Err(format!("no echo from {address}: {e}")),
+    }
+}
