@@ -38,6 +38,7 @@ pub fn serve(
     let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
     let mut session = Session::default();
     let mut requests = 0u64;
+    let mut echoes = 0u64;
     let outcome = loop {
         let request = match conn.read_message::<Request>() {
             Ok(Some(request)) => request,
@@ -80,15 +81,17 @@ pub fn serve(
             }
         };
         requests += 1;
+        echoes += u64::from(matches!(request, Request::Echo(_)));
         let response = central.handle(&mut session, request, peer);
         if let Err(e) = conn.write_message(&response) {
             log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
             break Close::WriteFailed;
         }
     };
-    if requests == 0 && outcome == Close::ByPeer {
-        // A bare connect-and-close: a health probe or `nc -z`.
-        log::debug!("action: close_connection | result: success | peer: {peer} | requests: 0");
+    if requests == echoes && outcome == Close::ByPeer {
+        // A bare connect-and-close (`nc -z`) or an echo probe (the container's health check,
+        // every few seconds): routine, so only at debug level.
+        log::debug!("action: close_connection | result: success | peer: {peer} | requests: {requests}");
     } else {
         log::info!(
             "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {}",

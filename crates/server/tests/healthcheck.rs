@@ -25,6 +25,25 @@ fn a_serving_central_is_healthy() {
 }
 
 #[test]
+fn probes_leave_no_line_at_the_default_level() {
+    // Docker probes every 2 s for the central's whole life: that must not fill its log.
+    let central = Central::start(&[]);
+    for _ in 0..5 {
+        assert!(healthcheck(central.addr.port()).0);
+    }
+    // A real agency's connection is still logged, and after the probes' closes would be.
+    let mut conn = central.connect();
+    conn.write_message(&protocol::Request::WinnersQuery { agency: 1 }).unwrap();
+    let _ = conn.read_message::<protocol::Response>().unwrap();
+    drop(conn);
+    central.process.wait_for(&["action: close_connection"], common::PATIENCE).expect("the close is logged");
+    let lines = central.process.lines();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(lines[2].contains("action: winners_query"), "{lines:#?}");
+    assert!(lines[3].contains("requests: 1 | reason: closed by peer"), "{lines:#?}");
+}
+
+#[test]
 fn a_port_nobody_serves_is_unhealthy_with_a_reason() {
     // Bind and drop a listener: its port is then closed on loopback.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
