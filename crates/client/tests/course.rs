@@ -17,15 +17,7 @@ fn course_datasets() -> Option<PathBuf> {
 }
 
 fn read_rows(path: &std::path::Path) -> Vec<Row> {
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).from_path(path).expect("open a course dataset");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("a course row");
-            [r[0].to_owned(), r[1].to_owned(), r[2].to_owned(), r[3].to_owned()]
-        })
-        .collect()
+    testkit::datasets::read(path).expect("read a course dataset")
 }
 
 #[test]

@@ -120,9 +120,30 @@ pub fn write(path: &Path, rows: &[Row]) -> std::io::Result<()> {
     writer.flush()
 }
 
+/// Reads a course dataset (no header; four fields a row).
+///
+/// # Errors
+/// When the file cannot be read or a row is not four CSV fields.
+pub fn read(path: &Path) -> Result<Vec<Row>, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_path(path)?;
+    reader
+        .deserialize::<(String, String, String, String)>()
+        .map(|row| row.map(|(first, last, document, birthdate)| [first, last, document, birthdate]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let dir = crate::TempDir::new("datasets-rw");
+        let path = dir.join("dataset-1.csv");
+        let rows = generate(3, 200);
+        write(&path, &rows).unwrap();
+        assert_eq!(read(&path).unwrap(), rows);
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_rows() {

@@ -1,0 +1,64 @@
+//! `expect`: what a lottery over some datasets must give, computed from the winning rule's
+//! definition (`testkit::reference`), not from the central's code. The Docker end-to-end
+//! check compares the containers' logs and winners file with it.
+//!
+//! Usage: `expect --dir DIR --agencies N [--winners-file OUT]`
+//! Prints one line per agency, `agency I bets B winners W`, then `total T`. With
+//! `--winners-file`, also writes the winners file's rows (header excluded) sorted, one per line.
+
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
+
+use testkit::{datasets, reference};
+
+const USAGE: &str = "usage: expect --dir DIR --agencies N [--winners-file OUT]";
+
+fn main() -> ExitCode {
+    let (mut dir, mut agencies, mut out) = (None, None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next();
+        match (flag.as_str(), value.as_deref().map(str::parse::<u32>)) {
+            ("--dir", Some(_)) => dir = value.map(PathBuf::from),
+            ("--agencies", Some(Ok(n))) => agencies = Some(n),
+            ("--winners-file", Some(_)) => out = value.map(PathBuf::from),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(dir), Some(agencies)) = (dir, agencies) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+
+    let mut rows_out = Vec::new();
+    let mut report = String::new();
+    let mut total = 0;
+    for agency in 1..=agencies {
+        let path = dir.join(format!("dataset-{agency}.csv"));
+        let rows = match datasets::read(&path) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("expect: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let winners = reference::winners(&rows);
+        total += winners.len();
+        let _ = writeln!(report, "agency {agency} bets {} winners {}", rows.len(), winners.len());
+        rows_out.extend(winners.into_iter().map(|[first, last, document, birthdate]| {
+            format!("{agency},{first},{last},{document},{birthdate}")
+        }));
+    }
+    println!("{report}total {total}");
+    if let Some(out) = out {
+        rows_out.sort_unstable();
+        let text: String = rows_out.iter().map(|row| format!("{row}\n")).collect();
+        if let Err(e) = std::fs::write(&out, text) {
+            eprintln!("expect: cannot write {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
