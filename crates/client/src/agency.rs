@@ -84,7 +84,9 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
         };
         let Some(batch) = ready else { continue };
         if stop.is_requested() {
-            log::info!("action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches}");
+            log::info!(
+                "action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches} | bets_sent: {bets}"
+            );
             return Ok(Outcome::Stopped);
         }
         batches += 1;
