@@ -219,4 +219,33 @@ stored=$(tail -n +2 "$work/.data/winners/winners.csv" | LC_ALL=C sort)
 [ -z "$(LC_ALL=C comm -13 "$work/expected-winners" <(echo "$stored"))" ] || fail "the winners file holds a row that is no winner"
 pass "exercise 4: make docker-compose-down mid-upload: all $((agencies + 1)) containers exited 0 in $stop_ms ms, closing lines logged, $(wc -l <"$work/acknowledged-winners") acknowledged winners all stored"
 
+# 6. The central alone stopped (`docker stop -t 20 server`) while every agency is connected
+#    and uploading: it answers the batches in hand, closes each connection, exits 0.
+up
+for i in $(seq 1 $agencies); do
+  for _ in $(seq 300); do
+    $docker logs "client$i" 2>&1 | grep -q 'action: upload | result: in_progress | agency: .* | batches:' && break
+    sleep 0.1
+  done
+done
+$docker logs -f server >"$work/logs-server" 2>&1 &
+logs_pid=$!
+code=$($docker stop -t 20 server >/dev/null && $docker inspect -f '{{.State.ExitCode}}' server)
+wait $logs_pid || true
+[ "$code" = 0 ] || fail "docker stop -t 20 server: the central exited $code"
+closed=$(grep -c 'action: close_connection | result: success .* reason: shutdown' "$work/logs-server" || true)
+[ "$closed" -ge $agencies ] || fail "the central closed $closed agency connections on shutdown, not $agencies"
+grep -qF 'action: exit | result: success' "$work/logs-server" || fail "the central did not log its exit"
+stored=$(tail -n +2 "$work/.data/winners/winners.csv" | LC_ALL=C sort)
+[ -z "$(uniq -d <<<"$stored")" ] || fail "the winners file holds a row twice"
+[ -z "$(LC_ALL=C comm -13 "$work/expected-winners" <(echo "$stored"))" ] || fail "the winners file holds a row that is no winner"
+for i in $(seq 1 $agencies); do
+  # The last progress line counts winners already acknowledged: at least those are stored.
+  seen=$($docker logs "client$i" 2>&1 | grep 'action: upload | result: in_progress | agency: .* | winners:' | tail -1)
+  rows=$(grep -c "^$i," <<<"$stored" || true)
+  [ "$rows" -ge "$(field "$seen" winners)" ] || fail "agency $i saw $(field "$seen" winners) winners acknowledged, $rows stored"
+done
+pass "exercise 4: docker stop -t 20 server mid-upload: exit 0, $closed connections closed, every acknowledged winner stored"
+down >/dev/null 2>&1 || true
+
 banner "docker-e2e: all $checks checks passed"
