@@ -82,6 +82,16 @@ wait_clients() {
   done
 }
 
+# Waits (bounded) until every client has logged upload progress: all are mid-upload.
+wait_uploading() {
+  for i in $(seq 1 $agencies); do
+    for _ in $(seq 300); do
+      $docker logs "client$i" 2>&1 | grep -q 'action: upload | result: in_progress | agency: .* | batches:' && break
+      sleep 0.1
+    done
+  done
+}
+
 # Compares each client's summary and total, and the winners file, with `expect`.
 check_results() {
   local expected total
@@ -174,12 +184,7 @@ git -C "$root" diff --quiet -- config || fail "the check edited config/ itself"
 target/release/datagen --dir "$work/.data" --agencies $agencies --rows 20000 --seed 8 >/dev/null
 cp config/*.ini config/*.yaml "$work/config/"
 up
-for i in $(seq 1 $agencies); do
-  for _ in $(seq 300); do
-    $docker logs "client$i" 2>&1 | grep -q 'action: upload | result: in_progress | agency: .* | batches:' && break
-    sleep 0.1
-  done
-done
+wait_uploading
 # `down` removes the containers: keep their logs and exit codes as they stop.
 pids=()
 for name in server $(seq -f 'client%g' 1 $agencies); do
@@ -222,12 +227,7 @@ pass "exercise 4: make docker-compose-down mid-upload: all $((agencies + 1)) con
 # 6. The central alone stopped (`docker stop -t 20 server`) while every agency is connected
 #    and uploading: it answers the batches in hand, closes each connection, exits 0.
 up
-for i in $(seq 1 $agencies); do
-  for _ in $(seq 300); do
-    $docker logs "client$i" 2>&1 | grep -q 'action: upload | result: in_progress | agency: .* | batches:' && break
-    sleep 0.1
-  done
-done
+wait_uploading
 $docker logs -f server >"$work/logs-server" 2>&1 &
 logs_pid=$!
 code=$($docker stop -t 20 server >/dev/null && $docker inspect -f '{{.State.ExitCode}}' server)
