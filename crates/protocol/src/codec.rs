@@ -97,6 +97,9 @@ mod tests {
         roundtrip(Request::BetBatch { agency: 1, sequence: 1, bets: vec![] });
         roundtrip(Request::AgencyDone { agency: 5, batches: 270 });
         roundtrip(Request::WinnersQuery { agency: 2 });
+        roundtrip(Request::Resume { agency: 3 });
+        roundtrip(Response::Resumed { last_sequence: 7, bets: 700, winners: 41, done: false });
+        roundtrip(Response::Error { kind: ErrorKind::BatchTooLarge, message: "2000 bets".into() });
         roundtrip(Response::Echo(vec![0, 255, 10]));
         roundtrip(Response::BatchResult { sequence: 4, winners: vec![0, 17, 99] });
         roundtrip(Response::Ack);

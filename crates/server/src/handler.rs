@@ -8,10 +8,7 @@ use std::{net::SocketAddr, net::TcpStream, time::Duration};
 
 use protocol::{Connection, Error, ErrorKind, Request, Response};
 
-use crate::{
-    service::{Central, Session},
-    shutdown::ShutdownHandle,
-};
+use crate::{service::Central, shutdown::ShutdownHandle};
 
 /// Socket settings of a served connection.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +33,6 @@ pub fn serve(
         return;
     }
     let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
-    let mut session = Session::default();
     let mut requests = 0u64;
     let outcome = loop {
         let request = match conn.read_message::<Request>() {
@@ -80,7 +76,7 @@ pub fn serve(
             }
         };
         requests += 1;
-        let response = central.handle(&mut session, request, peer);
+        let response = central.handle(request, peer);
         if let Err(e) = conn.write_message(&response) {
             log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
             break Close::WriteFailed;

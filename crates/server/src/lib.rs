@@ -8,7 +8,9 @@
 pub mod config;
 pub mod connections;
 pub mod handler;
+pub mod journal;
 pub mod lottery;
+pub mod recovery;
 pub mod server;
 pub mod service;
 pub mod shutdown;

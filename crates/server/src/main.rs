@@ -6,7 +6,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use runtime::{logging, signals::SignalWatcher};
+use runtime::{
+    logging,
+    signals::{self, SignalWatcher},
+};
 use server::{Config, Server};
 
 fn main() -> ExitCode {
@@ -25,6 +28,11 @@ fn main() -> ExitCode {
     logging::init(config.logging_level);
     log::info!("action: config | result: success | {}", config.describe());
 
+    // Before the store opens: a write past a file size limit must fail, not kill the central.
+    if let Err(e) = signals::survive_file_size_limit() {
+        log::error!("action: install_signal_handler | result: fail | error: {e}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::bind(&config) {
         Ok(server) => server,
         Err(e) => {

@@ -40,15 +40,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Creates the winners file, then binds the listening socket; nothing is accepted yet.
+    /// Opens the store (recovering the lottery its journal holds, if any), then binds the listening socket; nothing is accepted yet.
     ///
     /// # Errors
-    /// When the winners file cannot be created (checked first, so a central that could not
+    /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> io::Result<Server> {
         let path = &config.storage_path;
-        let store = Store::create(path, config.agencies).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot create winners file {}: {e}", path.display()))
+        let store = Store::open(path, config.agencies).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open winners file {}: {e}", path.display()))
         })?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let addr = (ip, config.port)
