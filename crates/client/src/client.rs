@@ -19,6 +19,19 @@ pub struct CentralClient {
     address: String,
 }
 
+/// What the central has committed for the agency (the answer to `Resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The last batch committed; the next one to send is this plus one.
+    pub last_sequence: u64,
+    /// Bets committed.
+    pub bets: u64,
+    /// Winners among them.
+    pub winners: u64,
+    /// Whether the agency's `AgencyDone` is committed.
+    pub done: bool,
+}
+
 /// The central's answer to a winners query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Winners {
@@ -95,6 +108,19 @@ impl CentralClient {
         match self.conn.call(&Request::AgencyDone { agency: self.agency, batches })? {
             Response::Ack => Ok(()),
             other => Err(unexpected(other, "an acknowledgement of AgencyDone after batches", batches)),
+        }
+    }
+
+    /// Asks what the central has committed for this agency.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn resume(&mut self) -> Result<Committed, ClientError> {
+        match self.conn.call(&Request::Resume { agency: self.agency })? {
+            Response::Resumed { last_sequence, bets, winners, done } => {
+                Ok(Committed { last_sequence, bets, winners, done })
+            }
+            other => Err(unexpected(other, "the committed state of agency", u64::from(self.agency))),
         }
     }
 

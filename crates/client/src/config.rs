@@ -14,10 +14,10 @@ use runtime::{
     settings::{parse, ConfigError},
 };
 
-use crate::duration;
+use crate::{duration, retry::RetryPolicy};
 
 /// Each YAML key and the environment variable that overrides it.
-pub const KEYS: [(&str, &str); 7] = [
+pub const KEYS: [(&str, &str); 10] = [
     ("id", "CLI_ID"),
     ("server.address", "CLI_SERVER_ADDRESS"),
     ("server.timeout", "CLI_SERVER_TIMEOUT"),
@@ -25,6 +25,9 @@ pub const KEYS: [(&str, &str); 7] = [
     ("data.path", "CLI_DATA_PATH"),
     ("batch.maxAmount", "CLI_BATCH_MAX_AMOUNT"),
     ("winners.retryPeriod", "CLI_WINNERS_RETRY_PERIOD"),
+    ("retry.initial", "CLI_RETRY_INITIAL"),
+    ("retry.max", "CLI_RETRY_MAX"),
+    ("retry.total", "CLI_RETRY_TOTAL"),
 ];
 
 /// The environment variables holding the bet of exercise 5, in field order.
@@ -51,6 +54,11 @@ pub struct Config {
     /// Wait between two winners queries while agencies are still loading
     /// (`winners.retryPeriod`, default `5s`).
     pub retry_period: Duration,
+    /// How the agency retries when the central cannot be reached or the connection breaks
+    /// (`retry.initial` default `100ms`, `retry.max` default `5s`, `retry.total` default
+    /// `60s`: waits double from the first up to the cap, and one outage waits at most the
+    /// total before the agency gives up).
+    pub retry: RetryPolicy,
     /// The single bet of exercise 5, when `NOMBRE`, `APELLIDO`, `DOCUMENTO` and `NACIMIENTO`
     /// are set: first name, last name, document, birth date.
     pub bet: Option<[String; 4]>,
@@ -112,6 +120,16 @@ impl Config {
             Some(v) => positive_duration("winners.retryPeriod", &v)?,
             None => Duration::from_secs(5),
         };
+        let mut retry = RetryPolicy::default();
+        for (key, slot) in [
+            ("retry.initial", &mut retry.initial),
+            ("retry.max", &mut retry.max),
+            ("retry.total", &mut retry.total),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = positive_duration(key, &v)?;
+            }
+        }
         Ok(Config {
             id,
             server_address,
@@ -120,6 +138,7 @@ impl Config {
             data_path,
             batch_max_amount,
             retry_period,
+            retry,
             bet: bet_from(&env)?,
         })
     }
@@ -133,13 +152,16 @@ impl Config {
         };
         format!(
             "id: {} | server_address: {} | server_timeout: {:?} | log_level: {} | batch_max_amount: {} | \
-             retry_period: {:?} | mode: {mode}",
+             retry_period: {:?} | retry_initial: {:?} | retry_max: {:?} | retry_total: {:?} | mode: {mode}",
             self.id,
             self.server_address,
             self.server_timeout,
             self.log_level,
             self.batch_max_amount,
             self.retry_period,
+            self.retry.initial,
+            self.retry.max,
+            self.retry.total,
         )
     }
 }
@@ -185,6 +207,7 @@ mod tests {
         assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
         assert_eq!(config.batch_max_amount, 100);
         assert_eq!(config.retry_period, Duration::from_secs(5));
+        assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.bet, None);
         let err = Config::load(None, env(&[])).unwrap_err();
         assert!(err.to_string().contains("CLI_ID"), "{err}");
@@ -245,6 +268,8 @@ mod tests {
             ("CLI_WINNERS_RETRY_PERIOD", "0", "winners.retryPeriod"),
             ("CLI_LOG_LEVEL", "chatty", "log.level"),
             ("CLI_SERVER_TIMEOUT", "soon", "server.timeout"),
+            ("CLI_RETRY_INITIAL", "0", "retry.initial"),
+            ("CLI_RETRY_TOTAL", "forever", "retry.total"),
         ] {
             let vars = if var == "CLI_ID" { vec![(var, value)] } else { vec![("CLI_ID", "1"), (var, value)] };
             let err = Config::load(None, env(&vars)).unwrap_err();
