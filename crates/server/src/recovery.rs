@@ -117,7 +117,7 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened
                 slot.tally.bets += count;
                 slot.tally.winners += positions.len() as u64;
                 (batches, bets, winners) = (batches + 1, bets + count, winners + positions.len() as u64);
-                slot.results.push(positions);
+                slot.results.push((count, positions));
                 view.extend_from_slice(&rows);
             }
             Record::Done { agency, batches: count } => {

@@ -66,7 +66,7 @@ impl Central {
             );
             return refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer);
         }
-        match self.store.admit(agency, sequence) {
+        match self.store.admit(agency, sequence, bets.len() as u64) {
             Ok(Admission::Fresh) => {}
             Ok(Admission::Replay(winners)) => {
                 log::info!(
@@ -167,7 +167,9 @@ fn store_error_kind(e: &StoreError) -> ErrorKind {
     match e {
         StoreError::UnknownAgency { .. } => ErrorKind::UnknownAgency,
         StoreError::AgencyFinished(_) => ErrorKind::AgencyFinished,
-        StoreError::OutOfSequence { .. } => ErrorKind::OutOfSequence,
+        StoreError::OutOfSequence { .. } | StoreError::NotTheCommittedBatch { .. } => {
+            ErrorKind::OutOfSequence
+        }
         StoreError::Io(_) | StoreError::Broken => ErrorKind::Storage,
     }
 }

@@ -80,9 +80,9 @@ pub enum Admission {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AgencyState {
     pub tally: Tally,
-    /// Winner positions of each committed batch, index `sequence - 1`, so a replayed batch
-    /// gets its original answer.
-    pub results: Vec<Vec<u32>>,
+    /// Each committed batch's bet count and winner positions, index `sequence - 1`, so a
+    /// replayed batch gets its original answer (and one of another size is refused).
+    pub results: Vec<(u64, Vec<u32>)>,
 }
 
 impl AgencyState {
@@ -113,6 +113,18 @@ pub enum StoreError {
         /// What it got.
         got: u64,
     },
+    /// A batch with a committed sequence came again with another number of bets: it is not
+    /// the batch that was committed.
+    NotTheCommittedBatch {
+        /// The agency.
+        agency: u32,
+        /// The sequence.
+        sequence: u64,
+        /// Bets of the committed batch.
+        committed: u64,
+        /// Bets of this one.
+        got: u64,
+    },
     /// Writing or syncing a file failed; the files were cut back, nothing was counted.
     Io(io::Error),
     /// An earlier sync failed, so what is on disk is uncertain: the store refuses every
@@ -130,6 +142,10 @@ impl fmt::Display for StoreError {
             StoreError::OutOfSequence { agency, expected, got } => {
                 write!(f, "agency {agency}: expected batch count {expected}, got {got}")
             }
+            StoreError::NotTheCommittedBatch { agency, sequence, committed, got } => write!(
+                f,
+                "agency {agency}: batch {sequence} was committed with {committed} bets, this one has {got}"
+            ),
             StoreError::Io(e) => write!(f, "cannot write the winners file or its journal: {e}"),
             StoreError::Broken => {
                 write!(f, "the store failed to sync earlier; it takes nothing until the central restarts")
@@ -209,11 +225,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
     /// [`StoreError::OutOfSequence`] (a batch past the next one), [`StoreError::Broken`].
-    pub fn admit(&self, agency: u32, sequence: u64) -> Result<Admission, StoreError> {
+    pub fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
         let (admission, covered) = {
             let mut inner = self.lock();
             let len = inner.journal_len;
-            (inner.admit(agency, sequence)?, len)
+            (inner.admit(agency, sequence, bets)?, len)
         };
         if let Admission::Replay(_) = admission {
             // The original may have been appended by another connection and not synced yet.
@@ -245,7 +261,7 @@ impl Store {
         };
         let (answer, end) = {
             let mut inner = self.lock();
-            match inner.admit(agency, sequence)? {
+            match inner.admit(agency, sequence, bets)? {
                 Admission::Replay(original) => (original, inner.journal_len),
                 Admission::Fresh => {
                     if let Err(e) = inner.append(&rows, &bytes) {
@@ -257,7 +273,7 @@ impl Store {
                     let slot = inner.slot(agency)?;
                     slot.tally.bets += bets;
                     slot.tally.winners += positions.len() as u64;
-                    slot.results.push(positions.clone());
+                    slot.results.push((bets, positions.clone()));
                     (positions, inner.journal_len)
                 }
             }
@@ -387,12 +403,21 @@ impl Store {
 }
 
 impl Inner {
-    fn admit(&mut self, agency: u32, sequence: u64) -> Result<Admission, StoreError> {
+    fn admit(&mut self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
         let slot = self.slot(agency)?;
         let next = slot.last_sequence() + 1;
         if sequence >= 1 && sequence < next {
             // `sequence - 1` is below `results.len()`, checked just above.
-            return Ok(Admission::Replay(slot.results[(sequence - 1) as usize].clone()));
+            let (committed, positions) = &slot.results[(sequence - 1) as usize];
+            if *committed != bets {
+                return Err(StoreError::NotTheCommittedBatch {
+                    agency,
+                    sequence,
+                    committed: *committed,
+                    got: bets,
+                });
+            }
+            return Ok(Admission::Replay(positions.clone()));
         }
         if slot.tally.done {
             return Err(StoreError::AgencyFinished(agency));
@@ -508,10 +533,10 @@ mod tests {
     fn agencies_are_numbered_from_one() {
         let store = Store::open(&temp_path("numbers"), 3).unwrap();
         for agency in [0, 4, u32::MAX] {
-            assert!(matches!(store.admit(agency, 1), Err(StoreError::UnknownAgency { agencies: 3, .. })));
+            assert!(matches!(store.admit(agency, 1, 1), Err(StoreError::UnknownAgency { agencies: 3, .. })));
             assert!(matches!(store.resume(agency), Err(StoreError::UnknownAgency { .. })));
         }
-        assert_eq!(store.admit(3, 1).unwrap(), Admission::Fresh);
+        assert_eq!(store.admit(3, 1, 1).unwrap(), Admission::Fresh);
     }
 
     #[test]
@@ -537,7 +562,7 @@ mod tests {
     fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice() {
         let store = Store::open(&temp_path("finished"), 1).unwrap();
         store.finish_agency(1, 0).unwrap();
-        assert!(matches!(store.admit(1, 1), Err(StoreError::AgencyFinished(1))));
+        assert!(matches!(store.admit(1, 1, 1), Err(StoreError::AgencyFinished(1))));
         assert!(matches!(store.finish_agency(1, 0), Err(StoreError::AgencyFinished(1))));
     }
 
@@ -549,16 +574,20 @@ mod tests {
         let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
         store.commit_batch(1, 1, 12, positions.clone(), winners.iter()).unwrap();
         let before = std::fs::read(&path).unwrap();
-        assert_eq!(store.admit(1, 1).unwrap(), Admission::Replay(positions.clone()));
+        assert_eq!(store.admit(1, 1, 12).unwrap(), Admission::Replay(positions.clone()));
+        assert!(matches!(
+            store.admit(1, 1, 13),
+            Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
+        ));
         // Even a commit of the same sequence (a duplicate racing the original) only replays.
         assert_eq!(store.commit_batch(1, 1, 12, vec![0, 1], winners.iter()).unwrap(), positions);
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(store.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
         assert!(matches!(
-            store.admit(1, 3),
+            store.admit(1, 3, 12),
             Err(StoreError::OutOfSequence { agency: 1, expected: 2, got: 3 })
         ));
-        assert!(matches!(store.admit(1, 0), Err(StoreError::OutOfSequence { .. })));
+        assert!(matches!(store.admit(1, 0, 12), Err(StoreError::OutOfSequence { .. })));
     }
 
     #[test]
@@ -617,7 +646,7 @@ mod tests {
             store.resume(2).unwrap(),
             Resume { last_sequence: 1, tally: Tally { bets: 4, winners: 1, done: true } }
         );
-        assert_eq!(store.admit(1, 1).unwrap(), Admission::Replay(vec![0]));
+        assert_eq!(store.admit(1, 1, 10).unwrap(), Admission::Replay(vec![0]));
         commit(&store, 1, 3, 1, &[bet("E", "F", "3")]);
         assert_eq!(store.finish_agency(1, 3).unwrap().1, Progress::Complete { winners: 3 });
     }
