@@ -133,8 +133,9 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
 /// the first failure.
 fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Outcome, ClientError> {
     let agency = config.id;
+    // No backoff reset here: a central that answers `Resume` but refuses every batch (a full
+    // disk) is still an outage; only a stored batch ends it.
     let (mut client, committed) = connect_and_resume(config)?;
-    backoff.reset();
     let mut dataset = Dataset::open(&config.data_path)?;
     for skipped in 0..committed.bets {
         if dataset.next_bet()?.is_none() {
