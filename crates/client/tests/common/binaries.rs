@@ -66,6 +66,29 @@ impl CentralProcess {
         assert_eq!(addr, self.addr, "the central came back on another address");
     }
 
+    /// Starts the central once more on the same port and files with `extra` settings on
+    /// top, without waiting for it to listen (it may refuse to start).
+    pub fn spawn_again(&self, extra: &[(&str, &str)]) -> LoggedChild {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        spawn(&env, self.addr.port(), &[])
+    }
+
+    /// Stops the central with SIGTERM and waits for its exit, which must be a success.
+    pub fn stop(&mut self) {
+        self.process.sigterm();
+        let status = self.process.wait_exit(PATIENCE).expect("the central exits");
+        assert!(status.success(), "{status:?}\n{}", self.process.transcript());
+    }
+
+    /// A connection with timeouts, so a bug fails the test instead of hanging it.
+    pub fn connect(&self) -> protocol::Connection<std::net::TcpStream> {
+        let stream = std::net::TcpStream::connect(self.addr).expect("connect to the central");
+        stream.set_read_timeout(Some(PATIENCE)).expect("set a read timeout");
+        stream.set_write_timeout(Some(PATIENCE)).expect("set a write timeout");
+        protocol::Connection::new(stream)
+    }
+
     /// The winners file.
     pub fn winners_path(&self) -> PathBuf {
         self.dir.join("winners.csv")
