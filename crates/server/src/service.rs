@@ -18,6 +18,21 @@ use crate::{
 /// (and its simulated checks) for long.
 pub const MAX_BATCH_BETS: usize = 512;
 
+/// An answer, and whether it must wait for the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Send it now.
+    Now(Response),
+    /// A batch result: send it once the journal is durable up to `durable_at`
+    /// ([`Central::release`]). Holding several lets one sync cover them all.
+    AfterSync {
+        /// The answer.
+        response: Response,
+        /// The journal offset the sync must reach.
+        durable_at: u64,
+    },
+}
+
 /// What every connection shares: the store and the rules' settings.
 #[derive(Debug)]
 pub struct Central {
@@ -41,20 +56,69 @@ impl Central {
     /// Answers one request of the connection from `peer`. Holds no per-connection state:
     /// sequences are the agency's, kept durably by the store, so a request means the same on
     /// any connection and after any restart.
-    pub fn handle(&self, request: Request, peer: SocketAddr) -> Response {
-        match request {
+    pub fn handle(&self, request: Request, peer: SocketAddr) -> Reply {
+        let response = match request {
             Request::Echo(bytes) => {
                 log::debug!("action: echo | result: success | peer: {peer} | bytes: {}", bytes.len());
                 Response::Echo(bytes)
             }
-            Request::BetBatch { agency, sequence, bets } => self.bet_batch(agency, sequence, bets, peer),
+            Request::BetBatch { agency, sequence, bets } => {
+                return self.bet_batch(agency, sequence, bets, peer)
+            }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, peer),
             Request::Resume { agency } => self.resume(agency, peer),
-        }
+        };
+        Reply::Now(response)
     }
 
-    fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Response {
+    /// Makes `staged` answers (each a [`Reply::AfterSync`] up to `durable_at`) sendable with
+    /// one sync. If the sync fails each becomes a `Storage` refusal: nothing is acknowledged
+    /// that is not on disk.
+    pub fn release(&self, durable_at: u64, staged: &mut [Response], peer: SocketAddr) {
+        match self.store.make_durable(durable_at) {
+            Ok(()) => {
+                for response in staged.iter() {
+                    if let Response::BatchResult { sequence, winners } = response {
+                        log::debug!(
+                            "action: batch_stored | result: success | peer: {peer} | sequence: {sequence} | winners: {}",
+                            winners.len()
+                        );
+                    }
+                }
+            }
+            Err(e) => refuse_staged(&e, staged, peer),
+        }
+    }
+}
+
+/// Replaces every staged answer with a `Storage` refusal, logged once.
+fn refuse_staged(e: &StoreError, staged: &mut [Response], peer: SocketAddr) {
+    let message = e.to_string();
+    log::warn!(
+        "action: bet_batch | result: fail | peer: {peer} | kind: {} | batches: {} | error: {message}",
+        ErrorKind::Storage,
+        staged.len()
+    );
+    for response in staged {
+        *response = Response::Error { kind: ErrorKind::Storage, message: message.clone() };
+    }
+}
+
+impl Central {
+    fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Reply {
+        self.stage_batch(agency, sequence, bets, peer)
+            .map_or_else(Reply::Now, |(response, durable_at)| Reply::AfterSync { response, durable_at })
+    }
+
+    /// Checks and appends a batch; `Err` holds a refusal to send at once.
+    fn stage_batch(
+        &self,
+        agency: u32,
+        sequence: u64,
+        bets: Vec<WireBet>,
+        peer: SocketAddr,
+    ) -> Result<(Response, u64), Response> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
@@ -64,7 +128,7 @@ impl Central {
                 "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
                 bets.len()
             );
-            return refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer);
+            return Err(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer));
         }
         match self.store.admit(agency, sequence, bets.len() as u64) {
             Ok(Admission::Fresh) => {}
@@ -73,9 +137,10 @@ impl Central {
                     "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
                     winners.len()
                 );
-                return Response::BatchResult { sequence, winners };
+                // `admit` synced what the replay reveals.
+                return Err(Response::BatchResult { sequence, winners });
             }
-            Err(e) => return refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer),
+            Err(e) => return Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
         }
         let mut valid = Vec::with_capacity(bets.len());
         for (i, wire) in bets.into_iter().enumerate() {
@@ -83,7 +148,7 @@ impl Central {
                 Ok(bet) => valid.push(bet),
                 Err(e) => {
                     let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
-                    return refuse(ErrorKind::InvalidBet, message, "bet_batch", peer);
+                    return Err(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer));
                 }
             }
         }
@@ -96,15 +161,16 @@ impl Central {
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
         let count = winners.len();
-        match self.store.commit_batch(agency, sequence, valid.len() as u64, winners.clone(), winning_bets) {
-            Ok(answer) => {
+        let winners = winners.clone();
+        match self.store.stage_batch(agency, sequence, valid.len() as u64, winners, winning_bets) {
+            Ok(staged) => {
                 log::debug!(
-                    "action: batch_stored | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
+                    "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
                     valid.len(),
                 );
-                Response::BatchResult { sequence, winners: answer }
+                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.durable_at))
             }
-            Err(e) => refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer),
+            Err(e) => Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
         }
     }
 

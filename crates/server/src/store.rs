@@ -76,6 +76,15 @@ pub enum Admission {
     Replay(Vec<u32>),
 }
 
+/// A batch appended but not yet known to be on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// Positions of its winners, to answer with once durable.
+    pub winners: Vec<u32>,
+    /// The journal offset a sync must reach before the answer.
+    pub durable_at: u64,
+}
+
 /// One agency's committed state, rebuilt from the journal at start.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AgencyState {
@@ -241,10 +250,10 @@ impl Store {
     /// Commits batch `sequence` of `agency`: `bets` bets, of which `winners` (at `positions`
     /// in the batch) won. Returns the positions to answer with: these, or the original ones
     /// if the batch was committed meanwhile by another connection. All or nothing, and
-    /// durable when it returns.
+    /// durable when it returns: [`Store::stage_batch`] then [`Store::make_durable`].
     ///
     /// # Errors
-    /// As [`Store::admit`], and [`StoreError::Io`] after which nothing of the batch is kept.
+    /// As [`Store::stage_batch`] and [`Store::make_durable`].
     pub fn commit_batch<'a>(
         &self,
         agency: u32,
@@ -253,33 +262,60 @@ impl Store {
         positions: Vec<u32>,
         winners: impl Iterator<Item = &'a Bet>,
     ) -> Result<Vec<u32>, StoreError> {
+        let staged = self.stage_batch(agency, sequence, bets, positions, winners)?;
+        self.make_durable(staged.durable_at)?;
+        Ok(staged.winners)
+    }
+
+    /// Appends batch `sequence` of `agency` to both files and counts it, without waiting
+    /// for the disk: the answer may be sent only after [`Store::make_durable`] with the
+    /// returned offset. Several staged batches then share one sync.
+    ///
+    /// # Errors
+    /// As [`Store::admit`], and [`StoreError::Io`] after which nothing of the batch is kept.
+    pub fn stage_batch<'a>(
+        &self,
+        agency: u32,
+        sequence: u64,
+        bets: u64,
+        positions: Vec<u32>,
+        winners: impl Iterator<Item = &'a Bet>,
+    ) -> Result<Staged, StoreError> {
+        self.check_broken()?;
         let rows = format_rows(agency, winners).map_err(StoreError::Io)?;
         let record = Record::Batch { agency, sequence, bets, winners: positions, rows };
         let bytes = record.encode();
         let Record::Batch { winners: positions, rows, .. } = record else {
             unreachable!("built as a batch record just above")
         };
-        let (answer, end) = {
-            let mut inner = self.lock();
-            match inner.admit(agency, sequence, bets)? {
-                Admission::Replay(original) => (original, inner.journal_len),
-                Admission::Fresh => {
-                    if let Err(e) = inner.append(&rows, &bytes) {
-                        if inner.rollback().is_err() {
-                            self.broken.store(true, Ordering::SeqCst);
-                        }
-                        return Err(StoreError::Io(e));
+        let mut inner = self.lock();
+        let winners = match inner.admit(agency, sequence, bets)? {
+            Admission::Replay(original) => original,
+            Admission::Fresh => {
+                if let Err(e) = inner.append(&rows, &bytes) {
+                    if inner.rollback().is_err() {
+                        self.broken.store(true, Ordering::SeqCst);
                     }
-                    let slot = inner.slot(agency)?;
-                    slot.tally.bets += bets;
-                    slot.tally.winners += positions.len() as u64;
-                    slot.results.push((bets, positions.clone()));
-                    (positions, inner.journal_len)
+                    return Err(StoreError::Io(e));
                 }
+                let slot = inner.slot(agency)?;
+                slot.tally.bets += bets;
+                slot.tally.winners += positions.len() as u64;
+                slot.results.push((bets, positions.clone()));
+                positions
             }
         };
-        self.sync_through(end)?;
-        Ok(answer)
+        Ok(Staged { winners, durable_at: inner.journal_len })
+    }
+
+    /// Makes the journal durable at least up to byte `end` (a [`Staged::durable_at`]),
+    /// syncing only if no other thread already did: one `fdatasync` covers every batch
+    /// appended before it started, whichever connection appended it (group commit).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the sync fails (the store is then [`StoreError::Broken`]).
+    pub fn make_durable(&self, end: u64) -> Result<(), StoreError> {
+        self.sync_through(end)
     }
 
     /// Marks `agency` done after its `batches` batches, durably; returns its final tally and
@@ -588,6 +624,24 @@ mod tests {
             Err(StoreError::OutOfSequence { agency: 1, expected: 2, got: 3 })
         ));
         assert!(matches!(store.admit(1, 0, 12), Err(StoreError::OutOfSequence { .. })));
+    }
+
+    #[test]
+    fn staged_batches_count_at_once_and_one_sync_makes_them_all_durable() {
+        let path = temp_path("staged");
+        let store = Store::open(&path, 1).unwrap();
+        let mut last = 0;
+        for sequence in 1..=3 {
+            let winners = [bet("A", "B", &sequence.to_string())];
+            let staged = store.stage_batch(1, sequence, 5, vec![2], winners.iter()).unwrap();
+            assert_eq!(staged.winners, vec![2]);
+            assert!(staged.durable_at > last, "each batch ends further into the journal");
+            last = staged.durable_at;
+        }
+        assert_eq!(store.tally(1).unwrap(), Tally { bets: 15, winners: 3, done: false });
+        store.make_durable(last).unwrap();
+        assert_eq!(*store.durable.lock().unwrap(), last);
+        assert_eq!(std::fs::metadata(journal_path(&path)).unwrap().len(), last);
     }
 
     #[test]
