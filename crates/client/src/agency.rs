@@ -11,7 +11,10 @@
 //! batch. The same holds when the agency itself is restarted. The central answers a batch it
 //! already committed with its original result, so nothing is counted twice.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use protocol::{Bet, WireBet};
 
@@ -155,23 +158,38 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
             config.data_path.display()
         );
         let mut batcher = Batcher::new(config.batch_max_amount);
+        // Batches sent and not yet answered, oldest first: the central answers in order. On a
+        // broken connection they are dropped with it; the next attempt asks the central what
+        // it committed and reads them again from the dataset.
+        let mut in_flight: VecDeque<(u64, Vec<WireBet>)> = VecDeque::with_capacity(config.batch_window);
         let mut last_progress = Instant::now();
         let mut at_end = false;
-        while !at_end {
-            let ready = match dataset.next_bet()? {
-                Some(bet) => batcher.push(WireBet::from(bet)),
-                None => {
-                    at_end = true;
-                    batcher.finish()
+        let mut stopped = false;
+        while !at_end || !in_flight.is_empty() {
+            let full = in_flight.len() >= config.batch_window;
+            if !full && !at_end && !stopped {
+                let ready = match dataset.next_bet()? {
+                    Some(bet) => batcher.push(WireBet::from(bet)),
+                    None => {
+                        at_end = true;
+                        batcher.finish()
+                    }
+                };
+                if let Some(batch) = ready {
+                    if stop.is_requested() {
+                        // Answers still owed are awaited below; nothing new is sent.
+                        stopped = true;
+                        at_end = true;
+                    } else {
+                        let sequence = batches + in_flight.len() as u64 + 1;
+                        in_flight.push_back((sequence, client.post_batch(sequence, batch)?));
+                    }
                 }
-            };
-            let Some(batch) = ready else { continue };
-            if stop.is_requested() {
-                log::info!("action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches}");
-                return Ok(Outcome::Stopped);
+                continue;
             }
-            let (sent, won) = client.send_batch(batches + 1, batch)?;
-            batches += 1;
+            let Some((sequence, sent)) = in_flight.pop_front() else { break };
+            let won = client.batch_result(sequence, sent.len())?;
+            batches = sequence;
             backoff.reset();
             for &i in &won {
                 log::debug!(
@@ -187,6 +205,10 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
                     "action: upload | result: in_progress | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners}"
                 );
             }
+        }
+        if stopped {
+            log::info!("action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches}");
+            return Ok(Outcome::Stopped);
         }
         client.agency_done(batches)?;
     } else {

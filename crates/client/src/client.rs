@@ -80,19 +80,38 @@ impl CentralClient {
         sequence: u64,
         bets: Vec<WireBet>,
     ) -> Result<(Vec<WireBet>, Vec<u32>), ClientError> {
+        let bets = self.post_batch(sequence, bets)?;
+        let winners = self.batch_result(sequence, bets.len())?;
+        Ok((bets, winners))
+    }
+
+    /// Sends batch number `sequence` without waiting for its answer (several may be in
+    /// flight; the central answers them in order); returns the bets.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] when the connection fails.
+    pub fn post_batch(&mut self, sequence: u64, bets: Vec<WireBet>) -> Result<Vec<WireBet>, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        let response = self.conn.call(&request)?;
+        self.conn.write_message(&request)?;
         let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
+        Ok(bets)
+    }
+
+    /// Reads the answer to batch `sequence`, of `count` bets: the positions of its winners.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn batch_result(&mut self, sequence: u64, count: usize) -> Result<Vec<u32>, ClientError> {
+        let response = self.conn.read_message()?.ok_or(protocol::Error::Closed)?;
         match response {
             Response::BatchResult { sequence: answered, winners } if answered == sequence => {
-                let in_range = winners.iter().all(|&i| (i as usize) < bets.len());
+                let in_range = winners.iter().all(|&i| (i as usize) < count);
                 let ascending = winners.windows(2).all(|w| w[0] < w[1]);
                 if in_range && ascending {
-                    Ok((bets, winners))
+                    Ok(winners)
                 } else {
                     Err(ClientError::UnexpectedResponse(format!(
-                        "winners {winners:?} are not distinct positions in a batch of {}",
-                        bets.len()
+                        "winners {winners:?} are not distinct positions in a batch of {count}"
                     )))
                 }
             }

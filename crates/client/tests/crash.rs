@@ -17,10 +17,16 @@ use testkit::{
 /// Bets per agency: uneven, so agencies finish at different moments.
 const SIZES: [usize; 5] = [3_000, 2_600, 2_200, 1_400, 90];
 
-/// Batches of 23 bets and a real 1 ms check per bet: the uploads take a few seconds, long
-/// enough for the crashes to land in the middle of them.
+/// A real 1 ms check per bet: the uploads take a few seconds, long enough for the crashes to
+/// land in the middle of them.
 const CRASHY_ENV: [(&str, &str); 1] = [("SERVER_WINNER_DELAY_MS", "1")];
-const AGENCY_ENV: [(&str, &str); 1] = [("CLI_BATCH_MAX_AMOUNT", "23")];
+
+/// Batches of 23 bets; in the crashed runs the odd agencies keep four batches in flight, so
+/// crashes also cut pipelines (held answers, a shared sync) short.
+fn agency_env(id: u32, pipelined: bool) -> [(&'static str, &'static str); 2] {
+    let window = if pipelined && id % 2 == 1 { "4" } else { "1" };
+    [("CLI_BATCH_MAX_AMOUNT", "23"), ("CLI_BATCH_WINDOW", window)]
+}
 
 fn datasets() -> Vec<Vec<Row>> {
     SIZES.iter().zip(1u64..).map(|(&n, seed)| datasets::generate(700 + seed, n)).collect()
@@ -55,7 +61,7 @@ fn crash_free(sets: &[Vec<Row>]) -> (Vec<Said>, Vec<String>) {
     let central = CentralProcess::start(5, &[]);
     let paths = write_datasets(&central, sets);
     let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &AGENCY_ENV)).collect();
+        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, false))).collect();
     for client in &mut clients {
         assert_success(client);
     }
@@ -90,7 +96,7 @@ fn the_central_killed_twenty_times_during_uploads_loses_and_duplicates_nothing()
     let mut central = CentralProcess::start(5, &CRASHY_ENV);
     let paths = write_datasets(&central, &sets);
     let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &AGENCY_ENV)).collect();
+        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, true))).collect();
     let mut rng = Rng::new(2026);
     let mut recoveries = Vec::new();
     for round in 0..22 {
@@ -131,7 +137,7 @@ fn agencies_killed_and_restarted_mid_upload_finish_as_if_never_killed() {
     let central = CentralProcess::start(5, &CRASHY_ENV);
     let paths = write_datasets(&central, &sets);
     let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &AGENCY_ENV)).collect();
+        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, true))).collect();
     let mut rng = Rng::new(4);
     let mut killed_mid_upload = 0;
     for round in 0..20 {
@@ -141,7 +147,8 @@ fn agencies_killed_and_restarted_mid_upload_finish_as_if_never_killed() {
         clients[i].sigkill();
         let _ = clients[i].wait_exit(common::PATIENCE).expect("a killed agency exits");
         killed_mid_upload += usize::from(uploading);
-        clients[i] = central.agency(i as u32 + 1, &paths[i], &AGENCY_ENV);
+        let id = i as u32 + 1;
+        clients[i] = central.agency(id, &paths[i], &agency_env(id, true));
     }
     assert!(killed_mid_upload >= 10, "only {killed_mid_upload} of 20 kills hit an upload");
     for client in &mut clients {
