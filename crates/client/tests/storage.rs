@@ -99,3 +99,29 @@ fn a_write_failure_mid_run_refuses_the_batch_and_nothing_unstored_is_acknowledge
     expected.sort();
     assert_eq!(central.winner_rows(), expected, "none lost, none twice");
 }
+
+#[test]
+fn when_the_disk_takes_writes_again_the_retrying_agency_finishes_without_a_restart() {
+    let mut central = CentralProcess::start(1, &[]);
+    // A soft limit only, so it can be lifted while the central runs.
+    central.crash();
+    central.restart(&["prlimit", "--fsize=4000:unlimited"]);
+    let rows = datasets::generate(78, 1_500);
+    let path = central.dir.join("dataset-1.csv");
+    datasets::write(&path, &rows).unwrap();
+    let mut agency = central.agency(1, &path, &[("CLI_BATCH_MAX_AMOUNT", "20"), ("CLI_RETRY_MAX", "100ms")]);
+    let refused =
+        agency.wait_for(&["action: retry | result: in_progress", "the central refused (storage)"], PATIENCE);
+    assert!(refused.is_some(), "{}", agency.transcript());
+    let pid = central.process.pid().to_string();
+    let lifted = Command::new("prlimit").args(["--pid", &pid, "--fsize=unlimited"]).status().unwrap();
+    assert!(lifted.success());
+    assert_success(&mut agency);
+    let summary = fields_of(&agency, &["action: agency_summary | result: success"]);
+    assert_eq!(summary["bets"], rows.len().to_string());
+    assert_eq!(summary["winners"], reference::winners(&rows).len().to_string());
+    let mut expected = expected_rows(1, &rows);
+    expected.sort();
+    assert_eq!(central.winner_rows(), expected, "none lost, none twice");
+    assert!(central.process.wait_exit(Duration::ZERO).is_none(), "the same central all along");
+}

@@ -161,8 +161,9 @@ impl Central {
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
         let count = winners.len();
-        let winners = winners.clone();
-        match self.store.stage_batch(agency, sequence, valid.len() as u64, winners, winning_bets) {
+        // The journal record keeps the positions; the iterator above borrows the original.
+        let positions = winners.clone();
+        match self.store.stage_batch(agency, sequence, valid.len() as u64, positions, winning_bets) {
             Ok(staged) => {
                 log::debug!(
                     "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
