@@ -15,6 +15,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod tally;
 
 pub use config::Config;
 pub use server::Server;

@@ -15,7 +15,8 @@ use std::{
 
 use crate::{
     journal::{self, Record},
-    store::{AgencyState, HEADER},
+    store::HEADER,
+    tally::AgencyState,
 };
 
 /// The store's files, open for appending, and the state they hold.
