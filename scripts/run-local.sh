@@ -3,8 +3,9 @@
 # 127.0.0.1, each agency over its dataset in .data/ (generated when missing). Every line of
 # output is prefixed with the process it came from. Ctrl-C stops everything gracefully.
 #
-# Environment: AGENCIES (default 5), PORT (default 12345), and any SERVER_* or CLI_* setting,
-# e.g. SERVER_WINNER_DELAY_MS=0 for a fast run.
+# Environment: AGENCIES (default 5), PORT (default 12345), RESUME=1 to go on with the
+# previous lottery instead of starting a new one, and any SERVER_* or CLI_* setting, e.g.
+# SERVER_WINNER_DELAY_MS=0 for a fast run.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,11 @@ for i in $(seq 1 "$agencies"); do
   [ -f ".data/dataset-$i.csv" ] || { target/release/datagen --dir .data --agencies "$agencies"; break; }
 done
 
+# One run of `make run` is one lottery: the previous winners file and its journal go, unless
+# RESUME=1 asks to go on with the lottery they hold (the central recovers it at start).
+storage=${SERVER_STORAGE_PATH:-.data/winners.csv}
+[ "${RESUME:-0}" = 1 ] || rm -f "$storage" "$storage.journal"
+
 log_dir=$(mktemp -d)
 server_pid=""
 client_pids=()
@@ -25,7 +31,7 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-SERVER_PORT=$port SERVER_AGENCIES=$agencies SERVER_STORAGE_PATH=${SERVER_STORAGE_PATH:-.data/winners.csv} \
+SERVER_PORT=$port SERVER_AGENCIES=$agencies SERVER_STORAGE_PATH=$storage \
   target/release/server config/server.ini > >(tee "$log_dir/server.log" | sed -u 's/^/server   | /') 2>&1 &
 server_pid=$!
 
@@ -47,5 +53,5 @@ for pid in "${client_pids[@]}"; do wait "$pid" || status=1; done
 kill -TERM "$server_pid" 2>/dev/null || true
 wait "$server_pid" || status=1
 rm -rf "$log_dir"
-echo "winners file: ${SERVER_STORAGE_PATH:-.data/winners.csv}"
+echo "winners file: $storage"
 exit $status

@@ -3,18 +3,28 @@
 //! Exercise 5: check the one bet given in the environment. Exercises 6 to 8: send the whole
 //! dataset in batches, say it is done, log the agency's winner rate, then ask for the total
 //! winners of all agencies until every agency is done. A stop request (SIGTERM) is honoured
-//! between batches and during the pause between two queries.
+//! between batches, during a retry wait and during the pause between two queries.
+//!
+//! Every conversation survives a broken connection or a restarted central: the agency waits
+//! (capped exponential backoff, bounded in total), reconnects, asks the central what it has
+//! committed (`Resume`), skips that many valid bets of its dataset and goes on with the next
+//! batch. The same holds when the agency itself is restarted. The central answers a batch it
+//! already committed with its original result, so nothing is counted twice.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use protocol::{Bet, WireBet};
 
 use crate::{
     batch::Batcher,
     bets::Dataset,
-    client::{CentralClient, Winners},
+    client::{CentralClient, Committed, Winners},
     config::Config,
     error::ClientError,
+    retry::Backoff,
     stop::Stop,
 };
 
@@ -36,7 +46,7 @@ pub enum Outcome {
 /// The first failure; it ends the run.
 pub fn run(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     if let Some(fields) = &config.bet {
-        return check_bet(config, fields);
+        return check_bet(config, stop, fields);
     }
     match upload(config, stop)? {
         Outcome::Done => wait_for_total(config, stop),
@@ -44,15 +54,67 @@ pub fn run(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     }
 }
 
+/// Runs `attempt` until it succeeds, fails for good, or a stop is requested; between two
+/// failed attempts waits as `backoff` says, and gives up when it says so. `Ok(None)` when
+/// stopped.
+fn with_retry<T>(
+    config: &Config,
+    stop: &Stop,
+    stage: &str,
+    backoff: &mut Backoff,
+    mut attempt: impl FnMut(&mut Backoff) -> Result<T, ClientError>,
+) -> Result<Option<T>, ClientError> {
+    loop {
+        match attempt(backoff) {
+            Ok(value) => return Ok(Some(value)),
+            Err(e) if e.is_retryable() => {
+                let Some(wait) = backoff.next_wait() else {
+                    return Err(ClientError::GaveUp {
+                        attempts: backoff.attempts(),
+                        waited: backoff.waited(),
+                        last: Box::new(e),
+                    });
+                };
+                log::warn!(
+                    "action: retry | result: in_progress | agency: {} | stage: {stage} | attempt: {} | wait: {wait:?} | error: {e}",
+                    config.id,
+                    backoff.attempts()
+                );
+                if stop.wait(wait) {
+                    log::info!("action: shutdown | result: success | agency: {} | stage: {stage}", config.id);
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects and asks what the central has committed for the agency.
+fn connect_and_resume(config: &Config) -> Result<(CentralClient, Committed), ClientError> {
+    let mut client = CentralClient::connect(&config.server_address, config.id, config.server_timeout)?;
+    let committed = client.resume()?;
+    Ok((client, committed))
+}
+
 /// Exercise 5: sends one bet, logs whether it won.
 fn check_bet(
     config: &Config,
+    stop: &Stop,
     [first, last, document, birthdate]: &[String; 4],
 ) -> Result<Outcome, ClientError> {
     let bet = Bet::new(first.clone(), last.clone(), document.clone(), birthdate)
         .map_err(ClientError::InvalidBet)?;
-    let mut client = CentralClient::connect(&config.server_address, config.id, config.server_timeout)?;
-    let (_, winners) = client.send_batch(1, vec![WireBet::from(bet)])?;
+    let mut backoff = Backoff::new(config.retry);
+    // Chosen once, on the first answer: a retry resends the same batch, which the central
+    // answers from what it committed if the first try got that far.
+    let mut sequence = None;
+    let sent = with_retry(config, stop, "single_bet", &mut backoff, |_| {
+        let (mut client, committed) = connect_and_resume(config)?;
+        let sequence = *sequence.get_or_insert(committed.last_sequence + 1);
+        client.send_batch(sequence, vec![WireBet::from(bet.clone())])
+    })?;
+    let Some((_, winners)) = sent else { return Ok(Outcome::Stopped) };
     log::info!(
         "action: bet_checked | result: success | agency: {} | document: {document} | winner: {}",
         config.id,
@@ -61,52 +123,100 @@ fn check_bet(
     Ok(Outcome::Done)
 }
 
-/// Exercises 6 and 7: sends the dataset in batches, then `AgencyDone`, and logs the summary.
+/// Exercises 6 and 7: sends the dataset in batches, then `AgencyDone`, and logs the summary;
+/// across broken connections and restarts of either side.
 fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
+    let mut backoff = Backoff::new(config.retry);
+    let outcome =
+        with_retry(config, stop, "upload", &mut backoff, |backoff| upload_once(config, stop, backoff))?;
+    Ok(outcome.unwrap_or(Outcome::Stopped))
+}
+
+/// One connection's worth of upload: from what the central has committed to the end, or to
+/// the first failure.
+fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Outcome, ClientError> {
     let agency = config.id;
+    // No backoff reset here: a central that answers `Resume` but refuses every batch (a full
+    // disk) is still an outage; only a stored batch ends it.
+    let (mut client, committed) = connect_and_resume(config)?;
     let mut dataset = Dataset::open(&config.data_path)?;
-    let mut client = CentralClient::connect(&config.server_address, agency, config.server_timeout)?;
-    log::info!(
-        "action: upload | result: in_progress | agency: {agency} | data_path: {}",
-        config.data_path.display()
-    );
-    let mut batcher = Batcher::new(config.batch_max_amount);
-    let (mut batches, mut bets, mut winners) = (0u64, 0u64, 0u64);
-    let mut last_progress = Instant::now();
-    let mut at_end = false;
-    while !at_end {
-        let ready = match dataset.next_bet()? {
-            Some(bet) => batcher.push(WireBet::from(bet)),
-            None => {
-                at_end = true;
-                batcher.finish()
+    for skipped in 0..committed.bets {
+        if dataset.next_bet()?.is_none() {
+            return Err(ClientError::DatasetMismatch { committed: committed.bets, available: skipped });
+        }
+    }
+    let (mut batches, mut bets, mut winners) = (committed.last_sequence, committed.bets, committed.winners);
+    if committed.last_sequence > 0 || committed.done {
+        log::info!(
+            "action: resume | result: success | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners} | done: {}",
+            committed.done
+        );
+    }
+    if !committed.done {
+        log::info!(
+            "action: upload | result: in_progress | agency: {agency} | data_path: {}",
+            config.data_path.display()
+        );
+        let mut batcher = Batcher::new(config.batch_max_amount);
+        // Batches sent and not yet answered, oldest first: the central answers in order. On a
+        // broken connection they are dropped with it; the next attempt asks the central what
+        // it committed and reads them again from the dataset.
+        let mut in_flight: VecDeque<(u64, Vec<WireBet>)> = VecDeque::with_capacity(config.batch_window);
+        let mut last_progress = Instant::now();
+        let mut at_end = false;
+        let mut stopped = false;
+        while !at_end || !in_flight.is_empty() {
+            let full = in_flight.len() >= config.batch_window;
+            if !full && !at_end && !stopped {
+                let ready = match dataset.next_bet()? {
+                    Some(bet) => batcher.push(WireBet::from(bet)),
+                    None => {
+                        at_end = true;
+                        batcher.finish()
+                    }
+                };
+                if let Some(batch) = ready {
+                    if stop.is_requested() {
+                        // Answers still owed are awaited below; nothing new is sent.
+                        stopped = true;
+                        at_end = true;
+                    } else {
+                        let sequence = batches + in_flight.len() as u64 + 1;
+                        in_flight.push_back((sequence, client.post_batch(sequence, batch)?));
+                    }
+                }
+                continue;
             }
-        };
-        let Some(batch) = ready else { continue };
-        if stop.is_requested() {
+            let Some((sequence, sent)) = in_flight.pop_front() else { break };
+            let won = client.batch_result(sequence, sent.len())?;
+            batches = sequence;
+            backoff.reset();
+            for &i in &won {
+                log::debug!(
+                    "action: bet_checked | result: success | agency: {agency} | document: {} | winner: true",
+                    sent[i as usize].document
+                );
+            }
+            bets += sent.len() as u64;
+            winners += won.len() as u64;
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                log::info!(
+                    "action: upload | result: in_progress | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners}"
+                );
+            }
+        }
+        if stopped {
             log::info!(
                 "action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches} | bets_sent: {bets}"
             );
             return Ok(Outcome::Stopped);
         }
-        batches += 1;
-        let (sent, won) = client.send_batch(batches, batch)?;
-        for &i in &won {
-            log::debug!(
-                "action: bet_checked | result: success | agency: {agency} | document: {} | winner: true",
-                sent[i as usize].document
-            );
-        }
-        bets += sent.len() as u64;
-        winners += won.len() as u64;
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            log::info!(
-                "action: upload | result: in_progress | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners}"
-            );
-        }
+        client.agency_done(batches)?;
+    } else {
+        // Done before this run: read on only to count the skipped rows for the summary.
+        while dataset.next_bet()?.is_some() {}
     }
-    client.agency_done(batches)?;
     drop(client);
     let rate = if bets == 0 { 0.0 } else { winners as f64 * 100.0 / bets as f64 };
     log::info!(
@@ -120,15 +230,21 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
 /// still loading.
 fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     let agency = config.id;
+    let mut backoff = Backoff::new(config.retry);
     loop {
-        let answer =
-            CentralClient::connect(&config.server_address, agency, config.server_timeout)?.winners()?;
+        let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
+            let answer =
+                CentralClient::connect(&config.server_address, agency, config.server_timeout)?.winners()?;
+            backoff.reset();
+            Ok(answer)
+        })?;
         match answer {
-            Winners::Total(total) => {
+            None => return Ok(Outcome::Stopped),
+            Some(Winners::Total(total)) => {
                 log::info!("action: total_winners | result: success | agency: {agency} | winners: {total}");
                 return Ok(Outcome::Done);
             }
-            Winners::Pending(pending) => {
+            Some(Winners::Pending(pending)) => {
                 log::info!("action: total_winners | result: in_progress | agency: {agency} | agencies_pending: {pending}");
             }
         }

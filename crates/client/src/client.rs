@@ -19,6 +19,19 @@ pub struct CentralClient {
     address: String,
 }
 
+/// What the central has committed for the agency (the answer to `Resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The last batch committed; the next one to send is this plus one.
+    pub last_sequence: u64,
+    /// Bets committed.
+    pub bets: u64,
+    /// Winners among them.
+    pub winners: u64,
+    /// Whether the agency's `AgencyDone` is committed.
+    pub done: bool,
+}
+
 /// The central's answer to a winners query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Winners {
@@ -67,19 +80,38 @@ impl CentralClient {
         sequence: u64,
         bets: Vec<WireBet>,
     ) -> Result<(Vec<WireBet>, Vec<u32>), ClientError> {
+        let bets = self.post_batch(sequence, bets)?;
+        let winners = self.batch_result(sequence, bets.len())?;
+        Ok((bets, winners))
+    }
+
+    /// Sends batch number `sequence` without waiting for its answer (several may be in
+    /// flight; the central answers them in order); returns the bets.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] when the connection fails.
+    pub fn post_batch(&mut self, sequence: u64, bets: Vec<WireBet>) -> Result<Vec<WireBet>, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        let response = self.conn.call(&request)?;
+        self.conn.write_message(&request)?;
         let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
+        Ok(bets)
+    }
+
+    /// Reads the answer to batch `sequence`, of `count` bets: the positions of its winners.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn batch_result(&mut self, sequence: u64, count: usize) -> Result<Vec<u32>, ClientError> {
+        let response = self.conn.read_message()?.ok_or(protocol::Error::Closed)?;
         match response {
             Response::BatchResult { sequence: answered, winners } if answered == sequence => {
-                let in_range = winners.iter().all(|&i| (i as usize) < bets.len());
+                let in_range = winners.iter().all(|&i| (i as usize) < count);
                 let ascending = winners.windows(2).all(|w| w[0] < w[1]);
                 if in_range && ascending {
-                    Ok((bets, winners))
+                    Ok(winners)
                 } else {
                     Err(ClientError::UnexpectedResponse(format!(
-                        "winners {winners:?} are not distinct positions in a batch of {}",
-                        bets.len()
+                        "winners {winners:?} are not distinct positions in a batch of {count}"
                     )))
                 }
             }
@@ -95,6 +127,19 @@ impl CentralClient {
         match self.conn.call(&Request::AgencyDone { agency: self.agency, batches })? {
             Response::Ack => Ok(()),
             other => Err(unexpected(other, "an acknowledgement of AgencyDone after batches", batches)),
+        }
+    }
+
+    /// Asks what the central has committed for this agency.
+    ///
+    /// # Errors
+    /// As [`CentralClient::send_batch`].
+    pub fn resume(&mut self) -> Result<Committed, ClientError> {
+        match self.conn.call(&Request::Resume { agency: self.agency })? {
+            Response::Resumed { last_sequence, bets, winners, done } => {
+                Ok(Committed { last_sequence, bets, winners, done })
+            }
+            other => Err(unexpected(other, "the committed state of agency", u64::from(self.agency))),
         }
     }
 

@@ -14,17 +14,21 @@ use runtime::{
     settings::{parse, ConfigError},
 };
 
-use crate::duration;
+use crate::{duration, retry::RetryPolicy};
 
 /// Each YAML key and the environment variable that overrides it.
-pub const KEYS: [(&str, &str); 7] = [
+pub const KEYS: [(&str, &str); 11] = [
     ("id", "CLI_ID"),
     ("server.address", "CLI_SERVER_ADDRESS"),
     ("server.timeout", "CLI_SERVER_TIMEOUT"),
     ("log.level", "CLI_LOG_LEVEL"),
     ("data.path", "CLI_DATA_PATH"),
     ("batch.maxAmount", "CLI_BATCH_MAX_AMOUNT"),
+    ("batch.window", "CLI_BATCH_WINDOW"),
     ("winners.retryPeriod", "CLI_WINNERS_RETRY_PERIOD"),
+    ("retry.initial", "CLI_RETRY_INITIAL"),
+    ("retry.max", "CLI_RETRY_MAX"),
+    ("retry.total", "CLI_RETRY_TOTAL"),
 ];
 
 /// The environment variables holding the bet of exercise 5, in field order.
@@ -48,9 +52,17 @@ pub struct Config {
     /// Most bets in one batch (`batch.maxAmount`, default 100); a batch also never exceeds
     /// 8 KiB on the wire.
     pub batch_max_amount: usize,
+    /// Batches sent before waiting for the first answer (`batch.window`, default 1, at most
+    /// 64): more than one lets the central answer several with one disk sync.
+    pub batch_window: usize,
     /// Wait between two winners queries while agencies are still loading
     /// (`winners.retryPeriod`, default `5s`).
     pub retry_period: Duration,
+    /// How the agency retries when the central cannot be reached or the connection breaks
+    /// (`retry.initial` default `100ms`, `retry.max` default `5s`, `retry.total` default
+    /// `60s`: waits double from the first up to the cap, and one outage waits at most the
+    /// total before the agency gives up).
+    pub retry: RetryPolicy,
     /// The single bet of exercise 5, when `NOMBRE`, `APELLIDO`, `DOCUMENTO` and `NACIMIENTO`
     /// are set: first name, last name, document, birth date.
     pub bet: Option<[String; 4]>,
@@ -108,10 +120,31 @@ impl Config {
         if batch_max_amount == 0 {
             return Err(ConfigError::invalid("batch.maxAmount", "0", "a positive number of bets"));
         }
+        let batch_window = match get("batch.window") {
+            Some(v) => parse("batch.window", &v, "a number of batches from 1 to 64")?,
+            None => 1,
+        };
+        if !(1..=64).contains(&batch_window) {
+            return Err(ConfigError::invalid(
+                "batch.window",
+                &batch_window.to_string(),
+                "a number of batches from 1 to 64",
+            ));
+        }
         let retry_period = match get("winners.retryPeriod") {
             Some(v) => positive_duration("winners.retryPeriod", &v)?,
             None => Duration::from_secs(5),
         };
+        let mut retry = RetryPolicy::default();
+        for (key, slot) in [
+            ("retry.initial", &mut retry.initial),
+            ("retry.max", &mut retry.max),
+            ("retry.total", &mut retry.total),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = positive_duration(key, &v)?;
+            }
+        }
         Ok(Config {
             id,
             server_address,
@@ -119,7 +152,9 @@ impl Config {
             log_level,
             data_path,
             batch_max_amount,
+            batch_window,
             retry_period,
+            retry,
             bet: bet_from(&env)?,
         })
     }
@@ -132,14 +167,18 @@ impl Config {
             None => format!("dataset | data_path: {}", self.data_path.display()),
         };
         format!(
-            "id: {} | server_address: {} | server_timeout: {:?} | log_level: {} | batch_max_amount: {} | \
-             retry_period: {:?} | mode: {mode}",
+            "id: {} | server_address: {} | server_timeout: {:?} | log_level: {} | batch_max_amount: {} | batch_window: {} | \
+             retry_period: {:?} | retry_initial: {:?} | retry_max: {:?} | retry_total: {:?} | mode: {mode}",
             self.id,
             self.server_address,
             self.server_timeout,
             self.log_level,
             self.batch_max_amount,
+            self.batch_window,
             self.retry_period,
+            self.retry.initial,
+            self.retry.max,
+            self.retry.total,
         )
     }
 }
@@ -184,7 +223,9 @@ mod tests {
         assert_eq!(config.server_address, "127.0.0.1:12345");
         assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
         assert_eq!(config.batch_max_amount, 100);
+        assert_eq!(config.batch_window, 1);
         assert_eq!(config.retry_period, Duration::from_secs(5));
+        assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.bet, None);
         let err = Config::load(None, env(&[])).unwrap_err();
         assert!(err.to_string().contains("CLI_ID"), "{err}");
@@ -245,6 +286,10 @@ mod tests {
             ("CLI_WINNERS_RETRY_PERIOD", "0", "winners.retryPeriod"),
             ("CLI_LOG_LEVEL", "chatty", "log.level"),
             ("CLI_SERVER_TIMEOUT", "soon", "server.timeout"),
+            ("CLI_RETRY_INITIAL", "0", "retry.initial"),
+            ("CLI_BATCH_WINDOW", "0", "batch.window"),
+            ("CLI_BATCH_WINDOW", "65", "batch.window"),
+            ("CLI_RETRY_TOTAL", "forever", "retry.total"),
         ] {
             let vars = if var == "CLI_ID" { vec![(var, value)] } else { vec![("CLI_ID", "1"), (var, value)] };
             let err = Config::load(None, env(&vars)).unwrap_err();

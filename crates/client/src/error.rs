@@ -1,6 +1,6 @@
 //! What can stop an agency before its work is done.
 
-use std::{fmt, io};
+use std::{fmt, io, time::Duration};
 
 use protocol::{ErrorKind, InvalidBet};
 
@@ -31,6 +31,23 @@ pub enum ClientError {
     Dataset(DatasetError),
     /// The bet of exercise 5 is not valid.
     InvalidBet(InvalidBet),
+    /// The central says it holds more of this agency's bets than its dataset has: the
+    /// dataset is not the one uploaded before.
+    DatasetMismatch {
+        /// Bets the central committed for the agency.
+        committed: u64,
+        /// Valid bets in the dataset.
+        available: u64,
+    },
+    /// Retrying did not help within the configured total.
+    GaveUp {
+        /// Retries made.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited: Duration,
+        /// The last failure.
+        last: Box<ClientError>,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -44,6 +61,13 @@ impl fmt::Display for ClientError {
             ClientError::UnexpectedResponse(what) => write!(f, "unexpected answer from the central: {what}"),
             ClientError::Dataset(e) => e.fmt(f),
             ClientError::InvalidBet(e) => write!(f, "invalid bet: {e}"),
+            ClientError::DatasetMismatch { committed, available } => write!(
+                f,
+                "the central holds {committed} bets of this agency but its dataset has only {available}"
+            ),
+            ClientError::GaveUp { attempts, waited, last } => {
+                write!(f, "gave up after {attempts} retries over {waited:?}: {last}")
+            }
         }
     }
 }
@@ -57,8 +81,20 @@ impl ClientError {
             ClientError::Transport(_) | ClientError::Refused { .. } | ClientError::UnexpectedResponse(_) => {
                 "exchange"
             }
-            ClientError::Dataset(_) => "read_dataset",
+            ClientError::Dataset(_) | ClientError::DatasetMismatch { .. } => "read_dataset",
             ClientError::InvalidBet(_) => "bet_checked",
+            ClientError::GaveUp { last, .. } => last.action(),
+        }
+    }
+
+    /// Whether trying again later may succeed: the central was unreachable, the connection
+    /// broke, or the central was busy or could not store. Every other failure would repeat.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } | ClientError::Transport(_) => true,
+            ClientError::Refused { kind, .. } => matches!(kind, ErrorKind::Busy | ErrorKind::Storage),
+            _ => false,
         }
     }
 }

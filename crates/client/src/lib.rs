@@ -3,7 +3,8 @@
 //!
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
-//! splitting), [`bets`] (CSV to bets), [`client`] (the conversation with the central).
+//! splitting), [`bets`] (CSV to bets), [`client`] (the conversation with the central),
+//! [`retry`] (capped exponential backoff, bounded in total).
 
 pub mod agency;
 pub mod batch;
@@ -12,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod retry;
 pub mod stop;
 
 pub use config::Config;

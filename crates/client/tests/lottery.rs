@@ -200,12 +200,17 @@ fn an_unreachable_central_is_a_clear_error_and_exit_1() {
             .env_clear()
             .env("CLI_ID", "1")
             .env("CLI_SERVER_ADDRESS", format!("127.0.0.1:{port}"))
-            .env("CLI_DATA_PATH", &data),
+            .env("CLI_DATA_PATH", &data)
+            .env("CLI_RETRY_INITIAL", "20ms")
+            .env("CLI_RETRY_MAX", "100ms")
+            .env("CLI_RETRY_TOTAL", "300ms"),
     );
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
     let line =
         client.wait_for(&["action: connect | result: fail"], Duration::ZERO).expect("a connect failure line");
-    assert!(line.contains("cannot connect to the central"), "{line}");
+    assert!(line.contains("gave up after 5 retries over 300ms: cannot connect to the central"), "{line}");
+    let retries = client.lines().iter().filter(|l| l.contains("action: retry | result: in_progress")).count();
+    assert_eq!(retries, 5, "20 + 40 + 80 + 100 + 60 ms:\n{}", client.transcript());
     assert!(!client.transcript().contains("panicked"), "{}", client.transcript());
 }
 

@@ -97,6 +97,9 @@ mod tests {
         roundtrip(Request::BetBatch { agency: 1, sequence: 1, bets: vec![] });
         roundtrip(Request::AgencyDone { agency: 5, batches: 270 });
         roundtrip(Request::WinnersQuery { agency: 2 });
+        roundtrip(Request::Resume { agency: 3 });
+        roundtrip(Response::Resumed { last_sequence: 7, bets: 700, winners: 41, done: false });
+        roundtrip(Response::Error { kind: ErrorKind::BatchTooLarge, message: "2000 bets".into() });
         roundtrip(Response::Echo(vec![0, 255, 10]));
         roundtrip(Response::BatchResult { sequence: 4, winners: vec![0, 17, 99] });
         roundtrip(Response::Ack);
@@ -143,6 +146,20 @@ mod tests {
              000000000000000544c3ad617a\
              000000000000000131\
              000000000000000a323030302d30312d3331"
+        );
+        encode_frame(&Request::Resume { agency: 1 }, &mut out, 64).unwrap();
+        assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 1]);
+        let resumed = Response::Resumed { last_sequence: 1, bets: 1, winners: 1, done: false };
+        encode_frame(&resumed, &mut out, 64).unwrap();
+        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0000001d\
+             00000006\
+             0000000000000001\
+             0000000000000001\
+             0000000000000001\
+             00"
         );
         encode_frame(&Response::BatchResult { sequence: 1, winners: vec![0] }, &mut out, 64).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();

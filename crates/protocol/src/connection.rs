@@ -10,6 +10,11 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{codec, frame, Error, Request, Response};
 
+/// Read buffer of a connection: room for a few whole 8 KiB batches, so a peer that sends
+/// several requests without waiting has them buffered together and the reader can see it
+/// ([`Connection::has_buffered_frame`]) and answer them as a group.
+const READ_BUFFER: usize = 32 * 1024;
+
 /// A message that travels whole in one frame: [`Request`] or [`Response`].
 pub trait Message: Serialize + DeserializeOwned + private::Sealed {}
 impl Message for Request {}
@@ -38,7 +43,12 @@ impl<S: Read + Write> Connection<S> {
 
     /// Wraps `stream`, refusing frames whose payload exceeds `max_frame_len` bytes.
     pub fn with_max_frame_len(stream: S, max_frame_len: usize) -> Self {
-        Connection { reader: BufReader::new(stream), payload: Vec::new(), out: Vec::new(), max_frame_len }
+        Connection {
+            reader: BufReader::with_capacity(READ_BUFFER, stream),
+            payload: Vec::new(),
+            out: Vec::new(),
+            max_frame_len,
+        }
     }
 
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.
@@ -65,6 +75,20 @@ impl<S: Read + Write> Connection<S> {
         stream.write_all(&self.out)?;
         stream.flush()?;
         Ok(())
+    }
+
+    /// Whether a whole frame is already in the read buffer, so the next
+    /// [`read_message`](Connection::read_message) returns without waiting on the peer.
+    #[must_use]
+    pub fn has_buffered_frame(&self) -> bool {
+        let buffered = self.reader.buffer();
+        match buffered.get(..frame::PREFIX_LEN) {
+            Some(prefix) => {
+                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+                buffered.len() - frame::PREFIX_LEN >= len
+            }
+            None => false,
+        }
     }
 
     /// Sends `request` and reads its response: the agency's one round trip.
@@ -134,6 +158,18 @@ mod tests {
         let mut conn = Connection::new(Duplex { input: Cursor::new(input), output: Vec::new() });
         assert!(matches!(conn.read_message::<Request>(), Err(Error::Malformed(_))));
         assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 7 }));
+    }
+
+    #[test]
+    fn buffered_frames_are_seen_whole_or_not_at_all() {
+        let mut input = frames(&[Request::WinnersQuery { agency: 1 }, Request::WinnersQuery { agency: 2 }]);
+        input.extend_from_slice(&[0, 0, 0, 8, 0, 0]);
+        let mut conn = Connection::new(Duplex { input: Cursor::new(input), output: Vec::new() });
+        assert!(!conn.has_buffered_frame(), "nothing read yet");
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 1 }));
+        assert!(conn.has_buffered_frame());
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 2 }));
+        assert!(!conn.has_buffered_frame(), "only part of the third frame is there");
     }
 
     #[test]

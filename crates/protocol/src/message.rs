@@ -43,7 +43,8 @@ pub enum Request {
     BetBatch {
         /// The agency's number, 1 to the number of agencies the central expects.
         agency: u32,
-        /// The batch's number within the connection's upload: 1, 2, 3, ...
+        /// The batch's number within the agency's upload: 1, 2, 3, ..., across connections
+        /// and restarts (a batch already committed is answered again, not stored again).
         sequence: u64,
         /// The bets; a single bet is a batch of one.
         bets: Vec<WireBet>,
@@ -59,6 +60,13 @@ pub enum Request {
     /// expected agency is done, by [`Response::Pending`] before.
     WinnersQuery {
         /// The agency asking (for the central's log).
+        agency: u32,
+    },
+    /// Where does this agency's upload stand? Answered by [`Response::Resumed`] with what the
+    /// central has durably committed, so an agency that lost its connection or restarted
+    /// sends the batch after the last committed one, and no bet twice.
+    Resume {
+        /// The agency asking.
         agency: u32,
     },
 }
@@ -104,6 +112,18 @@ pub enum Response {
         /// Why, for a person to read.
         message: String,
     },
+    /// What the central has durably committed for the agency of a [`Request::Resume`].
+    Resumed {
+        /// The last batch committed (0: none); the next batch to send is this plus one.
+        last_sequence: u64,
+        /// Bets committed, over all those batches: the agency skips this many valid bets of
+        /// its dataset, whatever batch size it used before.
+        bets: u64,
+        /// Winners among those bets.
+        winners: u64,
+        /// Whether the agency's `AgencyDone` is committed.
+        done: bool,
+    },
 }
 
 /// The kinds of refusal in [`Response::Error`].
@@ -125,6 +145,8 @@ pub enum ErrorKind {
     Busy,
     /// The central could not store the batch; nothing of it was acknowledged.
     Storage,
+    /// The batch holds more bets than the central takes in one batch; nothing was stored.
+    BatchTooLarge,
 }
 
 impl fmt::Display for ErrorKind {
@@ -138,6 +160,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AgencyFinished => "agency_finished",
             ErrorKind::Busy => "busy",
             ErrorKind::Storage => "storage",
+            ErrorKind::BatchTooLarge => "batch_too_large",
         };
         f.write_str(name)
     }

@@ -4,11 +4,12 @@
 
 use std::{
     io,
+    sync::{atomic::AtomicBool, Arc},
     thread::{self, JoinHandle},
 };
 
 use signal_hook::{
-    consts::{SIGINT, SIGTERM},
+    consts::{SIGINT, SIGTERM, SIGXFSZ},
     iterator::{Handle, Signals},
 };
 
@@ -44,4 +45,16 @@ impl SignalWatcher {
             log::error!("action: join_signal_thread | result: fail");
         }
     }
+}
+
+/// Keeps SIGXFSZ from killing the process. Its default action ends a process that writes
+/// past its file size limit (`ulimit -f`, `prlimit --fsize`); with a handler installed the
+/// write fails with `EFBIG` instead, which the caller can answer and recover from like any
+/// other full disk.
+///
+/// # Errors
+/// When the handler cannot be installed.
+pub fn survive_file_size_limit() -> io::Result<()> {
+    // The flag is never read: the handler exists only to replace the default action.
+    signal_hook::flag::register(SIGXFSZ, Arc::new(AtomicBool::new(false))).map(drop)
 }

@@ -3,15 +3,24 @@
 //! Whatever the peer sends, the outcome stays inside this connection: malformed bytes are
 //! answered with an error frame and logged once with the peer's address, a broken stream
 //! closes this connection only, and nothing here can stop the accept loop.
+//!
+//! Batch answers are sent only once their batches are on disk. When a peer has sent several
+//! batches without waiting (they are already buffered), their answers are held and released
+//! together after one sync (group commit within the connection; the store also groups syncs
+//! across connections).
 
 use std::{net::SocketAddr, net::TcpStream, time::Duration};
 
 use protocol::{Connection, Error, ErrorKind, Request, Response};
 
 use crate::{
-    service::{Central, Session},
+    service::{Central, Reply},
     shutdown::ShutdownHandle,
 };
+
+/// Most batch answers held for one shared sync; past it they are released even if more
+/// requests are buffered, so answers keep flowing to a peer that never stops sending.
+const MAX_STAGED: usize = 16;
 
 /// Socket settings of a served connection.
 #[derive(Debug, Clone, Copy)]
@@ -36,10 +45,19 @@ pub fn serve(
         return;
     }
     let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
-    let mut session = Session::default();
+    let mut staged = Staged::default();
     let mut requests = 0u64;
     let mut echoes = 0u64;
     let outcome = loop {
+        // Batch answers wait while more requests are already buffered (a pipelining agency),
+        // so one sync covers them all; before the read could block, they go out.
+        if !staged.responses.is_empty()
+            && (!conn.has_buffered_frame() || staged.responses.len() >= MAX_STAGED)
+        {
+            if let Err(close) = staged.release(&mut conn, central, peer) {
+                break close;
+            }
+        }
         let request = match conn.read_message::<Request>() {
             Ok(Some(request)) => request,
             // Shutdown closes the read half, which reads as end-of-stream too.
@@ -61,6 +79,9 @@ pub fn serve(
                     kind: ErrorKind::Malformed,
                     message: format!("malformed message: {reason}"),
                 };
+                if let Err(close) = staged.release(&mut conn, central, peer) {
+                    break close;
+                }
                 if conn.write_message(&refusal).is_err() {
                     break Close::WriteFailed;
                 }
@@ -69,6 +90,7 @@ pub fn serve(
             Err(e @ Error::FrameTooLarge { .. }) => {
                 // The framing is lost: answer once, then close.
                 log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                let _ = staged.release(&mut conn, central, peer);
                 let _ = conn.write_message(&Response::Error {
                     kind: ErrorKind::FrameTooLarge,
                     message: e.to_string(),
@@ -82,12 +104,26 @@ pub fn serve(
         };
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
-        let response = central.handle(&mut session, request, peer);
-        if let Err(e) = conn.write_message(&response) {
-            log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
-            break Close::WriteFailed;
+        match central.handle(request, peer) {
+            Reply::AfterSync { response, durable_at } => {
+                staged.responses.push(response);
+                staged.durable_at = staged.durable_at.max(durable_at);
+            }
+            Reply::Now(response) => {
+                // Answers go out in the order of their requests.
+                if let Err(close) = staged.release(&mut conn, central, peer) {
+                    break close;
+                }
+                if let Err(e) = conn.write_message(&response) {
+                    log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+                    break Close::WriteFailed;
+                }
+            }
         }
     };
+    // Answers owed when the stream ended (a shutdown, a peer gone after sending): the batches
+    // are synced and answered if the write half still works.
+    let _ = staged.release(&mut conn, central, peer);
     if requests == echoes && outcome == Close::ByPeer {
         // A bare connect-and-close (`nc -z`) or an echo probe (the container's health check,
         // every few seconds): routine, so only at debug level.
@@ -97,6 +133,36 @@ pub fn serve(
             "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {}",
             outcome.as_str()
         );
+    }
+}
+
+/// Batch answers held for one shared sync.
+#[derive(Debug, Default)]
+struct Staged {
+    responses: Vec<Response>,
+    /// The journal offset the sync must reach: the furthest of the held batches.
+    durable_at: u64,
+}
+
+impl Staged {
+    /// Syncs once for every held answer, then writes them in order.
+    fn release(
+        &mut self,
+        conn: &mut Connection<TcpStream>,
+        central: &Central,
+        peer: SocketAddr,
+    ) -> Result<(), Close> {
+        if self.responses.is_empty() {
+            return Ok(());
+        }
+        central.release(self.durable_at, &mut self.responses, peer);
+        for response in self.responses.drain(..) {
+            if let Err(e) = conn.write_message(&response) {
+                log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+                return Err(Close::WriteFailed);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,11 +9,14 @@ pub mod config;
 pub mod connections;
 pub mod handler;
 pub mod healthcheck;
+pub mod journal;
 pub mod lottery;
+pub mod recovery;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod tally;
 
 pub use config::Config;
 pub use server::Server;

@@ -9,7 +9,10 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use runtime::{logging, signals::SignalWatcher};
+use runtime::{
+    logging,
+    signals::{self, SignalWatcher},
+};
 use server::{healthcheck, Config, Server};
 
 /// How long the health check waits to connect, and then for the echo.
@@ -45,6 +48,11 @@ fn main() -> ExitCode {
     logging::init(config.logging_level);
     log::info!("action: config | result: success | {}", config.describe());
 
+    // Before the store opens: a write past a file size limit must fail, not kill the central.
+    if let Err(e) = signals::survive_file_size_limit() {
+        log::error!("action: install_signal_handler | result: fail | error: {e}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::bind(&config) {
         Ok(server) => server,
         Err(e) => {

@@ -10,7 +10,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
     sync::Arc,
     thread::{self, JoinHandle},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use protocol::{Connection, ErrorKind as WireErrorKind, Response};
@@ -29,10 +29,16 @@ use crate::{
 /// would spin, and the condition clears only as connections close.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// At most one warning line this often for connections refused at the cap: a flood of
+/// connections must not become a flood of log lines.
+const BUSY_LOG_EVERY: Duration = Duration::from_secs(1);
+
 /// A bound central, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// Connections refused at the cap since the last warning, and when that was.
+    busy: (u64, Option<Instant>),
     central: Arc<Central>,
     connections: Arc<Connections>,
     shutdown: ShutdownHandle,
@@ -40,15 +46,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Creates the winners file, then binds the listening socket; nothing is accepted yet.
+    /// Opens the store (recovering the lottery its journal holds, if any), then binds the listening socket; nothing is accepted yet.
     ///
     /// # Errors
-    /// When the winners file cannot be created (checked first, so a central that could not
+    /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> io::Result<Server> {
         let path = &config.storage_path;
-        let store = Store::create(path, config.agencies).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot create winners file {}: {e}", path.display()))
+        let store = Store::open(path, config.agencies).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open winners file {}: {e}", path.display()))
         })?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let addr = (ip, config.port)
@@ -61,6 +67,7 @@ impl Server {
         let shutdown = ShutdownHandle::new(listener.local_addr()?, Arc::clone(&connections));
         Ok(Server {
             listener,
+            busy: (0, None),
             central: Arc::new(Central::new(store, config.winner_delay)),
             connections,
             shutdown,
@@ -93,7 +100,7 @@ impl Server {
     ///
     /// # Errors
     /// When the final sync of the winners file fails.
-    pub fn run(self) -> io::Result<()> {
+    pub fn run(mut self) -> io::Result<()> {
         let addr = self.local_addr()?;
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -144,11 +151,18 @@ impl Server {
     }
 
     /// Registers the connection and starts its thread, or refuses it.
-    fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
         let registration = match self.connections.register(&stream) {
             Ok(registration) => registration,
             Err(Refusal::Full(max)) => {
-                log::warn!("action: accept_connection | result: fail | peer: {peer} | error: at the limit of {max} connections");
+                self.busy.0 += 1;
+                if self.busy.1.is_none_or(|last| last.elapsed() >= BUSY_LOG_EVERY) {
+                    log::warn!(
+                        "action: accept_connection | result: fail | peer: {peer} | error: at the limit of {max} connections | refused_since_last_line: {}",
+                        self.busy.0
+                    );
+                    self.busy = (0, Some(Instant::now()));
+                }
                 refuse_busy(stream, max);
                 return None;
             }

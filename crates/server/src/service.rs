@@ -4,27 +4,40 @@
 //! requests and writes responses). Every refusal is a typed `Response::Error` with nothing
 //! stored, logged once with the peer's address.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use protocol::{Bet, ErrorKind, Request, Response, WireBet};
 
 use crate::{
     lottery,
-    store::{Progress, Store, StoreError},
+    store::{Admission, Progress, Store, StoreError},
 };
+
+/// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
+/// holds at most 182 bets; the cap keeps a hostile batch from holding a connection thread
+/// (and its simulated checks) for long.
+pub const MAX_BATCH_BETS: usize = 512;
+
+/// An answer, and whether it must wait for the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Send it now.
+    Now(Response),
+    /// A batch result: send it once the journal is durable up to `durable_at`
+    /// ([`Central::release`]). Holding several lets one sync cover them all.
+    AfterSync {
+        /// The answer.
+        response: Response,
+        /// The journal offset the sync must reach.
+        durable_at: u64,
+    },
+}
 
 /// What every connection shares: the store and the rules' settings.
 #[derive(Debug)]
 pub struct Central {
     store: Store,
     winner_delay: Duration,
-}
-
-/// What one connection remembers between requests: how many batches each agency sent on it,
-/// so batches arrive in order and `AgencyDone` counts match.
-#[derive(Debug, Default)]
-pub struct Session {
-    batches: HashMap<u32, u64>,
 }
 
 impl Central {
@@ -40,40 +53,94 @@ impl Central {
         &self.store
     }
 
-    /// Answers one request of the connection from `peer`.
-    pub fn handle(&self, session: &mut Session, request: Request, peer: SocketAddr) -> Response {
-        match request {
+    /// Answers one request of the connection from `peer`. Holds no per-connection state:
+    /// sequences are the agency's, kept durably by the store, so a request means the same on
+    /// any connection and after any restart.
+    pub fn handle(&self, request: Request, peer: SocketAddr) -> Reply {
+        let response = match request {
             Request::Echo(bytes) => {
                 log::debug!("action: echo | result: success | peer: {peer} | bytes: {}", bytes.len());
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                self.bet_batch(session, agency, sequence, bets, peer)
+                return self.bet_batch(agency, sequence, bets, peer)
             }
-            Request::AgencyDone { agency, batches } => self.agency_done(session, agency, batches, peer),
+            Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, peer),
-        }
+            Request::Resume { agency } => self.resume(agency, peer),
+        };
+        Reply::Now(response)
     }
 
-    fn bet_batch(
+    /// Makes `staged` answers (each a [`Reply::AfterSync`] up to `durable_at`) sendable with
+    /// one sync. If the sync fails each becomes a `Storage` refusal: nothing is acknowledged
+    /// that is not on disk.
+    pub fn release(&self, durable_at: u64, staged: &mut [Response], peer: SocketAddr) {
+        match self.store.make_durable(durable_at) {
+            Ok(()) => {
+                for response in staged.iter() {
+                    if let Response::BatchResult { sequence, winners } = response {
+                        log::debug!(
+                            "action: batch_stored | result: success | peer: {peer} | sequence: {sequence} | winners: {}",
+                            winners.len()
+                        );
+                    }
+                }
+            }
+            Err(e) => refuse_staged(&e, staged, peer),
+        }
+    }
+}
+
+/// Replaces every staged answer with a `Storage` refusal, logged once.
+fn refuse_staged(e: &StoreError, staged: &mut [Response], peer: SocketAddr) {
+    let message = e.to_string();
+    log::warn!(
+        "action: bet_batch | result: fail | peer: {peer} | kind: {} | batches: {} | error: {message}",
+        ErrorKind::Storage,
+        staged.len()
+    );
+    for response in staged {
+        *response = Response::Error { kind: ErrorKind::Storage, message: message.clone() };
+    }
+}
+
+impl Central {
+    fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Reply {
+        self.stage_batch(agency, sequence, bets, peer)
+            .map_or_else(Reply::Now, |(response, durable_at)| Reply::AfterSync { response, durable_at })
+    }
+
+    /// Checks and appends a batch; `Err` holds a refusal to send at once.
+    fn stage_batch(
         &self,
-        session: &mut Session,
         agency: u32,
         sequence: u64,
         bets: Vec<WireBet>,
         peer: SocketAddr,
-    ) -> Response {
+    ) -> Result<(Response, u64), Response> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
         );
-        if let Err(e) = self.store.check_open(agency) {
-            return refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer);
+        if bets.len() > MAX_BATCH_BETS {
+            let message = format!(
+                "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
+                bets.len()
+            );
+            return Err(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer));
         }
-        let expected = session.batches.get(&agency).copied().unwrap_or(0) + 1;
-        if sequence != expected {
-            let message = format!("agency {agency}: expected batch {expected}, got batch {sequence}");
-            return refuse(ErrorKind::OutOfSequence, message, "bet_batch", peer);
+        match self.store.admit(agency, sequence, bets.len() as u64) {
+            Ok(Admission::Fresh) => {}
+            Ok(Admission::Replay(winners)) => {
+                log::info!(
+                    "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
+                    winners.len()
+                );
+                // `admit` synced what the replay reveals.
+                return Err(Response::BatchResult { sequence, winners });
+            }
+            Err(e) => return Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
         }
         let mut valid = Vec::with_capacity(bets.len());
         for (i, wire) in bets.into_iter().enumerate() {
@@ -81,7 +148,7 @@ impl Central {
                 Ok(bet) => valid.push(bet),
                 Err(e) => {
                     let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
-                    return refuse(ErrorKind::InvalidBet, message, "bet_batch", peer);
+                    return Err(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer));
                 }
             }
         }
@@ -93,26 +160,23 @@ impl Central {
             .collect();
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
-        if let Err(e) = self.store.record_batch(agency, valid.len(), winning_bets) {
-            return refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer);
+        let count = winners.len();
+        // The journal record keeps the positions; the iterator above borrows the original.
+        let positions = winners.clone();
+        match self.store.stage_batch(agency, sequence, valid.len() as u64, positions, winning_bets) {
+            Ok(staged) => {
+                log::debug!(
+                    "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
+                    valid.len(),
+                );
+                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.durable_at))
+            }
+            Err(e) => Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
         }
-        session.batches.insert(agency, sequence);
-        log::debug!(
-            "action: batch_stored | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {}",
-            valid.len(),
-            winners.len()
-        );
-        Response::BatchResult { sequence, winners }
     }
 
-    fn agency_done(&self, session: &Session, agency: u32, batches: u64, peer: SocketAddr) -> Response {
-        let seen = session.batches.get(&agency).copied().unwrap_or(0);
-        if batches != seen {
-            let message =
-                format!("agency {agency} says it sent {batches} batches, this connection carried {seen}");
-            return refuse(ErrorKind::OutOfSequence, message, "agency_done", peer);
-        }
-        match self.store.finish_agency(agency) {
+    fn agency_done(&self, agency: u32, batches: u64, peer: SocketAddr) -> Response {
+        match self.store.finish_agency(agency, batches) {
             Ok((tally, progress)) => {
                 log::info!(
                     "action: agency_done | result: success | agency: {agency} | bets: {} | winners: {}",
@@ -143,13 +207,37 @@ impl Central {
             }
         }
     }
+
+    fn resume(&self, agency: u32, peer: SocketAddr) -> Response {
+        match self.store.resume(agency) {
+            Ok(resume) => {
+                log::info!(
+                    "action: resume | result: success | peer: {peer} | agency: {agency} | last_sequence: {} | bets: {} | winners: {} | done: {}",
+                    resume.last_sequence,
+                    resume.tally.bets,
+                    resume.tally.winners,
+                    resume.tally.done
+                );
+                Response::Resumed {
+                    last_sequence: resume.last_sequence,
+                    bets: resume.tally.bets,
+                    winners: resume.tally.winners,
+                    done: resume.tally.done,
+                }
+            }
+            Err(e) => refuse(store_error_kind(&e), e.to_string(), "resume", peer),
+        }
+    }
 }
 
 fn store_error_kind(e: &StoreError) -> ErrorKind {
     match e {
         StoreError::UnknownAgency { .. } => ErrorKind::UnknownAgency,
         StoreError::AgencyFinished(_) => ErrorKind::AgencyFinished,
-        StoreError::Io(_) => ErrorKind::Storage,
+        StoreError::OutOfSequence { .. } | StoreError::NotTheCommittedBatch { .. } => {
+            ErrorKind::OutOfSequence
+        }
+        StoreError::Io(_) | StoreError::Broken => ErrorKind::Storage,
     }
 }
 

@@ -151,9 +151,11 @@ fn bare_connect_and_close_is_harmless_and_quiet() {
     assert_eq!(call(&mut conn, Request::Echo(vec![1, 2])), Response::Echo(vec![1, 2]));
     // At the default level the probes left no line: only the start-up lines are there.
     let lines = central.process.lines();
-    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(
-        lines[0].contains("action: config") && lines[1].contains("action: accept_connections"),
+        lines[0].contains("action: config")
+            && lines[1].contains("action: store_open | result: success | mode: new")
+            && lines[2].contains("action: accept_connections"),
         "{lines:#?}"
     );
 }
@@ -218,4 +220,30 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
     );
     assert_eq!(call(&mut honest, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
     assert_eq!(central.winner_rows().len(), 2);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let central = Central::start(&[]);
+    let mut conn = central.connect();
+    // Sent without waiting: batches (held for a shared sync) with an echo (answered at once)
+    // among them, then a replay of batch 1 and the done.
+    let mut requests: Vec<Request> = (1..=6)
+        .map(|sequence| Request::BetBatch { agency: 1, sequence, bets: vec![losing_bet(), winning_bet()] })
+        .collect();
+    requests.insert(3, Request::Echo(b"between".to_vec()));
+    requests.push(Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet(), winning_bet()] });
+    requests.push(Request::AgencyDone { agency: 1, batches: 6 });
+    for request in &requests {
+        conn.write_message(request).unwrap();
+    }
+    let mut expected: Vec<Response> =
+        (1..=6).map(|sequence| Response::BatchResult { sequence, winners: vec![1] }).collect();
+    expected.insert(3, Response::Echo(b"between".to_vec()));
+    expected.push(Response::BatchResult { sequence: 1, winners: vec![1] });
+    expected.push(Response::Ack);
+    for want in expected {
+        assert_eq!(conn.read_message::<Response>().unwrap(), Some(want));
+    }
+    assert_eq!(central.winner_rows().len(), 6);
 }

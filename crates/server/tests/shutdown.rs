@@ -111,7 +111,7 @@ fn a_winners_file_that_cannot_be_created_stops_the_start() {
     assert_eq!(status.code(), Some(1));
     let line =
         process.wait_for(&["action: start | result: fail"], Duration::ZERO).expect("a start failure line");
-    assert!(line.contains("cannot create winners file"), "{line}");
+    assert!(line.contains("cannot open winners file"), "{line}");
     assert!(process.wait_for(&["accept_connections"], Duration::ZERO).is_none(), "it never listened");
 }
 

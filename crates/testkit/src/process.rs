@@ -104,6 +104,14 @@ impl LoggedChild {
         signal(self.pid(), "-TERM");
     }
 
+    /// Sends SIGKILL: the child ends at once, with no chance to clean up (a crash).
+    ///
+    /// # Panics
+    /// When `kill` cannot be run.
+    pub fn sigkill(&self) {
+        signal(self.pid(), "-KILL");
+    }
+
     /// Waits up to `timeout` for the child to exit; `None` if it is still running. Once it
     /// has exited, its output has been read to the end.
     ///

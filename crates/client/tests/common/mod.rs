@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
+pub mod binaries;
+
 use std::{
     collections::BTreeMap,
     net::SocketAddr,

@@ -1,0 +1,306 @@
+//! The journal's format: checksummed, length-prefixed records, and the scan that reads them
+//! back and stops at the first torn one. Bytes only: no files, no locks (the store owns those).
+//!
+//! Layout: the 8-byte magic `LOTJRNL1`, then records. A record is a `u32` body length, a
+//! `u32` CRC-32 (IEEE) of the body, then the body; every integer big-endian. The body's
+//! first byte is its kind:
+//!
+//! | kind | body after the kind byte |
+//! |---|---|
+//! | 0 header | `u32` agencies expected |
+//! | 1 batch | `u32` agency, `u64` sequence, `u64` bets, `u32` w, w × `u32` winner positions, `u32` r, r bytes: the batch's winner rows exactly as appended to the winners file |
+//! | 2 done | `u32` agency, `u64` batches |
+//!
+//! The first record is always the header. A crash can tear only the last record (the file
+//! is append-only); the scan reports where the last whole, checksum-valid record ends, and
+//! the store cuts the file back there.
+
+use std::fmt;
+
+/// The file's first bytes; a version bump changes the last digit.
+pub const MAGIC: &[u8; 8] = b"LOTJRNL1";
+
+/// Bytes before a record's body: length and checksum.
+const RECORD_HEAD: usize = 8;
+
+/// No honest record comes near this (a batch's rows are a few KiB); a longer length is a
+/// torn or corrupt prefix, not a reason to read gigabytes.
+const MAX_BODY: u32 = 16 << 20;
+
+/// One entry of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The lottery's parameters; first in the file.
+    Header {
+        /// Agencies taking part.
+        agencies: u32,
+    },
+    /// One committed batch.
+    Batch {
+        /// Its agency.
+        agency: u32,
+        /// Its sequence within the agency's upload.
+        sequence: u64,
+        /// Bets it held.
+        bets: u64,
+        /// Positions of its winners in the batch, as answered.
+        winners: Vec<u32>,
+        /// Its rows of the winners file, byte for byte.
+        rows: Vec<u8>,
+    },
+    /// An agency's `AgencyDone`.
+    Done {
+        /// The agency.
+        agency: u32,
+        /// Batches it said it sent.
+        batches: u64,
+    },
+}
+
+/// Why a journal cannot be used at all (as opposed to a torn tail, which is cut off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The file does not start with [`MAGIC`].
+    NotAJournal,
+    /// The first record is missing, torn, or not a header.
+    NoHeader,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unreadable::NotAJournal => write!(f, "not a lottery journal (bad magic bytes)"),
+            Unreadable::NoHeader => write!(f, "the journal's header record is missing or damaged"),
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug)]
+pub struct Scan {
+    /// Agencies, from the header.
+    pub agencies: u32,
+    /// The whole records after the header, in order, each with the offset where it ends.
+    pub records: Vec<(Record, u64)>,
+    /// Where the last whole record ends: the file's length once a torn tail is cut off.
+    pub valid_len: u64,
+}
+
+impl Record {
+    /// The record as it goes into the file: length, checksum, body.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        match self {
+            Record::Header { agencies } => {
+                body.push(0);
+                body.extend_from_slice(&agencies.to_be_bytes());
+            }
+            Record::Batch { agency, sequence, bets, winners, rows } => {
+                body.push(1);
+                body.extend_from_slice(&agency.to_be_bytes());
+                body.extend_from_slice(&sequence.to_be_bytes());
+                body.extend_from_slice(&bets.to_be_bytes());
+                body.extend_from_slice(&(winners.len() as u32).to_be_bytes());
+                for w in winners {
+                    body.extend_from_slice(&w.to_be_bytes());
+                }
+                body.extend_from_slice(&(rows.len() as u32).to_be_bytes());
+                body.extend_from_slice(rows);
+            }
+            Record::Done { agency, batches } => {
+                body.push(2);
+                body.extend_from_slice(&agency.to_be_bytes());
+                body.extend_from_slice(&batches.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(RECORD_HEAD + body.len());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+/// Reads a whole journal file's bytes: the header, then records up to the first one that is
+/// incomplete, fails its checksum or does not parse.
+///
+/// # Errors
+/// [`Unreadable`] when the magic or the header record is not there.
+pub fn scan(bytes: &[u8]) -> Result<Scan, Unreadable> {
+    let rest = bytes.strip_prefix(&MAGIC[..]).ok_or(Unreadable::NotAJournal)?;
+    let mut reader = Reader { bytes: rest, pos: 0 };
+    let agencies = match reader.record() {
+        Some(Record::Header { agencies }) => agencies,
+        _ => return Err(Unreadable::NoHeader),
+    };
+    let mut records = Vec::new();
+    let mut valid_len = (MAGIC.len() + reader.pos) as u64;
+    while let Some(record) = reader.record() {
+        valid_len = (MAGIC.len() + reader.pos) as u64;
+        records.push((record, valid_len));
+    }
+    Ok(Scan { agencies, records, valid_len })
+}
+
+/// A cursor over the records after the magic.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    /// The next whole, valid record, advancing past it; `None` (not advancing) otherwise.
+    fn record(&mut self) -> Option<Record> {
+        let head = self.bytes.get(self.pos..self.pos + RECORD_HEAD)?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let sum = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if len > MAX_BODY {
+            return None;
+        }
+        let start = self.pos + RECORD_HEAD;
+        let body = self.bytes.get(start..start + len as usize)?;
+        if crc32(body) != sum {
+            return None;
+        }
+        let record = parse(body)?;
+        self.pos = start + len as usize;
+        Some(record)
+    }
+}
+
+fn parse(body: &[u8]) -> Option<Record> {
+    let mut b = Fields(body);
+    let record = match b.u8()? {
+        0 => Record::Header { agencies: b.u32()? },
+        1 => {
+            let agency = b.u32()?;
+            let sequence = b.u64()?;
+            let bets = b.u64()?;
+            let count = b.u32()? as usize;
+            // Each position takes 4 bytes: a count beyond what remains is corrupt.
+            if count > b.0.len() / 4 {
+                return None;
+            }
+            let winners = (0..count).map(|_| b.u32()).collect::<Option<Vec<u32>>>()?;
+            let rows_len = b.u32()? as usize;
+            let rows = b.take(rows_len)?.to_vec();
+            Record::Batch { agency, sequence, bets, winners, rows }
+        }
+        2 => Record::Done { agency: b.u32()?, batches: b.u64()? },
+        _ => return None,
+    };
+    // A body with bytes left over was not written by `encode`.
+    b.0.is_empty().then_some(record)
+}
+
+/// Big-endian fields read off the front of a body.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, the one of zip and Ethernet), bit by bit: records are
+/// small and written once, so a table would buy nothing that matters here.
+#[must_use]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(records: &[Record]) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(Record::Header { agencies: 3 }.encode());
+        for r in records {
+            bytes.extend(r.encode());
+        }
+        bytes
+    }
+
+    fn batch(sequence: u64) -> Record {
+        Record::Batch {
+            agency: 2,
+            sequence,
+            bets: 100,
+            winners: vec![3, 50],
+            rows: "2,Ana,Díaz,1,2000-01-31\n2,\"O\"\"B\",X,2,2000-01-01\n".into(),
+        }
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn records_read_back_as_written() {
+        let records = [batch(1), batch(2), Record::Done { agency: 2, batches: 2 }];
+        let bytes = journal(&records);
+        let scan = scan(&bytes).unwrap();
+        assert_eq!(scan.agencies, 3);
+        assert_eq!(scan.valid_len, bytes.len() as u64);
+        let read: Vec<Record> = scan.records.into_iter().map(|(r, _)| r).collect();
+        assert_eq!(read, records);
+    }
+
+    #[test]
+    fn a_last_record_cut_at_any_byte_is_discarded_and_the_rest_kept() {
+        let whole = journal(&[batch(1), batch(2)]);
+        let first_end = journal(&[batch(1)]).len();
+        for cut in first_end..whole.len() {
+            let scan = scan(&whole[..cut]).unwrap();
+            assert_eq!(scan.records.len(), 1, "cut at {cut}");
+            assert_eq!(scan.valid_len, first_end as u64, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_last_record_fails_its_checksum() {
+        let whole = journal(&[batch(1), batch(2)]);
+        let first_end = journal(&[batch(1)]).len();
+        for i in first_end..whole.len() {
+            let mut bytes = whole.clone();
+            bytes[i] ^= 0x10;
+            let scan = scan(&bytes).unwrap();
+            assert_eq!(scan.valid_len, first_end as u64, "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_magic_or_header_is_unreadable() {
+        assert_eq!(scan(b"agency,first_name").unwrap_err(), Unreadable::NotAJournal);
+        assert_eq!(scan(MAGIC).unwrap_err(), Unreadable::NoHeader);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(batch(1).encode());
+        assert_eq!(scan(&bytes).unwrap_err(), Unreadable::NoHeader);
+    }
+}
