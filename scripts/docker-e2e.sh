@@ -10,7 +10,10 @@
 #   4. Exercise 2: a changed mounted config (debug logs, 25-bet batches) takes effect on the
 #      next `make docker-compose-up` with the very same images.
 #   5. Exercise 4: `make docker-compose-down` while agencies upload: every container exits 0
-#      with its closing lines logged, and every winner an agency saw acknowledged is on disk.
+#      with its closing lines logged, and every winner an agency saw acknowledged is on disk;
+#      then `docker stop -t 20 server` alone, mid-upload.
+#   6. A crash: the central's container SIGKILLed mid-upload and started again; it recovers
+#      from its journal, the agencies resume, and the results are exact.
 #
 # Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
 # It works in target/e2e (its own config copies, datasets and winners), tags its images
@@ -246,6 +249,23 @@ for i in $(seq 1 $agencies); do
   [ "$rows" -ge "$(field "$seen" winners)" ] || fail "agency $i saw $(field "$seen" winners) winners acknowledged, $rows stored"
 done
 pass "exercise 4: docker stop -t 20 server mid-upload: exit 0, $closed connections closed, every acknowledged winner stored"
+down >/dev/null 2>&1 || true
+
+# 7. A crash of the central: SIGKILL its container mid-upload and start it again. It
+#    recovers from its journal on the mounted volume, the agencies reconnect and resume, and
+#    the lottery ends exactly as if nothing had happened.
+target/release/datagen --dir "$work/.data" --agencies $agencies --rows 4000 --seed 9 >/dev/null
+up
+wait_uploading
+$docker kill server >/dev/null
+$docker start server >/dev/null
+wait_clients
+grep -q 'action: store_open | result: success | mode: recovered' <<<"$($docker logs server 2>&1)" ||
+  fail "the restarted central did not recover from its journal"
+resumed=$(for i in $(seq 1 $agencies); do $docker logs "client$i" 2>&1; done | grep -c 'action: resume | result: success' || true)
+[ "$resumed" -ge $agencies ] || fail "only $resumed agencies resumed after the crash"
+check_results "crash"
+pass "a central SIGKILLed mid-upload and started again: recovered, $agencies agencies resumed, results exact"
 down >/dev/null 2>&1 || true
 
 banner "docker-e2e: all $checks checks passed"
