@@ -15,6 +15,7 @@ use crate::{
     client::{CentralClient, Winners},
     config::Config,
     error::ClientError,
+    latency::Latencies,
     stop::Stop,
 };
 
@@ -74,6 +75,7 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     let (mut batches, mut bets, mut winners) = (0u64, 0u64, 0u64);
     let mut last_progress = Instant::now();
     let mut at_end = false;
+    let mut round_trips = Latencies::default();
     while !at_end {
         let ready = match dataset.next_bet()? {
             Some(bet) => batcher.push(WireBet::from(bet)),
@@ -88,7 +90,9 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
             return Ok(Outcome::Stopped);
         }
         batches += 1;
+        let sent_at = Instant::now();
         let (sent, won) = client.send_batch(batches, batch)?;
+        round_trips.record(sent_at.elapsed());
         for &i in &won {
             log::debug!(
                 "action: bet_checked | result: success | agency: {agency} | document: {} | winner: true",
@@ -111,6 +115,7 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
         "action: agency_summary | result: success | agency: {agency} | bets: {bets} | skipped: {} | winners: {winners} | winner_rate: {rate:.2}%",
         dataset.skipped()
     );
+    round_trips.log(agency);
     Ok(Outcome::Done)
 }
 

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod latency;
 pub mod stop;
 
 pub use config::Config;
