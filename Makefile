@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 AGENCIES ?= 5
 
-.PHONY: all build run datasets test lint fmt clean
+.PHONY: all build run datasets test lint fmt bench clean
 
 all: build
 
@@ -27,6 +27,11 @@ test: lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## bench: the end-to-end benchmark: real processes on 127.0.0.1, table + target/bench/results.json
+##        (BENCH_QUICK=1 for one run of each fast scenario; see crates/bench/src/settings.rs)
+bench: build
+	target/release/bench
 
 ## fmt: format the code
 fmt:

@@ -1,0 +1,346 @@
+//! One run of one scenario: a real central and its agencies as processes on 127.0.0.1, timed
+//! from the first agency's start to the last agency's exit, and checked before any figure is
+//! believed.
+//!
+//! Peak memory: every process runs under GNU time (`/usr/bin/time -f %M`), which reports the
+//! kernel's own high-water mark of the resident set (`ru_maxrss` from `wait4`) once the
+//! process has ended: its whole life, the last moments included, with no polling to miss a
+//! peak and no change to the binaries. The price is one more `fork` and `exec` per process,
+//! well under a millisecond each, inside the measured wall time.
+
+use std::{
+    fs::{self, File},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use client::latency::Latencies;
+use testkit::process::field;
+
+/// GNU time, from the Debian package `time`.
+pub const GNU_TIME: &str = "/usr/bin/time";
+
+/// How long the central may take to listen, and to stop once asked.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The agencies' datasets of a scenario.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Holds `dataset-1.csv` … `dataset-N.csv`.
+    pub dir: PathBuf,
+    /// Bets (rows) of each agency, agency 1 first.
+    pub bets: Vec<u64>,
+}
+
+impl Dataset {
+    /// The dataset under `dir`, written by `datagen` first if any file is missing: `agencies`
+    /// agencies of `rows` rows each, or of the course's sizes when `rows` is `None`.
+    ///
+    /// # Errors
+    /// When `datagen` fails or a file cannot be read.
+    pub fn ensure(bin_dir: &Path, dir: PathBuf, agencies: u32, rows: Option<u64>) -> Result<Dataset, String> {
+        let path = |agency: u32| dir.join(format!("dataset-{agency}.csv"));
+        if (1..=agencies).any(|a| !path(a).is_file()) {
+            let mut datagen = Command::new(bin_dir.join("datagen"));
+            datagen.arg("--dir").arg(&dir).arg("--agencies").arg(agencies.to_string());
+            if let Some(rows) = rows {
+                datagen.arg("--rows").arg(rows.to_string());
+            }
+            let status =
+                datagen.stdout(Stdio::null()).status().map_err(|e| format!("cannot run datagen: {e}"))?;
+            if !status.success() {
+                return Err(format!("datagen failed ({status}) writing {}", dir.display()));
+            }
+        }
+        let mut bets = Vec::new();
+        for agency in 1..=agencies {
+            let text = fs::read(path(agency)).map_err(|e| format!("{}: {e}", path(agency).display()))?;
+            // One bet per line, no header; the generator writes no line breaks inside a field.
+            bets.push(text.iter().filter(|&&b| b == b'\n').count() as u64);
+        }
+        Ok(Dataset { dir, bets })
+    }
+
+    /// Bets of all agencies.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.bets.iter().sum()
+    }
+}
+
+/// What one run is: binaries, data, where to keep its files, the central's settings.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// Holds `server` and `client` (release builds).
+    pub bin_dir: &'a Path,
+    /// The agencies' bets.
+    pub data: &'a Dataset,
+    /// Emptied first; receives every log, the winners file and the RSS reports.
+    pub run_dir: PathBuf,
+    /// `SERVER_WINNER_DELAY_MS`.
+    pub delay_ms: u64,
+    /// `CLI_WINNERS_RETRY_PERIOD`.
+    pub retry_period: &'a str,
+}
+
+/// The figures of one run that passed every check.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// From just before the first agency is started to the last agency's exit.
+    pub wall: Duration,
+    /// Bets stored, summed over the agencies' summaries.
+    pub bets: u64,
+    /// The total every agency was told.
+    pub winners: u64,
+    /// The central's peak resident set, KiB.
+    pub server_rss_kib: u64,
+    /// Each agency's peak resident set, KiB, agency 1 first.
+    pub client_rss_kib: Vec<u64>,
+    /// Every batch's round trip, all agencies merged.
+    pub round_trips: Latencies,
+}
+
+/// Runs the plan once.
+///
+/// # Errors
+/// What went wrong or what check failed; a failed run reports no figures.
+pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
+    let dir = &plan.run_dir;
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = free_port()?;
+    let agencies = plan.data.bets.len();
+
+    let mut server = timed(&plan.bin_dir.join("server"), dir, "server")?;
+    server
+        .env("SERVER_IP", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("SERVER_AGENCIES", agencies.to_string())
+        .env("SERVER_STORAGE_PATH", dir.join("winners.csv"))
+        .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
+        .env("LOGGING_LEVEL", "WARNING");
+    let mut server = Process::start(&mut server, "server")?;
+    let result = with_server(plan, port, &mut server);
+    let stopped = server.stop();
+    let mut measured = result?;
+    let status = stopped?;
+    if !status.success() {
+        return Err(format!("the central exited with {status}; see {}", dir.join("server.log").display()));
+    }
+    measured.server_rss_kib = peak_rss(dir, "server")?;
+    let stored = fs::read_to_string(dir.join("winners.csv")).map_err(|e| format!("winners file: {e}"))?;
+    // One header line, then one line per winner (names hold no line breaks).
+    let rows = stored.lines().count().saturating_sub(1) as u64;
+    if rows != measured.winners {
+        return Err(format!(
+            "the winners file holds {rows} winners, the agencies were told {}",
+            measured.winners
+        ));
+    }
+    Ok(measured)
+}
+
+/// The agencies' part of a run, once the central is up.
+fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measured, String> {
+    let dir = &plan.run_dir;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    wait_listening(address, server)?;
+    let started = Instant::now();
+    let mut agencies = Vec::new();
+    for agency in 1..=plan.data.bets.len() {
+        let name = format!("client-{agency}");
+        let mut client = timed(&plan.bin_dir.join("client"), dir, &name)?;
+        client
+            .env("CLI_ID", agency.to_string())
+            .env("CLI_SERVER_ADDRESS", address.to_string())
+            .env("CLI_DATA_PATH", plan.data.dir.join(format!("dataset-{agency}.csv")))
+            .env("CLI_WINNERS_RETRY_PERIOD", plan.retry_period)
+            // The figures checked below are INFO lines; an agency logs a bounded number of
+            // them (progress once a second), never one per bet or per batch.
+            .env("CLI_LOG_LEVEL", "info");
+        agencies.push(Process::start(&mut client, &name)?);
+    }
+    let mut statuses = Vec::new();
+    for agency in &mut agencies {
+        statuses.push(agency.wait()?);
+    }
+    let wall = started.elapsed();
+    check_agencies(dir, plan.data, &statuses, wall)
+}
+
+/// Reads every agency's log and RSS; fails unless each exited 0, stored all its bets, and all
+/// were told the same total, equal to the sum of their own winners.
+fn check_agencies(
+    dir: &Path,
+    data: &Dataset,
+    statuses: &[ExitStatus],
+    wall: Duration,
+) -> Result<Measured, String> {
+    let mut measured = Measured {
+        wall,
+        bets: 0,
+        winners: 0,
+        server_rss_kib: 0,
+        client_rss_kib: Vec::new(),
+        round_trips: Latencies::default(),
+    };
+    let mut own_winners = 0;
+    let mut totals = Vec::new();
+    for (i, (status, &expected)) in statuses.iter().zip(&data.bets).enumerate() {
+        let name = format!("client-{}", i + 1);
+        let log_path = dir.join(format!("{name}.log"));
+        let log = fs::read_to_string(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        if !status.success() {
+            return Err(format!("{name} exited with {status}; see {}", log_path.display()));
+        }
+        let line = |action: &str| {
+            log.lines()
+                .find(|l| l.contains(&format!("action: {action} | result: success")))
+                .ok_or_else(|| format!("{name} logged no successful {action}; see {}", log_path.display()))
+        };
+        let number = |line: &str, key: &str| {
+            field(line, key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("{name}: no number {key} in {line:?}"))
+        };
+        let summary = line("agency_summary")?;
+        let bets = number(summary, "bets")?;
+        if bets != expected {
+            return Err(format!("{name} stored {bets} bets of {expected}"));
+        }
+        measured.bets += bets;
+        own_winners += number(summary, "winners")?;
+        totals.push(number(line("total_winners")?, "winners")?);
+        let rtt = line("batch_rtt")?;
+        let histogram = field(rtt, "histogram_us").unwrap_or("");
+        measured.round_trips.merge(&Latencies::parse(histogram).map_err(|e| format!("{name}: {e}"))?);
+        measured.client_rss_kib.push(peak_rss(dir, &name)?);
+    }
+    if totals.iter().any(|&t| t != own_winners) {
+        return Err(format!(
+            "agencies were told totals {totals:?}; their own winners add up to {own_winners}"
+        ));
+    }
+    measured.winners = own_winners;
+    Ok(measured)
+}
+
+/// `bin` under GNU time, its output (both streams) in `DIR/NAME.log`, its peak RSS in
+/// `DIR/NAME.rss`.
+fn timed(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
+    let log = File::create(dir.join(format!("{name}.log"))).map_err(|e| format!("{name}.log: {e}"))?;
+    let out = log.try_clone().map_err(|e| format!("{name}.log: {e}"))?;
+    let mut command = Command::new(GNU_TIME);
+    command
+        .args(["-f", "%M", "-o"])
+        .arg(dir.join(format!("{name}.rss")))
+        .arg(bin)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(log);
+    Ok(command)
+}
+
+/// The peak RSS GNU time wrote for `name`: the last line (a signal would add a line before).
+fn peak_rss(dir: &Path, name: &str) -> Result<u64, String> {
+    let path = dir.join(format!("{name}.rss"));
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("{}: no KiB figure", path.display()))
+}
+
+/// A port nobody listens on now. The central binds it a moment later; another process could
+/// take it in between, which would fail the run loudly, not skew it.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+}
+
+/// Waits until the central accepts a connection (it then listens at WARNING, silent). A bare
+/// connect-and-close is what a health probe does; the central logs nothing above DEBUG for it.
+fn wait_listening(address: SocketAddr, server: &mut Process) -> Result<(), String> {
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err() {
+        if let Some(status) = server.try_wait()? {
+            return Err(format!("the central exited with {status} before listening"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the central did not listen on {address} within {PATIENCE:?}"));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// A started process (GNU time and the program under it), killed if dropped still running.
+#[derive(Debug)]
+struct Process {
+    child: Child,
+    name: String,
+}
+
+impl Process {
+    fn start(command: &mut Command, name: &str) -> Result<Process, String> {
+        let child = command.spawn().map_err(|e| format!("cannot start {name} under {GNU_TIME}: {e}"))?;
+        Ok(Process { child, name: name.to_owned() })
+    }
+
+    fn wait(&mut self) -> Result<ExitStatus, String> {
+        self.child.wait().map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    fn try_wait(&mut self) -> Result<Option<ExitStatus>, String> {
+        self.child.try_wait().map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    /// Sends SIGTERM to the program (not to GNU time, which would die without reporting) and
+    /// waits for both to exit.
+    fn stop(&mut self) -> Result<ExitStatus, String> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        let program = self.program_pid()?;
+        let sent = Command::new("kill").args(["-TERM", &program.to_string()]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            return Err(format!("cannot signal {} (pid {program})", self.name));
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not stop within {PATIENCE:?} of SIGTERM", self.name));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The pid of the program GNU time started: its only child.
+    fn program_pid(&self) -> Result<u32, String> {
+        let pid = self.child.id();
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        text.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("{}: no child in {path}", self.name))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            if let Ok(program) = self.program_pid() {
+                let _ = Command::new("kill").args(["-KILL", &program.to_string()]).status();
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
