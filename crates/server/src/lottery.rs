@@ -9,7 +9,8 @@
 //! sleep wakes late (timer slack and scheduling, about 9% of 1 ms on the development machine),
 //! and paying that on every bet made a batch of n bets take about 1.09 × n × delay. Bets
 //! checked back to back on one thread instead end at `start + k × delay`, so one late wake-up
-//! is taken from the next bet's sleep instead of adding up.
+//! is taken from the next bet's sleep instead of adding up. [`winners`] does the same for a
+//! whole batch explicitly.
 
 use std::{
     cell::Cell,
@@ -22,27 +23,37 @@ use protocol::Bet;
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
+/// The most time a thread may spend outside the simulated check, between the end of one
+/// check's sleep and the start of the next, for the two to count as one run of checks: the hash
+/// and the loop take well under a microsecond, while anything between two batches (storing,
+/// answering, a network round trip, reading the next batch) takes far more than this.
+const BACK_TO_BACK: Duration = Duration::from_micros(20);
+
 thread_local! {
-    /// When the last simulated check on this thread ended (its deadline), if any. The server
-    /// runs one thread per connection, so this chains the checks of one connection's batch.
-    static LAST_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The last simulated check on this thread: its deadline, and when its sleep returned.
+    /// The server runs one thread per connection, so this chains the checks of one batch.
+    static LAST_CHECK: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
 }
 
 /// Whether `bet` wins, after paying `delay` (the simulated cost of the check).
 ///
-/// A check that starts within `delay / 4` of the previous check's deadline on the same thread
-/// continues its chain: it ends at that deadline plus `delay`, so a late wake-up is not paid
-/// twice. Otherwise (the first check of a connection, or after the thread waited for the
-/// network longer than that) it ends at `now + delay`. A chain that runs on from one batch to
-/// the next credits that batch at most `delay / 4`; [`winners`] pays a batch exactly.
+/// A check that starts within [`BACK_TO_BACK`] of the previous check's wake-up on the same
+/// thread continues its chain: it ends at that check's deadline plus `delay`, so however late
+/// a sleep woke up, the lateness (time the thread spent asleep, paid) counts for the next bet
+/// instead of adding up. Any other check (the first of a batch, or after a preemption) starts
+/// a new chain at `now + delay`. So a batch of n bets takes at least n × delay from its first
+/// check, and a late wake-up is paid once, not on every bet.
 #[must_use]
 pub fn is_winner(bet: &Bet, delay: Duration) -> bool {
     if !delay.is_zero() {
         let now = Instant::now();
-        let start = LAST_DEADLINE.get().filter(|&last| now <= last + delay / 4).unwrap_or(now);
+        let start = LAST_CHECK
+            .get()
+            .filter(|&(_, woke)| now.saturating_duration_since(woke) <= BACK_TO_BACK)
+            .map_or(now, |(deadline, _)| deadline);
         let deadline = start + delay;
         sleep_until(deadline);
-        LAST_DEADLINE.set(Some(deadline));
+        LAST_CHECK.set(Some((deadline, Instant::now())));
     }
     bet_hash(bet) % 17 == 0
 }
