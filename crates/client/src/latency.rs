@@ -2,9 +2,9 @@
 //! the number of batches, and logged once at the end in a form a benchmark can merge across
 //! agencies (percentiles of percentiles would not be percentiles).
 //!
-//! Buckets are log-linear: exact below 32 µs, then 16 per power of two, so a bucket is at most
-//! 1/16 (6.25%) wide. A percentile is reported as the upper end of its bucket: never below the
-//! true value, at most 6.25% above it.
+//! Buckets are log-linear: exact below 128 µs, then 64 per power of two, so a bucket is at
+//! most 1/64 (1.6%) wide. A percentile is reported as the upper end of its bucket: never below
+//! the true value, at most 1.6% above it.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
@@ -88,15 +88,18 @@ impl fmt::Display for Latencies {
     }
 }
 
-/// Below this many microseconds every value has its own bucket.
-const EXACT_BELOW: u64 = 32;
+/// Significant bits kept of a value in microseconds: 2^(BITS-1) buckets per power of two.
+const BITS: u32 = 7;
 
-/// The lowest value of the bucket holding `micros`: its top five significant bits kept.
+/// Below this many microseconds every value has its own bucket.
+const EXACT_BELOW: u64 = 1 << BITS;
+
+/// The lowest value of the bucket holding `micros`: its top [`BITS`] significant bits kept.
 fn bucket_low(micros: u64) -> u64 {
     if micros < EXACT_BELOW {
         return micros;
     }
-    let shift = micros.ilog2() - 4;
+    let shift = micros.ilog2() + 1 - BITS;
     (micros >> shift) << shift
 }
 
@@ -105,7 +108,7 @@ fn bucket_high(low: u64) -> u64 {
     if low < EXACT_BELOW {
         return low;
     }
-    low + (1 << (low.ilog2() - 4)) - 1
+    low + (1 << (low.ilog2() + 1 - BITS)) - 1
 }
 
 #[cfg(test)]
@@ -121,30 +124,31 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_exact_then_one_sixteenth_wide() {
-        assert_eq!((bucket_low(31), bucket_high(31)), (31, 31));
-        assert_eq!((bucket_low(32), bucket_high(32)), (32, 33));
-        assert_eq!((bucket_low(1000), bucket_high(992)), (992, 1023));
-        for micros in [40, 999, 12_345, 7_000_000] {
+    fn buckets_are_exact_then_one_sixty_fourth_wide() {
+        assert_eq!((bucket_low(127), bucket_high(127)), (127, 127));
+        assert_eq!((bucket_low(128), bucket_high(128)), (128, 129));
+        assert_eq!((bucket_low(1001), bucket_high(1000)), (1000, 1007));
+        for micros in [140, 999, 12_345, 7_000_000] {
             let (low, high) = (bucket_low(micros), bucket_high(bucket_low(micros)));
             assert!(low <= micros && micros <= high, "{micros} not in {low}..={high}");
-            assert!((high - low + 1) * 16 <= low, "bucket {low}..={high} wider than 1/16");
+            assert!((high - low + 1) * 64 <= low, "bucket {low}..={high} wider than 1/64");
         }
     }
 
     #[test]
     fn quantiles_never_understate() {
-        let l = of(&(1..=100).collect::<Vec<_>>());
-        assert_eq!(l.quantile_micros(0.5), Some(51)); // 50 is in 50..=51
-        assert_eq!(l.quantile_micros(0.99), Some(99)); // 99 is in 96..=99
-        assert_eq!(l.quantile_micros(1.0), Some(103)); // 100 is in 100..=103
+        let l = of(&(1..=1000).collect::<Vec<_>>());
+        assert_eq!(l.quantile_micros(0.1), Some(100)); // exact below 128
+        assert_eq!(l.quantile_micros(0.5), Some(503)); // 500 is in 500..=503
+        assert_eq!(l.quantile_micros(0.99), Some(991)); // 990 is in 984..=991
+        assert_eq!(l.quantile_micros(1.0), Some(1007)); // 1000 is in 1000..=1007
         assert_eq!(Latencies::default().quantile_micros(0.5), None);
     }
 
     #[test]
     fn written_histograms_read_back_and_merge() {
         let (a, b) = (of(&[5, 40, 40, 1000]), of(&[5, 7000]));
-        assert_eq!(a.to_string(), "5*1,40*2,992*1");
+        assert_eq!(a.to_string(), "5*1,40*2,1000*1");
         assert_eq!(Latencies::parse(&a.to_string()), Ok(a.clone()));
         let mut both = a;
         both.merge(&b);
