@@ -142,9 +142,10 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
         match run::run(&plan) {
             Ok(m) => {
                 eprintln!(
-                    "bench: {} run {i}/{runs}: {:.3} s, {} bets, {} winners",
+                    "bench: {} run {i}/{runs}: {:.3} s ({:.3} s starting agencies), {} bets, {} winners",
                     scenario.title,
                     m.wall.as_secs_f64(),
+                    m.spawn.as_secs_f64(),
                     m.bets,
                     m.winners
                 );

@@ -30,6 +30,8 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy)]
 struct Medians {
     wall_s: f64,
+    wall_min_s: f64,
+    wall_max_s: f64,
     bets_per_s: f64,
     server_rss_mib: f64,
     client_rss_max_mib: f64,
@@ -49,8 +51,11 @@ fn medians(outcome: &Outcome, runs: &[Measured]) -> Medians {
             .collect();
         (!each.is_empty()).then(|| median(each.into_iter()))
     };
+    let walls = runs.iter().map(|r| r.wall.as_secs_f64());
     Medians {
         wall_s,
+        wall_min_s: walls.clone().fold(f64::INFINITY, f64::min),
+        wall_max_s: walls.fold(0.0, f64::max),
         bets_per_s: outcome.bets as f64 / wall_s,
         server_rss_mib: median(runs.iter().map(|r| mib(r.server_rss_kib))),
         client_rss_max_mib: median(
@@ -102,7 +107,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
                 row.extend([
                     runs.len().to_string(),
-                    format!("{:.3} s", m.wall_s),
+                    format!("{:.3} s ({:.2}-{:.2})", m.wall_s, m.wall_min_s, m.wall_max_s),
                     format!("{:.0}", m.bets_per_s),
                     format!("{:.1} MiB", m.server_rss_mib),
                     format!("{:.1} MiB", m.client_rss_max_mib),
@@ -232,8 +237,9 @@ fn run_json(r: &Measured) -> String {
     let quantile = |l: &Latencies, q| number(l.quantile_micros(q).map(|us| us as f64 / 1000.0));
     let clients: Vec<String> = r.client_rss_kib.iter().map(u64::to_string).collect();
     format!(
-        "{{\"wall_s\": {}, \"bets\": {}, \"winners\": {}, \"server_rss_kib\": {}, \"client_rss_kib\": [{}], \"batches\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}}}",
+        "{{\"wall_s\": {}, \"spawn_s\": {}, \"bets\": {}, \"winners\": {}, \"server_rss_kib\": {}, \"client_rss_kib\": [{}], \"batches\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}}}",
         number(Some(r.wall.as_secs_f64())),
+        number(Some(r.spawn.as_secs_f64())),
         r.bets,
         r.winners,
         r.server_rss_kib,

@@ -91,6 +91,9 @@ pub struct Plan<'a> {
 pub struct Measured {
     /// From just before the first agency is started to the last agency's exit.
     pub wall: Duration,
+    /// From just before the first agency is started to the last one started: the share of
+    /// `wall` the harness itself spends starting processes.
+    pub spawn: Duration,
     /// Bets stored, summed over the agencies' summaries.
     pub bets: u64,
     /// The total every agency was told.
@@ -163,12 +166,15 @@ fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measu
             .env("CLI_LOG_LEVEL", "info");
         agencies.push(Process::start(&mut client, &name)?);
     }
+    let spawn = started.elapsed();
     let mut statuses = Vec::new();
     for agency in &mut agencies {
         statuses.push(agency.wait()?);
     }
     let wall = started.elapsed();
-    check_agencies(dir, plan.data, &statuses, wall)
+    let mut measured = check_agencies(dir, plan.data, &statuses, wall)?;
+    measured.spawn = spawn;
+    Ok(measured)
 }
 
 /// Reads every agency's log and RSS; fails unless each exited 0, stored all its bets, and all
@@ -181,6 +187,7 @@ fn check_agencies(
 ) -> Result<Measured, String> {
     let mut measured = Measured {
         wall,
+        spawn: Duration::ZERO,
         bets: 0,
         winners: 0,
         server_rss_kib: 0,
