@@ -7,6 +7,12 @@
 //! process has ended: its whole life, the last moments included, with no polling to miss a
 //! peak and no change to the binaries. The price is one more `fork` and `exec` per process,
 //! well under a millisecond each, inside the measured wall time.
+//!
+//! CPU time tells whether a run was bound by the two cores or by waiting (the disk's syncs,
+//! round trips). The central's comes from GNU time (user + system, in hundredths); the
+//! agencies' is the rest of what this process's children used during the run, read from
+//! `/proc/self/stat` before and after: GNU time truncates each process's figure to a
+//! hundredth, which over 200 agencies would lose up to 4 s.
 
 use std::{
     fs::{self, File},
@@ -100,6 +106,11 @@ pub struct Measured {
     pub winners: u64,
     /// The central's peak resident set, KiB.
     pub server_rss_kib: u64,
+    /// The central's CPU time, user + system.
+    pub server_cpu: Duration,
+    /// The agencies' CPU time, user + system, all of them added up (GNU time's own, a few
+    /// milliseconds per process, included).
+    pub clients_cpu: Duration,
     /// Each agency's peak resident set, KiB, agency 1 first.
     pub client_rss_kib: Vec<u64>,
     /// Every batch's round trip, all agencies merged.
@@ -116,6 +127,7 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let port = free_port()?;
     let agencies = plan.data.bets.len();
+    let cpu_before = children_cpu()?;
 
     let mut server = timed(&plan.bin_dir.join("server"), dir, "server")?;
     server
@@ -130,10 +142,12 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     let stopped = server.stop();
     let mut measured = result?;
     let status = stopped?;
+    let children = children_cpu()?.saturating_sub(cpu_before);
     if !status.success() {
         return Err(format!("the central exited with {status}; see {}", dir.join("server.log").display()));
     }
-    measured.server_rss_kib = peak_rss(dir, "server")?;
+    (measured.server_rss_kib, measured.server_cpu) = usage(dir, "server")?;
+    measured.clients_cpu = children.saturating_sub(measured.server_cpu);
     let stored = fs::read_to_string(dir.join("winners.csv")).map_err(|e| format!("winners file: {e}"))?;
     // One header line, then one line per winner (names hold no line breaks).
     let rows = stored.lines().count().saturating_sub(1) as u64;
@@ -191,6 +205,8 @@ fn check_agencies(
         bets: 0,
         winners: 0,
         server_rss_kib: 0,
+        server_cpu: Duration::ZERO,
+        clients_cpu: Duration::ZERO,
         client_rss_kib: Vec::new(),
         round_trips: Latencies::default(),
     };
@@ -224,7 +240,7 @@ fn check_agencies(
         let rtt = line("batch_rtt")?;
         let histogram = field(rtt, "histogram_us").unwrap_or("");
         measured.round_trips.merge(&Latencies::parse(histogram).map_err(|e| format!("{name}: {e}"))?);
-        measured.client_rss_kib.push(peak_rss(dir, &name)?);
+        measured.client_rss_kib.push(usage(dir, &name)?.0);
     }
     if totals.iter().any(|&t| t != own_winners) {
         return Err(format!(
@@ -235,14 +251,14 @@ fn check_agencies(
     Ok(measured)
 }
 
-/// `bin` under GNU time, its output (both streams) in `DIR/NAME.log`, its peak RSS in
-/// `DIR/NAME.rss`.
+/// `bin` under GNU time, its output (both streams) in `DIR/NAME.log`, its peak RSS (KiB) and
+/// CPU seconds (user, system) in `DIR/NAME.rss`.
 fn timed(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
     let log = File::create(dir.join(format!("{name}.log"))).map_err(|e| format!("{name}.log: {e}"))?;
     let out = log.try_clone().map_err(|e| format!("{name}.log: {e}"))?;
     let mut command = Command::new(GNU_TIME);
     command
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %U %S", "-o"])
         .arg(dir.join(format!("{name}.rss")))
         .arg(bin)
         .stdin(Stdio::null())
@@ -251,14 +267,36 @@ fn timed(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
     Ok(command)
 }
 
-/// The peak RSS GNU time wrote for `name`: the last line (a signal would add a line before).
-fn peak_rss(dir: &Path, name: &str) -> Result<u64, String> {
+/// The peak RSS (KiB) and CPU time GNU time wrote for `name`, from the last line (a signal
+/// would add a line before it).
+fn usage(dir: &Path, name: &str) -> Result<(u64, Duration), String> {
     let path = dir.join(format!("{name}.rss"));
     let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| format!("{}: no KiB figure", path.display()))
+    parse_usage(&text).ok_or_else(|| format!("{}: not \"KiB user sys\": {text:?}", path.display()))
+}
+
+fn parse_usage(text: &str) -> Option<(u64, Duration)> {
+    let mut words = text.lines().last()?.split_whitespace();
+    let rss = words.next()?.parse().ok()?;
+    let user: f64 = words.next()?.parse().ok()?;
+    let system: f64 = words.next()?.parse().ok()?;
+    Some((rss, Duration::try_from_secs_f64(user + system).ok()?))
+}
+
+/// CPU time (user + system) used so far by the children this process has waited for, and
+/// by the children they waited for: fields 16 and 17 of `/proc/self/stat`, in clock ticks of
+/// 1/100 s (Linux's `USER_HZ`), summed by the kernel from exact figures.
+fn children_cpu() -> Result<Duration, String> {
+    let stat = fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    parse_children_cpu(&stat).ok_or_else(|| format!("/proc/self/stat: no cutime and cstime in {stat:?}"))
+}
+
+fn parse_children_cpu(stat: &str) -> Option<Duration> {
+    // The command name (field 2) may hold spaces; the fields after it start at field 3.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// A port nobody listens on now. The central binds it a moment later; another process could
@@ -349,5 +387,28 @@ impl Drop for Process {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gnu_time_reports_are_read() {
+        assert_eq!(parse_usage("2644 0.75 1.25\n"), Some((2644, Duration::from_secs(2))));
+        assert_eq!(
+            parse_usage("Command terminated by signal 9\n2644 0.00 0.50\n"),
+            Some((2644, Duration::from_millis(500)))
+        );
+        assert_eq!(parse_usage("2644\n"), None);
+    }
+
+    #[test]
+    fn children_cpu_is_read_from_proc_stat() {
+        let stat = "42 (bench (x)) S 1 42 42 0 -1 4194304 10 20 0 0 5 6 150 75 20 0 1 0 100 0 0";
+        assert_eq!(parse_children_cpu(stat), Some(Duration::from_millis(2250)));
+        assert_eq!(parse_children_cpu("42 (bench) S 1"), None);
+        assert!(children_cpu().is_ok());
     }
 }
