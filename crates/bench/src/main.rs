@@ -89,6 +89,15 @@ fn bench(settings: &Settings) -> Result<bool, String> {
         ("runs", settings.runs.to_string()),
         ("delay_runs", settings.delay_runs.to_string()),
         ("retry_period", settings.retry_period.clone()),
+        (
+            "run_dir",
+            settings
+                .run_dir
+                .as_ref()
+                .map_or_else(|| out_dir.join("runs"), Clone::clone)
+                .display()
+                .to_string(),
+        ),
     ];
     let json = report::json(&machine(), &settings_pairs, &outcomes, &images);
     let json_path = out_dir.join("results.json");
@@ -135,7 +144,12 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
         let plan = Plan {
             bin_dir,
             data: &data,
-            run_dir: out_dir.join("runs").join(scenario.name).join(i.to_string()),
+            run_dir: settings
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| out_dir.join("runs"))
+                .join(scenario.name)
+                .join(i.to_string()),
             delay_ms: scenario.delay_ms,
             retry_period: &settings.retry_period,
         };

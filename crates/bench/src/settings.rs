@@ -8,6 +8,9 @@
 //! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` |
 //! | `BENCH_RETRY_PERIOD` | `10ms` | the agencies' `CLI_WINNERS_RETRY_PERIOD` |
 //! | `BENCH_IMAGES` | `server:latest client:latest` | Docker images whose size to report |
+//! | `BENCH_RUN_DIR` | `target/bench/runs` | where each run's logs and winners file go; a tmpfs there makes the syncs free, a control that shows what they cost |
+
+use std::path::PathBuf;
 
 /// The benchmark's settings.
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct Settings {
     pub retry_period: String,
     /// Docker images to report the size of.
     pub images: Vec<String>,
+    /// Where the runs' files go, instead of `target/bench/runs`.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -44,6 +49,7 @@ impl Settings {
             delay_runs: count("BENCH_DELAY_RUNS", if quick { 0 } else { 2 })?,
             only: var("BENCH_ONLY").map(|v| words(v, ',')).unwrap_or_default(),
             retry_period: var("BENCH_RETRY_PERIOD").unwrap_or_else(|| "10ms".into()),
+            run_dir: var("BENCH_RUN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
             images: words(var("BENCH_IMAGES").unwrap_or_else(|| "server:latest client:latest".into()), ' '),
         })
     }
