@@ -104,6 +104,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         "vs floor",
     ];
     let mut rows = vec![header.map(String::from).to_vec()];
+    let mut failures = Vec::new();
     for o in outcomes {
         let mut row = vec![o.title.clone(), o.bets.to_string()];
         match &o.runs {
@@ -122,7 +123,10 @@ pub fn table(outcomes: &[Outcome]) -> String {
                     m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
                 ]);
             }
-            Err(why) => row.push(format!("no figures: {why}")),
+            Err(why) => {
+                row.push("FAILED".into());
+                failures.push(format!("{}: no figures: {why}", o.title));
+            }
         }
         rows.push(row);
     }
@@ -132,6 +136,9 @@ pub fn table(outcomes: &[Outcome]) -> String {
     for row in &rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
         let _ = writeln!(out, "| {} |", cells.join(" | ").trim_end());
+    }
+    for failure in failures {
+        let _ = writeln!(out, "{failure}");
     }
     out
 }

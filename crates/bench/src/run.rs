@@ -19,6 +19,7 @@ use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, RecvTimeoutError},
     thread,
     time::{Duration, Instant},
 };
@@ -31,6 +32,10 @@ pub const GNU_TIME: &str = "/usr/bin/time";
 
 /// How long the central may take to listen, and to stop once asked.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The longest a run's agencies may take: far above any scenario here (the 1 ms one takes
+/// 28 s), so only a stuck run reaches it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The agencies' datasets of a scenario.
 #[derive(Debug, Clone)]
@@ -181,14 +186,86 @@ fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measu
         agencies.push(Process::start(&mut client, &name)?);
     }
     let spawn = started.elapsed();
-    let mut statuses = Vec::new();
-    for agency in &mut agencies {
-        statuses.push(agency.wait()?);
-    }
-    let wall = started.elapsed();
+    let (statuses, last_exit) = wait_all(agencies, dir)?;
+    let wall = last_exit.saturating_duration_since(started);
     let mut measured = check_agencies(dir, plan.data, &statuses, wall)?;
     measured.spawn = spawn;
     Ok(measured)
+}
+
+/// Waits for every agency, each on a thread of its own, so that the first failure is seen at
+/// once: the other agencies would otherwise ask for a total that never comes, forever. Then
+/// the rest are killed and the run fails. Returns each exit status (agency 1 first) and the
+/// moment the last agency exited.
+fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Instant), String> {
+    let count = agencies.len();
+    let under_time: Vec<u32> = agencies.iter().map(|a| a.child.id()).collect();
+    let (report, reports) = mpsc::channel();
+    let mut waiters = Vec::new();
+    for (i, mut agency) in agencies.into_iter().enumerate() {
+        let report = report.clone();
+        waiters.push(thread::spawn(move || {
+            let status = agency.wait();
+            let _ = report.send((i, status, Instant::now()));
+        }));
+    }
+    drop(report);
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let mut statuses = vec![None; count];
+    let mut last_exit = Instant::now();
+    let mut failure = None;
+    while statuses.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let received = reports.recv_timeout(left);
+        if let Err(RecvTimeoutError::Disconnected) = received {
+            failure.get_or_insert_with(|| "an agency's waiting thread ended without a word".to_owned());
+            break;
+        }
+        let failed = match received {
+            Ok((i, Ok(status), at)) => {
+                statuses[i] = Some(status);
+                last_exit = last_exit.max(at);
+                let log = dir.join(format!("client-{}.log", i + 1));
+                let last_line =
+                    fs::read_to_string(&log).ok().and_then(|t| t.lines().last().map(String::from));
+                (!status.success()).then(|| {
+                    format!("client-{} exited with {status}: {}", i + 1, last_line.unwrap_or_default())
+                })
+            }
+            Ok((i, Err(e), _)) => Some(format!("client-{}: {e}", i + 1)),
+            Err(RecvTimeoutError::Timeout) => {
+                Some(format!("the agencies did not finish within {RUN_TIMEOUT:?}"))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Some("an agency's waiting thread ended without a word".into())
+            }
+        };
+        if let Some(why) = failed {
+            if failure.is_none() {
+                under_time.iter().for_each(|&pid| kill_program(pid));
+                failure = Some(why);
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+    for waiter in waiters {
+        let _ = waiter.join();
+    }
+    match failure {
+        Some(why) => Err(why),
+        None => Ok((statuses.into_iter().flatten().collect(), last_exit)),
+    }
+}
+
+/// Kills the program GNU time `time_pid` runs, if it still runs; GNU time then exits too.
+fn kill_program(time_pid: u32) {
+    let path = format!("/proc/{time_pid}/task/{time_pid}/children");
+    let Ok(children) = fs::read_to_string(path) else { return };
+    for pid in children.split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
 }
 
 /// Reads every agency's log and RSS; fails unless each exited 0, stored all its bets, and all
