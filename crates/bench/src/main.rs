@@ -10,12 +10,14 @@
 mod report;
 mod run;
 mod settings;
+mod timed;
 
 use std::{fs, path::Path, process::ExitCode, time::Duration};
 
 use report::Outcome;
-use run::{Dataset, Plan, GNU_TIME};
+use run::{Dataset, Plan};
 use settings::Settings;
+use timed::GNU_TIME;
 
 /// One kind of run.
 struct Scenario {
