@@ -5,7 +5,7 @@ AGENCIES ?= 5
 
 .PHONY: all build run datasets test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
-	busybox-image validate-echo-server
+	busybox-image validate-echo-server bench
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -109,6 +109,11 @@ validate-echo-server: busybox-image
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## bench: the end-to-end benchmark: real processes on 127.0.0.1, table + target/bench/results.json
+##        (BENCH_QUICK=1 for one run of each fast scenario; see crates/bench/src/settings.rs)
+bench: build
+	target/release/bench
 
 ## fmt: format the code
 fmt:

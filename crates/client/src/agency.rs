@@ -24,6 +24,7 @@ use crate::{
     client::{CentralClient, Committed, Winners},
     config::Config,
     error::ClientError,
+    latency::Latencies,
     retry::Backoff,
     stop::Stop,
 };
@@ -161,10 +162,14 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
         // Batches sent and not yet answered, oldest first: the central answers in order. On a
         // broken connection they are dropped with it; the next attempt asks the central what
         // it committed and reads them again from the dataset.
-        let mut in_flight: VecDeque<(u64, Vec<WireBet>)> = VecDeque::with_capacity(config.batch_window);
+        // Each with the instant it was sent, for its round-trip time.
+        let mut in_flight: VecDeque<(u64, Vec<WireBet>, Instant)> =
+            VecDeque::with_capacity(config.batch_window);
         let mut last_progress = Instant::now();
         let mut at_end = false;
         let mut stopped = false;
+        // This connection's batches only: an attempt cut short by a failure is not timed.
+        let mut round_trips = Latencies::default();
         while !at_end || !in_flight.is_empty() {
             let full = in_flight.len() >= config.batch_window;
             if !full && !at_end && !stopped {
@@ -182,13 +187,15 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
                         at_end = true;
                     } else {
                         let sequence = batches + in_flight.len() as u64 + 1;
-                        in_flight.push_back((sequence, client.post_batch(sequence, batch)?));
+                        let sent = client.post_batch(sequence, batch)?;
+                        in_flight.push_back((sequence, sent, Instant::now()));
                     }
                 }
                 continue;
             }
-            let Some((sequence, sent)) = in_flight.pop_front() else { break };
+            let Some((sequence, sent, sent_at)) = in_flight.pop_front() else { break };
             let won = client.batch_result(sequence, sent.len())?;
+            round_trips.record(sent_at.elapsed());
             batches = sequence;
             backoff.reset();
             for &i in &won {
@@ -213,6 +220,7 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
             return Ok(Outcome::Stopped);
         }
         client.agency_done(batches)?;
+        round_trips.log(agency);
     } else {
         // Done before this run: read on only to count the skipped rows for the summary.
         while dataset.next_bet()?.is_some() {}

@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod latency;
 pub mod retry;
 pub mod stop;
 

@@ -1,0 +1,209 @@
+//! `bench`: the end-to-end benchmark behind `make bench`.
+//!
+//! Runs the release `server` and `client` binaries (found beside this one, in
+//! `target/release`) on 127.0.0.1 over datasets it generates under `target/bench/data`, in four
+//! scenarios, several times each, and prints the medians as a table, also written with every
+//! run's raw figures to `target/bench/results.json`. A run whose checks fail (an agency that
+//! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
+//! status is then 1. Settings: see [`settings`].
+
+mod report;
+mod run;
+mod settings;
+mod timed;
+
+use std::{fs, path::Path, process::ExitCode, time::Duration};
+
+use report::Outcome;
+use run::{Dataset, Plan};
+use settings::Settings;
+use timed::GNU_TIME;
+
+/// One kind of run.
+struct Scenario {
+    name: &'static str,
+    title: &'static str,
+    agencies: u32,
+    /// Bets per agency; `None`: the course's sizes.
+    rows: Option<u64>,
+    delay_ms: u64,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario { name: "course", title: "5 agencies, course sizes", agencies: 5, rows: None, delay_ms: 0 },
+    Scenario { name: "many", title: "200 agencies x 5 000", agencies: 200, rows: Some(5_000), delay_ms: 0 },
+    Scenario {
+        name: "single",
+        title: "1 agency x 1 000 000",
+        agencies: 1,
+        rows: Some(1_000_000),
+        delay_ms: 0,
+    },
+    Scenario { name: "delay", title: "5 agencies, course sizes, 1 ms", agencies: 5, rows: None, delay_ms: 1 },
+];
+
+fn main() -> ExitCode {
+    let settings = match Settings::load(|key| std::env::var(key).ok()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(&settings) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every wanted scenario; `Ok(false)` when one of them failed its checks.
+fn bench(settings: &Settings) -> Result<bool, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where am I: {e}"))?;
+    let bin_dir = exe.parent().ok_or("the binary has no directory")?.to_path_buf();
+    for needed in ["server", "client", "datagen"] {
+        if !bin_dir.join(needed).is_file() {
+            return Err(format!("{} is missing: build with `make bench`", bin_dir.join(needed).display()));
+        }
+    }
+    if !Path::new(GNU_TIME).is_file() {
+        return Err(format!("{GNU_TIME} is missing (Debian package `time`): it measures peak RSS"));
+    }
+    let out_dir = bin_dir.parent().ok_or("the binary is not under target/")?.join("bench");
+
+    let mut outcomes = Vec::new();
+    for scenario in SCENARIOS.iter().filter(|s| settings.wants(s.name)) {
+        let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
+        if runs == 0 {
+            eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
+            continue;
+        }
+        outcomes.push(measure(scenario, runs, &bin_dir, &out_dir, settings));
+    }
+
+    let images = report::image_sizes(&settings.images);
+    let table = report::table(&outcomes);
+    println!("\n{table}\n{}", report::images_text(&images));
+    let settings_pairs = [
+        ("runs", settings.runs.to_string()),
+        ("delay_runs", settings.delay_runs.to_string()),
+        ("retry_period", settings.retry_period.clone()),
+        (
+            "run_dir",
+            settings
+                .run_dir
+                .as_ref()
+                .map_or_else(|| out_dir.join("runs"), Clone::clone)
+                .display()
+                .to_string(),
+        ),
+    ];
+    let json = report::json(&machine(), &settings_pairs, &outcomes, &images);
+    let json_path = out_dir.join("results.json");
+    fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    println!("results: {}", json_path.display());
+    Ok(outcomes.iter().all(|o| o.runs.is_ok()))
+}
+
+/// Runs one scenario `runs` times; stops at the first failed run.
+fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, settings: &Settings) -> Outcome {
+    let data_name = match scenario.rows {
+        Some(rows) => format!("agencies-{}-rows-{rows}", scenario.agencies),
+        None => format!("course-{}", scenario.agencies),
+    };
+    let mut outcome = Outcome {
+        name: scenario.name,
+        title: scenario.title.into(),
+        agencies: scenario.agencies as usize,
+        bets: 0,
+        floor: None,
+        load_before: load_average(),
+        runs: Ok(Vec::new()),
+    };
+    let data = match Dataset::ensure(
+        bin_dir,
+        out_dir.join("data").join(data_name),
+        scenario.agencies,
+        scenario.rows,
+    ) {
+        Ok(data) => data,
+        Err(e) => {
+            outcome.runs = Err(e);
+            return outcome;
+        }
+    };
+    outcome.bets = data.total();
+    if scenario.delay_ms > 0 {
+        let largest = data.bets.iter().copied().max().unwrap_or(0);
+        outcome.floor =
+            Some(Duration::from_millis(scenario.delay_ms) * u32::try_from(largest).unwrap_or(u32::MAX));
+    }
+    let mut measured = Vec::new();
+    for i in 1..=runs {
+        let plan = Plan {
+            bin_dir,
+            data: &data,
+            run_dir: settings
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| out_dir.join("runs"))
+                .join(scenario.name)
+                .join(i.to_string()),
+            delay_ms: scenario.delay_ms,
+            retry_period: &settings.retry_period,
+        };
+        match run::run(&plan) {
+            Ok(m) => {
+                eprintln!(
+                    "bench: {} run {i}/{runs}: {:.3} s ({:.3} s starting agencies), {} bets, {} winners",
+                    scenario.title,
+                    m.wall.as_secs_f64(),
+                    m.spawn.as_secs_f64(),
+                    m.bets,
+                    m.winners
+                );
+                measured.push(m);
+            }
+            Err(e) => {
+                eprintln!("bench: {} run {i}/{runs} FAILED: {e}", scenario.title);
+                outcome.runs = Err(format!("run {i} failed: {e}"));
+                return outcome;
+            }
+        }
+    }
+    outcome.runs = Ok(measured);
+    outcome
+}
+
+/// What the figures were measured on.
+fn machine() -> Vec<(&'static str, String)> {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |k| k.trim().to_owned());
+    let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    vec![
+        ("cpu", cpu),
+        ("cores", cores.to_string()),
+        ("kernel", kernel),
+        ("unix_time", when.to_string()),
+        ("load_after", load_average()),
+    ]
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

@@ -1,0 +1,308 @@
+//! The results: medians over runs, the table printed for a person, and the same figures with
+//! every run's raw values as JSON for a script.
+
+use std::{fmt::Write as _, process::Command, time::Duration};
+
+use client::latency::Latencies;
+
+use crate::run::Measured;
+
+/// One scenario's outcome.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Short name (`course`, `many`, `single`, `delay`), as `BENCH_ONLY` takes it.
+    pub name: &'static str,
+    /// What it is, for the table.
+    pub title: String,
+    /// Agencies run at once.
+    pub agencies: usize,
+    /// Bets of all agencies.
+    pub bets: u64,
+    /// The floor the simulated check sets, when it is on: largest agency's bets × delay.
+    pub floor: Option<Duration>,
+    /// The load average when the scenario started: how busy the machine already was.
+    pub load_before: String,
+    /// Every run that passed its checks, or why the scenario has no figures.
+    pub runs: Result<Vec<Measured>, String>,
+}
+
+/// The medians of a scenario's runs.
+#[derive(Debug, Clone, Copy)]
+struct Medians {
+    wall_s: f64,
+    wall_min_s: f64,
+    wall_max_s: f64,
+    bets_per_s: f64,
+    server_rss_mib: f64,
+    client_rss_max_mib: f64,
+    server_cpu_s: f64,
+    clients_cpu_s: f64,
+    rtt_p50_ms: Option<f64>,
+    rtt_p99_ms: Option<f64>,
+    floor_ratio: Option<f64>,
+}
+
+fn medians(outcome: &Outcome, runs: &[Measured]) -> Medians {
+    let wall_s = median(runs.iter().map(|r| r.wall.as_secs_f64()));
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let rtt = |q: f64| -> Option<f64> {
+        let each: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.round_trips.quantile_micros(q))
+            .map(|us| us as f64 / 1000.0)
+            .collect();
+        (!each.is_empty()).then(|| median(each.into_iter()))
+    };
+    let walls = runs.iter().map(|r| r.wall.as_secs_f64());
+    Medians {
+        wall_s,
+        wall_min_s: walls.clone().fold(f64::INFINITY, f64::min),
+        wall_max_s: walls.fold(0.0, f64::max),
+        bets_per_s: outcome.bets as f64 / wall_s,
+        server_rss_mib: median(runs.iter().map(|r| mib(r.server_rss_kib))),
+        client_rss_max_mib: median(
+            runs.iter().map(|r| mib(r.client_rss_kib.iter().copied().max().unwrap_or(0))),
+        ),
+        server_cpu_s: median(runs.iter().map(|r| r.server_cpu.as_secs_f64())),
+        clients_cpu_s: median(runs.iter().map(|r| r.clients_cpu.as_secs_f64())),
+        rtt_p50_ms: rtt(0.5),
+        rtt_p99_ms: rtt(0.99),
+        floor_ratio: outcome.floor.map(|f| wall_s / f.as_secs_f64()),
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The table, one row per scenario, medians only.
+#[must_use]
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    let header = [
+        "run",
+        "bets",
+        "runs",
+        "wall (min-max)",
+        "bets/s",
+        "server RSS",
+        "agency RSS (max)",
+        "CPU server+agencies",
+        "RTT p50",
+        "RTT p99",
+        "vs floor",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    let mut failures = Vec::new();
+    for o in outcomes {
+        let mut row = vec![o.title.clone(), o.bets.to_string()];
+        match &o.runs {
+            Ok(runs) => {
+                let m = medians(o, runs);
+                let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+                row.extend([
+                    runs.len().to_string(),
+                    format!("{:.3} s ({:.2}-{:.2})", m.wall_s, m.wall_min_s, m.wall_max_s),
+                    format!("{:.0}", m.bets_per_s),
+                    format!("{:.1} MiB", m.server_rss_mib),
+                    format!("{:.1} MiB", m.client_rss_max_mib),
+                    format!("{:.2}+{:.2} s", m.server_cpu_s, m.clients_cpu_s),
+                    ms(m.rtt_p50_ms),
+                    ms(m.rtt_p99_ms),
+                    m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
+                ]);
+            }
+            Err(why) => {
+                row.push("FAILED".into());
+                failures.push(format!("{}: no figures: {why}", o.title));
+            }
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | ").trim_end());
+    }
+    for failure in failures {
+        let _ = writeln!(out, "{failure}");
+    }
+    out
+}
+
+/// The size of each image in bytes, `None` when Docker does not know it; `Err` when Docker
+/// itself does not answer.
+pub fn image_sizes(images: &[String]) -> Result<Vec<(String, Option<u64>)>, String> {
+    let probe = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(_) => return Err("docker does not answer (no daemon)".into()),
+        Err(_) => return Err("docker is not installed".into()),
+    }
+    Ok(images
+        .iter()
+        .map(|image| {
+            let out =
+                Command::new("docker").args(["image", "inspect", "--format", "{{.Size}}", image]).output();
+            let size = out
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok());
+            (image.clone(), size)
+        })
+        .collect())
+}
+
+/// The images' lines under the table.
+#[must_use]
+pub fn images_text(sizes: &Result<Vec<(String, Option<u64>)>, String>) -> String {
+    match sizes {
+        Err(why) => format!("images: not measured, {why}\n"),
+        Ok(sizes) => sizes
+            .iter()
+            .map(|(image, size)| match size {
+                Some(bytes) => format!("image {image}: {:.1} MiB\n", *bytes as f64 / (1024.0 * 1024.0)),
+                None => format!("image {image}: absent\n"),
+            })
+            .collect(),
+    }
+}
+
+/// Everything as one JSON document: the machine, the settings, and per scenario the medians
+/// and every run's raw figures.
+#[must_use]
+pub fn json(
+    machine: &[(&str, String)],
+    settings: &[(&str, String)],
+    outcomes: &[Outcome],
+    images: &Result<Vec<(String, Option<u64>)>, String>,
+) -> String {
+    let object = |pairs: &[(&str, String)]| {
+        let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{}: {}", quote(k), quote(v))).collect();
+        format!("{{{}}}", fields.join(", "))
+    };
+    let mut scenarios = Vec::new();
+    for o in outcomes {
+        let mut s = format!(
+            "{{\"name\": {}, \"title\": {}, \"agencies\": {}, \"bets\": {}, \"load_before\": {}, \"floor_s\": {}",
+            quote(o.name),
+            quote(&o.title),
+            o.agencies,
+            o.bets,
+            quote(&o.load_before),
+            number(o.floor.map(|f| f.as_secs_f64()))
+        );
+        match &o.runs {
+            Ok(runs) => {
+                let m = medians(o, runs);
+                let _ = write!(
+                    s,
+                    ", \"median\": {{\"wall_s\": {}, \"bets_per_s\": {}, \"server_rss_mib\": {}, \"client_rss_max_mib\": {}, \"server_cpu_s\": {}, \"clients_cpu_s\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}, \"floor_ratio\": {}}}",
+                    number(Some(m.wall_s)),
+                    number(Some(m.bets_per_s)),
+                    number(Some(m.server_rss_mib)),
+                    number(Some(m.client_rss_max_mib)),
+                    number(Some(m.server_cpu_s)),
+                    number(Some(m.clients_cpu_s)),
+                    number(m.rtt_p50_ms),
+                    number(m.rtt_p99_ms),
+                    number(m.floor_ratio)
+                );
+                let raw: Vec<String> = runs.iter().map(run_json).collect();
+                let _ = write!(s, ", \"runs\": [{}]}}", raw.join(", "));
+            }
+            Err(why) => {
+                let _ = write!(s, ", \"error\": {}}}", quote(why));
+            }
+        }
+        scenarios.push(s);
+    }
+    let images = match images {
+        Err(why) => format!("{{\"error\": {}}}", quote(why)),
+        Ok(sizes) => {
+            let fields: Vec<String> = sizes
+                .iter()
+                .map(|(i, s)| format!("{}: {}", quote(i), s.map_or("null".into(), |b| b.to_string())))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    };
+    format!(
+        "{{\n  \"machine\": {},\n  \"settings\": {},\n  \"images_bytes\": {images},\n  \"scenarios\": [\n    {}\n  ]\n}}\n",
+        object(machine),
+        object(settings),
+        scenarios.join(",\n    ")
+    )
+}
+
+fn run_json(r: &Measured) -> String {
+    let quantile = |l: &Latencies, q| number(l.quantile_micros(q).map(|us| us as f64 / 1000.0));
+    let clients: Vec<String> = r.client_rss_kib.iter().map(u64::to_string).collect();
+    format!(
+        "{{\"wall_s\": {}, \"spawn_s\": {}, \"bets\": {}, \"winners\": {}, \"server_rss_kib\": {}, \"server_cpu_s\": {}, \"clients_cpu_s\": {}, \"client_rss_kib\": [{}], \"batches\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}}}",
+        number(Some(r.wall.as_secs_f64())),
+        number(Some(r.spawn.as_secs_f64())),
+        r.bets,
+        r.winners,
+        r.server_rss_kib,
+        number(Some(r.server_cpu.as_secs_f64())),
+        number(Some(r.clients_cpu.as_secs_f64())),
+        clients.join(", "),
+        r.round_trips.count(),
+        quantile(&r.round_trips, 0.5),
+        quantile(&r.round_trips, 0.99)
+    )
+}
+
+fn number(value: Option<f64>) -> String {
+    value.filter(|v| v.is_finite()).map_or("null".into(), |v| format!("{v:.6}"))
+}
+
+/// A JSON string literal.
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(number(None), "null");
+        assert_eq!(number(Some(f64::NAN)), "null");
+    }
+}

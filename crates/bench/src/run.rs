@@ -1,0 +1,330 @@
+//! One run of one scenario: a real central and its agencies as processes on 127.0.0.1, timed
+//! from the first agency's start to the last agency's exit, and checked before any figure is
+//! believed. Each process runs under GNU time (see [`crate::timed`]).
+
+use std::{
+    fs,
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Stdio},
+    sync::mpsc::{self, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+use client::latency::Latencies;
+use testkit::process::field;
+
+use crate::timed::{children_cpu, kill_program, timed, usage, Process};
+
+/// How long the central may take to listen, and to stop once asked.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The longest a run's agencies may take: far above any scenario here (the 1 ms one takes
+/// 28 s), so only a stuck run reaches it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The agencies' datasets of a scenario.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Holds `dataset-1.csv` … `dataset-N.csv`.
+    pub dir: PathBuf,
+    /// Bets (rows) of each agency, agency 1 first.
+    pub bets: Vec<u64>,
+}
+
+impl Dataset {
+    /// The dataset under `dir`, written by `datagen` first if any file is missing: `agencies`
+    /// agencies of `rows` rows each, or of the course's sizes when `rows` is `None`.
+    ///
+    /// # Errors
+    /// When `datagen` fails or a file cannot be read.
+    pub fn ensure(bin_dir: &Path, dir: PathBuf, agencies: u32, rows: Option<u64>) -> Result<Dataset, String> {
+        let path = |agency: u32| dir.join(format!("dataset-{agency}.csv"));
+        if (1..=agencies).any(|a| !path(a).is_file()) {
+            let mut datagen = Command::new(bin_dir.join("datagen"));
+            datagen.arg("--dir").arg(&dir).arg("--agencies").arg(agencies.to_string());
+            if let Some(rows) = rows {
+                datagen.arg("--rows").arg(rows.to_string());
+            }
+            let status =
+                datagen.stdout(Stdio::null()).status().map_err(|e| format!("cannot run datagen: {e}"))?;
+            if !status.success() {
+                return Err(format!("datagen failed ({status}) writing {}", dir.display()));
+            }
+        }
+        let mut bets = Vec::new();
+        for agency in 1..=agencies {
+            let text = fs::read(path(agency)).map_err(|e| format!("{}: {e}", path(agency).display()))?;
+            // One bet per line, no header; the generator writes no line breaks inside a field.
+            bets.push(text.iter().filter(|&&b| b == b'\n').count() as u64);
+        }
+        Ok(Dataset { dir, bets })
+    }
+
+    /// Bets of all agencies.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.bets.iter().sum()
+    }
+}
+
+/// What one run is: binaries, data, where to keep its files, the central's settings.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// Holds `server` and `client` (release builds).
+    pub bin_dir: &'a Path,
+    /// The agencies' bets.
+    pub data: &'a Dataset,
+    /// Emptied first; receives every log, the winners file and the RSS reports.
+    pub run_dir: PathBuf,
+    /// `SERVER_WINNER_DELAY_MS`.
+    pub delay_ms: u64,
+    /// `CLI_WINNERS_RETRY_PERIOD`.
+    pub retry_period: &'a str,
+}
+
+/// The figures of one run that passed every check.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// From just before the first agency is started to the last agency's exit.
+    pub wall: Duration,
+    /// From just before the first agency is started to the last one started: the share of
+    /// `wall` the harness itself spends starting processes.
+    pub spawn: Duration,
+    /// Bets stored, summed over the agencies' summaries.
+    pub bets: u64,
+    /// The total every agency was told.
+    pub winners: u64,
+    /// The central's peak resident set, KiB.
+    pub server_rss_kib: u64,
+    /// The central's CPU time, user + system.
+    pub server_cpu: Duration,
+    /// The agencies' CPU time, user + system, all of them added up (GNU time's own, a few
+    /// milliseconds per process, included).
+    pub clients_cpu: Duration,
+    /// Each agency's peak resident set, KiB, agency 1 first.
+    pub client_rss_kib: Vec<u64>,
+    /// Every batch's round trip, all agencies merged.
+    pub round_trips: Latencies,
+}
+
+/// Runs the plan once.
+///
+/// # Errors
+/// What went wrong or what check failed; a failed run reports no figures.
+pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
+    let dir = &plan.run_dir;
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = free_port()?;
+    let agencies = plan.data.bets.len();
+    let cpu_before = children_cpu()?;
+
+    let mut server = timed(&plan.bin_dir.join("server"), dir, "server")?;
+    server
+        .env("SERVER_IP", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("SERVER_AGENCIES", agencies.to_string())
+        .env("SERVER_STORAGE_PATH", dir.join("winners.csv"))
+        .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
+        .env("LOGGING_LEVEL", "WARNING");
+    let mut server = Process::start(&mut server, "server")?;
+    let result = with_server(plan, port, &mut server);
+    let stopped = server.stop();
+    let mut measured = result?;
+    let status = stopped?;
+    let children = children_cpu()?.saturating_sub(cpu_before);
+    if !status.success() {
+        return Err(format!("the central exited with {status}; see {}", dir.join("server.log").display()));
+    }
+    (measured.server_rss_kib, measured.server_cpu) = usage(dir, "server")?;
+    measured.clients_cpu = children.saturating_sub(measured.server_cpu);
+    let stored = fs::read_to_string(dir.join("winners.csv")).map_err(|e| format!("winners file: {e}"))?;
+    // One header line, then one line per winner (names hold no line breaks).
+    let rows = stored.lines().count().saturating_sub(1) as u64;
+    if rows != measured.winners {
+        return Err(format!(
+            "the winners file holds {rows} winners, the agencies were told {}",
+            measured.winners
+        ));
+    }
+    Ok(measured)
+}
+
+/// The agencies' part of a run, once the central is up.
+fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measured, String> {
+    let dir = &plan.run_dir;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    wait_listening(address, server)?;
+    let started = Instant::now();
+    let mut agencies = Vec::new();
+    for agency in 1..=plan.data.bets.len() {
+        let name = format!("client-{agency}");
+        let mut client = timed(&plan.bin_dir.join("client"), dir, &name)?;
+        client
+            .env("CLI_ID", agency.to_string())
+            .env("CLI_SERVER_ADDRESS", address.to_string())
+            .env("CLI_DATA_PATH", plan.data.dir.join(format!("dataset-{agency}.csv")))
+            .env("CLI_WINNERS_RETRY_PERIOD", plan.retry_period)
+            // The figures checked below are INFO lines; an agency logs a bounded number of
+            // them (progress once a second), never one per bet or per batch.
+            .env("CLI_LOG_LEVEL", "info");
+        agencies.push(Process::start(&mut client, &name)?);
+    }
+    let spawn = started.elapsed();
+    let (statuses, last_exit) = wait_all(agencies, dir)?;
+    let wall = last_exit.saturating_duration_since(started);
+    let mut measured = check_agencies(dir, plan.data, &statuses, wall)?;
+    measured.spawn = spawn;
+    Ok(measured)
+}
+
+/// Waits for every agency, each on a thread of its own, so that the first failure is seen at
+/// once: the other agencies would otherwise ask for a total that never comes, forever. Then
+/// the rest are killed and the run fails. Returns each exit status (agency 1 first) and the
+/// moment the last agency exited.
+fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Instant), String> {
+    let count = agencies.len();
+    let under_time: Vec<u32> = agencies.iter().map(Process::id).collect();
+    let (report, reports) = mpsc::channel();
+    let mut waiters = Vec::new();
+    for (i, mut agency) in agencies.into_iter().enumerate() {
+        let report = report.clone();
+        waiters.push(thread::spawn(move || {
+            let status = agency.wait();
+            let _ = report.send((i, status, Instant::now()));
+        }));
+    }
+    drop(report);
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let mut statuses = vec![None; count];
+    let mut last_exit = Instant::now();
+    let mut failure = None;
+    while statuses.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let received = reports.recv_timeout(left);
+        if let Err(RecvTimeoutError::Disconnected) = received {
+            failure.get_or_insert_with(|| "an agency's waiting thread ended without a word".to_owned());
+            break;
+        }
+        let failed = match received {
+            Ok((i, Ok(status), at)) => {
+                statuses[i] = Some(status);
+                last_exit = last_exit.max(at);
+                let log = dir.join(format!("client-{}.log", i + 1));
+                let last_line =
+                    fs::read_to_string(&log).ok().and_then(|t| t.lines().last().map(String::from));
+                (!status.success()).then(|| {
+                    format!("client-{} exited with {status}: {}", i + 1, last_line.unwrap_or_default())
+                })
+            }
+            Ok((i, Err(e), _)) => Some(format!("client-{}: {e}", i + 1)),
+            Err(RecvTimeoutError::Timeout) => {
+                Some(format!("the agencies did not finish within {RUN_TIMEOUT:?}"))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Some("an agency's waiting thread ended without a word".into())
+            }
+        };
+        if let Some(why) = failed {
+            if failure.is_none() {
+                under_time.iter().for_each(|&pid| kill_program(pid));
+                failure = Some(why);
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+    for waiter in waiters {
+        let _ = waiter.join();
+    }
+    match failure {
+        Some(why) => Err(why),
+        None => Ok((statuses.into_iter().flatten().collect(), last_exit)),
+    }
+}
+
+/// Reads every agency's log and RSS; fails unless each exited 0, stored all its bets, and all
+/// were told the same total, equal to the sum of their own winners.
+fn check_agencies(
+    dir: &Path,
+    data: &Dataset,
+    statuses: &[ExitStatus],
+    wall: Duration,
+) -> Result<Measured, String> {
+    let mut measured = Measured {
+        wall,
+        spawn: Duration::ZERO,
+        bets: 0,
+        winners: 0,
+        server_rss_kib: 0,
+        server_cpu: Duration::ZERO,
+        clients_cpu: Duration::ZERO,
+        client_rss_kib: Vec::new(),
+        round_trips: Latencies::default(),
+    };
+    let mut own_winners = 0;
+    let mut totals = Vec::new();
+    for (i, (status, &expected)) in statuses.iter().zip(&data.bets).enumerate() {
+        let name = format!("client-{}", i + 1);
+        let log_path = dir.join(format!("{name}.log"));
+        let log = fs::read_to_string(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        if !status.success() {
+            return Err(format!("{name} exited with {status}; see {}", log_path.display()));
+        }
+        let line = |action: &str| {
+            log.lines()
+                .find(|l| l.contains(&format!("action: {action} | result: success")))
+                .ok_or_else(|| format!("{name} logged no successful {action}; see {}", log_path.display()))
+        };
+        let number = |line: &str, key: &str| {
+            field(line, key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("{name}: no number {key} in {line:?}"))
+        };
+        let summary = line("agency_summary")?;
+        let bets = number(summary, "bets")?;
+        if bets != expected {
+            return Err(format!("{name} stored {bets} bets of {expected}"));
+        }
+        measured.bets += bets;
+        own_winners += number(summary, "winners")?;
+        totals.push(number(line("total_winners")?, "winners")?);
+        let rtt = line("batch_rtt")?;
+        let histogram = field(rtt, "histogram_us").unwrap_or("");
+        measured.round_trips.merge(&Latencies::parse(histogram).map_err(|e| format!("{name}: {e}"))?);
+        measured.client_rss_kib.push(usage(dir, &name)?.0);
+    }
+    if totals.iter().any(|&t| t != own_winners) {
+        return Err(format!(
+            "agencies were told totals {totals:?}; their own winners add up to {own_winners}"
+        ));
+    }
+    measured.winners = own_winners;
+    Ok(measured)
+}
+
+/// A port nobody listens on now. The central binds it a moment later; another process could
+/// take it in between, which would fail the run loudly, not skew it.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+}
+
+/// Waits until the central accepts a connection (it then listens at WARNING, silent). A bare
+/// connect-and-close is what a health probe does; the central logs nothing above DEBUG for it.
+fn wait_listening(address: SocketAddr, server: &mut Process) -> Result<(), String> {
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err() {
+        if let Some(status) = server.try_wait()? {
+            return Err(format!("the central exited with {status} before listening"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the central did not listen on {address} within {PATIENCE:?}"));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
