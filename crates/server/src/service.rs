@@ -153,11 +153,7 @@ impl Central {
             }
         }
         // The slow part (the simulated check), with no lock held.
-        let winners: Vec<u32> = (0u32..)
-            .zip(&valid)
-            .filter(|(_, bet)| lottery::is_winner(bet, self.winner_delay))
-            .map(|(i, _)| i)
-            .collect();
+        let winners = lottery::winners(&valid, self.winner_delay);
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
         let count = winners.len();
