@@ -235,16 +235,32 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
 }
 
 /// Exercise 8: asks for the total winners, again after each retry period while agencies are
-/// still loading.
+/// still loading. One connection serves every query (a new one per query would cost the
+/// central a thread each time); a broken one is replaced on the next attempt.
 fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     let agency = config.id;
     let mut backoff = Backoff::new(config.retry);
+    let mut connection: Option<CentralClient> = None;
     loop {
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
-            let answer =
-                CentralClient::connect(&config.server_address, agency, config.server_timeout)?.winners()?;
-            backoff.reset();
-            Ok(answer)
+            let client = match &mut connection {
+                Some(client) => client,
+                None => connection.insert(CentralClient::connect(
+                    &config.server_address,
+                    agency,
+                    config.server_timeout,
+                )?),
+            };
+            match client.winners() {
+                Ok(answer) => {
+                    backoff.reset();
+                    Ok(answer)
+                }
+                Err(e) => {
+                    connection = None;
+                    Err(e)
+                }
+            }
         })?;
         match answer {
             None => return Ok(Outcome::Stopped),
