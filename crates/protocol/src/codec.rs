@@ -26,19 +26,34 @@ pub(crate) fn encode_frame<M: Serialize>(
     max_len: usize,
 ) -> Result<(), Error> {
     out.clear();
+    append_frame(message, out, max_len)
+}
+
+/// Encodes `message` as a whole frame at the end of `out`, after the frames already there, so
+/// several answers can leave in one write.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the payload would exceed `max_len`; `out` is then left as it
+/// was.
+pub(crate) fn append_frame<M: Serialize>(
+    message: &M,
+    out: &mut Vec<u8>,
+    max_len: usize,
+) -> Result<(), Error> {
+    let start = out.len();
     out.extend_from_slice(&[0; frame::PREFIX_LEN]);
     if let Err(e) = options().serialize_into(&mut *out, message) {
-        out.clear();
+        out.truncate(start);
         return Err(Error::Malformed(format!("cannot encode: {e}")));
     }
-    let payload_len = out.len() - frame::PREFIX_LEN;
+    let payload_len = out.len() - start - frame::PREFIX_LEN;
     match frame::check_len(payload_len, max_len) {
         Ok(prefix) => {
-            out[..frame::PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+            out[start..start + frame::PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
             Ok(())
         }
         Err(e) => {
-            out.clear();
+            out.truncate(start);
             Err(e)
         }
     }

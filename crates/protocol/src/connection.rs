@@ -77,6 +77,26 @@ impl<S: Read + Write> Connection<S> {
         Ok(())
     }
 
+    /// Writes `messages` as consecutive frames with one write, and flushes them: answers
+    /// released together cost one system call, not one each.
+    ///
+    /// # Errors
+    /// [`Error::FrameTooLarge`] when a message exceeds the frame cap (nothing is written);
+    /// [`Error::Io`] when the stream fails.
+    pub fn write_messages<'m, M: Message + 'm>(
+        &mut self,
+        messages: impl IntoIterator<Item = &'m M>,
+    ) -> Result<(), Error> {
+        self.out.clear();
+        for message in messages {
+            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+        }
+        let stream = self.reader.get_mut();
+        stream.write_all(&self.out)?;
+        stream.flush()?;
+        Ok(())
+    }
+
     /// Whether a whole frame is already in the read buffer, so the next
     /// [`read_message`](Connection::read_message) returns without waiting on the peer.
     #[must_use]
@@ -170,6 +190,29 @@ mod tests {
         assert!(conn.has_buffered_frame());
         assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 2 }));
         assert!(!conn.has_buffered_frame(), "only part of the third frame is there");
+    }
+
+    #[test]
+    fn several_messages_leave_as_consecutive_frames_in_one_write() {
+        let answers =
+            [Response::Ack, Response::Pending { agencies_pending: 2 }, Response::Total { winners: 9 }];
+        let mut conn = Connection::new(Duplex { input: Cursor::new(Vec::new()), output: Vec::new() });
+        conn.write_messages(&answers).unwrap();
+        let written = std::mem::take(&mut conn.reader.get_mut().output);
+        let mut back = Connection::new(Duplex { input: Cursor::new(written), output: Vec::new() });
+        for answer in &answers {
+            assert_eq!(back.read_message::<Response>().unwrap().as_ref(), Some(answer));
+        }
+        assert_eq!(back.read_message::<Response>().unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_over_the_cap_writes_none_of_the_batch() {
+        let answers = [Response::Ack, Response::Echo(vec![0; 100])];
+        let mut conn =
+            Connection::with_max_frame_len(Duplex { input: Cursor::new(Vec::new()), output: Vec::new() }, 32);
+        assert!(matches!(conn.write_messages(&answers), Err(Error::FrameTooLarge { .. })));
+        assert!(conn.reader.get_ref().output.is_empty());
     }
 
     #[test]
