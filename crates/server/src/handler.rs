@@ -9,7 +9,9 @@
 //! together after one sync (group commit within the connection; the store also groups syncs
 //! across connections).
 
-use std::{net::SocketAddr, net::TcpStream, time::Duration};
+use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
+
+use socket2::SockRef;
 
 use protocol::{Connection, Error, ErrorKind, Request, Response};
 
@@ -52,7 +54,8 @@ pub fn serve(
         // Batch answers wait while more requests are already buffered (a pipelining agency),
         // so one sync covers them all; before the read could block, they go out.
         if !staged.responses.is_empty()
-            && (!conn.has_buffered_frame() || staged.responses.len() >= MAX_STAGED)
+            && (staged.responses.len() >= MAX_STAGED
+                || !(conn.has_buffered_frame() || bytes_waiting(conn.get_ref())))
         {
             if let Err(close) = staged.release(&mut conn, central, peer) {
                 break close;
@@ -145,7 +148,7 @@ struct Staged {
 }
 
 impl Staged {
-    /// Syncs once for every held answer, then writes them in order.
+    /// Syncs once for every held answer, then writes them in order, in one write.
     fn release(
         &mut self,
         conn: &mut Connection<TcpStream>,
@@ -156,13 +159,12 @@ impl Staged {
             return Ok(());
         }
         central.release(self.durable_at, &mut self.responses, peer);
-        for response in self.responses.drain(..) {
-            if let Err(e) = conn.write_message(&response) {
-                log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
-                return Err(Close::WriteFailed);
-            }
-        }
-        Ok(())
+        let written = conn.write_messages(&self.responses);
+        self.responses.clear();
+        written.map_err(|e| {
+            log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+            Close::WriteFailed
+        })
     }
 }
 
@@ -188,6 +190,15 @@ impl Close {
             Close::WriteFailed => "write failed",
         }
     }
+}
+
+/// Whether the peer's next bytes already sit in the socket (beyond what the connection has
+/// buffered): a pipelining agency's next batch, which should share the pending sync. One
+/// non-blocking peek; an error reads as "nothing waiting", so the answers go out.
+fn bytes_waiting(stream: &TcpStream) -> bool {
+    let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    matches!(SockRef::from(stream).recv_with_flags(&mut probe, flags), Ok(n) if n > 0)
 }
 
 fn configure(stream: &TcpStream, limits: Limits) -> std::io::Result<()> {
