@@ -52,7 +52,7 @@ pub struct Config {
     /// Most bets in one batch (`batch.maxAmount`, default 100); a batch also never exceeds
     /// 8 KiB on the wire.
     pub batch_max_amount: usize,
-    /// Batches sent before waiting for the first answer (`batch.window`, default 8, at most
+    /// Batches sent before waiting for the first answer (`batch.window`, default 16, at most
     /// 64): more than one lets the central answer several with one disk sync, and keeps the
     /// agency reading its file while the central checks and stores.
     pub batch_window: usize,
@@ -123,7 +123,7 @@ impl Config {
         }
         let batch_window = match get("batch.window") {
             Some(v) => parse("batch.window", &v, "a number of batches from 1 to 64")?,
-            None => 8,
+            None => 16,
         };
         if !(1..=64).contains(&batch_window) {
             return Err(ConfigError::invalid(
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(config.server_address, "127.0.0.1:12345");
         assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
         assert_eq!(config.batch_max_amount, 100);
-        assert_eq!(config.batch_window, 8);
+        assert_eq!(config.batch_window, 16);
         assert_eq!(config.retry_period, Duration::from_secs(5));
         assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.bet, None);
