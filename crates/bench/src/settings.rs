@@ -7,7 +7,7 @@
 //! | `BENCH_QUICK` | unset | `1`: one run of each fast scenario, the 1 ms one skipped |
 //! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` |
 //! | `BENCH_RETRY_PERIOD` | `10ms` | the agencies' `CLI_WINNERS_RETRY_PERIOD` |
-//! | `BENCH_IMAGES` | `server:latest client:latest` | Docker images whose size to report |
+//! | `BENCH_IMAGES` | `tp0-server:latest tp0-client:latest` | Docker images whose size to report |
 //! | `BENCH_RUN_DIR` | `target/bench/runs` | where each run's logs and winners file go; a tmpfs there makes the syncs free, a control that shows what they cost |
 
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ impl Settings {
             only: var("BENCH_ONLY").map(|v| words(v, ',')).unwrap_or_default(),
             retry_period: var("BENCH_RETRY_PERIOD").unwrap_or_else(|| "10ms".into()),
             run_dir: var("BENCH_RUN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
-            images: words(var("BENCH_IMAGES").unwrap_or_else(|| "server:latest client:latest".into()), ' '),
+            images: words(var("BENCH_IMAGES").unwrap_or_else(|| "tp0-server:latest tp0-client:latest".into()), ' '),
         })
     }
 
