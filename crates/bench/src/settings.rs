@@ -50,7 +50,10 @@ impl Settings {
             only: var("BENCH_ONLY").map(|v| words(v, ',')).unwrap_or_default(),
             retry_period: var("BENCH_RETRY_PERIOD").unwrap_or_else(|| "10ms".into()),
             run_dir: var("BENCH_RUN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
-            images: words(var("BENCH_IMAGES").unwrap_or_else(|| "tp0-server:latest tp0-client:latest".into()), ' '),
+            images: words(
+                var("BENCH_IMAGES").unwrap_or_else(|| "tp0-server:latest tp0-client:latest".into()),
+                ' ',
+            ),
         })
     }
 

@@ -27,6 +27,7 @@ use crate::{
     latency::Latencies,
     retry::Backoff,
     stop::Stop,
+    window::Window,
 };
 
 /// Upload progress is logged at most this often.
@@ -170,8 +171,9 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
         let mut stopped = false;
         // This connection's batches only: an attempt cut short by a failure is not timed.
         let mut round_trips = Latencies::default();
+        let mut window = Window::new(config.batch_window);
         while !at_end || !in_flight.is_empty() {
-            let full = in_flight.len() >= config.batch_window;
+            let full = !window.allows(in_flight.len());
             if !full && !at_end && !stopped {
                 let ready = match dataset.next_bet()? {
                     Some(bet) => batcher.push(WireBet::from(bet)),
@@ -195,7 +197,9 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
             }
             let Some((sequence, sent, sent_at)) = in_flight.pop_front() else { break };
             let won = client.batch_result(sequence, sent.len())?;
-            round_trips.record(sent_at.elapsed());
+            let now = Instant::now();
+            round_trips.record(now.saturating_duration_since(sent_at));
+            window.answered(now);
             batches = sequence;
             backoff.reset();
             for &i in &won {

@@ -4,7 +4,8 @@
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
 //! splitting), [`bets`] (CSV to bets), [`client`] (the conversation with the central),
-//! [`retry`] (capped exponential backoff, bounded in total).
+//! [`retry`] (capped exponential backoff, bounded in total), [`window`] (how many batches go
+//! unanswered at once).
 
 pub mod agency;
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod latency;
 pub mod retry;
 pub mod stop;
+pub mod window;
 
 pub use config::Config;
 pub use error::ClientError;
