@@ -7,7 +7,8 @@
 //! stop for 1.6 s, past the 1 s `docker compose stop -t 1` allows. So the window is bounded by
 //! time as well as by count: it holds at most [`IN_FLIGHT_BUDGET`] of the central's work, as
 //! measured by the gap between consecutive answers, and never fewer than 2 batches, which is
-//! already enough to keep a slow central busy.
+//! already enough to keep a slow central busy. It starts at 2 and opens once two answers have
+//! shown the pace.
 
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,11 @@ impl Window {
         in_flight < self.limit()
     }
 
-    /// The current limit: `max`, or fewer when answers come slowly.
+    /// The current limit: 2 until answers have shown how fast the central is (so a slow one
+    /// never gets a full window up front), then `max`, or fewer when answers come slowly.
     #[must_use]
     pub fn limit(&self) -> usize {
-        let Some(gap) = self.gap_nanos else { return self.max };
+        let Some(gap) = self.gap_nanos else { return 2.min(self.max) };
         let fits = (IN_FLIGHT_BUDGET.as_nanos() as f64 / gap.max(1.0)) as usize;
         fits.clamp(2.min(self.max), self.max)
     }
@@ -70,7 +72,7 @@ mod tests {
 
     #[test]
     fn fast_answers_open_the_whole_window() {
-        assert_eq!(Window::new(16).limit(), 16);
+        assert_eq!(Window::new(16).limit(), 2, "before any answer");
         assert_eq!(after(50, Duration::from_micros(80), 16).limit(), 16);
     }
 
@@ -91,6 +93,7 @@ mod tests {
         assert_eq!(after(50, Duration::from_secs(5), 1).limit(), 1);
         assert_eq!(after(50, Duration::ZERO, 4).limit(), 4);
         assert_eq!(Window::new(0).limit(), 1);
+        assert_eq!(Window::new(1).limit(), 1);
     }
 
     #[test]

@@ -9,7 +9,11 @@
 //! together after one sync (group commit within the connection; the store also groups syncs
 //! across connections).
 
-use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
+use std::{
+    mem::MaybeUninit,
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
 
 use socket2::SockRef;
 
@@ -55,6 +59,7 @@ pub fn serve(
         // so one sync covers them all; before the read could block, they go out.
         if !staged.responses.is_empty()
             && (staged.responses.len() >= MAX_STAGED
+                || staged.slow
                 || !(conn.has_buffered_frame() || bytes_waiting(conn.get_ref())))
         {
             if let Err(close) = staged.release(&mut conn, central, peer) {
@@ -108,7 +113,8 @@ pub fn serve(
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
         match central.handle(request, peer) {
-            Reply::AfterSync { response, durable_at } => {
+            Reply::AfterSync { response, durable_at, may_wait } => {
+                staged.slow |= !may_wait;
                 staged.responses.push(response);
                 staged.durable_at = staged.durable_at.max(durable_at);
             }
@@ -145,6 +151,9 @@ struct Staged {
     responses: Vec<Response>,
     /// The journal offset the sync must reach: the furthest of the held batches.
     durable_at: u64,
+    /// Whether a held batch was slow to check (the simulated delay): then the next one is
+    /// too, and the answers go out now.
+    slow: bool,
 }
 
 impl Staged {
@@ -161,6 +170,7 @@ impl Staged {
         central.release(self.durable_at, &mut self.responses, peer);
         let written = conn.write_messages(&self.responses);
         self.responses.clear();
+        self.slow = false;
         written.map_err(|e| {
             log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
             Close::WriteFailed
