@@ -13,20 +13,8 @@ use common::{assert_success, binaries, binaries::CentralProcess, expected_rows, 
 use testkit::{datasets, process::LoggedChild, reference, TempDir};
 
 fn server(storage: &Path, wrapper: &[&str]) -> LoggedChild {
-    let server = binaries::server_binary();
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(&server);
-            command
-        }
-        None => Command::new(&server),
-    };
-    command
-        .env_clear()
-        .env("SERVER_IP", "127.0.0.1")
-        .env("SERVER_PORT", "0")
-        .env("SERVER_STORAGE_PATH", storage);
+    let mut command = binaries::server_command(wrapper);
+    command.env("SERVER_IP", "127.0.0.1").env("SERVER_PORT", "0").env("SERVER_STORAGE_PATH", storage);
     LoggedChild::spawn(&mut command)
 }
 

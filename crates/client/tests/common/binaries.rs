@@ -107,25 +107,19 @@ impl CentralProcess {
     /// Starts agency `id` over `data` against this central, retrying fast, with `extra` on
     /// top.
     pub fn agency(&self, id: u32, data: &Path, extra: &[(&str, &str)]) -> LoggedChild {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
-        command
-            .env_clear()
-            .env("CLI_ID", id.to_string())
-            .env("CLI_SERVER_ADDRESS", self.addr.to_string())
-            .env("CLI_DATA_PATH", data)
-            .env("CLI_WINNERS_RETRY_PERIOD", "50ms")
-            .env("CLI_SERVER_TIMEOUT", "10s")
-            .env("CLI_RETRY_INITIAL", "10ms")
-            .env("CLI_RETRY_MAX", "200ms")
-            .env("CLI_RETRY_TOTAL", "40s");
-        for (key, value) in extra {
-            command.env(key, value);
-        }
-        LoggedChild::spawn(&mut command)
+        let fast_retries = [
+            ("CLI_SERVER_TIMEOUT", "10s"),
+            ("CLI_RETRY_INITIAL", "10ms"),
+            ("CLI_RETRY_MAX", "200ms"),
+            ("CLI_RETRY_TOTAL", "40s"),
+        ];
+        super::spawn_agency(self.addr, id, data, &[&fast_retries[..], extra].concat())
     }
 }
 
-fn spawn(env: &[(String, String)], port: u16, wrapper: &[&str]) -> LoggedChild {
+/// The `server` binary as a command, run through `wrapper` (`prlimit --fsize=N`, say) when
+/// it is not empty, with an empty environment.
+pub fn server_command(wrapper: &[&str]) -> Command {
     let server = server_binary();
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -135,6 +129,12 @@ fn spawn(env: &[(String, String)], port: u16, wrapper: &[&str]) -> LoggedChild {
         }
         None => Command::new(&server),
     };
-    command.env_clear().envs(env.iter().map(|(k, v)| (k, v))).env("SERVER_PORT", port.to_string());
+    command.env_clear();
+    command
+}
+
+fn spawn(env: &[(String, String)], port: u16, wrapper: &[&str]) -> LoggedChild {
+    let mut command = server_command(wrapper);
+    command.envs(env.iter().map(|(k, v)| (k, v))).env("SERVER_PORT", port.to_string());
     LoggedChild::spawn(&mut command)
 }

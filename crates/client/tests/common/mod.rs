@@ -70,21 +70,9 @@ impl Central {
         path
     }
 
-    /// Starts agency `id` over `data`, asking for the total every 50 ms, with `extra`
-    /// environment on top.
+    /// Starts agency `id` over `data`, with `extra` environment on top.
     pub fn agency(&self, id: u32, data: &Path, extra: &[(&str, &str)]) -> LoggedChild {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
-        command
-            .env_clear()
-            .env("CLI_ID", id.to_string())
-            .env("CLI_SERVER_ADDRESS", self.addr.to_string())
-            .env("CLI_DATA_PATH", data)
-            .env("CLI_WINNERS_RETRY_PERIOD", "50ms")
-            .env("CLI_SERVER_TIMEOUT", "20s");
-        for (key, value) in extra {
-            command.env(key, value);
-        }
-        LoggedChild::spawn(&mut command)
+        spawn_agency(self.addr, id, data, &[&[("CLI_SERVER_TIMEOUT", "20s")][..], extra].concat())
     }
 }
 
@@ -101,6 +89,20 @@ impl Drop for Central {
 }
 
 /// Waits for a client to exit and asserts it succeeded.
+/// Starts the real `client` as agency `id` over `data` against `addr`, asking for the total
+/// every 50 ms, with `env` on top.
+pub fn spawn_agency(addr: SocketAddr, id: u32, data: &Path, env: &[(&str, &str)]) -> LoggedChild {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
+    command
+        .env_clear()
+        .env("CLI_ID", id.to_string())
+        .env("CLI_SERVER_ADDRESS", addr.to_string())
+        .env("CLI_DATA_PATH", data)
+        .env("CLI_WINNERS_RETRY_PERIOD", "50ms")
+        .envs(env.iter().copied());
+    LoggedChild::spawn(&mut command)
+}
+
 pub fn assert_success(client: &mut LoggedChild) {
     let status =
         client.wait_exit(PATIENCE).unwrap_or_else(|| panic!("still running:\n{}", client.transcript()));
