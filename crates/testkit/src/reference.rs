@@ -22,6 +22,16 @@ pub fn winners(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| wins(r)).collect()
 }
 
+/// The winners file rows (`agency,first_name,last_name,document,birthdate`) that agency
+/// `agency`'s `rows` must produce, in dataset order.
+#[must_use]
+pub fn winner_rows(agency: u32, rows: &[Row]) -> Vec<String> {
+    winners(rows)
+        .into_iter()
+        .map(|[first, last, document, birthdate]| format!("{agency},{first},{last},{document},{birthdate}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,8 +122,5 @@ pub fn fields_of(client: &LoggedChild, needles: &[&str]) -> BTreeMap<String, Str
 
 /// The winners file rows `agency`'s `rows` must produce, as the central writes them.
 pub fn expected_rows(agency: u32, rows: &[Row]) -> Vec<String> {
-    reference::winners(rows)
-        .into_iter()
-        .map(|[first, last, document, birthdate]| format!("{agency},{first},{last},{document},{birthdate}"))
-        .collect()
+    reference::winner_rows(agency, rows)
 }

@@ -44,12 +44,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let winners = reference::winners(&rows);
+        let winners = reference::winner_rows(agency, &rows);
         total += winners.len();
         let _ = writeln!(report, "agency {agency} bets {} winners {}", rows.len(), winners.len());
-        rows_out.extend(winners.into_iter().map(|[first, last, document, birthdate]| {
-            format!("{agency},{first},{last},{document},{birthdate}")
-        }));
+        rows_out.extend(winners);
     }
     println!("{report}total {total}");
     if let Some(out) = out {
