@@ -119,8 +119,12 @@ impl Store {
     /// if the batch was committed meanwhile by another connection. All or nothing, and
     /// durable when it returns: [`Store::stage_batch`] then [`Store::make_durable`].
     ///
+    /// The service stages and syncs apart (so syncs are shared); this one-step form is for
+    /// the store's own tests.
+    ///
     /// # Errors
     /// As [`Store::stage_batch`] and [`Store::make_durable`].
+    #[cfg(test)]
     pub fn commit_batch<'a>(
         &self,
         agency: u32,
