@@ -58,7 +58,7 @@ pub fn run(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
 
 /// Runs `attempt` until it succeeds, fails for good, or a stop is requested; between two
 /// failed attempts waits as `backoff` says, and gives up when it says so. `Ok(None)` when
-/// stopped.
+/// stopped (the caller logs its stage's stop line).
 fn with_retry<T>(
     config: &Config,
     stop: &Stop,
@@ -67,8 +67,13 @@ fn with_retry<T>(
     mut attempt: impl FnMut(&mut Backoff) -> Result<T, ClientError>,
 ) -> Result<Option<T>, ClientError> {
     loop {
+        if stop.is_requested() {
+            return Ok(None);
+        }
         match attempt(backoff) {
             Ok(value) => return Ok(Some(value)),
+            // A failure caused by the stop itself (its cut-off of a connection) is no outage.
+            Err(_) if stop.is_requested() => return Ok(None),
             Err(e) if e.is_retryable() => {
                 let Some(wait) = backoff.next_wait() else {
                     return Err(ClientError::GaveUp {
@@ -83,7 +88,6 @@ fn with_retry<T>(
                     backoff.attempts()
                 );
                 if stop.wait(wait) {
-                    log::info!("action: shutdown | result: success | agency: {} | stage: {stage}", config.id);
                     return Ok(None);
                 }
             }
@@ -92,9 +96,14 @@ fn with_retry<T>(
     }
 }
 
+/// Logs that a stop was honoured during `stage`.
+fn log_stopped(config: &Config, stage: &str) {
+    log::info!("action: shutdown | result: success | agency: {} | stage: {stage}", config.id);
+}
+
 /// Connects and asks what the central has committed for the agency.
-fn connect_and_resume(config: &Config) -> Result<(CentralClient, Committed), ClientError> {
-    let mut client = CentralClient::connect(&config.server_address, config.id, config.server_timeout)?;
+fn connect_and_resume(config: &Config, stop: &Stop) -> Result<(CentralClient, Committed), ClientError> {
+    let mut client = CentralClient::connect(&config.server_address, config.id, config.server_timeout, stop)?;
     let committed = client.resume()?;
     Ok((client, committed))
 }
@@ -112,11 +121,14 @@ fn check_bet(
     // answers from what it committed if the first try got that far.
     let mut sequence = None;
     let sent = with_retry(config, stop, "single_bet", &mut backoff, |_| {
-        let (mut client, committed) = connect_and_resume(config)?;
+        let (mut client, committed) = connect_and_resume(config, stop)?;
         let sequence = *sequence.get_or_insert(committed.last_sequence + 1);
         client.send_batch(sequence, vec![WireBet::from(bet.clone())])
     })?;
-    let Some((_, winners)) = sent else { return Ok(Outcome::Stopped) };
+    let Some((_, winners)) = sent else {
+        log_stopped(config, "single_bet");
+        return Ok(Outcome::Stopped);
+    };
     log::info!(
         "action: bet_checked | result: success | agency: {} | document: {document} | winner: {}",
         config.id,
@@ -125,28 +137,56 @@ fn check_bet(
     Ok(Outcome::Done)
 }
 
+/// What the central has acknowledged of this agency's upload, across connections.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acknowledged {
+    batches: u64,
+    bets: u64,
+}
+
 /// Exercises 6 and 7: sends the dataset in batches, then `AgencyDone`, and logs the summary;
 /// across broken connections and restarts of either side.
 fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
     let mut backoff = Backoff::new(config.retry);
-    let outcome =
-        with_retry(config, stop, "upload", &mut backoff, |backoff| upload_once(config, stop, backoff))?;
-    Ok(outcome.unwrap_or(Outcome::Stopped))
+    let mut acked = Acknowledged::default();
+    let outcome = with_retry(config, stop, "upload", &mut backoff, |backoff| {
+        upload_once(config, stop, backoff, &mut acked)
+    })?;
+    match outcome {
+        Some(Outcome::Done) => Ok(Outcome::Done),
+        Some(Outcome::Stopped) | None => {
+            // What the central acknowledged is a prefix of the dataset: what a restarted
+            // agency will not send again.
+            log::info!(
+                "action: shutdown | result: success | agency: {} | stage: upload | batches_sent: {} | bets_sent: {}",
+                config.id,
+                acked.batches,
+                acked.bets
+            );
+            Ok(Outcome::Stopped)
+        }
+    }
 }
 
 /// One connection's worth of upload: from what the central has committed to the end, or to
-/// the first failure.
-fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Outcome, ClientError> {
+/// the first failure. `acked` follows every answer.
+fn upload_once(
+    config: &Config,
+    stop: &Stop,
+    backoff: &mut Backoff,
+    acked: &mut Acknowledged,
+) -> Result<Outcome, ClientError> {
     let agency = config.id;
     // No backoff reset here: a central that answers `Resume` but refuses every batch (a full
     // disk) is still an outage; only a stored batch ends it.
-    let (mut client, committed) = connect_and_resume(config)?;
+    let (mut client, committed) = connect_and_resume(config, stop)?;
     let mut dataset = Dataset::open(&config.data_path)?;
     for skipped in 0..committed.bets {
         if dataset.next_bet()?.is_none() {
             return Err(ClientError::DatasetMismatch { committed: committed.bets, available: skipped });
         }
     }
+    *acked = Acknowledged { batches: committed.last_sequence, bets: committed.bets };
     let (mut batches, mut bets, mut winners) = (committed.last_sequence, committed.bets, committed.winners);
     if committed.last_sequence > 0 || committed.done {
         log::info!(
@@ -196,7 +236,13 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
                 continue;
             }
             let Some((sequence, sent, sent_at)) = in_flight.pop_front() else { break };
-            let won = client.batch_result(sequence, sent.len())?;
+            let won = match client.batch_result(sequence, sent.len()) {
+                Ok(won) => won,
+                // The stop cut the connection while answers were owed: they were never
+                // acknowledged, so a restarted agency sends them again.
+                Err(_) if stop.is_requested() => return Ok(Outcome::Stopped),
+                Err(e) => return Err(e),
+            };
             let now = Instant::now();
             round_trips.record(now.saturating_duration_since(sent_at));
             window.answered(now);
@@ -210,6 +256,7 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
             }
             bets += sent.len() as u64;
             winners += won.len() as u64;
+            *acked = Acknowledged { batches, bets };
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
                 log::info!(
@@ -218,9 +265,6 @@ fn upload_once(config: &Config, stop: &Stop, backoff: &mut Backoff) -> Result<Ou
             }
         }
         if stopped {
-            log::info!(
-                "action: shutdown | result: success | agency: {agency} | stage: upload | batches_sent: {batches} | bets_sent: {bets}"
-            );
             return Ok(Outcome::Stopped);
         }
         client.agency_done(batches)?;
@@ -253,6 +297,7 @@ fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> 
                     &config.server_address,
                     agency,
                     config.server_timeout,
+                    stop,
                 )?),
             };
             match client.winners() {
@@ -267,7 +312,10 @@ fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> 
             }
         })?;
         match answer {
-            None => return Ok(Outcome::Stopped),
+            None => {
+                log_stopped(config, "winners_query");
+                return Ok(Outcome::Stopped);
+            }
             Some(Winners::Total(total)) => {
                 log::info!("action: total_winners | result: success | agency: {agency} | winners: {total}");
                 return Ok(Outcome::Done);
@@ -277,7 +325,7 @@ fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> 
             }
         }
         if stop.wait(config.retry_period) {
-            log::info!("action: shutdown | result: success | agency: {agency} | stage: winners_query");
+            log_stopped(config, "winners_query");
             return Ok(Outcome::Stopped);
         }
     }

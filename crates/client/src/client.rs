@@ -9,7 +9,10 @@ use std::{
 
 use protocol::{Connection, Request, Response, WireBet};
 
-use crate::error::ClientError;
+use crate::{
+    error::ClientError,
+    stop::{Stop, Watched},
+};
 
 /// A connection to the central on behalf of one agency.
 #[derive(Debug)]
@@ -17,6 +20,8 @@ pub struct CentralClient {
     conn: Connection<TcpStream>,
     agency: u32,
     address: String,
+    /// Lets a stop cut this connection when a read or write would hold it too long.
+    _watched: Watched,
 }
 
 /// What the central has committed for the agency (the answer to `Resume`).
@@ -43,11 +48,16 @@ pub enum Winners {
 
 impl CentralClient {
     /// Connects to `address` (`host:port`, every resolved address tried in turn), waiting at
-    /// most `timeout` to connect and, later, for each answer.
+    /// most `timeout` to connect and, later, for each answer; `stop` watches the connection.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no address accepts the connection.
-    pub fn connect(address: &str, agency: u32, timeout: Duration) -> Result<CentralClient, ClientError> {
+    pub fn connect(
+        address: &str,
+        agency: u32,
+        timeout: Duration,
+        stop: &Stop,
+    ) -> Result<CentralClient, ClientError> {
         let fail = |source: io::Error| ClientError::Connect { address: address.to_owned(), source };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
         for addr in address.to_socket_addrs().map_err(fail)? {
@@ -56,10 +66,12 @@ impl CentralClient {
                     stream.set_read_timeout(Some(timeout)).map_err(fail)?;
                     stream.set_write_timeout(Some(timeout)).map_err(fail)?;
                     stream.set_nodelay(true).map_err(fail)?;
+                    let watched = stop.watch(&stream).map_err(fail)?;
                     return Ok(CentralClient {
                         conn: Connection::new(stream),
                         agency,
                         address: address.to_owned(),
+                        _watched: watched,
                     });
                 }
                 Err(e) => last = e,

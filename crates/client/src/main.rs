@@ -5,10 +5,11 @@
 //! Exit status: 0 when its work is done (or it was stopped), 1 when it failed, 2 for a bad
 //! setting.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode};
 
 use client::{
     agency::{self, Outcome},
+    stop::CUT_OFF_AFTER,
     Config, Stop,
 };
 use runtime::{logging, signals::SignalWatcher};
@@ -29,10 +30,18 @@ fn main() -> ExitCode {
     logging::init(config.log_level);
     log::info!("action: config | result: success | {}", config.describe());
 
-    let stop = Arc::new(Stop::new());
+    let stop = Stop::new();
     let watcher = {
-        let stop = Arc::clone(&stop);
-        match SignalWatcher::start(move || stop.request()) {
+        let stop = stop.clone();
+        // On the signal thread: flag the stop, then give the answers owed a moment before
+        // cutting the connections that would hold the agency longer.
+        match SignalWatcher::start(move || {
+            stop.request();
+            let cut = stop.cut_off(CUT_OFF_AFTER);
+            if cut > 0 {
+                log::info!("action: cut_off | result: success | connections: {cut}");
+            }
+        }) {
             Ok(watcher) => watcher,
             Err(e) => {
                 log::error!("action: install_signal_handler | result: fail | error: {e}");
@@ -42,6 +51,7 @@ fn main() -> ExitCode {
     };
 
     let result = agency::run(&config, &stop);
+    stop.finish();
     watcher.stop();
     match result {
         Ok(outcome) => {

@@ -21,7 +21,8 @@ pub struct SignalWatcher {
 }
 
 impl SignalWatcher {
-    /// Starts watching SIGTERM and SIGINT; on the first one, logs it and calls `on_signal`.
+    /// Starts watching SIGTERM and SIGINT; on the first one, logs it and calls `on_signal`; a
+    /// second one ends the process at once with status 128 + its number (130, 143).
     ///
     /// # Errors
     /// When the handlers cannot be installed or the thread cannot start.
@@ -29,10 +30,19 @@ impl SignalWatcher {
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
         let handle = signals.handle();
         let thread = thread::Builder::new().name("signals".into()).spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-                log::info!("action: signal | result: success | signal: {name}");
+            let mut arrived = signals.forever();
+            if let Some(signal) = arrived.next() {
+                log::info!("action: signal | result: success | signal: {}", name(signal));
                 on_signal();
+            }
+            // The graceful stop is bounded, but whoever sends a second signal wants the
+            // process gone now. Nothing is lost: only what is on disk was ever acknowledged.
+            if let Some(signal) = arrived.next() {
+                log::warn!(
+                    "action: signal | result: success | signal: {} | note: a second signal, exiting at once",
+                    name(signal)
+                );
+                std::process::exit(128 + signal);
             }
         })?;
         Ok(SignalWatcher { handle, thread })
@@ -44,6 +54,14 @@ impl SignalWatcher {
         if self.thread.join().is_err() {
             log::error!("action: join_signal_thread | result: fail");
         }
+    }
+}
+
+fn name(signal: i32) -> &'static str {
+    if signal == SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
     }
 }
 

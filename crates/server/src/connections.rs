@@ -5,12 +5,15 @@
 //! [`Registration`] that unregisters it when dropped (when the connection's thread ends).
 //! Closing the registry refuses new registrations and shuts the read half of every
 //! registered socket: a thread blocked reading wakes with end-of-stream, while a thread in the
-//! middle of a batch finishes it and can still write its answer.
+//! middle of a batch finishes it and can still write its answer, within a short write
+//! timeout. What is still registered when the stop's patience ends is shut both ways
+//! ([`Connections::force_close`]).
 
 use std::{
     collections::HashMap,
     net::{Shutdown, TcpStream},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
 };
 
 /// Live connections, shared by the accept loop, the connection threads and shutdown.
@@ -20,6 +23,8 @@ pub struct Connections {
     /// shutdown sweeps is either swept or refused, never missed. Held only for map updates and
     /// `shutdown` calls, which do not block.
     inner: Mutex<Registry>,
+    /// Signalled when a connection unregisters, so shutdown can wait for the last one.
+    changed: Condvar,
     max: usize,
 }
 
@@ -54,6 +59,7 @@ impl Connections {
     pub fn new(max: usize) -> Arc<Connections> {
         Arc::new(Connections {
             inner: Mutex::new(Registry { open: true, next_id: 0, sockets: HashMap::new() }),
+            changed: Condvar::new(),
             max,
         })
     }
@@ -77,14 +83,41 @@ impl Connections {
         Ok(Registration { id, connections: Arc::clone(self) })
     }
 
-    /// Refuses further registrations and shuts the read half of every live socket. Returns how
-    /// many were live.
-    pub fn close_all(&self) -> usize {
+    /// Refuses further registrations, shuts the read half of every live socket and bounds
+    /// each of its later writes by `write_timeout` (a write already blocked keeps its old
+    /// timeout: [`Connections::force_close`] ends those). Returns how many were live.
+    pub fn close_all(&self, write_timeout: Duration) -> usize {
         let mut registry = self.lock();
         registry.open = false;
         for socket in registry.sockets.values() {
-            // Fails only if the peer is already gone, which is what we want anyway.
+            // Both fail only if the peer is already gone, which is what we want anyway.
+            let _ = socket.set_write_timeout(Some(write_timeout));
             let _ = socket.shutdown(Shutdown::Read);
+        }
+        self.changed.notify_all();
+        registry.sockets.len()
+    }
+
+    /// Shuts both halves of every socket still registered: a thread blocked writing to a peer
+    /// that does not read fails at once. Returns how many there were.
+    pub fn force_close(&self) -> usize {
+        let registry = self.lock();
+        for socket in registry.sockets.values() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        registry.sockets.len()
+    }
+
+    /// Waits until no connection is registered, or until `deadline`; returns how many still
+    /// are.
+    pub fn wait_empty(&self, deadline: Instant) -> usize {
+        let mut registry = self.lock();
+        while !registry.sockets.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            registry = self.changed.wait_timeout(registry, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         registry.sockets.len()
     }
@@ -104,13 +137,14 @@ impl Connections {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Nothing that can panic runs under this lock (map operations and `shutdown` calls),
         // and the map stays consistent even if something did: recover it rather than stop.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.connections.lock().sockets.remove(&self.id);
+        self.connections.changed.notify_all();
     }
 }
 
@@ -157,7 +191,7 @@ mod tests {
             drop(registration);
             n
         });
-        assert_eq!(connections.close_all(), 1);
+        assert_eq!(connections.close_all(Duration::from_millis(100)), 1);
         assert_eq!(reader.join().unwrap(), 0, "a blocked read sees end-of-stream");
         let (_c, s) = pair(&listener);
         assert!(matches!(connections.register(&s), Err(Refusal::Closed)));

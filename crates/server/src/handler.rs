@@ -37,8 +37,8 @@ pub struct Limits {
     pub max_frame_len: usize,
 }
 
-/// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown shuts its
-/// read half (the request in hand, if any, is answered first).
+/// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown begins (the
+/// request in hand, if any, is answered first; no request after it is handled).
 pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -110,6 +110,11 @@ pub fn serve(
                 break Close::ReadFailed;
             }
         };
+        if shutdown.is_triggered() {
+            // The stop takes no new request, even one already buffered: it was not answered,
+            // so the agency sends it again after reconnecting.
+            break Close::Shutdown;
+        }
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
         match central.handle(request, peer) {
@@ -118,6 +123,7 @@ pub fn serve(
                 staged.responses.push(response);
                 staged.durable_at = staged.durable_at.max(durable_at);
             }
+            Reply::Abandoned => break Close::Shutdown,
             Reply::Now(response) => {
                 // Answers go out in the order of their requests.
                 if let Err(close) = staged.release(&mut conn, central, peer) {

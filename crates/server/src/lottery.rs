@@ -31,21 +31,32 @@ pub fn is_winner(bet: &Bet) -> bool {
 /// The positions in `bets` of the winners, after paying `delay` per bet against one deadline
 /// per batch: the k-th bet's check ends at `start + k × delay`, so the batch takes
 /// `bets.len() × delay` plus one wake-up's lateness, never less.
+///
+/// `finish_by` is asked before every paid check: once it names an instant (the central is
+/// stopping) and the batch's check would end after it, the check is abandoned and `None`
+/// returned, so a long batch cannot hold a stop.
 #[must_use]
-pub fn winners(bets: &[Bet], delay: Duration) -> Vec<u32> {
+pub fn winners(bets: &[Bet], delay: Duration, finish_by: impl Fn() -> Option<Instant>) -> Option<Vec<u32>> {
     let start = Instant::now();
+    if delay.is_zero() {
+        return Some((0u32..).zip(bets).filter(|(_, bet)| is_winner(bet)).map(|(i, _)| i).collect());
+    }
+    let end = u32::try_from(bets.len()).ok().and_then(|n| delay.checked_mul(n)).map(|total| start + total);
     let mut deadline = start;
-    (0u32..)
-        .zip(bets)
-        .filter(|(_, bet)| {
-            if !delay.is_zero() {
-                deadline += delay;
-                sleep_until(deadline);
+    let mut found = Vec::new();
+    for (i, bet) in (0u32..).zip(bets) {
+        if let Some(limit) = finish_by() {
+            if end.is_none_or(|end| end > limit) {
+                return None;
             }
-            is_winner(bet)
-        })
-        .map(|(i, _)| i)
-        .collect()
+        }
+        deadline += delay;
+        sleep_until(deadline);
+        if is_winner(bet) {
+            found.push(i);
+        }
+    }
+    Some(found)
 }
 
 /// Sleeps until `deadline`; `thread::sleep` may wake early on some platforms, so it loops.
@@ -119,7 +130,7 @@ mod tests {
     fn the_simulated_cost_is_paid_for_every_bet() {
         let ana = bet("Ana", "Díaz", "1", "2000-01-31");
         let started = Instant::now();
-        assert_eq!(winners(&vec![ana; 10], Duration::from_millis(2)).len(), 0);
+        assert_eq!(winners(&vec![ana; 10], Duration::from_millis(2), || None), Some(vec![]));
         assert!(started.elapsed() >= Duration::from_millis(20));
     }
 
@@ -130,9 +141,25 @@ mod tests {
             bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17"),
             bet("Jonathan", "Pérez", "36556481", "2003-10-05"),
         ];
-        assert_eq!(winners(&bets, Duration::ZERO), vec![0, 2]);
+        assert_eq!(winners(&bets, Duration::ZERO, || None), Some(vec![0, 2]));
         let started = Instant::now();
-        assert_eq!(winners(&bets, Duration::from_millis(5)), vec![0, 2]);
+        assert_eq!(winners(&bets, Duration::from_millis(5), || None), Some(vec![0, 2]));
         assert!(started.elapsed() >= Duration::from_millis(15));
+    }
+
+    #[test]
+    fn a_check_that_would_end_past_the_stop_is_abandoned_at_once() {
+        let bets = vec![bet("Ana", "Díaz", "1", "2000-01-31"); 1000];
+        let started = Instant::now();
+        let limit = started + Duration::from_millis(100);
+        assert_eq!(winners(&bets, Duration::from_millis(10), || Some(limit)), None);
+        assert!(started.elapsed() < Duration::from_secs(5), "abandoned without paying 10 s");
+    }
+
+    #[test]
+    fn a_check_that_ends_before_the_stop_is_finished() {
+        let bets = vec![bet("Kiara Valentina", "Basile", "32250087", "1987-05-17"); 3];
+        let limit = Instant::now() + Duration::from_secs(60);
+        assert_eq!(winners(&bets, Duration::from_millis(2), || Some(limit)), Some(vec![0, 1, 2]));
     }
 }

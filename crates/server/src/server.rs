@@ -21,7 +21,7 @@ use crate::{
     connections::{Connections, Refusal},
     handler::{self, Limits},
     service::Central,
-    shutdown::ShutdownHandle,
+    shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
     store::Store,
 };
 
@@ -68,7 +68,7 @@ impl Server {
         Ok(Server {
             listener,
             busy: (0, None),
-            central: Arc::new(Central::new(store, config.winner_delay)),
+            central: Arc::new(Central::new(store, config.winner_delay, shutdown.clone())),
             connections,
             shutdown,
             limits: Limits { idle_timeout: config.idle_timeout, max_frame_len: config.max_frame_len },
@@ -124,10 +124,18 @@ impl Server {
                 }
             }
         }
-        let Server { listener, central, shutdown, .. } = self;
+        let Server { listener, central, shutdown, connections, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
+        // Connections end on their own once their last answers are out; one whose peer does
+        // not read, or whose write is stuck, is cut at the stop's force-close instant.
+        if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {
+            if connections.wait_empty(force_at) > 0 {
+                let cut = connections.force_close();
+                log::warn!("action: force_close | result: success | connections: {cut}");
+            }
+        }
         let threads = workers.len();
         let panicked = workers.into_iter().map(JoinHandle::join).filter(Result::is_err).count();
         if panicked > 0 {

@@ -10,6 +10,7 @@ use protocol::{Bet, ErrorKind, Request, Response, WireBet};
 
 use crate::{
     lottery,
+    shutdown::{ShutdownHandle, CHECK_GRACE},
     store::{Admission, Progress, Store, StoreError},
 };
 
@@ -35,6 +36,9 @@ pub enum Reply {
         /// ([`SLOW_BATCH`]), so the answer should go out at once.
         may_wait: bool,
     },
+    /// The central is stopping and the batch's check could not end in time: nothing was
+    /// stored and nothing is answered; the connection should close (the agency resends it).
+    Abandoned,
 }
 
 /// A batch whose simulated check takes this long is answered without waiting for the next
@@ -47,13 +51,16 @@ pub const SLOW_BATCH: Duration = Duration::from_millis(2);
 pub struct Central {
     store: Store,
     winner_delay: Duration,
+    /// The stop's clock: a batch whose check cannot end in time is abandoned.
+    shutdown: ShutdownHandle,
 }
 
 impl Central {
-    /// A central over `store`, checking each bet at a simulated cost of `winner_delay`.
+    /// A central over `store`, checking each bet at a simulated cost of `winner_delay`, and
+    /// abandoning a check that would outlast `shutdown`'s grace.
     #[must_use]
-    pub fn new(store: Store, winner_delay: Duration) -> Central {
-        Central { store, winner_delay }
+    pub fn new(store: Store, winner_delay: Duration, shutdown: ShutdownHandle) -> Central {
+        Central { store, winner_delay, shutdown }
     }
 
     /// The store, for shutdown to sync and for tests to read.
@@ -118,19 +125,22 @@ impl Central {
     fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
         let may_wait = check < SLOW_BATCH;
-        self.stage_batch(agency, sequence, bets, peer).map_or_else(Reply::Now, |(response, durable_at)| {
-            Reply::AfterSync { response, durable_at, may_wait }
-        })
+        match self.stage_batch(agency, sequence, bets, peer) {
+            Ok((response, durable_at)) => Reply::AfterSync { response, durable_at, may_wait },
+            Err(Some(refusal)) => Reply::Now(refusal),
+            Err(None) => Reply::Abandoned,
+        }
     }
 
-    /// Checks and appends a batch; `Err` holds a refusal to send at once.
+    /// Checks and appends a batch; `Err` holds a refusal to send at once, or `None` when the
+    /// check was abandoned for a stop.
     fn stage_batch(
         &self,
         agency: u32,
         sequence: u64,
         bets: Vec<WireBet>,
         peer: SocketAddr,
-    ) -> Result<(Response, u64), Response> {
+    ) -> Result<(Response, u64), Option<Response>> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
@@ -140,7 +150,7 @@ impl Central {
                 "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
                 bets.len()
             );
-            return Err(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer));
+            return Err(Some(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer)));
         }
         match self.store.admit(agency, sequence, bets.len() as u64) {
             Ok(Admission::Fresh) => {}
@@ -150,9 +160,9 @@ impl Central {
                     winners.len()
                 );
                 // `admit` synced what the replay reveals.
-                return Err(Response::BatchResult { sequence, winners });
+                return Err(Some(Response::BatchResult { sequence, winners }));
             }
-            Err(e) => return Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
+            Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
         }
         let mut valid = Vec::with_capacity(bets.len());
         for (i, wire) in bets.into_iter().enumerate() {
@@ -160,12 +170,19 @@ impl Central {
                 Ok(bet) => valid.push(bet),
                 Err(e) => {
                     let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
-                    return Err(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer));
+                    return Err(Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)));
                 }
             }
         }
         // The slow part (the simulated check), with no lock held.
-        let winners = lottery::winners(&valid, self.winner_delay);
+        let Some(winners) =
+            lottery::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE))
+        else {
+            log::info!(
+                "action: bet_batch | result: fail | peer: {peer} | agency: {agency} | sequence: {sequence} | error: abandoned unstored: the central is stopping"
+            );
+            return Err(None);
+        };
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
         let count = winners.len();
@@ -179,7 +196,7 @@ impl Central {
                 );
                 Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.durable_at))
             }
-            Err(e) => Err(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer)),
+            Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
         }
     }
 

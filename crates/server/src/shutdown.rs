@@ -1,19 +1,46 @@
-//! Shutdown: the one switch that stops the central.
+//! Shutdown: the one switch that stops the central, and the clock it stops by.
 //!
-//! Triggering it (from the signal thread, or from a test) sets a flag, shuts the read half of
-//! every live connection and wakes the accept loop by connecting to the central's own
-//! address, so nothing ever polls a flag on a timer.
+//! Triggering it (from the signal thread, or from a test) sets a flag, notes the instant,
+//! shuts the read half of every live connection, shortens every socket's write timeout, and
+//! wakes the accept loop by connecting to the central's own address, so nothing ever polls a
+//! flag on a timer.
+//!
+//! The stop is bounded whatever the peers do, within [`STOP_BUDGET`] of the signal:
+//! - a connection takes no new request once the switch is on (the ones already buffered
+//!   are dropped unanswered; the agency resends them after reconnecting, since only
+//!   committed batches count);
+//! - a batch whose simulated check is under way is finished, stored and answered only if its
+//!   check ends within [`CHECK_GRACE`] of the signal; otherwise it is abandoned, unstored;
+//! - a write (held answers, a last refusal) waits at most [`WRITE_GRACE`] for a peer that
+//!   does not read;
+//! - at [`FORCE_CLOSE_AFTER`] the accept loop shuts both halves of every socket still open,
+//!   which ends any write still blocked, and joins every thread.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::connections::Connections;
+
+/// From the signal to the process's exit, whatever the peers do.
+pub const STOP_BUDGET: Duration = Duration::from_secs(1);
+
+/// A batch being checked when the switch goes on is finished only if its check ends this soon
+/// after; a longer one is abandoned (it was never acknowledged, so the agency resends it).
+pub const CHECK_GRACE: Duration = Duration::from_millis(450);
+
+/// Longest wait of one write once the switch is on: a peer that does not read its answers
+/// cannot hold the stop.
+pub const WRITE_GRACE: Duration = Duration::from_millis(150);
+
+/// When the accept loop stops waiting for connections to end on their own and shuts both
+/// halves of every socket still open.
+pub const FORCE_CLOSE_AFTER: Duration = Duration::from_millis(700);
 
 /// A cloneable handle that stops a running central.
 #[derive(Debug, Clone)]
@@ -24,6 +51,8 @@ pub struct ShutdownHandle {
 #[derive(Debug)]
 struct Inner {
     requested: AtomicBool,
+    /// When it was triggered: the stop's clock.
+    triggered_at: OnceLock<Instant>,
     /// Where a connection reaches the listener, to wake a blocked `accept`.
     wake_addr: SocketAddr,
     connections: Arc<Connections>,
@@ -39,6 +68,7 @@ impl ShutdownHandle {
         ShutdownHandle {
             inner: Arc::new(Inner {
                 requested: AtomicBool::new(false),
+                triggered_at: OnceLock::new(),
                 wake_addr: SocketAddr::new(wake_ip, listen_addr.port()),
                 connections,
             }),
@@ -52,7 +82,8 @@ impl ShutdownHandle {
         if self.inner.requested.swap(true, Ordering::SeqCst) {
             return;
         }
-        let live = self.inner.connections.close_all();
+        self.inner.triggered_at.get_or_init(Instant::now);
+        let live = self.inner.connections.close_all(WRITE_GRACE);
         log::info!("action: shutdown | result: in_progress | open_connections: {live}");
         // The accept loop checks the flag after every accept; this connection is only there
         // to make that accept return.
@@ -68,5 +99,11 @@ impl ShutdownHandle {
     #[must_use]
     pub fn is_triggered(&self) -> bool {
         self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// The instant `after` past the trigger, once triggered: the deadlines of the stop.
+    #[must_use]
+    pub fn deadline(&self, after: Duration) -> Option<Instant> {
+        self.inner.triggered_at.get().map(|&at| at + after)
     }
 }

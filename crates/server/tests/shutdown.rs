@@ -77,12 +77,12 @@ fn sigint_stops_it_the_same_way() {
 
 #[test]
 fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
-    // 30 bets at 20 ms each: the batch takes about 600 ms to check.
+    // 15 bets at 20 ms each: the batch takes about 300 ms to check, within the stop's grace.
     let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
     let mut conn = central.connect();
-    let mut bets = vec![losing_bet(); 30];
+    let mut bets = vec![losing_bet(); 15];
     bets[7] = winning_bet();
-    bets[21] = winning_bet();
+    bets[11] = winning_bet();
     conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets }).unwrap();
     central
         .process
@@ -90,11 +90,101 @@ fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
         .expect("the central starts on the batch");
     central.process.sigterm();
     let answer = conn.read_message::<Response>().expect("an answer").expect("not a close");
-    assert_eq!(answer, Response::BatchResult { sequence: 1, winners: vec![7, 21] });
+    assert_eq!(answer, Response::BatchResult { sequence: 1, winners: vec![7, 11] });
     assert_eq!(conn.read_message::<Response>().unwrap(), None, "then the connection closes");
     let status = central.process.wait_exit(PATIENCE).expect("the central exits");
     assert!(status.success(), "{status:?}\n{}", central.process.transcript());
     assert_eq!(central.winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]);
+    assert_closing_lines(&central, "SIGTERM");
+}
+
+#[test]
+fn sigterm_abandons_a_batch_whose_check_would_outlast_the_stop() {
+    // 400 bets at 20 ms each: 8 s of checking, far past the stop's second.
+    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut conn = central.connect();
+    let mut bets = vec![losing_bet(); 400];
+    bets[3] = winning_bet();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets }).unwrap();
+    central
+        .process
+        .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
+        .expect("the central starts on the batch");
+    let started = Instant::now();
+    central.process.sigterm();
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert!(took < STOP_WITHIN, "stopping took {took:?}\n{}", central.process.transcript());
+    assert!(
+        conn.read_message::<Response>().map_or(true, |answer| answer.is_none()),
+        "the abandoned batch is not answered"
+    );
+    assert!(central.winner_rows().is_empty(), "nothing of it is stored");
+    assert!(central.process.wait_for(&["abandoned unstored"], Duration::ZERO).is_some());
+    assert_closing_lines(&central, "SIGTERM");
+}
+
+#[test]
+fn requests_already_sent_are_not_processed_once_the_stop_begins() {
+    // One slow batch (300 ms), then 50 more already in the socket behind it: the first is
+    // finished and answered, the others are dropped unanswered and unstored.
+    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut conn = central.connect();
+    let mut first = vec![losing_bet(); 15];
+    first[2] = winning_bet();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: first }).unwrap();
+    for sequence in 2..=51 {
+        conn.write_message(&Request::BetBatch { agency: 1, sequence, bets: vec![winning_bet(); 10] })
+            .unwrap();
+    }
+    central
+        .process
+        .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
+        .expect("the central starts on the first batch");
+    let started = Instant::now();
+    central.process.sigterm();
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert!(started.elapsed() < STOP_WITHIN, "stopping took {:?}", started.elapsed());
+    assert_eq!(
+        conn.read_message::<Response>().expect("an answer"),
+        Some(Response::BatchResult { sequence: 1, winners: vec![2] })
+    );
+    // Then the close: a clean one, or a reset since the central leaves requests unread.
+    let after = conn.read_message::<Response>();
+    assert!(!matches!(after, Ok(Some(_))), "nothing is answered after it: {after:?}");
+    assert_eq!(central.winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"]);
+}
+
+#[test]
+fn a_peer_that_never_reads_its_answers_cannot_hold_the_stop() {
+    let mut central = Central::start(&[]);
+    let stream = central.raw();
+    // Echoes of 1 MiB less a little, sent until the central, unable to write its answers to a
+    // peer that does not read, stops reading too: then this side's write times out.
+    stream.set_write_timeout(Some(Duration::from_millis(300))).expect("set a write timeout");
+    let mut conn = protocol::Connection::new(stream);
+    let payload = vec![0x5a; (1 << 20) - 64];
+    let mut sent = 0;
+    loop {
+        match conn.write_message(&Request::Echo(payload.clone())) {
+            Ok(()) => sent += 1,
+            Err(e) if e.is_timeout() => break,
+            Err(e) => panic!("writing echo {sent}: {e}"),
+        }
+        assert!(sent < 1000, "the central never stopped reading");
+    }
+    let started = Instant::now();
+    central.process.sigterm();
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert!(
+        took < STOP_WITHIN,
+        "stopping took {took:?} with {sent} echoes unread\n{}",
+        central.process.transcript()
+    );
     assert_closing_lines(&central, "SIGTERM");
 }
 

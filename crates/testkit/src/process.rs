@@ -82,10 +82,16 @@ impl LoggedChild {
     /// Waits up to `timeout` for a line containing every one of `needles`; returns it.
     #[must_use]
     pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Option<String> {
+        self.wait_for_line(|line| needles.iter().all(|n| line.contains(n)), timeout)
+    }
+
+    /// Waits up to `timeout` for a line for which `wanted` holds; returns it.
+    #[must_use]
+    pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let mut lines = self.output.lines.lock().expect("output lock");
         loop {
-            if let Some(line) = lines.iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+            if let Some(line) = lines.iter().find(|l| wanted(l)) {
                 return Some(line.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
