@@ -1,0 +1,122 @@
+//! One stream type for plain TCP and TLS: the connection code reads and writes bytes and never
+//! asks which, while the socket underneath stays reachable for timeouts and shutdown.
+
+use std::{
+    io::{self, Read, Write},
+    net::TcpStream,
+    sync::Arc,
+};
+
+use rustls::{
+    pki_types::ServerName, ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned,
+};
+
+/// The label of the keying material exported for the agency's proof (RFC 8446 §7.5).
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-tp0-lottery-agency-proof";
+
+/// Bytes of exported keying material the proof is bound to.
+const BINDING_LEN: usize = 32;
+
+/// A connection's byte stream: plain TCP, or TLS on either side.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS, the central's side.
+    Server(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// TLS, an agency's side.
+    Client(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The central's side of a TLS connection on `socket`, handshake done. The socket's
+    /// timeouts bound the handshake.
+    ///
+    /// # Errors
+    /// When the handshake fails: a peer speaking plain TCP, an old or broken TLS client, a
+    /// timeout.
+    pub fn accept_tls(mut socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<Stream> {
+        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket)?;
+        }
+        Ok(Stream::Server(Box::new(StreamOwned::new(conn, socket))))
+    }
+
+    /// An agency's side of a TLS connection on `socket` to the central named `name`,
+    /// handshake done (the central's certificate checked).
+    ///
+    /// # Errors
+    /// When the handshake fails, the certificate included.
+    pub fn connect_tls(
+        mut socket: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Stream> {
+        let mut conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket)?;
+        }
+        Ok(Stream::Client(Box::new(StreamOwned::new(conn, socket))))
+    }
+
+    /// The TCP socket underneath.
+    #[must_use]
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Server(s) => s.get_ref(),
+            Stream::Client(s) => s.get_ref(),
+        }
+    }
+
+    /// Whether the stream is encrypted.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    /// What an agency's proof is bound to: keying material exported from the TLS session
+    /// (the same on both ends, different on any other session), or nothing on plain TCP.
+    ///
+    /// # Errors
+    /// When rustls cannot export (only before the handshake ends, which never happens here).
+    pub fn binding(&self) -> io::Result<Vec<u8>> {
+        let mut out = vec![0u8; BINDING_LEN];
+        match self {
+            Stream::Plain(_) => return Ok(Vec::new()),
+            Stream::Server(s) => s.conn.export_keying_material(&mut out[..], EXPORTER_LABEL, None),
+            Stream::Client(s) => s.conn.export_keying_material(&mut out[..], EXPORTER_LABEL, None),
+        }
+        .map_err(io::Error::other)?;
+        Ok(out)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Server(s) => s.read(buf),
+            Stream::Client(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Server(s) => s.write(buf),
+            Stream::Client(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Server(s) => s.flush(),
+            Stream::Client(s) => s.flush(),
+        }
+    }
+}
