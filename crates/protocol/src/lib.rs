@@ -10,16 +10,20 @@
 //! - [`connection`]: reads and writes whole messages over any `Read + Write`.
 //! - [`bet`]: the domain's bet, valid by construction; the only way from a `WireBet` (or a
 //!   CSV row) to a `Bet` is through its validation.
+//! - [`digest`]: what a run of bets hashes to, the same on both ends, so a replayed batch and
+//!   a finished upload are checked by content.
 
 pub mod bet;
 pub mod codec;
 pub mod connection;
+pub mod digest;
 pub mod error;
 pub mod frame;
 pub mod message;
 
 pub use bet::{Bet, InvalidBet};
 pub use connection::Connection;
+pub use digest::Digest;
 pub use error::Error;
 pub use frame::DEFAULT_MAX_FRAME_LEN;
 pub use message::{ErrorKind, Request, Response, WireBet};
