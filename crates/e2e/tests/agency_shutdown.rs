@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Central, PATIENCE};
+use common::{agency, Central, PATIENCE};
 use testkit::{datasets, process::LoggedChild};
 
 const STOP_WITHIN: Duration = Duration::from_secs(1);
@@ -22,8 +22,9 @@ fn assert_stops_gracefully(client: &mut LoggedChild) {
 
 #[test]
 fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
-    let central = Central::start(2, Duration::ZERO);
-    let mut client = central.agency(
+    let mut central = Central::start(2, &[]);
+    let mut client = agency(
+        &central,
         1,
         &central.dataset(1, &datasets::generate(5, 100)),
         &[("CLI_WINNERS_RETRY_PERIOD", "30s")],
@@ -39,13 +40,16 @@ fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
     ] {
         assert!(client.wait_for(needles, Duration::ZERO).is_some(), "{needles:?}:\n{}", client.transcript());
     }
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
     // 10 bets a batch at 3 ms a bet: about 30 ms a batch, 6 s for the whole dataset.
-    let central = Central::start(1, Duration::from_millis(3));
-    let mut client = central.agency(
+    let mut central = Central::start(1, &[("SERVER_WINNER_DELAY_MS", "3")]);
+    let mut client = agency(
+        &central,
         1,
         &central.dataset(1, &datasets::generate(6, 2_000)),
         &[("CLI_BATCH_MAX_AMOUNT", "10")],
@@ -65,8 +69,10 @@ fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
     assert!(client.wait_for(&["action: agency_summary"], Duration::ZERO).is_none(), "it did not finish");
     // Every batch the agency saw acknowledged is stored, and nothing more.
     let sent: u64 = testkit::process::field(&line, "batches_sent").unwrap().parse().unwrap();
-    let tally = central.lottery.store().tally(1).unwrap();
+    let tally = central.tally(1);
     assert!(sent > 0);
     assert_eq!(tally.bets, sent * 10);
     assert!(!tally.done);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
