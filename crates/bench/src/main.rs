@@ -7,6 +7,7 @@
 //! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
 //! status is then 1. Settings: see [`settings`].
 
+mod histogram;
 mod report;
 mod run;
 mod settings;
@@ -15,7 +16,7 @@ mod timed;
 use std::{fs, path::Path, process::ExitCode, time::Duration};
 
 use report::Outcome;
-use run::{Dataset, Plan};
+use run::{AgencyFiles, Plan};
 use settings::Settings;
 use timed::GNU_TIME;
 
@@ -123,7 +124,7 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
         load_before: load_average(),
         runs: Ok(Vec::new()),
     };
-    let data = match Dataset::ensure(
+    let data = match AgencyFiles::ensure(
         bin_dir,
         out_dir.join("data").join(data_name),
         scenario.agencies,

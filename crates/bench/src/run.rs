@@ -15,7 +15,10 @@ use std::{
 use client::latency::Latencies;
 use testkit::process::field;
 
-use crate::timed::{children_cpu, kill_program, timed, usage, Process};
+use crate::{
+    histogram,
+    timed::{children_cpu, kill_program, timed, usage, Process},
+};
 
 /// How long the central may take to listen, and to stop once asked.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -24,22 +27,27 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// 28 s), so only a stuck run reaches it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The agencies' datasets of a scenario.
+/// The agencies' dataset files of a scenario (not `client::bets::Dataset`, one agency's bets being read).
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub struct AgencyFiles {
     /// Holds `dataset-1.csv` … `dataset-N.csv`.
     pub dir: PathBuf,
     /// Bets (rows) of each agency, agency 1 first.
     pub bets: Vec<u64>,
 }
 
-impl Dataset {
+impl AgencyFiles {
     /// The dataset under `dir`, written by `datagen` first if any file is missing: `agencies`
     /// agencies of `rows` rows each, or of the course's sizes when `rows` is `None`.
     ///
     /// # Errors
     /// When `datagen` fails or a file cannot be read.
-    pub fn ensure(bin_dir: &Path, dir: PathBuf, agencies: u32, rows: Option<u64>) -> Result<Dataset, String> {
+    pub fn ensure(
+        bin_dir: &Path,
+        dir: PathBuf,
+        agencies: u32,
+        rows: Option<u64>,
+    ) -> Result<AgencyFiles, String> {
         let path = |agency: u32| dir.join(format!("dataset-{agency}.csv"));
         if (1..=agencies).any(|a| !path(a).is_file()) {
             let mut datagen = Command::new(bin_dir.join("datagen"));
@@ -59,7 +67,7 @@ impl Dataset {
             // One bet per line, no header; the generator writes no line breaks inside a field.
             bets.push(text.iter().filter(|&&b| b == b'\n').count() as u64);
         }
-        Ok(Dataset { dir, bets })
+        Ok(AgencyFiles { dir, bets })
     }
 
     /// Bets of all agencies.
@@ -75,7 +83,7 @@ pub struct Plan<'a> {
     /// Holds `server` and `client` (release builds).
     pub bin_dir: &'a Path,
     /// The agencies' bets.
-    pub data: &'a Dataset,
+    pub data: &'a AgencyFiles,
     /// Emptied first; receives every log, the winners file and the RSS reports.
     pub run_dir: PathBuf,
     /// `SERVER_WINNER_DELAY_MS`.
@@ -250,7 +258,7 @@ fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Inst
 /// were told the same total, equal to the sum of their own winners.
 fn check_agencies(
     dir: &Path,
-    data: &Dataset,
+    data: &AgencyFiles,
     statuses: &[ExitStatus],
     wall: Duration,
 ) -> Result<Measured, String> {
@@ -294,7 +302,7 @@ fn check_agencies(
         totals.push(number(line("total_winners")?, "winners")?);
         let rtt = line("batch_rtt")?;
         let histogram = field(rtt, "histogram_us").unwrap_or("");
-        measured.round_trips.merge(&Latencies::parse(histogram).map_err(|e| format!("{name}: {e}"))?);
+        histogram::merge_logged(&mut measured.round_trips, histogram).map_err(|e| format!("{name}: {e}"))?;
         measured.client_rss_kib.push(usage(dir, &name)?.0);
     }
     if totals.iter().any(|&t| t != own_winners) {

@@ -119,11 +119,11 @@ fn parse_row(record: &ByteRecord) -> Result<Bet, RowError> {
 mod tests {
     use super::*;
 
-    fn dataset(name: &str, bytes: &[u8]) -> Dataset {
-        let dir = std::env::temp_dir().join(format!("client-bets-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("dataset.csv");
+    fn dataset(bytes: &[u8]) -> Dataset {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dataset.csv");
         std::fs::write(&path, bytes).unwrap();
+        // Opened before the directory goes: the open file outlives its name.
         Dataset::open(&path).unwrap()
     }
 
@@ -138,7 +138,6 @@ mod tests {
     #[test]
     fn reads_the_course_format_with_accents_and_quotes() {
         let (bets, skipped) = all(dataset(
-            "good",
             "Santiago Lionel,Lorca,30904465,1999-03-17\nTiago Nicolás,Fornerón,34407251,2001-08-29\n\"Ana, María\",Saldaña,1,2000-02-29".as_bytes(),
         ));
         assert_eq!(skipped, 0);
@@ -155,14 +154,14 @@ mod tests {
         bytes.extend_from_slice(
             b"Ana,Diaz,5\nAna,D\xffaz,6,2000-01-01\nAna,Diaz,7,2000-01-01,extra\nAna,Diaz,8,2000-01-01\n",
         );
-        let (bets, skipped) = all(dataset("bad", &bytes));
+        let (bets, skipped) = all(dataset(&bytes));
         assert_eq!(skipped, 6);
         assert_eq!(bets.iter().map(Bet::document).collect::<Vec<_>>(), ["1", "8"]);
     }
 
     #[test]
     fn an_empty_file_has_no_bets() {
-        assert_eq!(all(dataset("empty", b"")).0.len(), 0);
+        assert_eq!(all(dataset(b"")).0.len(), 0);
     }
 
     #[test]

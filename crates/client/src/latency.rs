@@ -1,6 +1,7 @@
 //! Round-trip times of an agency's batches, kept as a histogram so memory does not grow with
 //! the number of batches, and logged once at the end in a form a benchmark can merge across
-//! agencies (percentiles of percentiles would not be percentiles).
+//! agencies (percentiles of percentiles would not be percentiles). The agency only records
+//! and logs; reading the histogram back and merging it is the benchmark's (`crates/bench`).
 //!
 //! Buckets are log-linear: exact below 128 µs, then 64 per power of two, so a bucket is at
 //! most 1/64 (1.6%) wide. A percentile is reported as the upper end of its bucket: never below
@@ -29,14 +30,6 @@ impl Latencies {
         self.count
     }
 
-    /// Adds every round trip counted in `other`.
-    pub fn merge(&mut self, other: &Latencies) {
-        for (&low, &n) in &other.buckets {
-            *self.buckets.entry(low).or_insert(0) += n;
-        }
-        self.count += other.count;
-    }
-
     /// The `q`-quantile (`0.5`, `0.99`) in microseconds, as the upper end of its bucket;
     /// `None` when nothing was counted.
     #[must_use]
@@ -58,22 +51,6 @@ impl Latencies {
             "action: batch_rtt | result: success | agency: {agency} | batches: {} | p50_us: {p50} | p99_us: {p99} | histogram_us: {self}",
             self.count
         );
-    }
-
-    /// Reads the histogram written by `Display`: `LOW*COUNT` pairs separated by commas.
-    ///
-    /// # Errors
-    /// A message naming the part that is not a pair of numbers.
-    pub fn parse(text: &str) -> Result<Latencies, String> {
-        let mut latencies = Latencies::default();
-        for part in text.split(',').filter(|p| !p.is_empty()) {
-            let pair: Option<(u64, u64)> =
-                part.split_once('*').and_then(|(l, n)| Some((l.parse().ok()?, n.parse().ok()?)));
-            let Some((low, n)) = pair else { return Err(format!("{part:?} is not LOW*COUNT")) };
-            *latencies.buckets.entry(low).or_insert(0) += n;
-            latencies.count += n;
-        }
-        Ok(latencies)
     }
 }
 
@@ -143,18 +120,5 @@ mod tests {
         assert_eq!(l.quantile_micros(0.99), Some(991)); // 990 is in 984..=991
         assert_eq!(l.quantile_micros(1.0), Some(1007)); // 1000 is in 1000..=1007
         assert_eq!(Latencies::default().quantile_micros(0.5), None);
-    }
-
-    #[test]
-    fn written_histograms_read_back_and_merge() {
-        let (a, b) = (of(&[5, 40, 40, 1000]), of(&[5, 7000]));
-        assert_eq!(a.to_string(), "5*1,40*2,1000*1");
-        assert_eq!(Latencies::parse(&a.to_string()), Ok(a.clone()));
-        let mut both = a;
-        both.merge(&b);
-        assert_eq!(both, of(&[5, 40, 40, 1000, 5, 7000]));
-        assert_eq!(both.count(), 6);
-        assert!(Latencies::parse("5*1,x").is_err());
-        assert_eq!(Latencies::parse(""), Ok(Latencies::default()));
     }
 }

@@ -191,9 +191,8 @@ mod tests {
 
     #[test]
     fn the_course_ini_is_read_and_the_environment_wins() {
-        let dir = std::env::temp_dir().join(format!("server-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.ini");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.ini");
         std::fs::write(
             &path,
             "[DEFAULT]\nSERVER_PORT = 12345\nSERVER_IP = \"\"\nSERVER_LISTEN_BACKLOG = 5\nLOGGING_LEVEL = DEBUG\n\

@@ -7,17 +7,18 @@
 
 pub mod config;
 pub mod connections;
+pub mod error;
 pub mod handler;
 pub mod healthcheck;
-pub mod journal;
-pub mod lottery;
-pub mod recovery;
+pub mod held_answers;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
-pub mod tally;
 
 pub use config::Config;
+pub use error::ServerError;
 pub use server::Server;
+pub use service::Lottery;
 pub use shutdown::ShutdownHandle;

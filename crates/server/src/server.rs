@@ -3,7 +3,8 @@
 //!
 //! The loop owns every connection thread's `JoinHandle`; finished threads are joined as new
 //! connections arrive, so the list holds only live ones, and at shutdown every remaining one
-//! is joined before the store is synced and `run` returns.
+//! is joined before the lottery closes its store and `run` returns. The loop knows nothing of
+//! storage: it hands each connection the shared [`Lottery`].
 
 use std::{
     io::{self, ErrorKind},
@@ -19,10 +20,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::{
     config::Config,
     connections::{Connections, Refusal},
+    error::ServerError,
     handler::{self, Limits},
-    service::Central,
+    service::Lottery,
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
-    store::Store,
+    store,
 };
 
 /// Pause after an `accept` error such as running out of file descriptors: retrying at once
@@ -39,7 +41,8 @@ pub struct Server {
     listener: TcpListener,
     /// Connections refused at the cap since the last warning, and when that was.
     busy: (u64, Option<Instant>),
-    central: Arc<Central>,
+    /// The lottery every connection thread answers with.
+    lottery: Arc<Lottery>,
     connections: Arc<Connections>,
     shutdown: ShutdownHandle,
     limits: Limits,
@@ -51,24 +54,24 @@ impl Server {
     /// # Errors
     /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
-    pub fn bind(config: &Config) -> io::Result<Server> {
-        let path = &config.storage_path;
-        let store = Store::open(path, config.agencies).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot open winners file {}: {e}", path.display()))
-        })?;
+    pub fn bind(config: &Config) -> Result<Server, ServerError> {
+        let store = store::open(config)?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
+        let resolve = |source| ServerError::Resolve { ip: ip.to_owned(), source };
         let addr = (ip, config.port)
-            .to_socket_addrs()?
+            .to_socket_addrs()
+            .map_err(|e| resolve(Some(e)))?
             .next()
-            .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, format!("{ip} resolves to no address")))?;
-        let listener = listen(addr, config.listen_backlog)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            .ok_or_else(|| resolve(None))?;
+        let listener =
+            listen(addr, config.listen_backlog).map_err(|source| ServerError::Bind { addr, source })?;
         let connections = Connections::new(config.max_connections);
-        let shutdown = ShutdownHandle::new(listener.local_addr()?, Arc::clone(&connections));
+        let own = listener.local_addr().map_err(ServerError::LocalAddr)?;
+        let shutdown = ShutdownHandle::new(own, Arc::clone(&connections));
         Ok(Server {
             listener,
             busy: (0, None),
-            central: Arc::new(Central::new(store, config.winner_delay, shutdown.clone())),
+            lottery: Arc::new(Lottery::new(store, config.winner_delay, shutdown.clone())),
             connections,
             shutdown,
             limits: Limits { idle_timeout: config.idle_timeout, max_frame_len: config.max_frame_len },
@@ -78,9 +81,9 @@ impl Server {
     /// The address the central listens on (with the real port when 0 was asked).
     ///
     /// # Errors
-    /// When the socket cannot report it.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// [`ServerError::LocalAddr`] when the socket cannot report it.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.listener.local_addr().map_err(ServerError::LocalAddr)
     }
 
     /// A handle that stops [`run`](Server::run) from another thread.
@@ -89,18 +92,12 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// The lottery state, shared with the connection threads.
-    #[must_use]
-    pub fn central(&self) -> Arc<Central> {
-        Arc::clone(&self.central)
-    }
-
     /// Accepts and serves connections until shutdown is triggered, then closes the listener,
-    /// joins every connection thread and syncs the store.
+    /// joins every connection thread and closes the lottery (its store's last sync).
     ///
     /// # Errors
-    /// When the final sync of the winners file fails.
-    pub fn run(mut self) -> io::Result<()> {
+    /// [`ServerError::CloseStore`] when that last sync fails.
+    pub fn run(mut self) -> Result<(), ServerError> {
         let addr = self.local_addr()?;
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -124,7 +121,7 @@ impl Server {
                 }
             }
         }
-        let Server { listener, central, shutdown, connections, .. } = self;
+        let Server { listener, lottery, shutdown, connections, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
@@ -145,17 +142,7 @@ impl Server {
         } else {
             log::info!("action: join_connections | result: success | threads: {threads}");
         }
-        let path = central.store().path().display().to_string();
-        match central.store().sync() {
-            Ok(()) => {
-                log::info!("action: close_store | result: success | path: {path}");
-                Ok(())
-            }
-            Err(e) => {
-                log::error!("action: close_store | result: fail | path: {path} | error: {e}");
-                Err(e)
-            }
-        }
+        lottery.close()
     }
 
     /// Registers the connection and starts its thread, or refuses it.
@@ -180,13 +167,13 @@ impl Server {
                 return None;
             }
         };
-        let central = Arc::clone(&self.central);
+        let lottery = Arc::clone(&self.lottery);
         let limits = self.limits;
         let shutdown = self.shutdown.clone();
         let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
             // Held for the thread's life: its drop frees the connection's slot.
             let _registration = registration;
-            handler::serve(stream, peer, &central, limits, &shutdown);
+            handler::serve(stream, peer, &lottery, limits, &shutdown);
         });
         match spawned {
             Ok(worker) => Some(worker),

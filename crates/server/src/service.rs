@@ -4,14 +4,15 @@
 //! requests and writes responses). Every refusal is a typed `Response::Error` with nothing
 //! stored, logged once with the peer's address.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use protocol::{Bet, ErrorKind, Request, Response, WireBet};
 
 use crate::{
-    lottery,
+    error::ServerError,
+    rules,
     shutdown::{ShutdownHandle, CHECK_GRACE},
-    store::{Admission, Progress, Store, StoreError},
+    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -24,49 +25,36 @@ pub const MAX_BATCH_BETS: usize = 512;
 pub enum Reply {
     /// Send it now.
     Now(Response),
-    /// A batch result: send it once the journal is durable up to `durable_at`
-    /// ([`Central::release`]). Holding several lets one sync cover them all.
-    AfterSync {
+    /// A batch result: send it once `ticket` is durable ([`Lottery::release`]). The
+    /// connection may hold several and release them with one sync (`held_answers.rs`).
+    WhenDurable {
         /// The answer.
         response: Response,
-        /// The journal offset the sync must reach.
-        durable_at: u64,
-        /// Whether holding it while the connection's next batch is checked may pay: false when
-        /// the simulated check makes a batch take longer than a sync would save
-        /// ([`SLOW_BATCH`]), so the answer should go out at once.
-        may_wait: bool,
+        /// What must be durable before it goes out.
+        ticket: Ticket,
+        /// How long the batch's simulated check took: a slow batch's answer is not held.
+        check: Duration,
     },
     /// The central is stopping and the batch's check could not end in time: nothing was
     /// stored and nothing is answered; the connection should close (the agency resends it).
     Abandoned,
 }
 
-/// A batch whose simulated check takes this long is answered without waiting for the next
-/// one: a sync costs well under a millisecond, so holding an answer through another 100 ms
-/// batch (1 ms a bet) saves nothing and keeps the agency waiting.
-pub const SLOW_BATCH: Duration = Duration::from_millis(2);
-
-/// What every connection shares: the store and the rules' settings.
+/// What every connection shares: the storage engine and the rules' settings.
 #[derive(Debug)]
-pub struct Central {
-    store: Store,
+pub struct Lottery {
+    store: Arc<dyn Engine>,
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
     shutdown: ShutdownHandle,
 }
 
-impl Central {
-    /// A central over `store`, checking each bet at a simulated cost of `winner_delay`, and
+impl Lottery {
+    /// A lottery kept by `store`, checking each bet at a simulated cost of `winner_delay`, and
     /// abandoning a check that would outlast `shutdown`'s grace.
     #[must_use]
-    pub fn new(store: Store, winner_delay: Duration, shutdown: ShutdownHandle) -> Central {
-        Central { store, winner_delay, shutdown }
-    }
-
-    /// The store, for shutdown to sync and for tests to read.
-    #[must_use]
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn new(store: Arc<dyn Engine>, winner_delay: Duration, shutdown: ShutdownHandle) -> Lottery {
+        Lottery { store, winner_delay, shutdown }
     }
 
     /// Answers one request of the connection from `peer`. Holds no per-connection state:
@@ -88,11 +76,11 @@ impl Central {
         Reply::Now(response)
     }
 
-    /// Makes `staged` answers (each a [`Reply::AfterSync`] up to `durable_at`) sendable with
-    /// one sync. If the sync fails each becomes a `Storage` refusal: nothing is acknowledged
-    /// that is not on disk.
-    pub fn release(&self, durable_at: u64, staged: &mut [Response], peer: SocketAddr) {
-        match self.store.make_durable(durable_at) {
+    /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`)
+    /// sendable with one sync. If the sync fails each becomes a `Storage` refusal: nothing is
+    /// acknowledged that is not durable.
+    pub fn release(&self, ticket: Ticket, staged: &mut [Response], peer: SocketAddr) {
+        match self.store.make_durable(ticket) {
             Ok(()) => {
                 for response in staged.iter() {
                     if let Response::BatchResult { sequence, winners } = response {
@@ -104,6 +92,25 @@ impl Central {
                 }
             }
             Err(e) => refuse_staged(&e, staged, peer),
+        }
+    }
+
+    /// Closes the store once every connection is done (its last sync), logging the outcome.
+    ///
+    /// # Errors
+    /// [`ServerError::CloseStore`] when the last sync fails.
+    pub fn close(&self) -> Result<(), ServerError> {
+        let path = self.store.location();
+        match self.store.close() {
+            Ok(()) => {
+                log::info!("action: close_store | result: success | path: {path}");
+                Ok(())
+            }
+            Err(e) => {
+                let e = ServerError::CloseStore(e);
+                log::error!("action: close_store | result: fail | path: {path} | error: {e}");
+                Err(e)
+            }
         }
     }
 }
@@ -121,12 +128,11 @@ fn refuse_staged(e: &StoreError, staged: &mut [Response], peer: SocketAddr) {
     }
 }
 
-impl Central {
+impl Lottery {
     fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
-        let may_wait = check < SLOW_BATCH;
         match self.stage_batch(agency, sequence, bets, peer) {
-            Ok((response, durable_at)) => Reply::AfterSync { response, durable_at, may_wait },
+            Ok((response, ticket)) => Reply::WhenDurable { response, ticket, check },
             Err(Some(refusal)) => Reply::Now(refusal),
             Err(None) => Reply::Abandoned,
         }
@@ -140,7 +146,7 @@ impl Central {
         sequence: u64,
         bets: Vec<WireBet>,
         peer: SocketAddr,
-    ) -> Result<(Response, u64), Option<Response>> {
+    ) -> Result<(Response, Ticket), Option<Response>> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
@@ -175,8 +181,7 @@ impl Central {
             }
         }
         // The slow part (the simulated check), with no lock held.
-        let Some(winners) =
-            lottery::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE))
+        let Some(winners) = rules::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE))
         else {
             log::info!(
                 "action: bet_batch | result: fail | peer: {peer} | agency: {agency} | sequence: {sequence} | error: abandoned unstored: the central is stopping"
@@ -184,17 +189,16 @@ impl Central {
             return Err(None);
         };
         // Every `i` was counted out over `valid` just above, so the index is in range.
-        let winning_bets = winners.iter().map(|&i| &valid[i as usize]);
+        let winning_bets = winners.iter().map(|&i| &valid[i as usize]).collect();
         let count = winners.len();
-        // The journal record keeps the positions; the iterator above borrows the original.
-        let positions = winners.clone();
-        match self.store.stage_batch(agency, sequence, valid.len() as u64, positions, winning_bets) {
+        let batch = CheckedBatch { agency, sequence, bets: valid.len() as u64, winners, winning_bets };
+        match self.store.stage(&batch) {
             Ok(staged) => {
                 log::debug!(
                     "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
                     valid.len(),
                 );
-                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.durable_at))
+                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
             }
             Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
         }
@@ -221,7 +225,11 @@ impl Central {
         if let Err(e) = self.store.tally(agency) {
             return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer);
         }
-        match self.store.progress() {
+        let progress = match self.store.progress() {
+            Ok(progress) => progress,
+            Err(e) => return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
+        };
+        match progress {
             Progress::Complete { winners } => {
                 log::info!("action: winners_query | result: success | agency: {agency} | winners: {winners}");
                 Response::Total { winners }

@@ -138,8 +138,8 @@ mod tests {
 
     #[test]
     fn what_is_written_reads_back_the_same() {
-        let dir = crate::TempDir::new("datasets-rw");
-        let path = dir.join("dataset-1.csv");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dataset-1.csv");
         let rows = generate(3, 200);
         write(&path, &rows).unwrap();
         assert_eq!(read(&path).unwrap(), rows);

@@ -1,6 +1,9 @@
 //! The winning rule, written again from its definition: a bet wins when the 64-bit FNV-1a hash
 //! of `first_name|last_name|document|birthdate` is divisible by 17.
 
+/// The winners file's header row, as the course's format has it.
+pub const WINNERS_HEADER: &str = "agency,first_name,last_name,document,birthdate";
+
 /// A dataset row: first name, last name, document, birth date (`YYYY-MM-DD`).
 pub type Row = [String; 4];
 

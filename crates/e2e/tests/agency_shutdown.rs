@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Central, PATIENCE};
+use common::{agency, Central, PATIENCE};
 use testkit::{datasets, process::LoggedChild};
 
 const STOP_WITHIN: Duration = Duration::from_secs(1);
@@ -22,8 +22,9 @@ fn assert_stops_gracefully(client: &mut LoggedChild) {
 
 #[test]
 fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
-    let central = Central::start(2, Duration::ZERO);
-    let mut client = central.agency(
+    let mut central = Central::start(2, &[]);
+    let mut client = agency(
+        &central,
         1,
         &central.dataset(1, &datasets::generate(5, 100)),
         &[("CLI_WINNERS_RETRY_PERIOD", "30s")],
@@ -39,13 +40,16 @@ fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
     ] {
         assert!(client.wait_for(needles, Duration::ZERO).is_some(), "{needles:?}:\n{}", client.transcript());
     }
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
     // 10 bets a batch at 3 ms a bet: about 30 ms a batch, 6 s for the whole dataset.
-    let central = Central::start(1, Duration::from_millis(3));
-    let mut client = central.agency(
+    let mut central = Central::start(1, &[("SERVER_WINNER_DELAY_MS", "3")]);
+    let mut client = agency(
+        &central,
         1,
         &central.dataset(1, &datasets::generate(6, 2_000)),
         &[("CLI_BATCH_MAX_AMOUNT", "10")],
@@ -67,7 +71,7 @@ fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
     // cut a connection with answers still owed (those batches may be stored unacknowledged,
     // and a restarted agency would get them replayed).
     let sent: u64 = testkit::process::field(&line, "batches_sent").unwrap().parse().unwrap();
-    let tally = central.lottery.store().tally(1).unwrap();
+    let tally = central.tally(1);
     assert!(sent > 0);
     if client.wait_for(&["action: cut_off"], Duration::ZERO).is_some() {
         assert!(tally.bets >= sent * 10, "{tally:?}, {sent} batches acknowledged");
@@ -75,11 +79,13 @@ fn sigterm_during_the_upload_stops_after_the_batch_in_flight() {
         assert_eq!(tally.bets, sent * 10);
     }
     assert!(!tally.done);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 /// A central that answers `Resume` (nothing committed) and then reads every batch and
-/// answers none: an agency waiting for answers that never come.
-/// The receiver hears of the first batch.
+/// answers none: an agency waiting for answers that never come. The receiver hears of the
+/// first batch; the thread returns how many came.
 fn silent_central() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>, std::sync::mpsc::Receiver<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -113,10 +119,10 @@ fn silent_central() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>, st
 #[test]
 fn sigterm_while_answers_are_owed_by_a_silent_central_exits_zero_within_a_second() {
     let (addr, central, first_batch) = silent_central();
-    let dir = testkit::TempDir::new("silent-central");
-    let data = dir.join("dataset-1.csv");
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let data = dir.path().join("dataset-1.csv");
     datasets::write(&data, &datasets::generate(8, 2_000)).unwrap();
-    let mut client = common::spawn_agency(
+    let mut client = testkit::central::spawn_agency(
         addr,
         1,
         &data,
@@ -139,10 +145,10 @@ fn sigterm_while_answers_are_owed_by_a_silent_central_exits_zero_within_a_second
 fn sigterm_while_waiting_to_retry_exits_zero_within_a_second() {
     // Nothing listens here: the agency waits between attempts to connect.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dir = testkit::TempDir::new("no-central");
-    let data = dir.join("dataset-1.csv");
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let data = dir.path().join("dataset-1.csv");
     datasets::write(&data, &datasets::generate(9, 10)).unwrap();
-    let mut client = common::spawn_agency(
+    let mut client = testkit::central::spawn_agency(
         closed,
         1,
         &data,

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_success, binaries::CentralProcess, expected_rows, fields_of, PATIENCE};
+use common::{assert_success, expected_rows, fields_of, retrying_agency, Central, PATIENCE};
 use protocol::{Connection, ErrorKind, Request, Response, WireBet};
 use testkit::{
     datasets::{self, Rng},
@@ -24,7 +24,7 @@ use testkit::{
 /// A central for two agencies (1 is honest, 2 is the hostile peer's, or nobody's) checking
 /// each bet at 1 ms, and agency 1 uploading 600 bets meanwhile.
 struct Scene {
-    central: CentralProcess,
+    central: Central,
     honest: LoggedChild,
     rows: Vec<Row>,
 }
@@ -33,11 +33,11 @@ impl Scene {
     fn start(env: &[(&str, &str)]) -> Scene {
         let mut all = vec![("SERVER_WINNER_DELAY_MS", "1")];
         all.extend_from_slice(env);
-        let central = CentralProcess::start(2, &all);
+        let central = Central::start(2, &all);
         let rows = datasets::generate(31, 600);
-        let path: PathBuf = central.dir.join("dataset-1.csv");
+        let path: PathBuf = central.dir.path().join("dataset-1.csv");
         datasets::write(&path, &rows).expect("write a dataset");
-        let honest = central.agency(1, &path, &[("CLI_BATCH_MAX_AMOUNT", "20")]);
+        let honest = retrying_agency(&central, 1, &path, &[("CLI_BATCH_MAX_AMOUNT", "20")]);
         Scene { central, honest, rows }
     }
 
@@ -64,7 +64,7 @@ impl Scene {
         assert_eq!(summary["bets"], self.rows.len().to_string());
         assert_eq!(summary["winners"], winners.to_string());
         let total = fields_of(&self.honest, &["action: total_winners | result: success"]);
-        let rows = self.central.winner_rows();
+        let rows = self.central.sorted_winner_rows();
         assert_eq!(total["winners"], rows.len().to_string());
         let mine: Vec<String> = rows.into_iter().filter(|r| r.starts_with("1,")).collect();
         let mut expected = expected_rows(1, &self.rows);

@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
-use common::{assert_success, expected_rows, fields_of, Central};
+use common::{agency, assert_success, expected_rows, fields_of, Central};
 use testkit::reference::{self, Row};
 
 fn course_datasets() -> Option<PathBuf> {
@@ -26,9 +26,10 @@ fn the_course_datasets_through_five_real_agencies() {
         eprintln!("NOTE: the course datasets are not here (set COURSE_DATASETS); this test checked nothing");
         return;
     };
-    let central = Central::start(5, Duration::ZERO);
+    let mut central = Central::start(5, &[]);
     let paths: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("dataset-{i}.csv"))).collect();
-    let mut clients: Vec<_> = (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &[])).collect();
+    let mut clients: Vec<_> =
+        (1u32..).zip(&paths).map(|(id, path)| agency(&central, id, path, &[])).collect();
     for client in &mut clients {
         assert_success(client);
     }
@@ -48,5 +49,7 @@ fn the_course_datasets_through_five_real_agencies() {
         expected_file.extend(expected_rows(id, rows));
     }
     expected_file.sort();
-    assert_eq!(central.winner_rows(), expected_file);
+    assert_eq!(central.sorted_winner_rows(), expected_file);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }

@@ -7,14 +7,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_success, binaries::CentralProcess, fields_of, PATIENCE};
+use common::{assert_success, fields_of, retrying_agency, Central, PATIENCE};
 use testkit::{datasets, process::LoggedChild, reference};
 
 const STOP_WITHIN: Duration = Duration::from_secs(1);
 
 /// Stops the central with SIGTERM, asserts it exits 0 within [`STOP_WITHIN`] with its closing
 /// lines, and starts it again on the same port and files.
-fn stop_and_restart(central: &mut CentralProcess, moment: &str) {
+fn stop_and_restart(central: &mut Central, moment: &str) {
     let started = Instant::now();
     central.process.sigterm();
     let status = central.process.wait_exit(PATIENCE).expect("the central exits");
@@ -51,7 +51,7 @@ fn wait_progress(agency: &LoggedChild, id: u32, bets: u64) {
 
 #[test]
 fn sigterm_mid_upload_and_mid_queries_stops_within_a_second_and_the_lottery_ends_exact() {
-    let mut central = CentralProcess::start(5, &[("SERVER_WINNER_DELAY_MS", "1")]);
+    let mut central = Central::start(5, &[("SERVER_WINNER_DELAY_MS", "1")]);
     // Four agencies of 2 500 bets (2.5 s of checks each) and one of 6 000: the four reach
     // the total queries while the fifth still uploads.
     let sizes = [2_500, 2_500, 2_500, 2_500, 6_000];
@@ -59,9 +59,8 @@ fn sigterm_mid_upload_and_mid_queries_stops_within_a_second_and_the_lottery_ends
         (1..=5u32).map(|id| datasets::generate(40 + u64::from(id), sizes[id as usize - 1])).collect();
     let mut agencies: Vec<LoggedChild> = (1..=5u32)
         .map(|id| {
-            let path = central.dir.join(&format!("dataset-{id}.csv"));
-            datasets::write(&path, &datasets[id as usize - 1]).expect("write a dataset");
-            central.agency(id, &path, &[])
+            let path = central.dataset(id, &datasets[id as usize - 1]);
+            retrying_agency(&central, id, &path, &[])
         })
         .collect();
 
@@ -100,6 +99,6 @@ fn sigterm_mid_upload_and_mid_queries_stops_within_a_second_and_the_lottery_ends
     }
     let mut rows: Vec<String> = expected.into_iter().flatten().collect();
     rows.sort();
-    assert_eq!(central.winner_rows(), rows, "every winner stored once");
+    assert_eq!(central.sorted_winner_rows(), rows, "every winner stored once");
     central.stop();
 }

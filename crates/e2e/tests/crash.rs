@@ -7,7 +7,7 @@ mod common;
 
 use std::{collections::BTreeMap, path::PathBuf, thread, time::Duration};
 
-use common::{assert_success, binaries::CentralProcess, expected_rows, fields_of};
+use common::{assert_success, expected_rows, fields_of, retrying_agency, Central};
 use testkit::{
     datasets::{self, Rng},
     process::LoggedChild,
@@ -32,11 +32,11 @@ fn datasets() -> Vec<Vec<Row>> {
     SIZES.iter().zip(1u64..).map(|(&n, seed)| datasets::generate(700 + seed, n)).collect()
 }
 
-fn write_datasets(central: &CentralProcess, sets: &[Vec<Row>]) -> Vec<PathBuf> {
+fn write_datasets(central: &Central, sets: &[Vec<Row>]) -> Vec<PathBuf> {
     (1u32..)
         .zip(sets)
         .map(|(id, rows)| {
-            let path = central.dir.join(&format!("dataset-{id}.csv"));
+            let path = central.dir.path().join(format!("dataset-{id}.csv"));
             datasets::write(&path, rows).expect("write a dataset");
             path
         })
@@ -58,14 +58,16 @@ fn said(client: &LoggedChild) -> Said {
 
 /// The same lottery without any crash: what each agency says, and the winners file.
 fn crash_free(sets: &[Vec<Row>]) -> (Vec<Said>, Vec<String>) {
-    let central = CentralProcess::start(5, &[]);
+    let central = Central::start(5, &[]);
     let paths = write_datasets(&central, sets);
-    let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, false))).collect();
+    let mut clients: Vec<LoggedChild> = (1u32..)
+        .zip(&paths)
+        .map(|(id, path)| retrying_agency(&central, id, path, &agency_env(id, false)))
+        .collect();
     for client in &mut clients {
         assert_success(client);
     }
-    (clients.iter().map(said).collect(), central.winner_rows())
+    (clients.iter().map(said).collect(), central.sorted_winner_rows())
 }
 
 /// Checks the crash-free run against the winning rule, then the crashed run against it.
@@ -93,10 +95,12 @@ fn the_central_killed_twenty_times_during_uploads_loses_and_duplicates_nothing()
     let sets = datasets();
     let expected = crash_free(&sets);
 
-    let mut central = CentralProcess::start(5, &CRASHY_ENV);
+    let mut central = Central::start(5, &CRASHY_ENV);
     let paths = write_datasets(&central, &sets);
-    let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, true))).collect();
+    let mut clients: Vec<LoggedChild> = (1u32..)
+        .zip(&paths)
+        .map(|(id, path)| retrying_agency(&central, id, path, &agency_env(id, true)))
+        .collect();
     let mut rng = Rng::new(2026);
     let mut recoveries = Vec::new();
     for round in 0..22 {
@@ -125,7 +129,7 @@ fn the_central_killed_twenty_times_during_uploads_loses_and_duplicates_nothing()
         .filter(|c| c.wait_for(&["action: retry | result: in_progress"], Duration::ZERO).is_some())
         .count();
     assert_eq!(retried, 5, "every agency lived through at least one crash");
-    let got = (clients.iter().map(said).collect(), central.winner_rows());
+    let got = (clients.iter().map(said).collect(), central.sorted_winner_rows());
     assert_same_as_crash_free(&sets, &expected, got);
 }
 
@@ -134,10 +138,12 @@ fn agencies_killed_and_restarted_mid_upload_finish_as_if_never_killed() {
     let sets = datasets();
     let expected = crash_free(&sets);
 
-    let central = CentralProcess::start(5, &CRASHY_ENV);
+    let central = Central::start(5, &CRASHY_ENV);
     let paths = write_datasets(&central, &sets);
-    let mut clients: Vec<LoggedChild> =
-        (1u32..).zip(&paths).map(|(id, path)| central.agency(id, path, &agency_env(id, true))).collect();
+    let mut clients: Vec<LoggedChild> = (1u32..)
+        .zip(&paths)
+        .map(|(id, path)| retrying_agency(&central, id, path, &agency_env(id, true)))
+        .collect();
     let mut rng = Rng::new(4);
     let mut killed_mid_upload = 0;
     for round in 0..20 {
@@ -148,7 +154,7 @@ fn agencies_killed_and_restarted_mid_upload_finish_as_if_never_killed() {
         let _ = clients[i].wait_exit(common::PATIENCE).expect("a killed agency exits");
         killed_mid_upload += usize::from(uploading);
         let id = i as u32 + 1;
-        clients[i] = central.agency(id, &paths[i], &agency_env(id, true));
+        clients[i] = retrying_agency(&central, id, &paths[i], &agency_env(id, true));
     }
     assert!(killed_mid_upload >= 10, "only {killed_mid_upload} of 20 kills hit an upload");
     for client in &mut clients {
@@ -159,6 +165,6 @@ fn agencies_killed_and_restarted_mid_upload_finish_as_if_never_killed() {
         .filter(|c| c.wait_for(&["action: resume | result: success"], Duration::ZERO).is_some())
         .count();
     assert_eq!(resumed, 4, "each restarted agency resumed where the central said");
-    let got = (clients.iter().map(said).collect(), central.winner_rows());
+    let got = (clients.iter().map(said).collect(), central.sorted_winner_rows());
     assert_same_as_crash_free(&sets, &expected, got);
 }

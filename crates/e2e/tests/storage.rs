@@ -9,11 +9,11 @@ mod common;
 
 use std::{path::Path, process::Command, time::Duration};
 
-use common::{assert_success, binaries, binaries::CentralProcess, expected_rows, fields_of, PATIENCE};
-use testkit::{datasets, process::LoggedChild, reference, TempDir};
+use common::{assert_success, expected_rows, fields_of, retrying_agency, Central, PATIENCE};
+use testkit::{central::server_command, datasets, process::LoggedChild, reference};
 
 fn server(storage: &Path, wrapper: &[&str]) -> LoggedChild {
-    let mut command = binaries::server_command(wrapper);
+    let mut command = server_command(wrapper);
     command.env("SERVER_IP", "127.0.0.1").env("SERVER_PORT", "0").env("SERVER_STORAGE_PATH", storage);
     LoggedChild::spawn(&mut command)
 }
@@ -29,28 +29,31 @@ fn assert_refuses_to_start(mut central: LoggedChild, reason: &str) {
 
 #[test]
 fn a_storage_path_that_is_a_directory_stops_the_start() {
-    let dir = TempDir::new("storage-dir");
+    let dir = tempfile::tempdir().unwrap();
     assert_refuses_to_start(server(dir.path(), &[]), "Is a directory");
 }
 
 #[test]
 fn a_winners_file_that_cannot_be_written_at_start_stops_the_start() {
-    let dir = TempDir::new("storage-fsize");
+    let dir = tempfile::tempdir().unwrap();
     // Not even the 47-byte header fits.
-    assert_refuses_to_start(server(&dir.join("winners.csv"), &["prlimit", "--fsize=10"]), "File too large");
+    assert_refuses_to_start(
+        server(&dir.path().join("winners.csv"), &["prlimit", "--fsize=10"]),
+        "File too large",
+    );
 }
 
 #[test]
 fn a_write_failure_mid_run_refuses_the_batch_and_nothing_unstored_is_acknowledged() {
-    let mut central = CentralProcess::start(1, &[("LOGGING_LEVEL", "DEBUG")]);
+    let mut central = Central::start(1, &[("LOGGING_LEVEL", "DEBUG")]);
     // Restart under a file size limit the journal reaches after a few dozen batches.
     central.crash();
     central.restart(&["prlimit", "--fsize=4000"]);
     let rows = datasets::generate(77, 1_500);
-    let path = central.dir.join("dataset-1.csv");
+    let path = central.dir.path().join("dataset-1.csv");
     datasets::write(&path, &rows).unwrap();
     let retrying = [("CLI_BATCH_MAX_AMOUNT", "20"), ("CLI_RETRY_TOTAL", "1s")];
-    let mut agency = central.agency(1, &path, &retrying);
+    let mut agency = retrying_agency(&central, 1, &path, &retrying);
     let status = agency.wait_exit(PATIENCE).expect("the agency gives up");
     assert_eq!(status.code(), Some(1), "{}", agency.transcript());
     let line = agency.wait_for(&["result: fail", "gave up after"], Duration::ZERO).expect("a give-up line");
@@ -78,26 +81,27 @@ fn a_write_failure_mid_run_refuses_the_batch_and_nothing_unstored_is_acknowledge
         "{}",
         central.process.transcript()
     );
-    let mut again = central.agency(1, &path, &retrying);
+    let mut again = retrying_agency(&central, 1, &path, &retrying);
     assert_success(&mut again);
     let summary = fields_of(&again, &["action: agency_summary | result: success"]);
     assert_eq!(summary["bets"], rows.len().to_string());
     assert_eq!(summary["winners"], reference::winners(&rows).len().to_string());
     let mut expected = expected_rows(1, &rows);
     expected.sort();
-    assert_eq!(central.winner_rows(), expected, "none lost, none twice");
+    assert_eq!(central.sorted_winner_rows(), expected, "none lost, none twice");
 }
 
 #[test]
 fn when_the_disk_takes_writes_again_the_retrying_agency_finishes_without_a_restart() {
-    let mut central = CentralProcess::start(1, &[]);
+    let mut central = Central::start(1, &[]);
     // A soft limit only, so it can be lifted while the central runs.
     central.crash();
     central.restart(&["prlimit", "--fsize=4000:unlimited"]);
     let rows = datasets::generate(78, 1_500);
-    let path = central.dir.join("dataset-1.csv");
+    let path = central.dir.path().join("dataset-1.csv");
     datasets::write(&path, &rows).unwrap();
-    let mut agency = central.agency(1, &path, &[("CLI_BATCH_MAX_AMOUNT", "20"), ("CLI_RETRY_MAX", "100ms")]);
+    let mut agency =
+        retrying_agency(&central, 1, &path, &[("CLI_BATCH_MAX_AMOUNT", "20"), ("CLI_RETRY_MAX", "100ms")]);
     let refused =
         agency.wait_for(&["action: retry | result: in_progress", "the central refused (storage)"], PATIENCE);
     assert!(refused.is_some(), "{}", agency.transcript());
@@ -110,6 +114,6 @@ fn when_the_disk_takes_writes_again_the_retrying_agency_finishes_without_a_resta
     assert_eq!(summary["winners"], reference::winners(&rows).len().to_string());
     let mut expected = expected_rows(1, &rows);
     expected.sort();
-    assert_eq!(central.winner_rows(), expected, "none lost, none twice");
+    assert_eq!(central.sorted_winner_rows(), expected, "none lost, none twice");
     assert!(central.process.wait_exit(Duration::ZERO).is_none(), "the same central all along");
 }

@@ -1,5 +1,5 @@
-//! The journal's format: checksummed, length-prefixed records, and the scan that reads them
-//! back and stops at the first torn one. Bytes only: no files, no locks (the store owns those).
+//! The journal's record format: checksummed, length-prefixed records, and the scan that reads
+//! them back and stops at the first torn one. Bytes only: no files, no locks (the engine owns those).
 //!
 //! Layout: the 8-byte magic `LOTJRNL1`, then records. A record is a `u32` body length, a
 //! `u32` CRC-32 (IEEE) of the body, then the body; every integer big-endian. The body's
@@ -13,7 +13,7 @@
 //!
 //! The first record is always the header. A crash can tear only the last record (the file
 //! is append-only); the scan reports where the last whole, checksum-valid record ends, and
-//! the store cuts the file back there.
+//! the engine cuts the file back there at start.
 
 use std::fmt;
 
@@ -90,36 +90,50 @@ impl Record {
     /// The record as it goes into the file: length, checksum, body.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::new();
         match self {
             Record::Header { agencies } => {
-                body.push(0);
+                let mut body = vec![0];
                 body.extend_from_slice(&agencies.to_be_bytes());
+                frame(&body)
             }
             Record::Batch { agency, sequence, bets, winners, rows } => {
-                body.push(1);
-                body.extend_from_slice(&agency.to_be_bytes());
-                body.extend_from_slice(&sequence.to_be_bytes());
-                body.extend_from_slice(&bets.to_be_bytes());
-                body.extend_from_slice(&(winners.len() as u32).to_be_bytes());
-                for w in winners {
-                    body.extend_from_slice(&w.to_be_bytes());
-                }
-                body.extend_from_slice(&(rows.len() as u32).to_be_bytes());
-                body.extend_from_slice(rows);
+                encode_batch(*agency, *sequence, *bets, winners, rows)
             }
             Record::Done { agency, batches } => {
-                body.push(2);
+                let mut body = vec![2];
                 body.extend_from_slice(&agency.to_be_bytes());
                 body.extend_from_slice(&batches.to_be_bytes());
+                frame(&body)
             }
         }
-        let mut out = Vec::with_capacity(RECORD_HEAD + body.len());
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-        out.extend_from_slice(&body);
-        out
     }
+}
+
+/// A batch record as it goes into the file, from borrowed parts (what
+/// `Record::Batch { .. }.encode()` gives, without building the record).
+#[must_use]
+pub fn encode_batch(agency: u32, sequence: u64, bets: u64, winners: &[u32], rows: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(1 + 4 + 8 + 8 + 4 + 4 * winners.len() + 4 + rows.len());
+    body.push(1);
+    body.extend_from_slice(&agency.to_be_bytes());
+    body.extend_from_slice(&sequence.to_be_bytes());
+    body.extend_from_slice(&bets.to_be_bytes());
+    body.extend_from_slice(&(winners.len() as u32).to_be_bytes());
+    for w in winners {
+        body.extend_from_slice(&w.to_be_bytes());
+    }
+    body.extend_from_slice(&(rows.len() as u32).to_be_bytes());
+    body.extend_from_slice(rows);
+    frame(&body)
+}
+
+/// Length, checksum, body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEAD + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32(body).to_be_bytes());
+    out.extend_from_slice(body);
+    out
 }
 
 /// Reads a whole journal file's bytes: the header, then records up to the first one that is

@@ -7,7 +7,7 @@ use std::process::Command;
 use common::Central;
 
 fn healthcheck(port: u16) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+    let output = Command::new(testkit::central::binary("server"))
         .arg("healthcheck")
         .env_clear()
         .env("SERVER_PORT", port.to_string())
@@ -18,7 +18,7 @@ fn healthcheck(port: u16) -> (bool, String) {
 
 #[test]
 fn a_serving_central_is_healthy() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let (healthy, out) = healthcheck(central.addr.port());
     assert!(healthy, "{out}");
     assert!(out.contains("action: healthcheck | result: success"), "{out}");
@@ -27,7 +27,7 @@ fn a_serving_central_is_healthy() {
 #[test]
 fn probes_leave_no_line_at_the_default_level() {
     // Docker probes every 2 s for the central's whole life: that must not fill its log.
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     for _ in 0..5 {
         assert!(healthcheck(central.addr.port()).0);
     }

@@ -1,4 +1,4 @@
-//! Opening the store's two files at start: a new lottery when there is no journal, else the
+//! Opening the journal engine's two files at start: a new lottery when there is no journal, else the
 //! previous one rebuilt from its journal.
 //!
 //! The journal is the truth; the winners file is its view (the header, then every committed
@@ -8,30 +8,56 @@
 //! never committed are cut off, and a file that lost rows (or was replaced) is rewritten.
 
 use std::{
+    fmt,
     fs::{self, File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
 };
 
-use crate::{
-    journal::{self, Record},
-    store::HEADER,
-    tally::AgencyState,
+use super::{
+    record::{self, Record},
+    winners_file::{self, HEADER},
 };
+use crate::store::{Ledger, StoreError};
 
-/// The store's files, open for appending, and the state they hold.
+/// The engine's files, open for appending, and the state they hold.
 #[derive(Debug)]
-pub(crate) struct Opened {
+pub(super) struct Opened {
     pub winners: File,
     pub winners_len: u64,
     pub journal: File,
     pub journal_len: u64,
-    pub agencies: Vec<AgencyState>,
+    pub ledger: Ledger,
+}
+
+/// Why the files cannot be opened.
+#[derive(Debug)]
+pub(super) enum OpenError {
+    /// A file cannot be created, read, written or synced.
+    Io(io::Error),
+    /// The journal cannot be used: not a journal, damaged beyond a torn tail, or of another
+    /// lottery. The text says which and what to do.
+    Unusable(String),
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io(e) => write!(f, "{e}"),
+            OpenError::Unusable(reason) => write!(f, "{reason}"),
+        }
+    }
 }
 
 /// The journal's path: the winners file's, with `.journal` appended.
 #[must_use]
-pub fn journal_path(winners: &Path) -> PathBuf {
+pub(super) fn journal_path(winners: &Path) -> PathBuf {
     let mut name = winners.as_os_str().to_owned();
     name.push(".journal");
     PathBuf::from(name)
@@ -43,7 +69,7 @@ pub fn journal_path(winners: &Path) -> PathBuf {
 /// # Errors
 /// When a file cannot be read, written or synced, when the journal is not one, or when it
 /// was written for another number of agencies.
-pub(crate) fn open(path: &Path, agencies: u32) -> io::Result<Opened> {
+pub(super) fn open(path: &Path, agencies: u32) -> Result<Opened, OpenError> {
     let journal = journal_path(path);
     if journal.exists() {
         recover(path, &journal, agencies)
@@ -52,7 +78,7 @@ pub(crate) fn open(path: &Path, agencies: u32) -> io::Result<Opened> {
     }
 }
 
-fn create(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened> {
+fn create(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, OpenError> {
     let previous = fs::metadata(path).map_or(0, |m| m.len());
     if previous > HEADER.len() as u64 + 1 {
         log::warn!(
@@ -61,12 +87,12 @@ fn create(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened>
         );
     }
     let mut winners = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-    winners.write_all(format!("{HEADER}\n").as_bytes())?;
+    winners.write_all(&winners_file::header_line())?;
     winners.sync_all()?;
     // The journal appears whole or not at all: written aside, synced, renamed into place,
     // and the rename synced. A crash before the rename leaves no journal, so the next start
     // is a new lottery again, as it should be.
-    let mut first = journal::MAGIC.to_vec();
+    let mut first = record::MAGIC.to_vec();
     first.extend(Record::Header { agencies }.encode());
     let mut aside = journal_path.as_os_str().to_owned();
     aside.push(".new");
@@ -87,13 +113,13 @@ fn create(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened>
         winners_len: HEADER.len() as u64 + 1,
         journal: append_to(journal_path)?,
         journal_len: first.len() as u64,
-        agencies: vec![AgencyState::default(); agencies as usize],
+        ledger: Ledger::new(agencies),
     })
 }
 
-fn recover(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened> {
+fn recover(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, OpenError> {
     let bytes = fs::read(journal_path)?;
-    let scan = journal::scan(&bytes).map_err(|e| invalid(format!("{}: {e}", journal_path.display())))?;
+    let scan = record::scan(&bytes).map_err(|e| invalid(format!("{}: {e}", journal_path.display())))?;
     if scan.agencies != agencies {
         return Err(invalid(format!(
             "{} holds a lottery among {} agencies but SERVER_AGENCIES is {agencies}; \
@@ -104,29 +130,25 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened
             journal_path.display()
         )));
     }
-    let mut state = vec![AgencyState::default(); agencies as usize];
-    let mut view = format!("{HEADER}\n").into_bytes();
-    let (mut batches, mut bets, mut winners) = (0u64, 0u64, 0u64);
+    // The same rules a live batch meets (`Ledger`): a whole record that breaks them is
+    // corruption, not a crash, and stops the start.
+    let mut ledger = Ledger::new(agencies);
+    let mut view = winners_file::header_line();
     for (i, (record, _)) in scan.records.into_iter().enumerate() {
         let broken = |what: &str| invalid(format!("{} record {}: {what}", journal_path.display(), i + 1));
+        let refused = |e: StoreError, what: &str| match e {
+            StoreError::UnknownAgency { .. } => broken("unknown agency"),
+            _ => broken(what),
+        };
         match record {
-            Record::Batch { agency, sequence, bets: count, winners: positions, rows } => {
-                let slot = slot(&mut state, agency).ok_or_else(|| broken("unknown agency"))?;
-                if slot.tally.done || sequence != slot.last_sequence() + 1 {
-                    return Err(broken("batch out of sequence"));
-                }
-                slot.tally.bets += count;
-                slot.tally.winners += positions.len() as u64;
-                (batches, bets, winners) = (batches + 1, bets + count, winners + positions.len() as u64);
-                slot.results.push((count, positions));
+            Record::Batch { agency, sequence, bets, winners, rows } => {
+                ledger
+                    .apply_batch(agency, sequence, bets, winners)
+                    .map_err(|e| refused(e, "batch out of sequence"))?;
                 view.extend_from_slice(&rows);
             }
-            Record::Done { agency, batches: count } => {
-                let slot = slot(&mut state, agency).ok_or_else(|| broken("unknown agency"))?;
-                if slot.tally.done || count != slot.last_sequence() {
-                    return Err(broken("done out of sequence"));
-                }
-                slot.tally.done = true;
+            Record::Done { agency, batches } => {
+                ledger.apply_done(agency, batches).map_err(|e| refused(e, "done out of sequence"))?;
             }
             Record::Header { .. } => return Err(broken("a second header")),
         }
@@ -141,8 +163,8 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened
             journal_path.display()
         );
     }
-    repair_view(path, &view)?;
-    let done = state.iter().filter(|s| s.tally.done).count();
+    winners_file::repair(path, &view)?;
+    let (batches, bets, winners, done) = ledger.totals();
     log::info!(
         "action: store_open | result: success | mode: recovered | path: {} | journal: {} | agencies: {agencies} | \
          batches: {batches} | bets: {bets} | winners: {winners} | agencies_done: {done}",
@@ -154,44 +176,8 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> io::Result<Opened
         winners_len: view.len() as u64,
         journal,
         journal_len: scan.valid_len,
-        agencies: state,
+        ledger,
     })
-}
-
-/// Makes the winners file hold exactly `view`: cuts off rows the journal does not hold (a
-/// batch appended but never committed), or rewrites the file if it lost or changed rows.
-fn repair_view(path: &Path, view: &[u8]) -> io::Result<()> {
-    let current = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    if current.starts_with(view) {
-        if current.len() > view.len() {
-            let file = OpenOptions::new().write(true).open(path)?;
-            file.set_len(view.len() as u64)?;
-            file.sync_all()?;
-            log::info!(
-                "action: winners_repair | result: success | path: {} | discarded_bytes: {} | note: rows of a batch never acknowledged",
-                path.display(),
-                current.len() - view.len()
-            );
-        }
-        return Ok(());
-    }
-    let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-    file.write_all(view)?;
-    file.sync_all()?;
-    log::warn!(
-        "action: winners_repair | result: success | path: {} | rewritten_bytes: {} | note: the winners file did not match the journal and was rebuilt from it",
-        path.display(),
-        view.len()
-    );
-    Ok(())
-}
-
-fn slot(state: &mut [AgencyState], agency: u32) -> Option<&mut AgencyState> {
-    agency.checked_sub(1).and_then(|i| state.get_mut(i as usize))
 }
 
 fn append_to(path: &Path) -> io::Result<File> {
@@ -207,6 +193,6 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
+fn invalid(message: String) -> OpenError {
+    OpenError::Unusable(message)
 }

@@ -20,7 +20,7 @@ fn refusal_kind(response: Response) -> ErrorKind {
 
 #[test]
 fn echo_answers_the_very_bytes_it_was_sent() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut raw = central.raw();
     // Echo("hola"): length 16, variant 0, length-prefixed bytes.
     let frame = [0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, b'h', b'o', b'l', b'a'];
@@ -32,7 +32,7 @@ fn echo_answers_the_very_bytes_it_was_sent() {
 
 #[test]
 fn a_full_lottery_between_two_agencies() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut one = central.connect();
     let mut two = central.connect();
     assert_eq!(
@@ -65,7 +65,7 @@ fn a_full_lottery_between_two_agencies() {
 
 #[test]
 fn an_invalid_bet_refuses_the_whole_batch_and_stores_nothing() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut conn = central.connect();
     let bets = vec![winning_bet(), wire("Ana", "Díaz", "12.345.678", "2000-01-01")];
     let Response::Error { kind, message } =
@@ -90,7 +90,7 @@ fn an_invalid_bet_refuses_the_whole_batch_and_stores_nothing() {
 
 #[test]
 fn unknown_agencies_out_of_order_batches_and_finished_agencies_are_refused() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut conn = central.connect();
     for agency in [0, 3] {
         let response = call(&mut conn, Request::BetBatch { agency, sequence: 1, bets: vec![losing_bet()] });
@@ -114,7 +114,7 @@ fn unknown_agencies_out_of_order_batches_and_finished_agencies_are_refused() {
 
 #[test]
 fn a_malformed_frame_is_answered_and_the_connection_goes_on() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut raw = central.raw();
     // A whole frame whose payload names no message (variant 99), then an empty frame.
     raw.write_all(&[0, 0, 0, 4, 0, 0, 0, 99, 0, 0, 0, 0]).unwrap();
@@ -129,7 +129,7 @@ fn a_malformed_frame_is_answered_and_the_connection_goes_on() {
 
 #[test]
 fn an_oversized_frame_is_refused_then_the_connection_closed() {
-    let central = Central::start(&[("SERVER_MAX_FRAME_BYTES", "1024")]);
+    let central = Central::start(2, &[("SERVER_MAX_FRAME_BYTES", "1024")]);
     for prefix in [[0, 0, 4, 1], [0xff, 0xff, 0xff, 0xff]] {
         let mut raw = central.raw();
         raw.write_all(&prefix).unwrap();
@@ -143,7 +143,7 @@ fn an_oversized_frame_is_refused_then_the_connection_closed() {
 
 #[test]
 fn bare_connect_and_close_is_harmless_and_quiet() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     for _ in 0..200 {
         drop(TcpStream::connect(central.addr).unwrap());
     }
@@ -162,7 +162,7 @@ fn bare_connect_and_close_is_harmless_and_quiet() {
 
 #[test]
 fn past_the_connection_cap_a_newcomer_is_told_busy() {
-    let central = Central::start(&[("SERVER_MAX_CONNECTIONS", "4")]);
+    let central = Central::start(2, &[("SERVER_MAX_CONNECTIONS", "4")]);
     let mut held: Vec<_> = (0..4).map(|_| central.connect()).collect();
     for conn in &mut held {
         assert_eq!(call(conn, Request::Echo(vec![0])), Response::Echo(vec![0]));
@@ -188,7 +188,7 @@ fn past_the_connection_cap_a_newcomer_is_told_busy() {
 
 #[test]
 fn an_idle_connection_is_closed_after_the_timeout() {
-    let central = Central::start(&[("SERVER_IDLE_TIMEOUT_SECS", "1")]);
+    let central = Central::start(2, &[("SERVER_IDLE_TIMEOUT_SECS", "1")]);
     let mut raw = central.raw();
     let started = Instant::now();
     let mut buf = [0u8; 1];
@@ -200,7 +200,7 @@ fn an_idle_connection_is_closed_after_the_timeout() {
 
 #[test]
 fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut honest = central.connect();
     assert_eq!(
         call(&mut honest, Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning_bet()] }),
@@ -224,7 +224,7 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let central = Central::start(&[]);
+    let central = Central::start(2, &[]);
     let mut conn = central.connect();
     // Sent without waiting: batches (held for a shared sync) with an echo (answered at once)
     // among them, then a replay of batch 1 and the done.

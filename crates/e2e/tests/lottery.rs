@@ -5,20 +5,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_success, expected_rows, fields_of, Central, PATIENCE};
+use common::{agency, assert_success, expected_rows, fields_of, Central, PATIENCE};
 use protocol::{Connection, Request, Response};
 use testkit::{datasets, reference};
 
 #[test]
 fn five_agencies_at_once_get_exact_counts_and_the_total() {
-    let central = Central::start(5, Duration::ZERO);
+    let mut central = Central::start(5, &[]);
     let sizes = [2_700, 2_550, 1_600, 920, 99];
     let datasets: Vec<_> = sizes.iter().zip(1u64..).map(|(&n, seed)| datasets::generate(seed, n)).collect();
     let mut clients: Vec<_> = (1u32..)
         .zip(&datasets)
         .map(|(id, rows)| {
             let path = central.dataset(id, rows);
-            central.agency(id, &path, &[("CLI_BATCH_MAX_AMOUNT", "37")])
+            agency(&central, id, &path, &[("CLI_BATCH_MAX_AMOUNT", "37")])
         })
         .collect();
     for client in &mut clients {
@@ -37,19 +37,21 @@ fn five_agencies_at_once_get_exact_counts_and_the_total() {
         assert_eq!(summary["winner_rate"], format!("{:.2}%", winners as f64 * 100.0 / rows.len() as f64));
         let total = fields_of(client, &["action: total_winners | result: success"]);
         assert_eq!(total["winners"], expected_total.to_string(), "agency {id}");
-        let tally = central.lottery.store().tally(id).unwrap();
+        let tally = central.tally(id);
         assert_eq!((tally.bets, tally.winners, tally.done), (rows.len() as u64, winners as u64, true));
         expected_file.extend(expected_rows(id, rows));
     }
     expected_file.sort();
-    assert_eq!(central.winner_rows(), expected_file);
+    assert_eq!(central.sorted_winner_rows(), expected_file);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
-    let central = Central::start(3, Duration::ZERO);
+    let mut central = Central::start(3, &[]);
     let first_rows = datasets::generate(11, 300);
-    let first = central.agency(1, &central.dataset(1, &first_rows), &[]);
+    let first = agency(&central, 1, &central.dataset(1, &first_rows), &[]);
     let line =
         first.wait_for(&["action: total_winners | result: in_progress", "agencies_pending: 2"], PATIENCE);
     assert!(line.is_some(), "agency 1 is told two agencies are pending:\n{}", first.transcript());
@@ -90,7 +92,7 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
     );
 
     // Agency 3 has an empty dataset: it still finishes, and the lottery with it.
-    let mut third = central.agency(3, &central.dataset(3, &[]), &[]);
+    let mut third = agency(&central, 3, &central.dataset(3, &[]), &[]);
     assert_success(&mut third);
     let summary = fields_of(&third, &["action: agency_summary | result: success"]);
     assert_eq!((summary["bets"].as_str(), summary["winners"].as_str()), ("0", "0"));
@@ -109,12 +111,14 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
         asker.call(&Request::WinnersQuery { agency: 3 }).unwrap(),
         Response::Total { winners: expected as u64 }
     );
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn invalid_rows_are_skipped_logged_with_their_line_and_counted() {
-    let central = Central::start(1, Duration::ZERO);
-    let path = central.dir.join("mixed.csv");
+    let mut central = Central::start(1, &[]);
+    let path = central.dir.path().join("mixed.csv");
     let valid = datasets::generate(21, 60);
     let mut text = String::new();
     for (i, [f, l, d, b]) in valid.iter().enumerate() {
@@ -129,7 +133,7 @@ fn invalid_rows_are_skipped_logged_with_their_line_and_counted() {
         }
     }
     std::fs::write(&path, text).unwrap();
-    let mut client = central.agency(1, &path, &[]);
+    let mut client = agency(&central, 1, &path, &[]);
     assert_success(&mut client);
     let summary = fields_of(&client, &["action: agency_summary | result: success"]);
     assert_eq!(summary["bets"], "60");
@@ -145,22 +149,25 @@ fn invalid_rows_are_skipped_logged_with_their_line_and_counted() {
             "{needle}"
         );
     }
-    assert_eq!(central.winner_rows(), {
+    assert_eq!(central.sorted_winner_rows(), {
         let mut rows = expected_rows(1, &valid);
         rows.sort();
         rows
     });
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn a_single_bet_from_the_environment_is_checked_and_logged() {
-    let central = Central::start(1, Duration::ZERO);
-    let nowhere = central.dir.join("unused.csv");
+    let mut central = Central::start(1, &[]);
+    let nowhere = central.dir.path().join("unused.csv");
     for (first, last, document, birthdate, won) in [
         ("Kiara Valentina", "Basile", "32250087", "1987-05-17", true),
         ("Santiago Lionel", "Lorca", "30904465", "1999-03-17", false),
     ] {
-        let mut client = central.agency(
+        let mut client = agency(
+            &central,
             1,
             &nowhere,
             &[("NOMBRE", first), ("APELLIDO", last), ("DOCUMENTO", document), ("NACIMIENTO", birthdate)],
@@ -171,19 +178,24 @@ fn a_single_bet_from_the_environment_is_checked_and_logged() {
         );
         assert!(client.wait_for(&[&line], Duration::ZERO).is_some(), "{}", client.transcript());
     }
-    assert_eq!(central.winner_rows(), ["1,Kiara Valentina,Basile,32250087,1987-05-17"]);
+    assert_eq!(central.sorted_winner_rows(), ["1,Kiara Valentina,Basile,32250087,1987-05-17"]);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
 fn an_invalid_single_bet_fails_with_its_reason() {
-    let central = Central::start(1, Duration::ZERO);
-    let mut client = central.agency(
+    let mut central = Central::start(1, &[]);
+    let mut client = agency(
+        &central,
         1,
-        &central.dir.join("unused.csv"),
+        &central.dir.path().join("unused.csv"),
         &[("NOMBRE", "Ana"), ("APELLIDO", "Díaz"), ("DOCUMENTO", "30.904.465"), ("NACIMIENTO", "1999-03-17")],
     );
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
     assert!(client.wait_for(&["action: bet_checked | result: fail", "30.904.465"], Duration::ZERO).is_some());
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }
 
 #[test]
@@ -192,11 +204,11 @@ fn an_unreachable_central_is_a_clear_error_and_exit_1() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let dir = testkit::TempDir::new("client-unreachable");
-    let data = dir.join("dataset.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset.csv");
     datasets::write(&data, &datasets::generate(3, 10)).unwrap();
     let mut client = testkit::process::LoggedChild::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        std::process::Command::new(testkit::central::binary("client"))
             .env_clear()
             .env("CLI_ID", "1")
             .env("CLI_SERVER_ADDRESS", format!("127.0.0.1:{port}"))
@@ -216,10 +228,12 @@ fn an_unreachable_central_is_a_clear_error_and_exit_1() {
 
 #[test]
 fn a_missing_dataset_is_a_clear_error_and_exit_1() {
-    let central = Central::start(1, Duration::ZERO);
-    let mut client = central.agency(1, &central.dir.join("absent.csv"), &[]);
+    let mut central = Central::start(1, &[]);
+    let mut client = agency(&central, 1, &central.dir.path().join("absent.csv"), &[]);
     assert_eq!(client.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
     assert!(client
         .wait_for(&["action: read_dataset | result: fail", "absent.csv"], Duration::ZERO)
         .is_some());
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
 }

@@ -1,76 +1,7 @@
-//! What the store knows and answers, apart from how it keeps it: an agency's tally and
-//! committed batches, where the lottery stands, what to do with an incoming batch, a batch
-//! staged for a shared sync, and why the store refuses.
+//! Why storage refuses a request: the lottery's rules (an unknown agency, a batch out of
+//! sequence...) and the engine's own failures (I/O, a store broken by a failed sync).
 
-use std::{fmt, io};
-
-/// One agency's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Bets stored.
-    pub bets: u64,
-    /// Of those, winners.
-    pub winners: u64,
-    /// Whether the agency said it has sent everything.
-    pub done: bool,
-}
-
-/// Where the lottery stands, for the winners query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Every agency is done: the winners of all of them.
-    Complete {
-        /// Winning bets across all agencies.
-        winners: u64,
-    },
-    /// Agencies still loading.
-    Pending {
-        /// How many have not said they are done.
-        agencies: u32,
-    },
-}
-
-/// What the store has committed for one agency, for an agency resuming its upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resume {
-    /// Its last committed batch (0: none).
-    pub last_sequence: u64,
-    /// Its counts.
-    pub tally: Tally,
-}
-
-/// What to do with a batch, decided before its winners are computed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    /// The next batch of its agency: check it and commit it.
-    Fresh,
-    /// Already committed: answer with these winner positions, store nothing.
-    Replay(Vec<u32>),
-}
-
-/// A batch appended but not yet known to be on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Staged {
-    /// Positions of its winners, to answer with once durable.
-    pub winners: Vec<u32>,
-    /// The journal offset a sync must reach before the answer.
-    pub durable_at: u64,
-}
-
-/// One agency's committed state, rebuilt from the journal at start.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AgencyState {
-    pub tally: Tally,
-    /// Each committed batch's bet count and winner positions, index `sequence - 1`, so a
-    /// replayed batch gets its original answer (and one of another size is refused).
-    pub results: Vec<(u64, Vec<u32>)>,
-}
-
-impl AgencyState {
-    pub fn last_sequence(&self) -> u64 {
-        self.results.len() as u64
-    }
-}
+use std::{error::Error, fmt, io};
 
 /// Why the store refused.
 #[derive(Debug)]
@@ -135,4 +66,11 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            StoreError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}

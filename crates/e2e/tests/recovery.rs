@@ -6,7 +6,7 @@ mod common;
 
 use std::{fs::OpenOptions, io::Write, time::Duration};
 
-use common::{binaries::CentralProcess, PATIENCE};
+use common::{Central, PATIENCE};
 use protocol::{Request, Response, WireBet};
 
 fn wire(first: &str, last: &str, document: &str, birthdate: &str) -> WireBet {
@@ -27,13 +27,13 @@ fn losing() -> WireBet {
     wire("Santiago Lionel", "Lorca", "30904465", "1999-03-17")
 }
 
-fn call(central: &CentralProcess, request: Request) -> Response {
+fn call(central: &Central, request: Request) -> Response {
     central.connect().call(&request).unwrap_or_else(|e| panic!("{request:?} failed: {e}"))
 }
 
 #[test]
 fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
-    let mut central = CentralProcess::start(2, &[]);
+    let mut central = Central::start(2, &[]);
     let first = Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing(), winning()] };
     assert_eq!(call(&central, first.clone()), Response::BatchResult { sequence: 1, winners: vec![1] });
     assert_eq!(call(&central, Request::AgencyDone { agency: 2, batches: 0 }), Response::Ack);
@@ -60,19 +60,19 @@ fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
     assert_eq!(call(&central, second), Response::BatchResult { sequence: 2, winners: vec![0] });
     assert_eq!(call(&central, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
     assert_eq!(call(&central, Request::WinnersQuery { agency: 2 }), Response::Total { winners: 2 });
-    assert_eq!(central.winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]);
+    assert_eq!(central.sorted_winner_rows(), vec!["1,Kiara Valentina,Basile,32250087,1987-05-17"; 2]);
 }
 
 #[test]
 fn a_torn_last_record_and_unacknowledged_rows_are_discarded_at_start() {
-    let mut central = CentralProcess::start(1, &[]);
+    let mut central = Central::start(1, &[]);
     let batch = Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning()] };
     assert_eq!(call(&central, batch), Response::BatchResult { sequence: 1, winners: vec![0] });
     central.stop();
     let winners_before = std::fs::read(central.winners_path()).unwrap();
     // What a crash in the middle of the next commit leaves: its rows appended, its journal
     // record cut short (a length announcing 60 bytes, a checksum, then 9 bytes of body).
-    let journal = central.dir.join("winners.csv.journal");
+    let journal = central.dir.path().join("winners.csv.journal");
     OpenOptions::new()
         .append(true)
         .open(&journal)
@@ -110,7 +110,7 @@ fn a_torn_last_record_and_unacknowledged_rows_are_discarded_at_start() {
 
 #[test]
 fn a_journal_of_another_number_of_agencies_stops_the_start() {
-    let mut central = CentralProcess::start(2, &[]);
+    let mut central = Central::start(2, &[]);
     central.stop();
     let mut again = central.spawn_again(&[("SERVER_AGENCIES", "3")]);
     let status = again.wait_exit(PATIENCE).expect("the central exits");

@@ -33,7 +33,7 @@ fn assert_closing_lines(central: &Central, signal: &str) {
 
 #[test]
 fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
-    let mut central = Central::start(&[]);
+    let mut central = Central::start(2, &[]);
     let mut connections: Vec<_> = (0..100).map(|_| central.connect()).collect();
     // An answered echo proves each connection has its own thread waiting on it.
     for (i, conn) in connections.iter_mut().enumerate() {
@@ -62,7 +62,7 @@ fn sigterm_with_100_idle_connections_exits_zero_within_a_second() {
 
 #[test]
 fn sigint_stops_it_the_same_way() {
-    let mut central = Central::start(&[]);
+    let mut central = Central::start(2, &[]);
     let started = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &central.process.pid().to_string()])
@@ -78,7 +78,7 @@ fn sigint_stops_it_the_same_way() {
 #[test]
 fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
     // 15 bets at 20 ms each: the batch takes about 300 ms to check, within the stop's grace.
-    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut central = Central::start(2, &[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
     let mut conn = central.connect();
     let mut bets = vec![losing_bet(); 15];
     bets[7] = winning_bet();
@@ -101,7 +101,7 @@ fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
 #[test]
 fn sigterm_abandons_a_batch_whose_check_would_outlast_the_stop() {
     // 400 bets at 20 ms each: 8 s of checking, far past the stop's second.
-    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut central = Central::start(2, &[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
     let mut conn = central.connect();
     let mut bets = vec![losing_bet(); 400];
     bets[3] = winning_bet();
@@ -129,7 +129,7 @@ fn sigterm_abandons_a_batch_whose_check_would_outlast_the_stop() {
 fn requests_already_sent_are_not_processed_once_the_stop_begins() {
     // One slow batch (300 ms), then 50 more already in the socket behind it: the first is
     // finished and answered, the others are dropped unanswered and unstored.
-    let mut central = Central::start(&[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
+    let mut central = Central::start(2, &[("SERVER_WINNER_DELAY_MS", "20"), ("LOGGING_LEVEL", "DEBUG")]);
     let mut conn = central.connect();
     let mut first = vec![losing_bet(); 15];
     first[2] = winning_bet();
@@ -159,7 +159,7 @@ fn requests_already_sent_are_not_processed_once_the_stop_begins() {
 
 #[test]
 fn a_peer_that_never_reads_its_answers_cannot_hold_the_stop() {
-    let mut central = Central::start(&[]);
+    let mut central = Central::start(2, &[]);
     let stream = central.raw();
     // Echoes of 1 MiB less a little, sent until the central, unable to write its answers to a
     // peer that does not read, stops reading too: then this side's write times out.
@@ -190,12 +190,12 @@ fn a_peer_that_never_reads_its_answers_cannot_hold_the_stop() {
 
 #[test]
 fn a_winners_file_that_cannot_be_created_stops_the_start() {
-    let dir = testkit::TempDir::new("server-unwritable");
+    let dir = tempfile::tempdir().unwrap();
     let mut process = testkit::process::LoggedChild::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        std::process::Command::new(testkit::central::binary("server"))
             .env_clear()
             .env("SERVER_PORT", "0")
-            .env("SERVER_STORAGE_PATH", dir.join("missing-dir/winners.csv")),
+            .env("SERVER_STORAGE_PATH", dir.path().join("missing-dir/winners.csv")),
     );
     let status = process.wait_exit(PATIENCE).expect("the central exits");
     assert_eq!(status.code(), Some(1));
@@ -208,7 +208,7 @@ fn a_winners_file_that_cannot_be_created_stops_the_start() {
 #[test]
 fn a_bad_setting_is_refused_with_exit_status_2() {
     let mut process = testkit::process::LoggedChild::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_server")).env_clear().env("SERVER_PORT", "http"),
+        std::process::Command::new(testkit::central::binary("server")).env_clear().env("SERVER_PORT", "http"),
     );
     assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(2));
     assert!(process.wait_for(&["action: config | result: fail", "SERVER_PORT"], Duration::ZERO).is_some());
@@ -216,7 +216,7 @@ fn a_bad_setting_is_refused_with_exit_status_2() {
 
 #[test]
 fn a_socket_closed_by_shutdown_reads_end_of_stream() {
-    let mut central = Central::start(&[]);
+    let mut central = Central::start(2, &[]);
     let mut raw = central.raw();
     // Make sure the connection is served before stopping.
     let mut conn = central.connect();
@@ -229,13 +229,13 @@ fn a_socket_closed_by_shutdown_reads_end_of_stream() {
 
 #[test]
 fn a_previous_winners_file_is_replaced_with_a_warning() {
-    let dir = testkit::TempDir::new("server-replace");
-    let path = dir.join("winners.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("winners.csv");
     let header = "agency,first_name,last_name,document,birthdate\n";
     let previous = format!("{header}1,Ana,Díaz,1,2000-01-31\n");
     std::fs::write(&path, &previous).unwrap();
     let mut process = testkit::process::LoggedChild::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        std::process::Command::new(testkit::central::binary("server"))
             .env_clear()
             .env("SERVER_IP", "127.0.0.1")
             .env("SERVER_PORT", "0")

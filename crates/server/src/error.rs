@@ -1,0 +1,77 @@
+//! Why the central cannot start, or could not close cleanly: the errors `main` turns into an
+//! exit status. A refused request is not one of these (it is answered with a typed
+//! `Response::Error` and the central goes on).
+
+use std::{error::Error, fmt, io, net::SocketAddr, path::PathBuf};
+
+use crate::store::StoreError;
+
+/// Why [`Server::bind`](crate::Server::bind) or [`Server::run`](crate::Server::run) failed.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The store's files cannot be created, read, written or synced.
+    OpenStore {
+        /// The winners file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The store holds a lottery it cannot continue: a damaged journal, or one among another
+    /// number of agencies. The reason says what to do.
+    Recover {
+        /// The winners file.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+    /// `SERVER_IP` cannot be resolved.
+    Resolve {
+        /// The address asked for.
+        ip: String,
+        /// What the resolver said; `None` when it answered with no address.
+        source: Option<io::Error>,
+    },
+    /// The listening socket cannot be set up on `addr`.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The listening socket cannot report its own address.
+    LocalAddr(io::Error),
+    /// The last sync of the store, at shutdown, failed.
+    CloseStore(StoreError),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::OpenStore { path, source } => {
+                write!(f, "cannot open winners file {}: {source}", path.display())
+            }
+            ServerError::Recover { path, reason } => {
+                write!(f, "cannot open winners file {}: {reason}", path.display())
+            }
+            ServerError::Resolve { source: Some(e), .. } => write!(f, "{e}"),
+            ServerError::Resolve { ip, source: None } => write!(f, "{ip} resolves to no address"),
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::LocalAddr(e) => write!(f, "{e}"),
+            // The system's words alone, as the close line has always said them.
+            ServerError::CloseStore(StoreError::Io(e)) => write!(f, "{e}"),
+            ServerError::CloseStore(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Error for ServerError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ServerError::OpenStore { source, .. } | ServerError::Bind { source, .. } => Some(source),
+            ServerError::Resolve { source, .. } => source.as_ref().map(|e| e as &(dyn Error + 'static)),
+            ServerError::LocalAddr(e) => Some(e),
+            ServerError::CloseStore(e) => Some(e),
+            ServerError::Recover { .. } => None,
+        }
+    }
+}

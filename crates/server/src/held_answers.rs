@@ -1,0 +1,108 @@
+//! Held answers: group commit as a connection sees it.
+//!
+//! A batch is answered only once it is durable. Making it durable costs a sync (about a
+//! millisecond), so a connection that has more requests already waiting holds its batch
+//! answers and lets one sync cover them all. The rule, stated here once:
+//!
+//! - A batch's answer is **held** (with its commit [`Ticket`]) instead of written.
+//! - Held answers are **released** (one [`Engine::make_durable`](crate::store::Engine) for
+//!   the latest ticket, then all written in order, in one write) as soon as any of these holds:
+//!   - the peer's next request is not already here, neither whole in the connection's buffer
+//!     ([`Connection::has_buffered_frame`]) nor in the socket (one non-blocking `MSG_PEEK`):
+//!     the next read could block, and an answer must never wait on the peer;
+//!   - [`MAX_HELD`] answers are held, so a peer that never stops sending still gets answers;
+//!   - a held batch was slow to check ([`SLOW_BATCH`]): the next one will be too, and a sync
+//!     saves less than it would keep the agency waiting;
+//!   - any other answer is about to be written (answers go out in request order), or the
+//!     connection is ending.
+//!
+//! Across connections the engine groups syncs too (the journal: one `fdatasync` covers every
+//! batch appended before it started); that part lives in the engine, behind
+//! [`Engine::make_durable`](crate::store::Engine).
+
+use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
+
+use socket2::SockRef;
+
+use protocol::{Connection, Response};
+
+use crate::{service::Lottery, store::Ticket};
+
+/// Most batch answers held for one shared sync; past it they are released even if more
+/// requests are buffered, so answers keep flowing to a peer that never stops sending.
+pub const MAX_HELD: usize = 16;
+
+/// A batch whose simulated check takes this long is answered without waiting for the next
+/// one: a sync costs well under a millisecond, so holding an answer through another 100 ms
+/// batch (1 ms a bet) saves nothing and keeps the agency waiting.
+pub const SLOW_BATCH: Duration = Duration::from_millis(2);
+
+/// One connection's batch answers held for one shared sync.
+#[derive(Debug, Default)]
+pub struct HeldAnswers {
+    responses: Vec<Response>,
+    /// What the sync must cover: the latest of the held batches' tickets.
+    ticket: Ticket,
+    /// Whether a held batch was slow to check: then the answers go out now.
+    slow: bool,
+}
+
+impl HeldAnswers {
+    /// Holds `response`, the answer to a batch staged under `ticket` whose check took `check`.
+    pub fn hold(&mut self, response: Response, ticket: Ticket, check: Duration) {
+        self.responses.push(response);
+        self.ticket = self.ticket.covering(ticket);
+        self.slow |= check >= SLOW_BATCH;
+    }
+
+    /// Releases the held answers unless the rule above lets them wait: called before each
+    /// read.
+    ///
+    /// # Errors
+    /// When writing them fails.
+    pub fn release_before_blocking(
+        &mut self,
+        conn: &mut Connection<TcpStream>,
+        lottery: &Lottery,
+        peer: SocketAddr,
+    ) -> Result<(), protocol::Error> {
+        if self.responses.is_empty() {
+            return Ok(());
+        }
+        let more_here = conn.has_buffered_frame() || bytes_waiting(conn.get_ref());
+        if self.responses.len() >= MAX_HELD || self.slow || !more_here {
+            self.release(conn, lottery, peer)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every held answer durable with one sync (or turns each into a `Storage`
+    /// refusal if it fails), then writes them in order, in one write.
+    ///
+    /// # Errors
+    /// When writing them fails.
+    pub fn release(
+        &mut self,
+        conn: &mut Connection<TcpStream>,
+        lottery: &Lottery,
+        peer: SocketAddr,
+    ) -> Result<(), protocol::Error> {
+        if self.responses.is_empty() {
+            return Ok(());
+        }
+        lottery.release(self.ticket, &mut self.responses, peer);
+        let written = conn.write_messages(&self.responses);
+        self.responses.clear();
+        self.slow = false;
+        written
+    }
+}
+
+/// Whether the peer's next bytes already sit in the socket (beyond what the connection has
+/// buffered): a pipelining agency's next batch, which should share the pending sync. One
+/// non-blocking peek; an error reads as "nothing waiting", so the answers go out.
+fn bytes_waiting(stream: &TcpStream) -> bool {
+    let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    matches!(SockRef::from(stream).recv_with_flags(&mut probe, flags), Ok(n) if n > 0)
+}

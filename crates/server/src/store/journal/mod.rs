@@ -1,0 +1,519 @@
+//! The journal engine: the winners file, its journal, and the ledger, behind one lock.
+//!
+//! The only owner of both files and of the `Mutex` that guards them. A batch commits by
+//! appending its rows to the winners file and one record to the journal (`record.rs`), then
+//! syncing the journal; only then is it answered. The journal is the truth (a crash at any
+//! instant leaves a batch's rows, its sequence and its counts all committed or all not), the
+//! winners file its view (`winners_file.rs`), repaired from it at start (`recovery.rs`).
+//!
+//! Appending and syncing are separate steps so syncs group across connections: the append
+//! happens under the lock ([`Engine::stage`], which returns a ticket holding the journal
+//! offset reached), the sync after it is released ([`Engine::make_durable`]), and one
+//! `fdatasync` covers every batch appended before it started, whichever connection appended
+//! it. How a connection holds its answers meanwhile is `held_answers.rs`'s business.
+//!
+//! Rows are formatted and winners decided (the slow part) before the lock is taken, and no
+//! network I/O ever happens under it.
+
+mod record;
+mod recovery;
+mod winners_file;
+
+use std::{
+    fs::File,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex, MutexGuard,
+    },
+};
+
+use self::{record::Record, recovery::OpenError};
+use super::{Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket};
+use crate::error::ServerError;
+
+/// The winners file, the journal and the ledger. Shared by every connection through the
+/// service's `Arc<dyn Engine>`.
+#[derive(Debug)]
+pub(super) struct Journal {
+    /// A std `Mutex`, not a reader-writer lock: every operation is short, most of them write,
+    /// and a plain mutex keeps the one invariant (files and ledger agree) obvious.
+    inner: Mutex<Inner>,
+    /// Journal bytes known to be on disk. Its own lock, never held with `inner`: the thread
+    /// that holds it syncs for everyone appended so far while the others wait, then find
+    /// their record already covered (group commit).
+    durable: Mutex<u64>,
+    /// A second handle to the journal, so a sync needs no `inner` lock.
+    journal_sync: File,
+    /// Set when a sync fails (see [`StoreError::Broken`]).
+    broken: AtomicBool,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Inner {
+    winners: File,
+    /// Bytes of the winners file that hold committed rows; a failed append is cut back to it.
+    winners_len: u64,
+    journal: File,
+    /// Bytes of the journal that hold whole records.
+    journal_len: u64,
+    ledger: Ledger,
+}
+
+impl Journal {
+    /// Opens the engine at `path` (the winners file; the journal is beside it) for a lottery
+    /// among `agencies` agencies: recovers the lottery its journal holds, or starts a new one
+    /// when there is no journal. Logs one line saying which, and what was recovered.
+    ///
+    /// # Errors
+    /// [`ServerError::OpenStore`] when a file cannot be created, read, written or synced;
+    /// [`ServerError::Recover`] when the journal is damaged beyond a torn last record, or
+    /// holds a lottery among another number of agencies. The central must not start then.
+    pub(super) fn open(path: &Path, agencies: u32) -> Result<Journal, ServerError> {
+        let failed = |e: OpenError| match e {
+            OpenError::Io(source) => ServerError::OpenStore { path: path.to_owned(), source },
+            OpenError::Unusable(reason) => ServerError::Recover { path: path.to_owned(), reason },
+        };
+        let opened = recovery::open(path, agencies).map_err(failed)?;
+        let journal_sync = opened.journal.try_clone().map_err(|e| failed(OpenError::Io(e)))?;
+        Ok(Journal {
+            durable: Mutex::new(opened.journal_len),
+            journal_sync,
+            inner: Mutex::new(Inner {
+                winners: opened.winners,
+                winners_len: opened.winners_len,
+                journal: opened.journal,
+                journal_len: opened.journal_len,
+                ledger: opened.ledger,
+            }),
+            broken: AtomicBool::new(false),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Stages and syncs in one step: durable when it returns. The service stages and syncs
+    /// apart (so syncs are shared); this one-step form is for the engine's own tests.
+    #[cfg(test)]
+    fn commit(&self, batch: &CheckedBatch<'_>) -> Result<Vec<u32>, StoreError> {
+        let staged = self.stage(batch)?;
+        self.make_durable(staged.ticket)?;
+        Ok(staged.winners)
+    }
+
+    /// Makes the journal durable at least up to byte `end`, syncing only if no other thread
+    /// already did: one `fdatasync` covers every record appended before it started.
+    fn sync_through(&self, end: u64) -> Result<(), StoreError> {
+        self.check_broken()?;
+        // Read before syncing: everything up to `target` is already written, so the sync
+        // below covers it. The guard is dropped at the end of the statement.
+        let target = self.lock().journal_len;
+        let mut durable = self.durable.lock().expect("durable lock poisoned: a sync panicked");
+        if *durable >= end {
+            return Ok(());
+        }
+        if let Err(e) = self.journal_sync.sync_data() {
+            // Linux may drop the dirty pages of a failed fsync: what is on disk is unknown,
+            // so take no more changes until a restart recovers from the journal.
+            self.broken.store(true, Ordering::SeqCst);
+            log::error!("action: store_sync | result: fail | error: {e} | note: the store takes nothing more until restarted");
+            return Err(StoreError::Io(e));
+        }
+        *durable = (*durable).max(target);
+        Ok(())
+    }
+
+    /// Appends to both files under the held lock; on failure cuts them back (or, if even that
+    /// fails, marks the engine broken).
+    fn append_or_roll_back(&self, inner: &mut Inner, rows: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        if let Err(e) = inner.append(rows, record) {
+            if inner.rollback().is_err() {
+                self.broken.store(true, Ordering::SeqCst);
+            }
+            return Err(StoreError::Io(e));
+        }
+        Ok(())
+    }
+
+    fn check_broken(&self) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            Err(StoreError::Broken)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock can only come from a bug in this file (the critical
+        // sections call no user code); the state it guards could then disagree with the
+        // files, so stopping loudly beats answering with it.
+        self.inner.lock().expect("store lock poisoned: files and tallies may disagree")
+    }
+}
+
+impl Engine for Journal {
+    fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
+        let (admission, covered) = {
+            let inner = self.lock();
+            (inner.ledger.admit(agency, sequence, bets)?, inner.journal_len)
+        };
+        if let Admission::Replay(_) = admission {
+            // The original may have been appended by another connection and not synced yet.
+            self.sync_through(covered)?;
+        }
+        Ok(admission)
+    }
+
+    fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
+        self.check_broken()?;
+        let CheckedBatch { agency, sequence, bets, .. } = *batch;
+        let rows = winners_file::format_rows(agency, &batch.winning_bets).map_err(StoreError::Io)?;
+        let bytes = record::encode_batch(agency, sequence, bets, &batch.winners, &rows);
+        let mut inner = self.lock();
+        let winners = match inner.ledger.admit(agency, sequence, bets)? {
+            Admission::Replay(original) => original,
+            Admission::Fresh => {
+                self.append_or_roll_back(&mut inner, &rows, &bytes)?;
+                inner.ledger.apply_batch(agency, sequence, bets, batch.winners.clone())?;
+                batch.winners.clone()
+            }
+        };
+        Ok(Staged { winners, ticket: Ticket::at(inner.journal_len) })
+    }
+
+    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        self.sync_through(ticket.position())
+    }
+
+    fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
+        self.check_broken()?;
+        let mut inner = self.lock();
+        inner.ledger.admit_done(agency, batches)?;
+        // Rare (once per agency), so synced right here under the lock: "done" is never seen
+        // by a winners query before it is on disk.
+        let bytes = Record::Done { agency, batches }.encode();
+        self.append_or_roll_back(&mut inner, &[], &bytes)?;
+        if let Err(e) = inner.journal.sync_data() {
+            // As in `sync_through`: after a failed sync the disk's content is unknown.
+            self.broken.store(true, Ordering::SeqCst);
+            log::error!("action: store_sync | result: fail | error: {e} | note: the store takes nothing more until restarted");
+            return Err(StoreError::Io(e));
+        }
+        let tally = inner.ledger.apply_done(agency, batches)?;
+        Ok((tally, inner.ledger.progress()))
+    }
+
+    fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
+        self.check_broken()?;
+        let (resume, covered) = {
+            let inner = self.lock();
+            (inner.ledger.resume(agency)?, inner.journal_len)
+        };
+        self.sync_through(covered)?;
+        Ok(resume)
+    }
+
+    fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
+        self.lock().ledger.tally(agency)
+    }
+
+    fn progress(&self) -> Result<Progress, StoreError> {
+        Ok(self.lock().ledger.progress())
+    }
+
+    /// Syncs both files one last time: the point where a shutdown logs the store closed.
+    /// Every answered batch is already in the synced journal; this makes the winners file
+    /// (the view, synced lazily) durable too.
+    fn close(&self) -> Result<(), StoreError> {
+        let inner = self.lock();
+        inner.journal.sync_all().and_then(|()| inner.winners.sync_all()).map_err(StoreError::Io)
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Inner {
+    /// Appends rows to the winners file and a record to the journal; not synced. On success
+    /// both lengths move; on failure the caller rolls back.
+    fn append(&mut self, rows: &[u8], record: &[u8]) -> io::Result<()> {
+        if !rows.is_empty() {
+            self.winners.write_all(rows)?;
+        }
+        self.journal.write_all(record)?;
+        self.winners_len += rows.len() as u64;
+        self.journal_len += record.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts both files back to their last good lengths, so a refused batch leaves nothing
+    /// behind.
+    fn rollback(&mut self) -> io::Result<()> {
+        let cut =
+            self.winners.set_len(self.winners_len).and_then(|()| self.journal.set_len(self.journal_len));
+        if let Err(e) = &cut {
+            log::error!(
+                "action: store_rollback | result: fail | error: {e} | note: the store takes nothing more until restarted"
+            );
+        }
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, thread};
+
+    use protocol::Bet;
+    use tempfile::TempDir;
+
+    use super::{recovery::journal_path, *};
+
+    /// A fresh directory (removed when the test ends) and the winners file's path in it.
+    fn temp_path() -> (TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winners.csv");
+        (dir, path)
+    }
+
+    /// The checked batch `sequence` of `agency`: `bets` bets, `winners` winning at `positions`.
+    fn checked<'a>(
+        agency: u32,
+        sequence: u64,
+        bets: u64,
+        positions: Vec<u32>,
+        winners: &'a [Bet],
+    ) -> CheckedBatch<'a> {
+        CheckedBatch { agency, sequence, bets, winners: positions, winning_bets: winners.iter().collect() }
+    }
+
+    fn bet(first: &str, last: &str, doc: &str) -> Bet {
+        Bet::new(first.into(), last.into(), doc.into(), "1990-12-31").unwrap()
+    }
+
+    /// Commits a batch whose winners are `winners`, at positions 0, 1, ...
+    fn commit(store: &Journal, agency: u32, sequence: u64, bets: u64, winners: &[Bet]) -> Vec<u32> {
+        let positions = (0..winners.len() as u32).collect();
+        store.commit(&checked(agency, sequence, bets, positions, winners)).unwrap()
+    }
+
+    #[test]
+    fn rows_are_csv_with_header_and_quoting() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 2).unwrap();
+        let winners = [bet("Ana, María", "O\"Brien", "1"), bet("Joaquín", "Saldaña", "22")];
+        assert_eq!(commit(&store, 2, 1, 10, &winners), vec![0, 1]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "agency,first_name,last_name,document,birthdate\n\
+             2,\"Ana, María\",\"O\"\"Brien\",1,1990-12-31\n\
+             2,Joaquín,Saldaña,22,1990-12-31\n"
+        );
+        assert_eq!(store.tally(2).unwrap(), Tally { bets: 10, winners: 2, done: false });
+    }
+
+    #[test]
+    fn agencies_are_numbered_from_one() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 3).unwrap();
+        for agency in [0, 4, u32::MAX] {
+            assert!(matches!(store.admit(agency, 1, 1), Err(StoreError::UnknownAgency { agencies: 3, .. })));
+            assert!(matches!(store.resume(agency), Err(StoreError::UnknownAgency { .. })));
+        }
+        assert_eq!(store.admit(3, 1, 1).unwrap(), Admission::Fresh);
+    }
+
+    #[test]
+    fn progress_counts_pending_agencies_then_totals_winners() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 2).unwrap();
+        assert_eq!(store.progress().unwrap(), Progress::Pending { agencies: 2 });
+        commit(&store, 1, 1, 5, &[bet("A", "B", "1")]);
+        assert_eq!(
+            store.finish_agency(1, 1).unwrap(),
+            (Tally { bets: 5, winners: 1, done: true }, Progress::Pending { agencies: 1 })
+        );
+        assert_eq!(store.progress().unwrap(), Progress::Pending { agencies: 1 });
+        commit(&store, 2, 1, 3, &[bet("C", "D", "2"), bet("E", "F", "3")]);
+        assert!(matches!(
+            store.finish_agency(2, 2),
+            Err(StoreError::OutOfSequence { agency: 2, expected: 1, got: 2 })
+        ));
+        assert_eq!(store.finish_agency(2, 1).unwrap().1, Progress::Complete { winners: 3 });
+        assert_eq!(store.progress().unwrap(), Progress::Complete { winners: 3 });
+    }
+
+    #[test]
+    fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 1).unwrap();
+        store.finish_agency(1, 0).unwrap();
+        assert!(matches!(store.admit(1, 1, 1), Err(StoreError::AgencyFinished(1))));
+        assert!(matches!(store.finish_agency(1, 0), Err(StoreError::AgencyFinished(1))));
+    }
+
+    #[test]
+    fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 1).unwrap();
+        let positions = vec![4, 9];
+        let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
+        store.commit(&checked(1, 1, 12, positions.clone(), &winners)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(store.admit(1, 1, 12).unwrap(), Admission::Replay(positions.clone()));
+        assert!(matches!(
+            store.admit(1, 1, 13),
+            Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
+        ));
+        // Even a commit of the same sequence (a duplicate racing the original) only replays.
+        assert_eq!(store.commit(&checked(1, 1, 12, vec![0, 1], &winners)).unwrap(), positions);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(store.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
+        assert!(matches!(
+            store.admit(1, 3, 12),
+            Err(StoreError::OutOfSequence { agency: 1, expected: 2, got: 3 })
+        ));
+        assert!(matches!(store.admit(1, 0, 12), Err(StoreError::OutOfSequence { .. })));
+    }
+
+    #[test]
+    fn staged_batches_count_at_once_and_one_sync_makes_them_all_durable() {
+        let (_dir, path) = temp_path();
+        let store = Journal::open(&path, 1).unwrap();
+        let mut last = 0;
+        for sequence in 1..=3 {
+            let winners = [bet("A", "B", &sequence.to_string())];
+            let staged = store.stage(&checked(1, sequence, 5, vec![2], &winners)).unwrap();
+            assert_eq!(staged.winners, vec![2]);
+            assert!(staged.ticket.position() > last, "each batch ends further into the journal");
+            last = staged.ticket.position();
+        }
+        assert_eq!(store.tally(1).unwrap(), Tally { bets: 15, winners: 3, done: false });
+        store.make_durable(Ticket::at(last)).unwrap();
+        assert_eq!(*store.durable.lock().unwrap(), last);
+        assert_eq!(std::fs::metadata(journal_path(&path)).unwrap().len(), last);
+    }
+
+    #[test]
+    fn concurrent_batches_never_tear_rows() {
+        let (_dir, path) = temp_path();
+        let store = Arc::new(Journal::open(&path, 4).unwrap());
+        let threads: Vec<_> = (1..=4)
+            .map(|agency| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    for batch in 0..50 {
+                        let winners: Vec<Bet> = (0..7)
+                            .map(|i| {
+                                bet("Nombre Largo De Prueba", "Fornerón", &format!("{agency}{batch:03}{i}"))
+                            })
+                            .collect();
+                        commit(&store, agency, batch + 1, 20, &winners);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 4 * 50 * 7);
+        for line in &lines[1..] {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields.len(), 5, "{line}");
+            assert!(fields[3].starts_with(fields[0]), "row of agency {} holds {line}", fields[0]);
+        }
+        for agency in 1..=4 {
+            assert_eq!(store.tally(agency).unwrap(), Tally { bets: 1000, winners: 350, done: false });
+        }
+    }
+
+    #[test]
+    fn a_reopened_store_resumes_where_it_stopped() {
+        let (_dir, path) = temp_path();
+        {
+            let store = Journal::open(&path, 2).unwrap();
+            commit(&store, 1, 1, 10, &[bet("A", "B", "1")]);
+            commit(&store, 1, 2, 10, &[]);
+            commit(&store, 2, 1, 4, &[bet("C", "D", "2")]);
+            store.finish_agency(2, 1).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let store = Journal::open(&path, 2).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(
+            store.resume(1).unwrap(),
+            Resume { last_sequence: 2, tally: Tally { bets: 20, winners: 1, done: false } }
+        );
+        assert_eq!(
+            store.resume(2).unwrap(),
+            Resume { last_sequence: 1, tally: Tally { bets: 4, winners: 1, done: true } }
+        );
+        assert_eq!(store.admit(1, 1, 10).unwrap(), Admission::Replay(vec![0]));
+        commit(&store, 1, 3, 1, &[bet("E", "F", "3")]);
+        assert_eq!(store.finish_agency(1, 3).unwrap().1, Progress::Complete { winners: 3 });
+    }
+
+    #[test]
+    fn a_torn_last_record_is_discarded_with_its_rows_wherever_the_cut_falls() {
+        let (_dir, path) = temp_path();
+        let journal = journal_path(&path);
+        let (one_batch, winners_one) = {
+            let store = Journal::open(&path, 1).unwrap();
+            commit(&store, 1, 1, 10, &[bet("A", "B", "1")]);
+            (std::fs::read(&journal).unwrap(), std::fs::read(&path).unwrap())
+        };
+        let (two_batches, winners_two) = {
+            let store = Journal::open(&path, 1).unwrap();
+            commit(&store, 1, 2, 10, &[bet("C", "D", "2"), bet("E", "F", "3")]);
+            (std::fs::read(&journal).unwrap(), std::fs::read(&path).unwrap())
+        };
+        for cut in one_batch.len()..two_batches.len() {
+            // The crash left batch 2's rows whole in the winners file, its record torn.
+            std::fs::write(&journal, &two_batches[..cut]).unwrap();
+            std::fs::write(&path, &winners_two).unwrap();
+            let store = Journal::open(&path, 1).unwrap();
+            assert_eq!(store.resume(1).unwrap().last_sequence, 1, "cut at {cut}");
+            assert_eq!(std::fs::read(&journal).unwrap(), one_batch, "cut at {cut}");
+            assert_eq!(std::fs::read(&path).unwrap(), winners_one, "cut at {cut}");
+        }
+        // Without the tear, the same files keep both batches.
+        std::fs::write(&journal, &two_batches).unwrap();
+        let store = Journal::open(&path, 1).unwrap();
+        assert_eq!(store.tally(1).unwrap(), Tally { bets: 20, winners: 3, done: false });
+    }
+
+    #[test]
+    fn a_lost_winners_file_is_rebuilt_from_the_journal() {
+        let (_dir, path) = temp_path();
+        {
+            let store = Journal::open(&path, 1).unwrap();
+            commit(&store, 1, 1, 3, &[bet("A", "B", "1")]);
+        }
+        let before = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        drop(Journal::open(&path, 1).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::write(&path, "agency,first_name,last_name,document,birthdate\n9,X,Y,1,2000-01-01\n")
+            .unwrap();
+        drop(Journal::open(&path, 1).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_journal_of_another_number_of_agencies_is_refused() {
+        let (_dir, path) = temp_path();
+        drop(Journal::open(&path, 3).unwrap());
+        let err = Journal::open(&path, 5).unwrap_err();
+        assert!(err.to_string().contains("among 3 agencies but SERVER_AGENCIES is 5"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_an_error() {
+        assert!(Journal::open(Path::new("/nonexistent-dir/winners.csv"), 1).is_err());
+    }
+}
