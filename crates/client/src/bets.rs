@@ -119,12 +119,12 @@ fn parse_row(record: &ByteRecord) -> Result<Bet, RowError> {
 mod tests {
     use super::*;
 
-    fn dataset(name: &str, bytes: &[u8]) -> Dataset {
-        let dir = std::env::temp_dir().join(format!("client-bets-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("dataset.csv");
-        std::fs::write(&path, bytes).unwrap();
-        Dataset::open(&path).unwrap()
+    /// A dataset holding `bytes`. The file is unlinked at once: the open dataset keeps
+    /// reading it, and nothing is left behind in the temp dir.
+    fn dataset(bytes: &[u8]) -> Dataset {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        Dataset::open(file.path()).unwrap()
     }
 
     fn all(mut d: Dataset) -> (Vec<Bet>, u64) {
@@ -138,7 +138,6 @@ mod tests {
     #[test]
     fn reads_the_course_format_with_accents_and_quotes() {
         let (bets, skipped) = all(dataset(
-            "good",
             "Santiago Lionel,Lorca,30904465,1999-03-17\nTiago Nicolás,Fornerón,34407251,2001-08-29\n\"Ana, María\",Saldaña,1,2000-02-29".as_bytes(),
         ));
         assert_eq!(skipped, 0);
@@ -155,14 +154,14 @@ mod tests {
         bytes.extend_from_slice(
             b"Ana,Diaz,5\nAna,D\xffaz,6,2000-01-01\nAna,Diaz,7,2000-01-01,extra\nAna,Diaz,8,2000-01-01\n",
         );
-        let (bets, skipped) = all(dataset("bad", &bytes));
+        let (bets, skipped) = all(dataset(&bytes));
         assert_eq!(skipped, 6);
         assert_eq!(bets.iter().map(Bet::document).collect::<Vec<_>>(), ["1", "8"]);
     }
 
     #[test]
     fn an_empty_file_has_no_bets() {
-        assert_eq!(all(dataset("empty", b"")).0.len(), 0);
+        assert_eq!(all(dataset(b"")).0.len(), 0);
     }
 
     #[test]

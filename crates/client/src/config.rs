@@ -234,9 +234,8 @@ mod tests {
 
     #[test]
     fn the_course_yaml_is_read_and_the_environment_wins() {
-        let dir = std::env::temp_dir().join(format!("client-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
         std::fs::write(
             &path,
             "id: 2\nserver:\n  address: \"server:12345\"\nlog:\n  level: \"debug\"\nbatch:\n  maxAmount: 50\n\
@@ -251,7 +250,6 @@ mod tests {
         assert_eq!(config.log_level, LevelFilter::Debug);
         assert_eq!(config.retry_period, Duration::from_millis(200));
         assert_eq!(config.data_path, PathBuf::from("/data/agency.csv"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -10,45 +10,33 @@ pub mod datasets;
 pub mod process;
 pub mod reference;
 
-use std::{
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::path::{Path, PathBuf};
 
 /// A fresh directory under the system's temp dir, removed (with its contents) on drop.
+/// A thin wrapper over [`tempfile::TempDir`] that keeps the tests' `join` shorthand.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// Creates a directory named after `prefix`, this process and a counter.
+    /// Creates a directory whose name starts with `prefix`, unique on this machine.
     ///
     /// # Panics
     /// When the directory cannot be created (a test cannot go on without it).
     #[must_use]
     pub fn new(prefix: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
+        let dir = tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir();
+        TempDir(dir.expect("create a temp dir"))
     }
 
     /// The directory.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// A path inside the directory.
     #[must_use]
     pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name)
     }
 }
