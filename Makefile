@@ -41,7 +41,7 @@ endif
 
 all: build
 
-## build: release binaries in target/release (server, client, datagen)
+## build: release binaries in target/release (server, client, datagen, expect, bench)
 build:
 	$(CARGO) build --release --locked --bins
 
