@@ -41,7 +41,7 @@ endif
 
 all: build
 
-## build: release binaries in target/release (server, client, datagen)
+## build: release binaries in target/release (server, client, datagen, expect, bench)
 build:
 	$(CARGO) build --release --locked --bins
 
@@ -49,7 +49,8 @@ build:
 run:
 	AGENCIES=$(AGENCIES) scripts/run-local.sh
 
-## datasets: generate .data/dataset-1.csv ... (course-sized, deterministic)
+## datasets: generate the missing ones of .data/dataset-1.csv ... (course-sized,
+## deterministic); a file already there is never rewritten
 datasets:
 	$(CARGO) run --release --locked --quiet -p testkit --bin datagen -- --dir .data --agencies $(AGENCIES)
 
@@ -76,20 +77,22 @@ docker-image: docker-binaries
 	$(DOCKER) build -q -f docker/server.Dockerfile -t tp0-server:$(IMAGE_TAG) target/docker
 	$(DOCKER) build -q -f docker/client.Dockerfile -t tp0-client:$(IMAGE_TAG) target/docker
 
-## docker-compose-up: a new lottery in containers: images, datasets if missing, then
-## $(COMPOSE_FILE) up (the previous draw's winners in $(COMPOSE_DIR)/.data/winners are cleared)
+## docker-compose-up: a new lottery in containers: images, the missing datasets (datagen
+## never rewrites one already there), then $(COMPOSE_FILE) up (the previous draw's winners in
+## $(COMPOSE_DIR)/.data/winners are cleared)
 docker-compose-up: docker-image
-	@for i in $$(seq 1 $(COMPOSE_CLIENTS)); do \
-	  [ -f "$(COMPOSE_DIR)/.data/dataset-$$i.csv" ] || { $(DATAGEN) --dir "$(COMPOSE_DIR)/.data" --agencies $(COMPOSE_CLIENTS) && break; }; \
-	done
+	$(DATAGEN) --dir "$(COMPOSE_DIR)/.data" --agencies $(COMPOSE_CLIENTS)
 	$(COMPOSE) down -t 1 --remove-orphans >/dev/null 2>&1 || true
 	mkdir -p "$(COMPOSE_DIR)/.data/winners"
 	rm -f "$(COMPOSE_DIR)/.data/winners/"*
 	$(COMPOSE) up -d
 
-## docker-compose-down: stop every container (1 s to exit gracefully), then remove them
+## docker-compose-down: stop every container (1 s to exit gracefully), print each one's
+## exit status (`Exited (0)`), then remove them
 docker-compose-down:
 	$(COMPOSE) stop -t 1
+	@$(DOCKER) ps -a --filter label=com.docker.compose.project=$(COMPOSE_PROJECT) \
+		--format 'table {{.Names}}\t{{.Status}}'
 	$(COMPOSE) down
 
 ## docker-compose-logs: follow the logs of every container

@@ -184,6 +184,8 @@ down
 git -C "$root" diff --quiet -- config || fail "the check edited config/ itself"
 
 # 5. Graceful stop while the agencies upload (20 000 bets each: about 20 s of work).
+# datagen never rewrites a dataset: the previous step's (our own) go first.
+rm -f "$work"/.data/dataset-*.csv
 target/release/datagen --dir "$work/.data" --agencies $agencies --rows 20000 --seed 8 >/dev/null
 cp config/*.ini config/*.yaml "$work/config/"
 up
@@ -259,6 +261,7 @@ down >/dev/null 2>&1 || true
 # 7. A crash of the central: SIGKILL its container mid-upload and start it again. It
 #    recovers from its journal on the mounted volume, the agencies reconnect and resume, and
 #    the lottery ends exactly as if nothing had happened.
+rm -f "$work"/.data/dataset-*.csv
 target/release/datagen --dir "$work/.data" --agencies $agencies --rows 4000 --seed 9 >/dev/null
 up
 wait_uploading

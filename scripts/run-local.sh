@@ -5,7 +5,12 @@
 #
 # Environment: AGENCIES (default 5), PORT (default 12345), RESUME=1 to go on with the
 # previous lottery instead of starting a new one, and any SERVER_* or CLI_* setting, e.g.
-# SERVER_WINNER_DELAY_MS=0 for a fast run.
+# SERVER_WINNER_DELAY_MS=0 for a fast run. The agencies ask again for the total every 100 ms
+# (CLI_WINNERS_RETRY_PERIOD), not every 5 s as in the containers: on one machine the query
+# costs nothing, and a fast run is not held up by an agency that asked too early.
+#
+# A dataset already in .data/ (the course's own, say) is used as it is: datagen writes only
+# the missing files and never rewrites one.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,9 +19,7 @@ agencies=${AGENCIES:-5}
 port=${PORT:-12345}
 
 cargo build --release --bins --quiet
-for i in $(seq 1 "$agencies"); do
-  [ -f ".data/dataset-$i.csv" ] || { target/release/datagen --dir .data --agencies "$agencies"; break; }
-done
+target/release/datagen --dir .data --agencies "$agencies"
 
 # One run of `make run` is one lottery: the previous winners file and its journal go, unless
 # RESUME=1 asks to go on with the lottery they hold (the central recovers it at start).
@@ -44,7 +47,7 @@ done
 
 for i in $(seq 1 "$agencies"); do
   CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_DATA_PATH=${CLI_DATA_PATH:-.data/dataset-$i.csv} \
-    target/release/client config/client.yaml 2>&1 | sed -u "s/^/client$i  | /" &
+    CLI_WINNERS_RETRY_PERIOD=${CLI_WINNERS_RETRY_PERIOD:-100ms} target/release/client config/client.yaml 2>&1 | sed -u "s/^/client$i  | /" &
   client_pids+=($!)
 done
 

@@ -17,6 +17,7 @@ use std::{fs, path::Path, process::ExitCode, time::Duration};
 
 use report::Outcome;
 use run::{AgencyFiles, Plan};
+use runtime::cli::Program;
 use settings::Settings;
 use timed::GNU_TIME;
 
@@ -43,7 +44,30 @@ const SCENARIOS: [Scenario; 4] = [
     Scenario { name: "delay", title: "5 agencies, course sizes, 1 ms", agencies: 5, rows: None, delay_ms: 1 },
 ];
 
+const PROGRAM: Program = Program {
+    name: "bench",
+    version: env!("CARGO_PKG_VERSION"),
+    usage: "usage: bench",
+    about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
+beside this one, on 127.0.0.1, in four scenarios (course, many, single, delay), several runs
+each; the medians as a Markdown table, and every figure in target/bench/results.json.
+
+Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
+of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
+BENCH_RETRY_PERIOD (10ms), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
+
+Exit status: 0 when every run passed its checks, 1 otherwise, 2 for a bad setting or
+command line.",
+};
+
 fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
+        return code;
+    }
+    if let Err(code) = PROGRAM.positionals(args, 0) {
+        return code;
+    }
     let settings = match Settings::load(|key| std::env::var(key).ok()) {
         Ok(settings) => settings,
         Err(e) => {

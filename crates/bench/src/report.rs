@@ -4,6 +4,7 @@
 use std::{fmt::Write as _, process::Command, time::Duration};
 
 use client::latency::Latencies;
+use serde_json::{json, Map, Value};
 
 use crate::run::Measured;
 
@@ -86,7 +87,8 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// The table, one row per scenario, medians only.
+/// The table, one row per scenario, medians only, in Markdown (header, separator row, one row
+/// per scenario), with the README's words: the central, the agencies.
 #[must_use]
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
@@ -96,9 +98,9 @@ pub fn table(outcomes: &[Outcome]) -> String {
         "runs",
         "wall (min-max)",
         "bets/s",
-        "server RSS",
+        "central RSS",
         "agency RSS (max)",
-        "CPU server+agencies",
+        "CPU central + agencies",
         "RTT p50",
         "RTT p99",
         "vs floor",
@@ -117,7 +119,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
                     format!("{:.0}", m.bets_per_s),
                     format!("{:.1} MiB", m.server_rss_mib),
                     format!("{:.1} MiB", m.client_rss_max_mib),
-                    format!("{:.2}+{:.2} s", m.server_cpu_s, m.clients_cpu_s),
+                    format!("{:.2} + {:.2} s", m.server_cpu_s, m.clients_cpu_s),
                     ms(m.rtt_p50_ms),
                     ms(m.rtt_p99_ms),
                     m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
@@ -128,17 +130,22 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 failures.push(format!("{}: no figures: {why}", o.title));
             }
         }
+        // Every row has every cell, so the table stays one table in any Markdown reader.
+        row.resize(header.len(), String::new());
         rows.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).max(3))
         .collect();
-    for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | ").trim_end());
+    let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+    let pad = |row: &[String]| row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
+    let _ = writeln!(out, "{}", line(pad(&rows[0])));
+    let _ = writeln!(out, "{}", line(widths.iter().map(|&w| "-".repeat(w)).collect()));
+    for row in &rows[1..] {
+        let _ = writeln!(out, "{}", line(pad(row)));
     }
     for failure in failures {
-        let _ = writeln!(out, "{failure}");
+        let _ = writeln!(out, "\n{failure}");
     }
     out
 }
@@ -190,102 +197,77 @@ pub fn json(
     outcomes: &[Outcome],
     images: &Result<Vec<(String, Option<u64>)>, String>,
 ) -> String {
-    let object = |pairs: &[(&str, String)]| {
-        let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{}: {}", quote(k), quote(v))).collect();
-        format!("{{{}}}", fields.join(", "))
+    let object = |pairs: &[(&str, String)]| -> Map<String, Value> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str()))).collect()
     };
-    let mut scenarios = Vec::new();
-    for o in outcomes {
-        let mut s = format!(
-            "{{\"name\": {}, \"title\": {}, \"agencies\": {}, \"bets\": {}, \"load_before\": {}, \"floor_s\": {}",
-            quote(o.name),
-            quote(&o.title),
-            o.agencies,
-            o.bets,
-            quote(&o.load_before),
-            number(o.floor.map(|f| f.as_secs_f64()))
-        );
-        match &o.runs {
-            Ok(runs) => {
-                let m = medians(o, runs);
-                let _ = write!(
-                    s,
-                    ", \"median\": {{\"wall_s\": {}, \"bets_per_s\": {}, \"server_rss_mib\": {}, \"client_rss_max_mib\": {}, \"server_cpu_s\": {}, \"clients_cpu_s\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}, \"floor_ratio\": {}}}",
-                    number(Some(m.wall_s)),
-                    number(Some(m.bets_per_s)),
-                    number(Some(m.server_rss_mib)),
-                    number(Some(m.client_rss_max_mib)),
-                    number(Some(m.server_cpu_s)),
-                    number(Some(m.clients_cpu_s)),
-                    number(m.rtt_p50_ms),
-                    number(m.rtt_p99_ms),
-                    number(m.floor_ratio)
-                );
-                let raw: Vec<String> = runs.iter().map(run_json).collect();
-                let _ = write!(s, ", \"runs\": [{}]}}", raw.join(", "));
+    let scenarios: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let mut s = json!({
+                "name": o.name,
+                "title": o.title,
+                "agencies": o.agencies,
+                "bets": o.bets,
+                "load_before": o.load_before,
+                "floor_s": number(o.floor.map(|f| f.as_secs_f64())),
+            });
+            match &o.runs {
+                Ok(runs) => {
+                    let m = medians(o, runs);
+                    s["median"] = json!({
+                        "wall_s": number(Some(m.wall_s)),
+                        "bets_per_s": number(Some(m.bets_per_s)),
+                        "server_rss_mib": number(Some(m.server_rss_mib)),
+                        "client_rss_max_mib": number(Some(m.client_rss_max_mib)),
+                        "server_cpu_s": number(Some(m.server_cpu_s)),
+                        "clients_cpu_s": number(Some(m.clients_cpu_s)),
+                        "rtt_p50_ms": number(m.rtt_p50_ms),
+                        "rtt_p99_ms": number(m.rtt_p99_ms),
+                        "floor_ratio": number(m.floor_ratio),
+                    });
+                    s["runs"] = runs.iter().map(run_json).collect();
+                }
+                Err(why) => s["error"] = Value::from(why.as_str()),
             }
-            Err(why) => {
-                let _ = write!(s, ", \"error\": {}}}", quote(why));
-            }
-        }
-        scenarios.push(s);
-    }
+            s
+        })
+        .collect();
     let images = match images {
-        Err(why) => format!("{{\"error\": {}}}", quote(why)),
-        Ok(sizes) => {
-            let fields: Vec<String> = sizes
-                .iter()
-                .map(|(i, s)| format!("{}: {}", quote(i), s.map_or("null".into(), |b| b.to_string())))
-                .collect();
-            format!("{{{}}}", fields.join(", "))
-        }
+        Err(why) => json!({ "error": why }),
+        Ok(sizes) => Value::Object(sizes.iter().map(|(image, size)| (image.clone(), json!(size))).collect()),
     };
-    format!(
-        "{{\n  \"machine\": {},\n  \"settings\": {},\n  \"images_bytes\": {images},\n  \"scenarios\": [\n    {}\n  ]\n}}\n",
-        object(machine),
-        object(settings),
-        scenarios.join(",\n    ")
-    )
+    let document = json!({
+        "machine": object(machine),
+        "settings": object(settings),
+        "images_bytes": images,
+        "scenarios": scenarios,
+    });
+    // A `Value` always serializes: its keys are strings and it holds no non-finite number.
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
-fn run_json(r: &Measured) -> String {
+fn run_json(r: &Measured) -> Value {
     let quantile = |l: &Latencies, q| number(l.quantile_micros(q).map(|us| us as f64 / 1000.0));
-    let clients: Vec<String> = r.client_rss_kib.iter().map(u64::to_string).collect();
-    format!(
-        "{{\"wall_s\": {}, \"spawn_s\": {}, \"bets\": {}, \"winners\": {}, \"server_rss_kib\": {}, \"server_cpu_s\": {}, \"clients_cpu_s\": {}, \"client_rss_kib\": [{}], \"batches\": {}, \"rtt_p50_ms\": {}, \"rtt_p99_ms\": {}}}",
-        number(Some(r.wall.as_secs_f64())),
-        number(Some(r.spawn.as_secs_f64())),
-        r.bets,
-        r.winners,
-        r.server_rss_kib,
-        number(Some(r.server_cpu.as_secs_f64())),
-        number(Some(r.clients_cpu.as_secs_f64())),
-        clients.join(", "),
-        r.round_trips.count(),
-        quantile(&r.round_trips, 0.5),
-        quantile(&r.round_trips, 0.99)
-    )
+    json!({
+        "wall_s": number(Some(r.wall.as_secs_f64())),
+        "spawn_s": number(Some(r.spawn.as_secs_f64())),
+        "bets": r.bets,
+        "winners": r.winners,
+        "server_rss_kib": r.server_rss_kib,
+        "server_cpu_s": number(Some(r.server_cpu.as_secs_f64())),
+        "clients_cpu_s": number(Some(r.clients_cpu.as_secs_f64())),
+        "client_rss_kib": r.client_rss_kib,
+        "batches": r.round_trips.count(),
+        "rtt_p50_ms": quantile(&r.round_trips, 0.5),
+        "rtt_p99_ms": quantile(&r.round_trips, 0.99),
+    })
 }
 
-fn number(value: Option<f64>) -> String {
-    value.filter(|v| v.is_finite()).map_or("null".into(), |v| format!("{v:.6}"))
-}
-
-/// A JSON string literal.
-fn quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// A figure, or `null` when there is none or it is not finite (JSON has no NaN).
+fn number(value: Option<f64>) -> Value {
+    value.filter(|v| v.is_finite()).map_or(Value::Null, Value::from)
 }
 
 #[cfg(test)]
@@ -299,10 +281,65 @@ mod tests {
         assert_eq!(median(std::iter::empty()), 0.0);
     }
 
+    fn outcome(runs: Result<Vec<Measured>, String>) -> Outcome {
+        Outcome {
+            name: "course",
+            title: "5 agencies, \"course\" sizes".into(),
+            agencies: 5,
+            bets: 1000,
+            floor: None,
+            load_before: "0.10 0.20 0.30".into(),
+            runs,
+        }
+    }
+
+    fn measured() -> Measured {
+        Measured {
+            wall: Duration::from_millis(80),
+            spawn: Duration::from_millis(5),
+            bets: 1000,
+            winners: 60,
+            server_rss_kib: 3200,
+            server_cpu: Duration::from_millis(40),
+            clients_cpu: Duration::from_millis(70),
+            client_rss_kib: vec![2900, 2800],
+            round_trips: Latencies::default(),
+        }
+    }
+
     #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-        assert_eq!(number(None), "null");
-        assert_eq!(number(Some(f64::NAN)), "null");
+    fn the_table_is_markdown_with_a_separator_row() {
+        let text = table(&[outcome(Ok(vec![measured()])), outcome(Err("central exited 1".into()))]);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        fn cells(line: &str) -> Vec<&str> {
+            line.trim_matches('|').split('|').map(str::trim).collect()
+        }
+        assert!(cells(lines[1]).iter().all(|c| c.len() >= 3 && c.chars().all(|ch| ch == '-')), "{text}");
+        assert!(lines.iter().all(|l| cells(l).len() == 11), "{text}");
+        assert!(lines[0].contains("central RSS") && !text.contains("server"), "{text}");
+        assert!(text.contains("course\" sizes: no figures: central exited 1"), "{text}");
+    }
+
+    #[test]
+    fn the_json_parses_back_with_every_figure() {
+        let images = Ok(vec![("tp0-server:latest".to_owned(), Some(2_000_000)), ("x".to_owned(), None)]);
+        let text = json(
+            &[("cpu", "AMD \"EPYC\"\n".into())],
+            &[("runs", "1".into())],
+            &[outcome(Ok(vec![measured()])), outcome(Err("no".into()))],
+            &images,
+        );
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["machine"]["cpu"], "AMD \"EPYC\"\n");
+        assert_eq!(doc["images_bytes"]["tp0-server:latest"], 2_000_000);
+        assert_eq!(doc["images_bytes"]["x"], Value::Null);
+        let course = &doc["scenarios"][0];
+        assert_eq!(course["title"], "5 agencies, \"course\" sizes");
+        assert_eq!(course["median"]["wall_s"], 0.08);
+        assert_eq!(course["median"]["rtt_p50_ms"], Value::Null);
+        assert_eq!(course["runs"][0]["client_rss_kib"], json!([2900, 2800]));
+        assert_eq!(doc["scenarios"][1]["error"], "no");
+        assert_eq!(number(Some(f64::NAN)), Value::Null);
     }
 }

@@ -119,12 +119,12 @@ fn parse_row(record: &ByteRecord) -> Result<Bet, RowError> {
 mod tests {
     use super::*;
 
+    /// A dataset holding `bytes`. The file is unlinked at once: the open dataset keeps
+    /// reading it, and nothing is left behind in the temp dir.
     fn dataset(bytes: &[u8]) -> Dataset {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dataset.csv");
-        std::fs::write(&path, bytes).unwrap();
-        // Opened before the directory goes: the open file outlives its name.
-        Dataset::open(&path).unwrap()
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        Dataset::open(file.path()).unwrap()
     }
 
     fn all(mut d: Dataset) -> (Vec<Bet>, u64) {

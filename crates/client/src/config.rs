@@ -250,7 +250,6 @@ mod tests {
         assert_eq!(config.log_level, LevelFilter::Debug);
         assert_eq!(config.retry_period, Duration::from_millis(200));
         assert_eq!(config.data_path, PathBuf::from("/data/agency.csv"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `client` binary: one agency of the lottery.
 //!
-//! Usage: `client [CONFIG.yaml]`. Settings come from the optional YAML file, overridden by the
-//! environment; see `client::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
+//! Usage: `client [CONFIG.yaml]` (also `--help`, `--version`). Settings come from the optional
+//! YAML file, overridden by the environment; see `client::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
 //! Exit status: 0 when its work is done (or it was stopped), 1 when it failed, 2 for a bad
 //! setting.
 
@@ -12,14 +12,30 @@ use client::{
     stop::CUT_OFF_AFTER,
     Config, Stop,
 };
-use runtime::{logging, signals::SignalWatcher};
+use runtime::{cli::Program, logging, signals::SignalWatcher};
+
+const PROGRAM: Program = Program {
+    name: "client",
+    version: env!("CARGO_PKG_VERSION"),
+    usage: "usage: client [CONFIG.yaml]",
+    about: "One agency of the lottery: sends its dataset (or exercise 5's bet from NOMBRE, APELLIDO,
+DOCUMENTO and NACIMIENTO) to the central, then asks for the total winners. Settings: the YAML
+file, overridden by CLI_* environment variables (CLI_ID, CLI_SERVER_ADDRESS, ...); RUST_LOG,
+when set, is applied over CLI_LOG_LEVEL. SIGTERM or SIGINT stops it gracefully.
+
+Exit status: 0 when its work is done (or it was stopped), 1 when it failed, 2 for a bad
+setting or command line.",
+};
 
 fn main() -> ExitCode {
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
-    if path.as_deref().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("usage: client [CONFIG.yaml]\nSettings: the YAML file, overridden by CLI_* environment variables.");
-        return ExitCode::SUCCESS;
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
+        return code;
     }
+    let path = match PROGRAM.positionals(args, 1) {
+        Ok(args) => args.into_iter().next().map(PathBuf::from),
+        Err(code) => return code,
+    };
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
         Ok(config) => config,
         Err(e) => {

@@ -1,8 +1,10 @@
-//! What the `server` and `client` binaries share as processes, apart from the protocol:
-//! the course's log line format and level names ([`logging`]), errors for settings that do
+//! What the `server` and `client` binaries (and the tools beside them) share as processes,
+//! apart from the protocol: the command line's `--help`, `--version` and usage errors
+//! ([`cli`]), the course's log line format and level names ([`logging`]), errors for settings that do
 //! not parse ([`settings`]), and the thread that turns SIGTERM or SIGINT into a graceful
 //! stop ([`signals`]).
 
+pub mod cli;
 pub mod logging;
 pub mod settings;
 pub mod signals;

@@ -1,7 +1,7 @@
 //! The `server` binary: the central of the lottery.
 //!
-//! Usage: `server [CONFIG.ini]`. Settings come from the optional INI file, overridden by the
-//! environment; see `server::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
+//! Usage: `server [CONFIG.ini]` (also `--help`, `--version`). Settings come from the optional
+//! INI file, overridden by the environment; see `server::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
 //! Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting.
 //!
 //! `server healthcheck [CONFIG.ini]` asks the central those settings describe, on this host,
@@ -10,6 +10,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use runtime::{
+    cli::Program,
     logging,
     signals::{self, SignalWatcher},
 };
@@ -18,13 +19,32 @@ use server::{healthcheck, Config, Server};
 /// How long the health check waits to connect, and then for the echo.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+const PROGRAM: Program = Program {
+    name: "server",
+    version: env!("CARGO_PKG_VERSION"),
+    usage: "usage: server [healthcheck] [CONFIG.ini]",
+    about: "The central of the lottery. Settings: the INI file's [DEFAULT] section, overridden by
+environment variables of the same names (SERVER_PORT, SERVER_AGENCIES, LOGGING_LEVEL, ...);
+RUST_LOG, when set, is applied over LOGGING_LEVEL. SIGTERM or SIGINT stops it gracefully.
+`healthcheck` asks the central those settings describe for an echo instead.
+
+Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting
+or command line.",
+};
+
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1).peekable();
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
+        return code;
+    }
+    let mut args = match PROGRAM.positionals(args, 2) {
+        Ok(args) => args.into_iter().peekable(),
+        Err(code) => return code,
+    };
     let healthcheck = args.next_if(|arg| arg == "healthcheck").is_some();
     let path = args.next().map(PathBuf::from);
-    if path.as_deref().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("usage: server [healthcheck] [CONFIG.ini]\nSettings: the INI file's [DEFAULT] section, overridden by environment variables of the same names.");
-        return ExitCode::SUCCESS;
+    if let Some(extra) = args.next() {
+        return PROGRAM.usage_error(&format!("unexpected argument '{}'", extra.to_string_lossy()));
     }
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
         Ok(config) => config,

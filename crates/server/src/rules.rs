@@ -25,7 +25,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// simulated cost.
 #[must_use]
 pub fn is_winner(bet: &Bet) -> bool {
-    bet_hash(bet) % 17 == 0
+    bet_hash(bet).is_multiple_of(17)
 }
 
 /// The positions in `bets` of the winners, after paying `delay` per bet against one deadline

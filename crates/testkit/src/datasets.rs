@@ -108,12 +108,22 @@ pub fn generate(seed: u64, count: usize) -> Vec<Row> {
         .collect()
 }
 
-/// Writes `rows` as a course dataset at `path`.
+/// Writes `rows` as a course dataset at `path`, replacing what is there (tests' own files;
+/// `datagen` never replaces a file, see [`write_to`]).
 ///
 /// # Errors
 /// When the file cannot be written.
 pub fn write(path: &Path, rows: &[Row]) -> std::io::Result<()> {
-    let mut writer = csv::WriterBuilder::new().has_headers(false).from_path(path)?;
+    write_to(std::fs::File::create(path)?, rows)
+}
+
+/// Writes `rows` as a course dataset to `out` (a file the caller opened, with `create_new`
+/// for one that must not replace anything).
+///
+/// # Errors
+/// When `out` cannot be written.
+pub fn write_to(out: impl std::io::Write, rows: &[Row]) -> std::io::Result<()> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
     for row in rows {
         writer.write_record(row)?;
     }

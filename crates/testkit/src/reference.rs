@@ -16,7 +16,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// Whether the row's bet wins.
 #[must_use]
 pub fn wins(row: &Row) -> bool {
-    fnv1a(row.join("|").as_bytes()) % 17 == 0
+    fnv1a(row.join("|").as_bytes()).is_multiple_of(17)
 }
 
 /// The rows that win, in order.

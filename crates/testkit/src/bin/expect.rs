@@ -8,28 +8,41 @@
 
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
+use runtime::cli::Program;
 use testkit::{datasets, reference};
 
-const USAGE: &str = "usage: expect --dir DIR --agencies N [--winners-file OUT]";
+const PROGRAM: Program = Program {
+    name: "expect",
+    version: env!("CARGO_PKG_VERSION"),
+    usage: "usage: expect --dir DIR --agencies N [--winners-file OUT]",
+    about: "What a lottery over DIR/dataset-1.csv ... DIR/dataset-N.csv must give, from the winning
+rule's definition: one line per agency, `agency I bets B winners W`, then `total T`. With
+--winners-file, also writes the winners file's rows (header excluded), sorted, to OUT.
+
+Exit status: 0 when done, 1 when a file cannot be read or written, 2 for a bad command line.",
+};
 
 fn main() -> ExitCode {
     let (mut dir, mut agencies, mut out) = (None, None, None);
-    let mut args = std::env::args().skip(1);
+    let argv: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = PROGRAM.answer_help_or_version(&argv) {
+        return code;
+    }
+    let mut args = argv.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(flag) = args.next() {
         let value = args.next();
         match (flag.as_str(), value.as_deref().map(str::parse::<u32>)) {
             ("--dir", Some(_)) => dir = value.map(PathBuf::from),
             ("--agencies", Some(Ok(n))) => agencies = Some(n),
             ("--winners-file", Some(_)) => out = value.map(PathBuf::from),
-            _ => {
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
+            ("--dir" | "--agencies" | "--winners-file", _) => {
+                return PROGRAM.usage_error(&format!("{flag} needs a value (a number for --agencies)"))
             }
+            _ => return PROGRAM.usage_error(&format!("unknown argument '{flag}'")),
         }
     }
     let (Some(dir), Some(agencies)) = (dir, agencies) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+        return PROGRAM.usage_error("--dir and --agencies are required");
     };
 
     let mut rows_out = Vec::new();

@@ -1,0 +1,91 @@
+//! The `server` binary's command line and log filter, as a user meets them: `--help` and
+//! `--version` exit 0 (a flag is never read as a config path), an unknown flag or an extra
+//! argument exits 2, and `RUST_LOG` is applied over `LOGGING_LEVEL`.
+
+use std::{
+    net::TcpListener,
+    process::{Command, Output},
+};
+
+const CONFIG_LINE: &str = "INFO     action: config | result: success";
+const START_FAILED: &str = "ERROR    action: start | result: fail";
+
+fn server(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_server")).args(args).output().expect("run server")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_and_version_exit_0_on_standard_output() {
+    for help in [&["--help"][..], &["-h"], &["healthcheck", "--help"], &["config.ini", "--help"]] {
+        let out = server(help);
+        assert_eq!(out.status.code(), Some(0), "{help:?}: {out:?}");
+        let said = text(&out.stdout);
+        assert!(said.starts_with("usage: server [healthcheck] [CONFIG.ini]"), "{said}");
+        assert!(said.contains("Exit status"), "{said}");
+    }
+    for version in ["--version", "-V"] {
+        let out = server(&[version]);
+        assert_eq!(out.status.code(), Some(0), "{version}: {out:?}");
+        assert_eq!(text(&out.stdout), format!("server {}\n", env!("CARGO_PKG_VERSION")));
+        assert!(out.stderr.is_empty(), "{out:?}");
+    }
+}
+
+#[test]
+fn unknown_flags_and_extra_arguments_exit_2() {
+    for (args, says) in [
+        (&["--verbose"][..], "unknown option '--verbose'"),
+        (&["-x", "config.ini"], "unknown option '-x'"),
+        (&["a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+        (&["healthcheck", "a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+    ] {
+        let out = server(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let said = text(&out.stderr);
+        assert!(said.contains(says) && said.contains("usage: server"), "{args:?}: {said}");
+    }
+}
+
+/// Runs a central that logs its settings and then fails to start (its port is taken), with
+/// `env` added: what it printed on standard error.
+fn failed_start(env: &[(&str, &str)]) -> String {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("local address").port().to_string();
+    let dir = tempfile::Builder::new().prefix("server-cli-").tempdir().expect("a scratch directory");
+    let storage = dir.path().join("winners.csv");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env_remove("RUST_LOG")
+        .env_remove("LOGGING_LEVEL")
+        .env("SERVER_IP", "127.0.0.1")
+        .env("SERVER_PORT", &port)
+        .env("SERVER_STORAGE_PATH", &storage)
+        .envs(env.iter().copied());
+    let out = command.output().expect("run server");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    text(&out.stderr)
+}
+
+#[test]
+fn rust_log_is_applied_over_logging_level() {
+    let default = failed_start(&[]);
+    assert!(default.contains(CONFIG_LINE) && default.contains(START_FAILED), "{default}");
+
+    let quieter = failed_start(&[("RUST_LOG", "error")]);
+    assert!(!quieter.contains(CONFIG_LINE) && quieter.contains(START_FAILED), "{quieter}");
+
+    let louder = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "info")]);
+    assert!(louder.contains(CONFIG_LINE), "a bare level in RUST_LOG wins: {louder}");
+
+    let by_module = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "server=info")]);
+    assert!(by_module.contains(CONFIG_LINE), "{by_module}");
+    let other_module = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "client=info")]);
+    assert!(!other_module.contains(CONFIG_LINE) && other_module.contains(START_FAILED), "{other_module}");
+
+    let blank = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "")]);
+    assert!(!blank.contains(CONFIG_LINE) && blank.contains(START_FAILED), "{blank}");
+}
