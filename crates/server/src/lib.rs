@@ -16,6 +16,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod store_pg;
 pub mod tally;
 
 pub use config::Config;
