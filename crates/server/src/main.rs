@@ -6,6 +6,10 @@
 //!
 //! `server healthcheck [CONFIG.ini]` asks the central those settings describe, on this host,
 //! for an echo: exit 0 when it answers, 1 when not (the container's health check).
+//!
+//! `server export-winners [CONFIG.ini] OUT` writes the winners file (the same CSV the file
+//! engine keeps) to OUT from the database `SERVER_DATABASE_URL` names: exit 0 when written,
+//! 1 when the database or the file fails, 2 for a bad setting or no database.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -13,7 +17,7 @@ use runtime::{
     logging,
     signals::{self, SignalWatcher},
 };
-use server::{healthcheck, Config, Server};
+use server::{healthcheck, store_pg::Postgres, Config, Server};
 
 /// How long the health check waits to connect, and then for the echo.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,10 +25,15 @@ const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
     let healthcheck = args.next_if(|arg| arg == "healthcheck").is_some();
-    let path = args.next().map(PathBuf::from);
-    if path.as_deref().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("usage: server [healthcheck] [CONFIG.ini]\nSettings: the INI file's [DEFAULT] section, overridden by environment variables of the same names.");
-        return ExitCode::SUCCESS;
+    let export = !healthcheck && args.next_if(|arg| arg == "export-winners").is_some();
+    let mut rest: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    let out = if export { rest.pop() } else { None };
+    let path = rest.pop();
+    if path.as_deref().is_some_and(|p| p == "-h" || p == "--help")
+        || (export && (out.is_none() || !rest.is_empty()))
+    {
+        println!("usage: server [healthcheck] [CONFIG.ini]\n       server export-winners [CONFIG.ini] OUT.csv\nSettings: the INI file's [DEFAULT] section, overridden by environment variables of the same names.");
+        return if export { ExitCode::from(2) } else { ExitCode::SUCCESS };
     }
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
         Ok(config) => config,
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
         };
     }
     logging::init(config.logging_level);
+    if let Some(out) = out {
+        return export_winners(&config, &out);
+    }
     log::info!("action: config | result: success | {}", config.describe());
 
     // Before the store opens: a write past a file size limit must fail, not kill the central.
@@ -80,6 +92,37 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             log::error!("action: exit | result: fail | error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the winners file from the database to `out`.
+fn export_winners(config: &Config, out: &std::path::Path) -> ExitCode {
+    let Some(database) = config.database() else {
+        log::error!("action: export_winners | result: fail | error: SERVER_DATABASE_URL names no database");
+        return ExitCode::from(2);
+    };
+    let engine = match Postgres::open(&database, config.agencies) {
+        Ok(engine) => engine,
+        Err(e) => {
+            log::error!("action: export_winners | result: fail | error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = engine.export_winners_file(out);
+    let _ = engine.close();
+    match result {
+        Ok(rows) => {
+            log::info!(
+                "action: export_winners | result: success | database: {} | path: {} | winners: {rows}",
+                engine.location(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("action: export_winners | result: fail | path: {} | error: {e}", out.display());
             ExitCode::FAILURE
         }
     }

@@ -420,6 +420,32 @@ fn the_winners_export_is_the_journal_csv() {
 }
 
 #[test]
+fn the_export_subcommand_writes_the_winners_file_from_the_database() {
+    let Some((_cluster, url, engine)) = engine("export_cli", 2) else { return };
+    commit(&engine, 1, 1, 10, &[bet("Ana, María", "O\"Brien", "1")]);
+    let dir = testkit::TempDir::new("export-cli");
+    let out = dir.join("winners.csv");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["export-winners", out.to_str().unwrap()])
+        .env("SERVER_DATABASE_URL", &url)
+        .env("SERVER_AGENCIES", "2")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "agency,first_name,last_name,document,birthdate\n1,\"Ana, María\",\"O\"\"Brien\",1,1990-12-31\n"
+    );
+    // Without a database there is nothing to export from: a setting error.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["export-winners", out.to_str().unwrap()])
+        .env_remove("SERVER_DATABASE_URL")
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+}
+
+#[test]
 fn a_database_restart_mid_upload_refuses_then_recovers_and_loses_nothing() {
     let Some((mut cluster, url, engine)) = engine("restart", 2) else { return };
     let winners = [bet("A", "B", "1")];

@@ -17,7 +17,10 @@ mod pool;
 mod schema;
 
 use std::{
-    fmt, io,
+    fmt,
+    fs::File,
+    io,
+    path::{Path, PathBuf},
     str::FromStr,
     sync::{Mutex, MutexGuard},
     time::Duration,
@@ -364,6 +367,35 @@ impl Postgres {
         }
         writer.flush().map_err(StoreError::Io)?;
         Ok(written)
+    }
+
+    /// Writes the winners file from the database to `path` ([`Postgres::export_winners`]):
+    /// written aside and renamed into place, so `path` is never a partial file. Returns the
+    /// rows written.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the database or the file system.
+    pub fn export_winners_file(&self, path: &Path) -> Result<u64, StoreError> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".part");
+        let aside = PathBuf::from(aside);
+        let result = File::create(&aside).map_err(StoreError::Io).and_then(|file| {
+            let mut out = io::BufWriter::new(file);
+            let rows = self.export_winners(&mut out)?;
+            let file = out.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+            file.sync_all().map_err(StoreError::Io)?;
+            Ok(rows)
+        });
+        match result {
+            Ok(rows) => {
+                std::fs::rename(&aside, path).map_err(StoreError::Io)?;
+                Ok(rows)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&aside);
+                Err(e)
+            }
+        }
     }
 
     fn agency_row(&self, agency: u32) -> Result<(u64, Tally), StoreError> {
