@@ -11,7 +11,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    sync::{Arc, Barrier},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Barrier,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -467,6 +470,74 @@ fn a_database_restart_mid_upload_refuses_then_recovers_and_loses_nothing() {
         Resume { last_sequence: 6, tally: Tally { bets: 60, winners: 6, done: false } }
     );
     assert_eq!(cluster.psql(&url, "SELECT count(*) FROM winners"), "6");
+}
+
+#[test]
+fn agencies_uploading_through_a_database_restart_end_with_exact_counts() {
+    const AGENCIES: u32 = 4;
+    const BATCHES: u64 = 150;
+    let Some((mut cluster, url, engine)) = engine("restart_upload", AGENCIES) else { return };
+    let acknowledged = AtomicU64::new(0);
+    let refused = AtomicU64::new(0);
+    let winners_of = |agency: u32, sequence: u64| -> Vec<Bet> {
+        (0..sequence % 3).map(|k| bet("Luz", "Núñez", &format!("{agency}{sequence:04}{k}"))).collect()
+    };
+    thread::scope(|s| {
+        for agency in 1..=AGENCIES {
+            let (engine, acknowledged, refused, winners_of) = (&engine, &acknowledged, &refused, &winners_of);
+            s.spawn(move || {
+                for sequence in 1..=BATCHES {
+                    let winners = winners_of(agency, sequence);
+                    let positions: Vec<u32> = (0..winners.len() as u32).collect();
+                    // As an agency does: a `Storage` refusal is retried after a pause, the
+                    // same batch again, until the database answers.
+                    let deadline = Instant::now() + TIMEOUT * 3;
+                    loop {
+                        match engine.admit(agency, sequence, 10).and_then(|admission| match admission {
+                            Admission::Fresh => {
+                                engine.commit(&batch(agency, sequence, 10, &positions, &winners))
+                            }
+                            Admission::Replay(original) => Ok(original),
+                        }) {
+                            Ok(answer) => {
+                                assert_eq!(answer, positions, "agency {agency} batch {sequence}");
+                                acknowledged.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            Err(StoreError::Io(_)) => {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                                assert!(
+                                    Instant::now() < deadline,
+                                    "agency {agency} never got batch {sequence} in"
+                                );
+                                thread::sleep(Duration::from_millis(20)); // the agency's backoff
+                            }
+                            Err(e) => panic!("agency {agency} batch {sequence}: {e}"),
+                        }
+                    }
+                }
+            });
+        }
+        // Restart the database once the upload is well under way.
+        let deadline = Instant::now() + TIMEOUT;
+        while acknowledged.load(Ordering::SeqCst) < 100 {
+            assert!(Instant::now() < deadline, "the upload did not get going");
+            thread::yield_now();
+        }
+        cluster.stop();
+        cluster.restart();
+    });
+    assert!(refused.load(Ordering::SeqCst) > 0, "the restart refused nothing: it happened after the upload");
+    let mut expected_winners = 0;
+    for agency in 1..=AGENCIES {
+        let winners: u64 = (1..=BATCHES).map(|s| s % 3).sum();
+        expected_winners += winners;
+        assert_eq!(
+            engine.resume(agency).unwrap(),
+            Resume { last_sequence: BATCHES, tally: Tally { bets: 10 * BATCHES, winners, done: false } }
+        );
+    }
+    assert_eq!(cluster.psql(&url, "SELECT count(*) FROM winners"), expected_winners.to_string());
 }
 
 #[test]

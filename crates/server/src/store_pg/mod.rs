@@ -202,6 +202,16 @@ impl Postgres {
     pub fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
         let CheckedBatch { agency, sequence, bets, .. } = *batch;
         let index = self.index(agency)?;
+        if batch.winners.len() != batch.winning_bets.len() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} winner positions but {} winning bets",
+                    batch.winners.len(),
+                    batch.winning_bets.len()
+                ),
+            )));
+        }
         let winners = batch
             .winners
             .iter()
