@@ -360,6 +360,61 @@ fn postgres_exactly_one_finish_sees_the_lottery_complete() {
 }
 
 #[test]
+fn a_central_whose_agency_moved_on_elsewhere_still_answers_right() {
+    let Some((_cluster, url, first)) = engine("moved_on", 1) else { return };
+    let second = Postgres::open(&settings(&url, 2), 1).unwrap();
+    let winners = [bet("A", "B", "1")];
+    assert_eq!(first.commit(&batch(1, 1, 10, &[3], &winners)).unwrap(), vec![3]);
+    // The agency moves to the other central, which commits its next batch there.
+    assert_eq!(second.admit(1, 2, 10).unwrap(), Admission::Fresh);
+    assert_eq!(second.commit(&batch(1, 2, 10, &[7], &winners)).unwrap(), vec![7]);
+    // Back on the first central, which last saw batch 1: batch 2 is admitted on its stale
+    // guess, but committing it answers with the original winners and stores nothing.
+    assert_eq!(first.admit(1, 2, 10).unwrap(), Admission::Fresh);
+    assert_eq!(first.commit(&batch(1, 2, 10, &[0], &winners)).unwrap(), vec![7]);
+    assert_eq!(first.tally(1).unwrap(), Tally { bets: 20, winners: 2, done: false });
+    // Done on the other central: the first one's guess for batch 3 is refused at commit.
+    second.finish_agency(1, 2).unwrap();
+    assert!(matches!(first.commit(&batch(1, 3, 10, &[], &[])), Err(StoreError::AgencyFinished(1))));
+    assert!(matches!(first.admit(1, 3, 10), Err(StoreError::AgencyFinished(1))));
+}
+
+#[test]
+fn the_pool_never_opens_more_connections_than_its_size() {
+    let Some(cluster) = Cluster::start("pool_bound") else { return };
+    let url = cluster.create_database("pool_bound");
+    let engine = Postgres::open(&settings(&url, 2), 8).unwrap();
+    let most = AtomicU64::new(0);
+    let running = AtomicU64::new(8);
+    thread::scope(|s| {
+        for agency in 1..=8u32 {
+            let (engine, running) = (&engine, &running);
+            s.spawn(move || {
+                for sequence in 1..=20 {
+                    engine.commit(&batch(agency, sequence, 10, &[], &[])).unwrap();
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        while running.load(Ordering::SeqCst) > 0 {
+            let open: u64 = cluster
+                .psql(
+                    &url,
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lottery-central'",
+                )
+                .parse()
+                .unwrap();
+            most.fetch_max(open, Ordering::SeqCst);
+        }
+    });
+    let most = most.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "{most} connections open at once, over the pool's 2");
+    for agency in 1..=8 {
+        assert_eq!(engine.tally(agency).unwrap().bets, 200);
+    }
+}
+
+#[test]
 fn a_reopened_database_goes_on_with_its_lottery_and_refuses_another_agency_count() {
     let Some((_cluster, url, engine)) = engine("reopen", 2) else { return };
     commit(&engine, 1, 1, 10, &[bet("A", "B", "1")]);
