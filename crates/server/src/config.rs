@@ -8,13 +8,15 @@ use std::{fmt, path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
+use crate::store::postgres::DatabaseSettings;
+
 use runtime::{
     logging::parse_level,
     settings::{parse, ConfigError},
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 13] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -25,6 +27,9 @@ pub const KEYS: [&str; 10] = [
     "SERVER_MAX_CONNECTIONS",
     "SERVER_IDLE_TIMEOUT_SECS",
     "SERVER_MAX_FRAME_BYTES",
+    "SERVER_DATABASE_URL",
+    "SERVER_DATABASE_POOL_SIZE",
+    "SERVER_DATABASE_TIMEOUT_SECS",
 ];
 
 /// The central's effective settings.
@@ -53,6 +58,14 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Largest frame payload accepted, in bytes (`SERVER_MAX_FRAME_BYTES`, default 1 MiB).
     pub max_frame_len: usize,
+    /// A PostgreSQL database to keep the lottery in instead of the winners file and its
+    /// journal (`SERVER_DATABASE_URL`, default empty: none). May hold a password: never logged.
+    pub database_url: Option<String>,
+    /// Database connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`, default 16).
+    pub database_pool_size: usize,
+    /// Longest wait to connect to the database or for a free connection
+    /// (`SERVER_DATABASE_TIMEOUT_SECS`, default 5).
+    pub database_timeout: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +81,9 @@ impl Default for Config {
             max_connections: 256,
             idle_timeout: Duration::from_secs(30),
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
+            database_url: None,
+            database_pool_size: 16,
+            database_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -142,7 +158,30 @@ impl Config {
                 ));
             }
         }
+        if let Some(v) = get("SERVER_DATABASE_URL") {
+            let url = v.trim().trim_matches('"').trim();
+            config.database_url = (!url.is_empty()).then(|| url.to_owned());
+        }
+        if let Some(v) = get("SERVER_DATABASE_POOL_SIZE") {
+            config.database_pool_size = parse("SERVER_DATABASE_POOL_SIZE", &v, "a positive number")?;
+            positive("SERVER_DATABASE_POOL_SIZE", config.database_pool_size)?;
+        }
+        if let Some(v) = get("SERVER_DATABASE_TIMEOUT_SECS") {
+            let secs: u64 = parse("SERVER_DATABASE_TIMEOUT_SECS", &v, "a positive number of seconds")?;
+            positive("SERVER_DATABASE_TIMEOUT_SECS", secs)?;
+            config.database_timeout = Duration::from_secs(secs);
+        }
         Ok(config)
+    }
+
+    /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.
+    #[must_use]
+    pub fn database(&self) -> Option<DatabaseSettings> {
+        self.database_url.as_ref().map(|url| DatabaseSettings {
+            url: url.clone(),
+            pool_size: self.database_pool_size,
+            timeout: self.database_timeout,
+        })
     }
 
     /// The settings as `key: value` pairs, for the `action: config` log line.
@@ -150,7 +189,8 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
-             winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {}",
+             winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
+             database_url: {} | database_pool_size: {} | database_timeout_secs: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -161,8 +201,47 @@ impl Config {
             self.max_connections,
             self.idle_timeout.as_secs(),
             self.max_frame_len,
+            self.database_url.as_deref().map_or_else(|| "none".to_owned(), redact_password),
+            self.database_pool_size,
+            self.database_timeout.as_secs(),
         )
     }
+}
+
+/// `url` with its password, if any, replaced by `***`: in URL form
+/// (`postgres://user:secret@host/db`) or key-value form (`password=secret`).
+#[must_use]
+pub fn redact_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        // A password may also come as a query parameter.
+        let tail = tail.map(|t| {
+            t.split('&')
+                .map(|part| match part.split_once("password=") {
+                    Some((before, _)) if before.is_empty() || before.ends_with('?') => {
+                        format!("{before}password=***")
+                    }
+                    _ => part.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        return match tail {
+            Some(tail) => format!("{scheme}://{authority}/{tail}"),
+            None => format!("{scheme}://{authority}"),
+        };
+    }
+    url.split_whitespace()
+        .map(|pair| if pair.starts_with("password=") { "password=***" } else { pair })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn positive<T: PartialOrd + Default + fmt::Display>(key: &str, value: T) -> Result<(), ConfigError> {
@@ -236,9 +315,42 @@ mod tests {
             ("SERVER_IDLE_TIMEOUT_SECS", "0"),
             ("SERVER_MAX_FRAME_BYTES", "10"),
             ("SERVER_STORAGE_PATH", " "),
+            ("SERVER_DATABASE_POOL_SIZE", "0"),
+            ("SERVER_DATABASE_TIMEOUT_SECS", "0"),
         ] {
             let err = Config::load(None, env(&[(key, value)])).unwrap_err();
             assert!(err.to_string().starts_with(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_selects_the_database_and_its_password_is_never_described() {
+        assert_eq!(Config::default().database(), None);
+        let config = Config::load(
+            None,
+            env(&[
+                ("SERVER_DATABASE_URL", "postgres://lottery:s3cret@db:5432/lottery"),
+                ("SERVER_DATABASE_POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        let database = config.database().unwrap();
+        assert_eq!(database.url, "postgres://lottery:s3cret@db:5432/lottery");
+        assert_eq!((database.pool_size, database.timeout), (4, Duration::from_secs(5)));
+        let described = config.describe();
+        assert!(described.contains("database_url: postgres://lottery:***@db:5432/lottery"), "{described}");
+        assert!(!described.contains("s3cret"), "{described}");
+        assert_eq!(Config::load(None, env(&[("SERVER_DATABASE_URL", "\"\"")])).unwrap().database(), None);
+        for (url, shown) in [
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://u:p@h", "postgres://u:***@h"),
+            (
+                "postgres://u@h/db?password=p&sslmode=disable",
+                "postgres://u@h/db?password=***&sslmode=disable",
+            ),
+            ("host=h user=u password=p dbname=d", "host=h user=u password=*** dbname=d"),
+        ] {
+            assert_eq!(redact_password(url), shown);
         }
     }
 }

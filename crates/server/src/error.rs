@@ -24,6 +24,12 @@ pub enum ServerError {
         /// What is wrong, and what to do about it.
         reason: String,
     },
+    /// The database `SERVER_DATABASE_URL` names cannot be reached, or holds a lottery the
+    /// central cannot continue; the message says which.
+    OpenDatabase {
+        /// What the driver or the database said.
+        source: io::Error,
+    },
     /// `SERVER_IP` cannot be resolved.
     Resolve {
         /// The address asked for.
@@ -53,6 +59,7 @@ impl fmt::Display for ServerError {
             ServerError::Recover { path, reason } => {
                 write!(f, "cannot open winners file {}: {reason}", path.display())
             }
+            ServerError::OpenDatabase { source } => write!(f, "cannot open the database: {source}"),
             ServerError::Resolve { source: Some(e), .. } => write!(f, "{e}"),
             ServerError::Resolve { ip, source: None } => write!(f, "{ip} resolves to no address"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
@@ -67,7 +74,9 @@ impl fmt::Display for ServerError {
 impl Error for ServerError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            ServerError::OpenStore { source, .. } | ServerError::Bind { source, .. } => Some(source),
+            ServerError::OpenStore { source, .. }
+            | ServerError::Bind { source, .. }
+            | ServerError::OpenDatabase { source } => Some(source),
             ServerError::Resolve { source, .. } => source.as_ref().map(|e| e as &(dyn Error + 'static)),
             ServerError::LocalAddr(e) => Some(e),
             ServerError::CloseStore(e) => Some(e),

@@ -6,6 +6,10 @@
 //!
 //! `server healthcheck [CONFIG.ini]` asks the central those settings describe, on this host,
 //! for an echo: exit 0 when it answers, 1 when not (the container's health check).
+//!
+//! `server export-winners [CONFIG.ini] OUT` writes the winners file (the same CSV the file
+//! engine keeps) to OUT from the database `SERVER_DATABASE_URL` names: exit 0 when written,
+//! 1 when the database or the file fails, 2 for a bad setting or no database.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -14,7 +18,7 @@ use runtime::{
     logging,
     signals::{self, SignalWatcher},
 };
-use server::{healthcheck, Config, Server};
+use server::{healthcheck, store::postgres::Postgres, Config, Server};
 
 /// How long the health check waits to connect, and then for the echo.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,11 +26,12 @@ const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const PROGRAM: Program = Program {
     name: "server",
     version: env!("CARGO_PKG_VERSION"),
-    usage: "usage: server [healthcheck] [CONFIG.ini]",
+    usage: "usage: server [healthcheck] [CONFIG.ini]\n       server export-winners [CONFIG.ini] OUT.csv",
     about: "The central of the lottery. Settings: the INI file's [DEFAULT] section, overridden by
 environment variables of the same names (SERVER_PORT, SERVER_AGENCIES, LOGGING_LEVEL, ...);
 RUST_LOG, when set, is applied over LOGGING_LEVEL. SIGTERM or SIGINT stops it gracefully.
-`healthcheck` asks the central those settings describe for an echo instead.
+`healthcheck` asks the central those settings describe for an echo instead;
+`export-winners` writes the winners file from the database SERVER_DATABASE_URL names.
 
 Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting
 or command line.",
@@ -37,15 +42,23 @@ fn main() -> ExitCode {
     if let Some(code) = PROGRAM.answer_help_or_version(&args) {
         return code;
     }
-    let mut args = match PROGRAM.positionals(args, 2) {
+    let mut args = match PROGRAM.positionals(args, 3) {
         Ok(args) => args.into_iter().peekable(),
         Err(code) => return code,
     };
     let healthcheck = args.next_if(|arg| arg == "healthcheck").is_some();
-    let path = args.next().map(PathBuf::from);
-    if let Some(extra) = args.next() {
-        return PROGRAM.usage_error(&format!("unexpected argument '{}'", extra.to_string_lossy()));
-    }
+    let export = !healthcheck && args.next_if(|arg| arg == "export-winners").is_some();
+    let rest: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    let (path, out) = match (export, <[PathBuf]>::len(&rest)) {
+        (false, 0) => (None, None),
+        (false, 1) => (rest.first().cloned(), None),
+        (true, 1) => (None, rest.first().cloned()),
+        (true, 2) => (rest.first().cloned(), rest.get(1).cloned()),
+        (true, 0) => return PROGRAM.usage_error("export-winners needs the file to write"),
+        _ => {
+            return PROGRAM.usage_error(&format!("unexpected argument '{}'", rest[rest.len() - 1].display()))
+        }
+    };
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
         Ok(config) => config,
         Err(e) => {
@@ -66,6 +79,9 @@ fn main() -> ExitCode {
         };
     }
     logging::init(config.logging_level);
+    if let Some(out) = out {
+        return export_winners(&config, &out);
+    }
     log::info!("action: config | result: success | {}", config.describe());
 
     // Before the store opens: a write past a file size limit must fail, not kill the central.
@@ -100,6 +116,37 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             log::error!("action: exit | result: fail | error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the winners file from the database to `out`.
+fn export_winners(config: &Config, out: &std::path::Path) -> ExitCode {
+    let Some(database) = config.database() else {
+        log::error!("action: export_winners | result: fail | error: SERVER_DATABASE_URL names no database");
+        return ExitCode::from(2);
+    };
+    let engine = match Postgres::open(&database, config.agencies) {
+        Ok(engine) => engine,
+        Err(e) => {
+            log::error!("action: export_winners | result: fail | error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = engine.export_winners_file(out);
+    let _ = engine.close();
+    match result {
+        Ok(rows) => {
+            log::info!(
+                "action: export_winners | result: success | database: {} | path: {} | winners: {rows}",
+                engine.location(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("action: export_winners | result: fail | path: {} | error: {e}", out.display());
             ExitCode::FAILURE
         }
     }

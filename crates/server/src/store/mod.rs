@@ -9,8 +9,11 @@
 //!   replay, when an agency may finish), written once as a pure type any engine can hold, and
 //!   the values the face answers with.
 //! - [`error`]: why storage refuses.
-//! - `journal`: today's engine, private: the winners file plus an append-only journal,
+//! - `journal`: the default engine, private: the winners file plus an append-only journal,
 //!   synced in groups.
+//! - [`postgres`]: the engine for a PostgreSQL database (`SERVER_DATABASE_URL`), which
+//!   several centrals may share.
+//! - `winners_file`: the winners file's format (header, rows), the same from either engine.
 //!
 //! The contract every engine keeps: a batch's rows, its sequence and its counts are committed
 //! all or nothing; an answer that reveals a batch as committed (its result after
@@ -20,6 +23,8 @@
 mod error;
 mod journal;
 pub mod ledger;
+pub mod postgres;
+mod winners_file;
 
 use std::sync::Arc;
 
@@ -141,14 +146,21 @@ impl Ticket {
     }
 }
 
-/// Opens the storage engine `config` describes (today always the journal at
-/// `SERVER_STORAGE_PATH`), recovering the lottery it holds.
+/// Opens the storage engine `config` describes: the PostgreSQL database of
+/// `SERVER_DATABASE_URL` when it names one, else the journal at `SERVER_STORAGE_PATH`;
+/// recovers the lottery it holds.
 ///
 /// # Errors
 /// [`ServerError::OpenStore`] when its files cannot be created, read, written or synced;
 /// [`ServerError::Recover`] when what it holds cannot be used (a damaged journal, another
-/// number of agencies): the central must not start then.
+/// number of agencies); [`ServerError::OpenDatabase`] when the database cannot be reached
+/// or holds another lottery: the central must not start then.
 pub fn open(config: &Config) -> Result<Arc<dyn Engine>, ServerError> {
+    if let Some(database) = config.database() {
+        let engine = postgres::Postgres::open(&database, config.agencies)
+            .map_err(|source| ServerError::OpenDatabase { source })?;
+        return Ok(Arc::new(engine));
+    }
     let engine = journal::Journal::open(&config.storage_path, config.agencies)?;
     Ok(Arc::new(engine))
 }

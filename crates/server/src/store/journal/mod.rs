@@ -4,7 +4,7 @@
 //! appending its rows to the winners file and one record to the journal (`record.rs`), then
 //! syncing the journal; only then is it answered. The journal is the truth (a crash at any
 //! instant leaves a batch's rows, its sequence and its counts all committed or all not), the
-//! winners file its view (`winners_file.rs`), repaired from it at start (`recovery.rs`).
+//! winners file its view (`store/winners_file.rs`), repaired from it at start (`recovery.rs`).
 //!
 //! Appending and syncing are separate steps so syncs group across connections: the append
 //! happens under the lock ([`Engine::stage`], which returns a ticket holding the journal
@@ -17,7 +17,6 @@
 
 mod record;
 mod recovery;
-mod winners_file;
 
 use std::{
     fs::File,
@@ -30,7 +29,10 @@ use std::{
 };
 
 use self::{record::Record, recovery::OpenError};
-use super::{Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket};
+use super::{
+    winners_file, Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally,
+    Ticket,
+};
 use crate::error::ServerError;
 
 /// The winners file, the journal and the ledger. Shared by every connection through the

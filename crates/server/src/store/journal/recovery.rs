@@ -14,11 +14,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{
-    record::{self, Record},
+use super::record::{self, Record};
+use crate::store::{
     winners_file::{self, HEADER},
+    Ledger, StoreError,
 };
-use crate::store::{Ledger, StoreError};
 
 /// The engine's files, open for appending, and the state they hold.
 #[derive(Debug)]

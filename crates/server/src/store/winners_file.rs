@@ -11,15 +11,15 @@ use std::{
 use protocol::Bet;
 
 /// The winners file's header row.
-pub(super) const HEADER: &str = "agency,first_name,last_name,document,birthdate";
+pub(in crate::store) const HEADER: &str = "agency,first_name,last_name,document,birthdate";
 
 /// The header line, as the file starts.
-pub(super) fn header_line() -> Vec<u8> {
+pub(in crate::store) fn header_line() -> Vec<u8> {
     format!("{HEADER}\n").into_bytes()
 }
 
 /// The CSV rows (csv quoting, dates as `YYYY-MM-DD`) for `winners` of `agency`.
-pub(super) fn format_rows(agency: u32, winners: &[&Bet]) -> io::Result<Vec<u8>> {
+pub(in crate::store) fn format_rows(agency: u32, winners: &[&Bet]) -> io::Result<Vec<u8>> {
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     let agency = agency.to_string();
     for bet in winners {
@@ -37,7 +37,7 @@ pub(super) fn format_rows(agency: u32, winners: &[&Bet]) -> io::Result<Vec<u8>> 
 
 /// Makes the winners file hold exactly `view`: cuts off rows the journal does not hold (a
 /// batch appended but never committed), or rewrites the file if it lost or changed rows.
-pub(super) fn repair(path: &Path, view: &[u8]) -> io::Result<()> {
+pub(in crate::store) fn repair(path: &Path, view: &[u8]) -> io::Result<()> {
     let current = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),

@@ -1,0 +1,536 @@
+//! The PostgreSQL engine: the store kept in a database that several centrals share.
+//!
+//! The same answers and guarantees as the journal (`store/journal/`), by the database's own means:
+//! - A batch's winners, its sequence and its agency's counts commit in one transaction (one
+//!   statement calling `lottery_stage`, see `schema.rs`), and [`Postgres::stage`] returns
+//!   only after that commit: there is nothing left for [`Postgres::make_durable`] to do.
+//! - A batch commits at most once: the key on (agency, sequence) decides, under the
+//!   agency's row lock, so two connections or two centrals sending the same batch at the same
+//!   moment get one commit and the same answer.
+//! - An agency's done commits before any total counts it, and totals are read from
+//!   committed rows only.
+//! - Connections come from a bounded pool (`pool.rs`); a lost connection (database restart,
+//!   outage) turns into [`StoreError::Io`] (a `Storage` refusal the agency retries) and is
+//!   replaced by a new one on the next use.
+
+mod pool;
+mod schema;
+
+use std::{
+    fmt,
+    fs::File,
+    io,
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use postgres::{fallible_iterator::FallibleIterator, types::ToSql};
+
+use self::{
+    pool::{CheckoutError, Conn, Pool},
+    schema::InstallError,
+};
+use crate::store::{
+    winners_file::HEADER, Admission, CheckedBatch, Engine, Progress, Resume, Staged, StoreError, Tally,
+    Ticket,
+};
+
+/// How the engine connects: the database and its pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// A PostgreSQL URL (`postgres://user@host:5432/lottery`) or key-value string.
+    pub url: String,
+    /// Connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`).
+    pub pool_size: usize,
+    /// Longest wait for a connection, to make one or for one to free
+    /// (`SERVER_DATABASE_TIMEOUT_SECS`).
+    pub timeout: Duration,
+}
+
+/// The store in a PostgreSQL database. Shared by every connection of a central through an
+/// `Arc`; several centrals may share one database.
+pub struct Postgres {
+    pool: Pool,
+    agencies: u32,
+    location: String,
+    /// Per agency (index `agency - 1`), the sequence this central expects next, learnt from
+    /// its own commits (0: unknown). A batch with that sequence is admitted without asking
+    /// the database: [`Postgres::stage`] checks everything again under the agency's lock, so
+    /// a stale hint (another central committed meanwhile) costs only the batch's check,
+    /// never a wrong answer. A std `Mutex`: held for one read or write.
+    hints: Mutex<Vec<u64>>,
+}
+
+impl fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Postgres")
+            .field("location", &self.location)
+            .field("agencies", &self.agencies)
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Postgres {
+    /// Connects to the database of `settings`, creates the schema if missing, and checks it
+    /// holds a lottery among `agencies` agencies (or starts one). Logs one line saying which.
+    ///
+    /// # Errors
+    /// When the URL does not parse, the database cannot be reached or refuses, or it holds a
+    /// lottery among another number of agencies; the central must not start then.
+    pub fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
+        let mut config = postgres::Config::from_str(&settings.url)
+            .map_err(|e| invalid(format!("SERVER_DATABASE_URL does not parse: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(settings.timeout);
+        }
+        // A database host that vanishes (no reset) must fail a call, not hang it.
+        config.keepalives(true).keepalives_idle(Duration::from_secs(10));
+        config.tcp_user_timeout(settings.timeout.max(Duration::from_secs(10)));
+        config.application_name("lottery-central");
+        let location = describe(&config);
+        let mut client = config.connect(postgres::NoTls).map_err(|e| db_io(&location, &e))?;
+        let new = match schema::install(&mut client, agencies) {
+            Ok(new) => new,
+            Err(InstallError::Database(e)) => return Err(db_io(&location, &e)),
+            Err(InstallError::Mismatch { held, wanted }) => {
+                return Err(invalid(format!(
+                    "{location} holds a lottery among {held} agencies but SERVER_AGENCIES is {wanted}; \
+                     use another database (or drop its tables) to start a new lottery"
+                )))
+            }
+            Err(InstallError::TooManyAgencies(n)) => {
+                return Err(invalid(format!("{n} agencies: the database engine takes at most {}", i32::MAX)))
+            }
+        };
+        let engine = Postgres {
+            pool: Pool::new(config, settings.pool_size, settings.timeout),
+            agencies,
+            location,
+            hints: Mutex::new(vec![0; agencies as usize]),
+        };
+        let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
+        let pending = match progress {
+            Progress::Complete { .. } => 0,
+            Progress::Pending { agencies } => agencies,
+        };
+        log::info!(
+            "action: store_open | result: success | mode: {} | engine: postgres | database: {} | agencies: {agencies} | \
+             agencies_done: {} | pool_size: {}",
+            if new { "new" } else { "recovered" },
+            engine.location,
+            agencies - pending,
+            engine.pool.size(),
+        );
+        Ok(engine)
+    }
+
+    /// Decides what to do with batch `sequence` of `agency` before its winners are computed:
+    /// refuse it, replay it, or check and commit it.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
+    /// [`StoreError::OutOfSequence`] (a batch past the next one),
+    /// [`StoreError::NotTheCommittedBatch`], [`StoreError::Io`] (the database).
+    pub fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
+        let index = self.index(agency)?;
+        if sequence != 0 && self.hints()[index] == sequence {
+            return Ok(Admission::Fresh);
+        }
+        let (key, seq) = (agency_key(agency), sql_count(sequence)?);
+        let row = self.call(true, |c| c.client.query_one(&c.statements.admit, &[&key, &seq]))?;
+        let last = count(row.get::<_, i64>(0));
+        let done: bool = row.get(1);
+        if sequence >= 1 && sequence <= last {
+            let committed = count(row.get::<_, Option<i64>>(2).unwrap_or_default());
+            if committed != bets {
+                return Err(StoreError::NotTheCommittedBatch { agency, sequence, committed, got: bets });
+            }
+            let winners = positions(row.get::<_, Option<Vec<i32>>>(3).unwrap_or_default());
+            return Ok(Admission::Replay(winners));
+        }
+        if done {
+            return Err(StoreError::AgencyFinished(agency));
+        }
+        self.hints()[index] = last + 1;
+        if sequence != last + 1 {
+            return Err(StoreError::OutOfSequence { agency, expected: last + 1, got: sequence });
+        }
+        Ok(Admission::Fresh)
+    }
+
+    /// Commits `batch` (its winners, its sequence and its agency's counts, in one
+    /// transaction), or, if that sequence of that agency is already committed, returns the
+    /// original winners and stores nothing. Committed when it returns.
+    ///
+    /// # Errors
+    /// As [`Postgres::admit`]; on [`StoreError::Io`] the batch may or may not have committed
+    /// (the connection broke before the answer): sending it again gives the right answer.
+    pub fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
+        let CheckedBatch { agency, sequence, bets, .. } = *batch;
+        let index = self.index(agency)?;
+        if batch.winners.len() != batch.winning_bets.len() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} winner positions but {} winning bets",
+                    batch.winners.len(),
+                    batch.winning_bets.len()
+                ),
+            )));
+        }
+        let winners = batch
+            .winners
+            .iter()
+            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
+            .collect::<Result<Vec<i32>, _>>()?;
+        let first: Vec<&str> = batch.winning_bets.iter().map(|b| b.first_name()).collect();
+        let last: Vec<&str> = batch.winning_bets.iter().map(|b| b.last_name()).collect();
+        let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
+        let dates: Vec<String> = batch.winning_bets.iter().map(|b| b.birthdate().to_string()).collect();
+        let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
+        let params: [&(dyn ToSql + Sync); 8] =
+            [&key, &seq, &count_bets, &winners, &first, &last, &documents, &dates];
+        // Safe to send again after a lost connection: a second commit of the same batch is
+        // the replay the key makes it.
+        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
+        let outcome: &str = row.get(0);
+        let number = count(row.get::<_, Option<i64>>(1).unwrap_or_default());
+        match outcome {
+            "fresh" => {
+                self.hints()[index] = sequence + 1;
+                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
+            }
+            "replay" => Ok(Staged {
+                winners: positions(row.get::<_, Option<Vec<i32>>>(2).unwrap_or_default()),
+                ticket: Ticket::default(),
+            }),
+            "not_the_batch" => {
+                Err(StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets })
+            }
+            "finished" => {
+                self.hints()[index] = 0;
+                Err(StoreError::AgencyFinished(agency))
+            }
+            "out_of_sequence" => {
+                self.hints()[index] = number;
+                Err(StoreError::OutOfSequence { agency, expected: number, got: sequence })
+            }
+            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
+            other => Err(unexpected("lottery_stage", other)),
+        }
+    }
+
+    /// Nothing to wait for: [`Postgres::stage`] returns after its commit.
+    ///
+    /// # Errors
+    /// None; the signature is the storage trait's.
+    pub fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let _ = ticket;
+        Ok(())
+    }
+
+    /// Marks `agency` done after its `batches` batches, committed; returns its final tally
+    /// and where the lottery stands right after (finishes run one at a time, so exactly one
+    /// caller sees the lottery complete).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
+    /// [`StoreError::OutOfSequence`] when `batches` is not the count committed,
+    /// [`StoreError::Io`].
+    pub fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
+        let index = self.index(agency)?;
+        let (key, count_batches) = (agency_key(agency), sql_count(batches)?);
+        // Not sent again by the engine after a lost connection: if the first one committed, a
+        // second would answer AgencyFinished, which the agency must not take for a refusal of
+        // a done it never got acknowledged. The agency retries, and resumes if it must.
+        let row = self.call(false, |c| c.client.query_one(&c.statements.finish, &[&key, &count_batches]))?;
+        let outcome: &str = row.get(0);
+        let number = |i: usize| count(row.get::<_, Option<i64>>(i).unwrap_or_default());
+        match outcome {
+            "done" => {
+                self.hints()[index] = 0;
+                let tally = Tally { bets: number(2), winners: number(3), done: true };
+                let pending = number(4);
+                let progress = if pending == 0 {
+                    Progress::Complete { winners: number(5) }
+                } else {
+                    Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+                };
+                Ok((tally, progress))
+            }
+            "finished" => Err(StoreError::AgencyFinished(agency)),
+            "out_of_sequence" => Err(StoreError::OutOfSequence { agency, expected: number(1), got: batches }),
+            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
+            other => Err(unexpected("lottery_finish", other)),
+        }
+    }
+
+    /// What is committed for `agency`.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
+    pub fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
+        let index = self.index(agency)?;
+        let (last_sequence, tally) = self.agency_row(agency)?;
+        self.hints()[index] = if tally.done { 0 } else { last_sequence + 1 };
+        Ok(Resume { last_sequence, tally })
+    }
+
+    /// One agency's committed tally.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
+    pub fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
+        self.index(agency)?;
+        Ok(self.agency_row(agency)?.1)
+    }
+
+    /// The total of winners if every agency is done, else how many are not; from committed
+    /// rows only.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn progress(&self) -> Result<Progress, StoreError> {
+        let row = self.call(true, |c| c.client.query_one(&c.statements.progress, &[]))?;
+        let pending = count(row.get::<_, i64>(0));
+        Ok(if pending == 0 {
+            Progress::Complete { winners: count(row.get::<_, i64>(1)) }
+        } else {
+            Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+        })
+    }
+
+    /// Closes the idle connections; every answered batch is already committed. Connections
+    /// still in use close when they come back.
+    ///
+    /// # Errors
+    /// None so far; the signature is the storage trait's.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.pool.clear();
+        Ok(())
+    }
+
+    /// Where the lottery is kept, for logs: the database's address, without its password.
+    #[must_use]
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    /// Writes the winners file from the database: the header, then every winning bet in
+    /// the journal's CSV (csv quoting, dates as `YYYY-MM-DD`), by agency, batch and position.
+    /// Returns the rows written. Reads committed rows only.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the database or from `out`.
+    pub fn export_winners(&self, out: &mut dyn io::Write) -> Result<u64, StoreError> {
+        const QUERY: &str =
+            "SELECT agency, first_name, last_name, document, to_char(birthdate, 'YYYY-MM-DD') \
+                             FROM winners ORDER BY agency, sequence, position";
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+        writer.write_record(HEADER.split(',')).map_err(csv_io)?;
+        let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
+        let conn = lease.conn();
+        let mut rows =
+            conn.client.query_raw(QUERY, std::iter::empty::<i32>()).map_err(|e| self.db_error(&e))?;
+        let mut written = 0u64;
+        while let Some(row) = rows.next().map_err(|e| self.db_error(&e))? {
+            let agency: i32 = row.get(0);
+            let fields: [&str; 4] = [row.get(1), row.get(2), row.get(3), row.get(4)];
+            writer
+                .write_record([agency.to_string().as_str(), fields[0], fields[1], fields[2], fields[3]])
+                .map_err(csv_io)?;
+            written += 1;
+        }
+        writer.flush().map_err(StoreError::Io)?;
+        Ok(written)
+    }
+
+    /// Writes the winners file from the database to `path` ([`Postgres::export_winners`]):
+    /// written aside and renamed into place, so `path` is never a partial file. Returns the
+    /// rows written.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the database or the file system.
+    pub fn export_winners_file(&self, path: &Path) -> Result<u64, StoreError> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".part");
+        let aside = PathBuf::from(aside);
+        let result = File::create(&aside).map_err(StoreError::Io).and_then(|file| {
+            let mut out = io::BufWriter::new(file);
+            let rows = self.export_winners(&mut out)?;
+            let file = out.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+            file.sync_all().map_err(StoreError::Io)?;
+            Ok(rows)
+        });
+        match result {
+            Ok(rows) => {
+                std::fs::rename(&aside, path).map_err(StoreError::Io)?;
+                Ok(rows)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&aside);
+                Err(e)
+            }
+        }
+    }
+
+    fn agency_row(&self, agency: u32) -> Result<(u64, Tally), StoreError> {
+        let key = agency_key(agency);
+        let row = self.call(true, |c| c.client.query_opt(&c.statements.agency, &[&key]))?;
+        let row = row.ok_or(StoreError::UnknownAgency { agency, agencies: self.agencies })?;
+        let tally = Tally {
+            bets: count(row.get::<_, i64>(1)),
+            winners: count(row.get::<_, i64>(2)),
+            done: row.get(3),
+        };
+        Ok((count(row.get::<_, i64>(0)), tally))
+    }
+
+    /// Runs `f` on a pooled connection. When it fails because the connection was lost (a
+    /// database restart leaves every pooled connection dead) and `again` says `f` may run
+    /// twice, runs it once more on another connection, and so on, at most once per pooled
+    /// connection: each failure drops a dead one, so the last try is on a new connection.
+    fn call<T>(
+        &self,
+        again: bool,
+        mut f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
+            match f(lease.conn()) {
+                Ok(value) => return Ok(value),
+                Err(e) if again && lease.conn().client.is_closed() && tries <= self.pool.size() => {
+                    log::warn!(
+                        "action: database_reconnect | result: in_progress | database: {} | error: {e}",
+                        self.location
+                    );
+                }
+                Err(e) => return Err(self.db_error(&e)),
+            }
+        }
+    }
+
+    fn db_error(&self, e: &postgres::Error) -> StoreError {
+        StoreError::Io(db_io(&self.location, e))
+    }
+
+    fn checkout_error(&self, e: CheckoutError) -> StoreError {
+        match e {
+            CheckoutError::Connect(e) => self.db_error(&e),
+            CheckoutError::Timeout(after) => StoreError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection to {} free within {} ms", self.location, after.as_millis()),
+            )),
+        }
+    }
+
+    fn index(&self, agency: u32) -> Result<usize, StoreError> {
+        match agency.checked_sub(1) {
+            Some(i) if i < self.agencies => Ok(i as usize),
+            _ => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
+        }
+    }
+
+    fn hints(&self) -> MutexGuard<'_, Vec<u64>> {
+        // A hint is only ever a guess checked again by the database: poison changes nothing.
+        self.hints.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The storage face, over the methods above (each documents its errors).
+impl Engine for Postgres {
+    fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
+        Postgres::admit(self, agency, sequence, bets)
+    }
+    fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
+        Postgres::stage(self, batch)
+    }
+    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        Postgres::make_durable(self, ticket)
+    }
+    fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
+        Postgres::finish_agency(self, agency, batches)
+    }
+    fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
+        Postgres::resume(self, agency)
+    }
+    fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
+        Postgres::tally(self, agency)
+    }
+    fn progress(&self) -> Result<Progress, StoreError> {
+        Postgres::progress(self)
+    }
+    fn close(&self) -> Result<(), StoreError> {
+        Postgres::close(self)
+    }
+    fn location(&self) -> String {
+        Postgres::location(self)
+    }
+}
+
+/// The database's address for logs: user, host, port and database, never the password.
+fn describe(config: &postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "localhost".to_owned(),
+        |h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let dbname = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{dbname}")
+}
+
+fn db_io(location: &str, e: &postgres::Error) -> io::Error {
+    // `Display` of a database error is only "db error"; the server's message is in `source`.
+    let detail =
+        e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{}: {}", db.severity(), db.message()));
+    io::Error::other(format!("database {location}: {detail}"))
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+fn csv_io(e: csv::Error) -> StoreError {
+    StoreError::Io(io::Error::other(e))
+}
+
+fn unexpected(function: &str, outcome: &str) -> StoreError {
+    StoreError::Io(io::Error::other(format!("{function} answered an unknown outcome {outcome:?}")))
+}
+
+fn overflow(what: &str, value: u64) -> StoreError {
+    StoreError::Io(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what} of {value} does not fit the database"),
+    ))
+}
+
+/// The agency as the schema's `integer`; callers checked it against the agency count, which
+/// [`Postgres::open`] checked fits.
+fn agency_key(agency: u32) -> i32 {
+    i32::try_from(agency).unwrap_or(i32::MAX)
+}
+
+/// A count as the schema's `bigint`.
+fn sql_count(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| overflow("a count", value))
+}
+
+/// A `bigint` count back; the schema never stores a negative one.
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn positions(stored: Vec<i32>) -> Vec<u32> {
+    // Written from `u32` positions by `stage`, so never negative.
+    stored.into_iter().map(|p| u32::try_from(p).unwrap_or_default()).collect()
+}

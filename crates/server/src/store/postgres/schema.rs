@@ -1,0 +1,209 @@
+//! The PostgreSQL engine's schema and the two functions that change it, created at start if
+//! missing, and the check that the database holds this lottery.
+//!
+//! Tables:
+//! - `lottery`: one row, the number of agencies the lottery was started for.
+//! - `agencies`: one row per agency (1 to that number): its last committed sequence, its
+//!   counts and whether it is done. Its row lock serializes everything that changes the
+//!   agency, whichever central (or connection) does it.
+//! - `batches`: one row per committed batch, keyed by (agency, sequence): its bet count and
+//!   winner positions, so a replay gets the original answer. The key is what makes a batch
+//!   commit at most once.
+//! - `winners`: the winning bets, the rows of the winners file.
+//!
+//! A batch commits through `lottery_stage`, a finish through `lottery_finish`: each is one
+//! statement, so one round trip and one transaction (the statement's own), whose outcome
+//! comes back as a row rather than an exception (a refusal changes nothing either way).
+
+use postgres::Client;
+
+/// Key of the transaction-level advisory lock taken while the schema is created: centrals
+/// starting at once on an empty database would otherwise race on `CREATE` (duplicate key in
+/// the catalog) and on `CREATE OR REPLACE FUNCTION` ("tuple concurrently updated").
+const SCHEMA_LOCK: i64 = 0x004c_6f74_6572_6961; // "Loteria" in ASCII
+
+/// Tables and functions, idempotent: every statement creates only what is missing, or
+/// replaces a function by the same text.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS lottery (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    agencies integer NOT NULL CHECK (agencies >= 0),
+    started timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS agencies (
+    agency integer PRIMARY KEY CHECK (agency >= 1),
+    last_sequence bigint NOT NULL DEFAULT 0,
+    bets bigint NOT NULL DEFAULT 0,
+    winners bigint NOT NULL DEFAULT 0,
+    done boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE IF NOT EXISTS batches (
+    agency integer NOT NULL REFERENCES agencies,
+    sequence bigint NOT NULL CHECK (sequence >= 1),
+    bets bigint NOT NULL,
+    winners integer[] NOT NULL,
+    PRIMARY KEY (agency, sequence)
+);
+
+-- No foreign key to batches: both are written by the same statement of lottery_stage, and
+-- the check would cost one index probe per winning bet.
+CREATE TABLE IF NOT EXISTS winners (
+    agency integer NOT NULL,
+    sequence bigint NOT NULL,
+    position integer NOT NULL,
+    first_name text NOT NULL,
+    last_name text NOT NULL,
+    document text NOT NULL,
+    birthdate date NOT NULL,
+    PRIMARY KEY (agency, sequence, position)
+);
+
+-- Commits batch p_sequence of p_agency, or says why not. o_outcome:
+--   fresh            committed now; o_winners are p_winners
+--   replay           committed before (by any connection or central); o_winners the original
+--   not_the_batch    committed before with o_number bets, not p_bets
+--   finished         the agency is done
+--   out_of_sequence  o_number is the sequence expected
+--   unknown          no such agency
+CREATE OR REPLACE FUNCTION lottery_stage(
+    p_agency integer, p_sequence bigint, p_bets bigint, p_winners integer[],
+    p_first_names text[], p_last_names text[], p_documents text[], p_birthdates text[],
+    OUT o_outcome text, OUT o_number bigint, OUT o_winners integer[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    a agencies%ROWTYPE;
+    b batches%ROWTYPE;
+BEGIN
+    -- Every change to this agency, from any central, waits here for the previous one.
+    SELECT * INTO a FROM agencies WHERE agency = p_agency FOR UPDATE;
+    IF NOT FOUND THEN
+        o_outcome := 'unknown';
+        RETURN;
+    END IF;
+    IF p_sequence >= 1 AND p_sequence <= a.last_sequence THEN
+        SELECT * INTO STRICT b FROM batches WHERE agency = p_agency AND sequence = p_sequence;
+    ELSIF a.done THEN
+        o_outcome := 'finished';
+        RETURN;
+    ELSIF p_sequence <> a.last_sequence + 1 THEN
+        o_outcome := 'out_of_sequence';
+        o_number := a.last_sequence + 1;
+        RETURN;
+    ELSE
+        -- The key decides, not the check above: a row already there is the original.
+        INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, p_winners)
+            ON CONFLICT DO NOTHING;
+        IF FOUND THEN
+            INSERT INTO winners
+                SELECT p_agency, p_sequence, w.position, w.first_name, w.last_name, w.document,
+                       w.birthdate::date
+                FROM unnest(p_winners, p_first_names, p_last_names, p_documents, p_birthdates)
+                    AS w(position, first_name, last_name, document, birthdate);
+            UPDATE agencies
+                SET last_sequence = p_sequence,
+                    bets = agencies.bets + p_bets,
+                    winners = agencies.winners + cardinality(p_winners)
+                WHERE agency = p_agency;
+            o_outcome := 'fresh';
+            o_winners := p_winners;
+            RETURN;
+        END IF;
+        SELECT * INTO STRICT b FROM batches WHERE agency = p_agency AND sequence = p_sequence;
+    END IF;
+    IF b.bets <> p_bets THEN
+        o_outcome := 'not_the_batch';
+        o_number := b.bets;
+    ELSE
+        o_outcome := 'replay';
+        o_winners := b.winners;
+    END IF;
+END
+$$;
+
+-- Marks p_agency done after p_batches batches, or says why not (o_outcome: done, finished,
+-- out_of_sequence with o_expected, unknown). On done, also where the lottery stands right
+-- after: o_pending agencies not done, o_total winners of all. Finishes hold the lottery
+-- row's lock, so they run one at a time and exactly one of them sees o_pending = 0.
+CREATE OR REPLACE FUNCTION lottery_finish(
+    p_agency integer, p_batches bigint,
+    OUT o_outcome text, OUT o_expected bigint, OUT o_bets bigint, OUT o_winners bigint,
+    OUT o_pending bigint, OUT o_total bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a agencies%ROWTYPE;
+BEGIN
+    PERFORM 1 FROM lottery FOR UPDATE;
+    SELECT * INTO a FROM agencies WHERE agency = p_agency FOR UPDATE;
+    IF NOT FOUND THEN
+        o_outcome := 'unknown';
+        RETURN;
+    END IF;
+    IF a.done THEN
+        o_outcome := 'finished';
+        RETURN;
+    END IF;
+    IF a.last_sequence <> p_batches THEN
+        o_outcome := 'out_of_sequence';
+        o_expected := a.last_sequence;
+        RETURN;
+    END IF;
+    UPDATE agencies SET done = true WHERE agency = p_agency;
+    o_outcome := 'done';
+    o_bets := a.bets;
+    o_winners := a.winners;
+    -- A new snapshot (read committed): every finish committed before ours took the lock.
+    SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint
+        INTO o_pending, o_total FROM agencies;
+END
+$$;
+"#;
+
+/// Creates whatever of the schema is missing and checks that the database holds a lottery
+/// among `agencies` agencies (recording it if the database holds none yet). Returns whether
+/// the lottery is new.
+///
+/// # Errors
+/// A database error, or [`InstallError::Mismatch`] when the database holds a lottery among
+/// another number of agencies.
+pub(crate) fn install(client: &mut Client, agencies: u32) -> Result<bool, InstallError> {
+    let count = i32::try_from(agencies).map_err(|_| InstallError::TooManyAgencies(agencies))?;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    tx.batch_execute(SCHEMA)?;
+    let new =
+        tx.execute("INSERT INTO lottery (agencies) VALUES ($1) ON CONFLICT DO NOTHING", &[&count])? == 1;
+    let held: i32 = tx.query_one("SELECT agencies FROM lottery", &[])?.get(0);
+    if held != count {
+        return Err(InstallError::Mismatch { held, wanted: agencies });
+    }
+    tx.execute(
+        "INSERT INTO agencies (agency) SELECT generate_series(1, $1) ON CONFLICT DO NOTHING",
+        &[&count],
+    )?;
+    tx.commit()?;
+    Ok(new)
+}
+
+/// Why the schema could not be installed.
+#[derive(Debug)]
+pub(crate) enum InstallError {
+    /// The database refused or could not be reached.
+    Database(postgres::Error),
+    /// The database holds a lottery among `held` agencies, not `wanted`.
+    Mismatch {
+        /// Agencies of the lottery in the database.
+        held: i32,
+        /// Agencies configured.
+        wanted: u32,
+    },
+    /// More agencies than the schema's `integer` columns hold.
+    TooManyAgencies(u32),
+}
+
+impl From<postgres::Error> for InstallError {
+    fn from(e: postgres::Error) -> Self {
+        InstallError::Database(e)
+    }
+}
