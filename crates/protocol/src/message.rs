@@ -147,6 +147,14 @@ pub enum ErrorKind {
     Storage,
     /// The batch holds more bets than the central takes in one batch; nothing was stored.
     BatchTooLarge,
+    /// The batch holds no bets: there is nothing for it to do, and nothing was stored.
+    EmptyBatch,
+    /// The central's memory budget for frames in flight is spent by other connections; the
+    /// frame was skipped unread. Try again later.
+    Overloaded,
+    /// The batch is an old one the central no longer keeps the answer of (it keeps the last
+    /// few of each agency for replays); nothing was stored.
+    ReplayExpired,
 }
 
 impl fmt::Display for ErrorKind {
@@ -161,6 +169,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::Storage => "storage",
             ErrorKind::BatchTooLarge => "batch_too_large",
+            ErrorKind::EmptyBatch => "empty_batch",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::ReplayExpired => "replay_expired",
         };
         f.write_str(name)
     }
