@@ -4,17 +4,17 @@
 //! `[DEFAULT]` section of `config.ini`), and each key is also read from the environment
 //! variable of the same name, which wins over the file.
 
-use std::{fmt, path::Path, path::PathBuf, time::Duration};
+use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
 use runtime::{
     logging::parse_level,
-    settings::{parse, ConfigError},
+    settings::{in_range, parse, ConfigError},
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 12] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -25,7 +25,14 @@ pub const KEYS: [&str; 10] = [
     "SERVER_MAX_CONNECTIONS",
     "SERVER_IDLE_TIMEOUT_SECS",
     "SERVER_MAX_FRAME_BYTES",
+    "SERVER_FRAME_TIMEOUT_SECS",
+    "SERVER_MEMORY_BUDGET_MIB",
 ];
+
+/// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
+/// from the start, and the course runs five; this leaves room for any real lottery while
+/// keeping a typo from reserving gigabytes.
+pub const MAX_AGENCIES: u32 = 10_000;
 
 /// The central's effective settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Largest frame payload accepted, in bytes (`SERVER_MAX_FRAME_BYTES`, default 1 MiB).
     pub max_frame_len: usize,
+    /// From a request's first byte, the time its whole frame has to arrive, and an answer to
+    /// leave (`SERVER_FRAME_TIMEOUT_SECS`, default 5).
+    pub frame_timeout: Duration,
+    /// Bytes all connections' requests and answers in flight may hold together
+    /// (`SERVER_MEMORY_BUDGET_MIB`, default 64 MiB).
+    pub memory_budget: usize,
 }
 
 impl Default for Config {
@@ -68,6 +81,8 @@ impl Default for Config {
             max_connections: 256,
             idle_timeout: Duration::from_secs(30),
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
+            frame_timeout: Duration::from_secs(5),
+            memory_budget: 64 << 20,
         }
     }
 }
@@ -101,8 +116,7 @@ impl Config {
             config.port = parse("SERVER_PORT", &v, "a port number (0 to 65535)")?;
         }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
-            config.listen_backlog = parse("SERVER_LISTEN_BACKLOG", &v, "a positive number")?;
-            positive("SERVER_LISTEN_BACKLOG", config.listen_backlog)?;
+            config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
         }
         if let Some(v) = get("LOGGING_LEVEL") {
             config.logging_level = parse_level(&v).ok_or_else(|| {
@@ -110,7 +124,7 @@ impl Config {
             })?;
         }
         if let Some(v) = get("SERVER_AGENCIES") {
-            config.agencies = parse("SERVER_AGENCIES", &v, "a number of agencies")?;
+            config.agencies = in_range("SERVER_AGENCIES", &v, 1, MAX_AGENCIES, "agencies")?;
         }
         if let Some(v) = get("SERVER_STORAGE_PATH") {
             if v.trim().is_empty() {
@@ -120,27 +134,35 @@ impl Config {
         }
         if let Some(v) = get("SERVER_WINNER_DELAY_MS") {
             config.winner_delay =
-                Duration::from_millis(parse("SERVER_WINNER_DELAY_MS", &v, "milliseconds (0 or more)")?);
+                Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
         if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
-            config.max_connections = parse("SERVER_MAX_CONNECTIONS", &v, "a positive number")?;
-            positive("SERVER_MAX_CONNECTIONS", config.max_connections)?;
+            config.max_connections = in_range("SERVER_MAX_CONNECTIONS", &v, 1, 4096, "connections")?;
         }
         if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
-            let secs: u64 = parse("SERVER_IDLE_TIMEOUT_SECS", &v, "a positive number of seconds")?;
-            positive("SERVER_IDLE_TIMEOUT_SECS", secs)?;
-            config.idle_timeout = Duration::from_secs(secs);
+            config.idle_timeout =
+                Duration::from_secs(in_range("SERVER_IDLE_TIMEOUT_SECS", &v, 1, 86_400, "seconds")?);
         }
         if let Some(v) = get("SERVER_MAX_FRAME_BYTES") {
-            config.max_frame_len =
-                parse("SERVER_MAX_FRAME_BYTES", &v, "bytes, at least 64 and at most 4294967295")?;
-            if config.max_frame_len < 64 || u32::try_from(config.max_frame_len).is_err() {
-                return Err(ConfigError::invalid(
-                    "SERVER_MAX_FRAME_BYTES",
-                    &v,
-                    "bytes, at least 64 and at most 4294967295",
-                ));
-            }
+            config.max_frame_len = in_range("SERVER_MAX_FRAME_BYTES", &v, 64, 64 << 20, "bytes")?;
+        }
+        if let Some(v) = get("SERVER_FRAME_TIMEOUT_SECS") {
+            config.frame_timeout =
+                Duration::from_secs(in_range("SERVER_FRAME_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
+        }
+        if let Some(v) = get("SERVER_MEMORY_BUDGET_MIB") {
+            let mib: usize = in_range("SERVER_MEMORY_BUDGET_MIB", &v, 1, 4096, "MiB")?;
+            config.memory_budget = mib << 20;
+        }
+        // A frame reserves twice its payload (request and answer): a budget smaller than that
+        // for the largest frame would refuse it every time.
+        if config.memory_budget < 2 * config.max_frame_len {
+            return Err(ConfigError::new(format!(
+                "SERVER_MEMORY_BUDGET_MIB: {} MiB is less than twice SERVER_MAX_FRAME_BYTES ({} bytes): \
+                 the largest frame would never fit",
+                config.memory_budget >> 20,
+                config.max_frame_len
+            )));
         }
         Ok(config)
     }
@@ -150,7 +172,8 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
-             winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {}",
+             winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
+             frame_timeout_secs: {} | memory_budget_mib: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -161,15 +184,9 @@ impl Config {
             self.max_connections,
             self.idle_timeout.as_secs(),
             self.max_frame_len,
+            self.frame_timeout.as_secs(),
+            self.memory_budget >> 20,
         )
-    }
-}
-
-fn positive<T: PartialOrd + Default + fmt::Display>(key: &str, value: T) -> Result<(), ConfigError> {
-    if value > T::default() {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(key, &value.to_string(), "a positive number"))
     }
 }
 

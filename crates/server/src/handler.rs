@@ -17,10 +17,13 @@ use std::{
 
 use socket2::SockRef;
 
-use protocol::{Connection, Error, ErrorKind, Request, Response};
+use log::Level;
+use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
+use runtime::throttled;
 
 use crate::{
-    service::{Central, Reply},
+    peers::WARNINGS,
+    service::{Central, Reply, MAX_BATCH_BETS},
     shutdown::ShutdownHandle,
 };
 
@@ -28,13 +31,17 @@ use crate::{
 /// requests are buffered, so answers keep flowing to a peer that never stops sending.
 const MAX_STAGED: usize = 16;
 
-/// Socket settings of a served connection.
-#[derive(Debug, Clone, Copy)]
+/// What a served connection allows its peer.
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// Longest wait for the next request, or for a stalled write, before closing.
+    /// Longest wait for the first byte of the next request before closing.
     pub idle_timeout: Duration,
+    /// Longest time from a request's first byte to its last, and for a whole answer to leave.
+    pub frame_timeout: Duration,
     /// Largest frame payload accepted.
     pub max_frame_len: usize,
+    /// Shared by every connection: what all requests and answers in flight may hold.
+    pub budget: Budget,
 }
 
 /// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown shuts its
@@ -46,11 +53,18 @@ pub fn serve(
     limits: Limits,
     shutdown: &ShutdownHandle,
 ) {
-    if let Err(e) = configure(&stream, limits) {
-        log::warn!("action: configure_socket | result: fail | peer: {peer} | error: {e}");
-        return;
-    }
-    let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
+    let mut conn = match configure(stream, &limits) {
+        Ok(conn) => conn,
+        Err(e) => {
+            throttled!(
+                WARNINGS,
+                "configure_socket",
+                Level::Warn,
+                "action: configure_socket | result: fail | peer: {peer} | error: {e}"
+            );
+            return;
+        }
+    };
     let mut staged = Staged::default();
     let mut requests = 0u64;
     let mut echoes = 0u64;
@@ -66,11 +80,20 @@ pub fn serve(
                 break close;
             }
         }
-        let request = match conn.read_message::<Request>() {
+        let request = match conn.read_request(MAX_BATCH_BETS) {
             Ok(Some(request)) => request,
             // Shutdown closes the read half, which reads as end-of-stream too.
             Ok(None) if shutdown.is_triggered() => break Close::Shutdown,
             Ok(None) => break Close::ByPeer,
+            Err(e @ Error::TooSlow { .. }) => {
+                throttled!(
+                    WARNINGS,
+                    "too_slow",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
+                break Close::TooSlow;
+            }
             Err(e) if e.is_timeout() => {
                 log::info!(
                     "action: idle_timeout | result: success | peer: {peer} | after_secs: {}",
@@ -78,15 +101,21 @@ pub fn serve(
                 );
                 break Close::IdleTimeout;
             }
-            Err(Error::Malformed(reason)) => {
-                // The frame was whole, so the stream is still in step: answer and go on.
-                log::warn!(
-                    "action: read_request | result: fail | peer: {peer} | error: malformed message: {reason}"
-                );
-                let refusal = Response::Error {
-                    kind: ErrorKind::Malformed,
-                    message: format!("malformed message: {reason}"),
+            Err(e @ (Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. })) => {
+                // The frame was whole (or skipped whole), so the stream is still in step:
+                // answer and go on.
+                let kind = match e {
+                    Error::TooManyBets { .. } => ErrorKind::BatchTooLarge,
+                    Error::OverBudget { .. } => ErrorKind::Overloaded,
+                    _ => ErrorKind::Malformed,
                 };
+                throttled!(
+                    WARNINGS,
+                    "read_request",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
+                );
+                let refusal = Response::Error { kind, message: e.to_string() };
                 if let Err(close) = staged.release(&mut conn, central, peer) {
                     break close;
                 }
@@ -97,7 +126,12 @@ pub fn serve(
             }
             Err(e @ Error::FrameTooLarge { .. }) => {
                 // The framing is lost: answer once, then close.
-                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "frame_too_large",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
                 let _ = staged.release(&mut conn, central, peer);
                 let _ = conn.write_message(&Response::Error {
                     kind: ErrorKind::FrameTooLarge,
@@ -106,7 +140,12 @@ pub fn serve(
                 break Close::FrameTooLarge;
             }
             Err(e) => {
-                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "read_failed",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
                 break Close::ReadFailed;
             }
         };
@@ -124,7 +163,12 @@ pub fn serve(
                     break close;
                 }
                 if let Err(e) = conn.write_message(&response) {
-                    log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+                    throttled!(
+                        WARNINGS,
+                        "write_response",
+                        Level::Warn,
+                        "action: write_response | result: fail | peer: {peer} | error: {e}"
+                    );
                     break Close::WriteFailed;
                 }
             }
@@ -172,7 +216,12 @@ impl Staged {
         self.responses.clear();
         self.slow = false;
         written.map_err(|e| {
-            log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+            throttled!(
+                WARNINGS,
+                "write_response",
+                Level::Warn,
+                "action: write_response | result: fail | peer: {peer} | error: {e}"
+            );
             Close::WriteFailed
         })
     }
@@ -184,6 +233,7 @@ enum Close {
     ByPeer,
     Shutdown,
     IdleTimeout,
+    TooSlow,
     FrameTooLarge,
     ReadFailed,
     WriteFailed,
@@ -195,6 +245,7 @@ impl Close {
             Close::ByPeer => "closed by peer",
             Close::Shutdown => "shutdown",
             Close::IdleTimeout => "idle timeout",
+            Close::TooSlow => "too slow",
             Close::FrameTooLarge => "frame too large",
             Close::ReadFailed => "read failed",
             Close::WriteFailed => "write failed",
@@ -211,9 +262,13 @@ fn bytes_waiting(stream: &TcpStream) -> bool {
     matches!(SockRef::from(stream).recv_with_flags(&mut probe, flags), Ok(n) if n > 0)
 }
 
-fn configure(stream: &TcpStream, limits: Limits) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(limits.idle_timeout))?;
-    stream.set_write_timeout(Some(limits.idle_timeout))?;
+fn configure(stream: TcpStream, limits: &Limits) -> std::io::Result<Connection<TcpStream>> {
     // Answers are small and each one completes a round trip: send them now.
-    stream.set_nodelay(true)
+    stream.set_nodelay(true)?;
+    let guards = Guards {
+        idle: limits.idle_timeout,
+        frame: limits.frame_timeout,
+        budget: Some(limits.budget.clone()),
+    };
+    Connection::guarded(stream, limits.max_frame_len, guards)
 }

@@ -314,8 +314,10 @@ impl Inner {
         let slot = self.slot(agency)?;
         let next = slot.last_sequence() + 1;
         if sequence >= 1 && sequence < next {
-            // `sequence - 1` is below `results.len()`, checked just above.
-            let (committed, positions) = &slot.results[(sequence - 1) as usize];
+            let Some((committed, positions)) = slot.results.get(sequence) else {
+                let oldest = slot.results.oldest_kept();
+                return Err(StoreError::ReplayExpired { agency, sequence, oldest });
+            };
             if *committed != bets {
                 return Err(StoreError::NotTheCommittedBatch {
                     agency,

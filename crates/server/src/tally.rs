@@ -61,14 +61,14 @@ pub struct Staged {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AgencyState {
     pub tally: Tally,
-    /// Each committed batch's bet count and winner positions, index `sequence - 1`, so a
-    /// replayed batch gets its original answer (and one of another size is refused).
-    pub results: Vec<(u64, Vec<u32>)>,
+    /// The count of committed batches, and the last ones' bet counts and winner positions,
+    /// so a replayed batch gets its original answer (and one of another size is refused).
+    pub results: crate::replays::Recent,
 }
 
 impl AgencyState {
     pub fn last_sequence(&self) -> u64 {
-        self.results.len() as u64
+        self.results.last_sequence()
     }
 }
 
@@ -106,6 +106,15 @@ pub enum StoreError {
         /// Bets of this one.
         got: u64,
     },
+    /// A committed batch came again, but it is older than the answers kept for replays.
+    ReplayExpired {
+        /// The agency.
+        agency: u32,
+        /// The sequence.
+        sequence: u64,
+        /// The oldest sequence whose answer is kept.
+        oldest: u64,
+    },
     /// Writing or syncing a file failed; the files were cut back, nothing was counted.
     Io(io::Error),
     /// An earlier sync failed, so what is on disk is uncertain: the store refuses every
@@ -126,6 +135,10 @@ impl fmt::Display for StoreError {
             StoreError::NotTheCommittedBatch { agency, sequence, committed, got } => write!(
                 f,
                 "agency {agency}: batch {sequence} was committed with {committed} bets, this one has {got}"
+            ),
+            StoreError::ReplayExpired { agency, sequence, oldest } => write!(
+                f,
+                "agency {agency}: batch {sequence} is committed, but only the answers from batch {oldest} on are kept for replays"
             ),
             StoreError::Io(e) => write!(f, "cannot write the winners file or its journal: {e}"),
             StoreError::Broken => {
