@@ -66,14 +66,18 @@ fn with_retry<T>(
     backoff: &mut Backoff,
     mut attempt: impl FnMut(&mut Backoff) -> Result<T, ClientError>,
 ) -> Result<Option<T>, ClientError> {
+    // When this outage began: the give-up line states the time really spent, attempts included.
+    let mut first_failure = None;
     loop {
         match attempt(backoff) {
             Ok(value) => return Ok(Some(value)),
             Err(e) if e.is_retryable() => {
+                let since = *first_failure.get_or_insert_with(Instant::now);
                 let Some(wait) = backoff.next_wait() else {
                     return Err(ClientError::GaveUp {
                         attempts: backoff.attempts(),
                         waited: backoff.waited(),
+                        elapsed: since.elapsed(),
                         last: Box::new(e),
                     });
                 };

@@ -36,7 +36,9 @@ impl Stop {
     /// Sleeps for `period` or until a stop is asked; returns whether one was.
     #[must_use]
     pub fn wait(&self, period: Duration) -> bool {
-        let deadline = Instant::now() + period;
+        // A period too long to represent waits as long as a day, which is as good as forever.
+        let now = Instant::now();
+        let deadline = now.checked_add(period).unwrap_or_else(|| now + Duration::from_secs(86_400));
         let mut requested = self.lock();
         while !*requested {
             let left = deadline.saturating_duration_since(Instant::now());
