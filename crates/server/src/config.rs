@@ -10,7 +10,7 @@ use log::LevelFilter;
 
 use runtime::{
     logging::parse_level,
-    settings::{in_range, parse, ConfigError},
+    settings::{in_range, ConfigError},
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
@@ -113,7 +113,7 @@ impl Config {
             config.ip = v.trim().trim_matches('"').to_owned();
         }
         if let Some(v) = get("SERVER_PORT") {
-            config.port = parse("SERVER_PORT", &v, "a port number (0 to 65535)")?;
+            config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
         }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
             config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
