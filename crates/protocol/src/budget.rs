@@ -8,7 +8,10 @@
 //! is read, so a refused frame has cost nothing.
 
 use std::{
-    sync::{Arc, Condvar, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Condvar, Mutex,
+    },
     time::Instant,
 };
 
@@ -24,15 +27,35 @@ struct Inner {
     /// Bytes reserved now. A std `Mutex` (not an atomic) because waiters sleep on `freed`,
     /// which needs one; it is held only to add or subtract.
     used: Mutex<usize>,
-    /// Signalled whenever bytes are given back, to wake reservations waiting for room.
+    /// Signalled whenever bytes are given back (or the budget closes), to wake reservations
+    /// waiting for room.
     freed: Condvar,
+    /// Set by [`Budget::close`]: no reservation is granted any more, and none waits.
+    closed: AtomicBool,
 }
 
 impl Budget {
     /// A budget of `limit` bytes.
     #[must_use]
     pub fn new(limit: usize) -> Budget {
-        Budget { inner: Arc::new(Inner { limit, used: Mutex::new(0), freed: Condvar::new() }) }
+        Budget {
+            inner: Arc::new(Inner {
+                limit,
+                used: Mutex::new(0),
+                freed: Condvar::new(),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Refuses every reservation from now on and wakes those waiting, so a stopping server
+    /// does not wait out their deadlines.
+    pub fn close(&self) {
+        // Set under the lock, so a waiter between its check and its wait cannot miss it.
+        let used = self.lock();
+        self.inner.closed.store(true, Ordering::SeqCst);
+        drop(used);
+        self.inner.freed.notify_all();
     }
 
     /// The budget's size in bytes.
@@ -48,16 +71,17 @@ impl Budget {
     }
 
     /// Reserves `bytes`, waiting until `until` for room if there is none now; `None` when
-    /// there is still no room then (or never could be: more than the whole budget).
+    /// there is still no room then (or never could be: more than the whole budget), or the
+    /// budget is closed.
     #[must_use]
     pub fn reserve(&self, bytes: usize, until: Instant) -> Option<Reservation> {
         if bytes > self.inner.limit {
             return None;
         }
         let mut used = self.lock();
-        while *used + bytes > self.inner.limit {
+        while *used + bytes > self.inner.limit || self.inner.closed.load(Ordering::SeqCst) {
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || self.inner.closed.load(Ordering::SeqCst) {
                 return None;
             }
             used = self.inner.freed.wait_timeout(used, left).expect("the budget's counter lock").0;
@@ -137,6 +161,25 @@ mod tests {
         };
         drop(held);
         assert_eq!(waiter.join().unwrap(), Some(5));
+    }
+
+    #[test]
+    fn closing_wakes_the_waiting_and_refuses_the_rest() {
+        let budget = Budget::new(10);
+        let _held = budget.reserve(10, Instant::now()).unwrap();
+        let waiter = {
+            let budget = budget.clone();
+            thread::spawn(move || {
+                let start = Instant::now();
+                let got = budget.reserve(5, start + Duration::from_secs(60)).is_some();
+                (got, start.elapsed())
+            })
+        };
+        budget.close();
+        let (got, waited) = waiter.join().unwrap();
+        assert!(!got);
+        assert!(waited < Duration::from_secs(30), "woken, not timed out: {waited:?}");
+        assert!(budget.reserve(0, Instant::now()).is_none(), "closed for good");
     }
 
     #[test]

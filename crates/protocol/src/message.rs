@@ -157,9 +157,11 @@ pub enum ErrorKind {
     ReplayExpired,
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+impl ErrorKind {
+    /// The kind's name in log lines (`busy`, `invalid_bet`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorKind::Malformed => "malformed",
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::InvalidBet => "invalid_bet",
@@ -172,8 +174,13 @@ impl fmt::Display for ErrorKind {
             ErrorKind::EmptyBatch => "empty_batch",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::ReplayExpired => "replay_expired",
-        };
-        f.write_str(name)
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

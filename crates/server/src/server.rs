@@ -140,10 +140,12 @@ impl Server {
                 }
             }
         }
-        let Server { listener, central, shutdown, .. } = self;
+        let Server { listener, central, shutdown, limits, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
+        // Connections waiting for room in the budget stop waiting.
+        limits.budget.close();
         let threads = workers.len();
         let panicked = workers.into_iter().map(JoinHandle::join).filter(Result::is_err).count();
         if panicked > 0 {

@@ -258,7 +258,7 @@ fn store_error_kind(e: &StoreError) -> ErrorKind {
 fn refuse(kind: ErrorKind, message: String, action: &str, peer: SocketAddr) -> Response {
     runtime::throttled!(
         crate::peers::WARNINGS,
-        "refusal",
+        kind.as_str(),
         log::Level::Warn,
         "action: {action} | result: fail | peer: {peer} | kind: {kind} | error: {message}"
     );
