@@ -66,6 +66,8 @@ fn with_retry<T>(
     backoff: &mut Backoff,
     mut attempt: impl FnMut(&mut Backoff) -> Result<T, ClientError>,
 ) -> Result<Option<T>, ClientError> {
+    // When this outage began: the give-up line states the time really spent, attempts included.
+    let mut first_failure = None;
     loop {
         if stop.is_requested() {
             return Ok(None);
@@ -75,10 +77,12 @@ fn with_retry<T>(
             // A failure caused by the stop itself (its cut-off of a connection) is no outage.
             Err(_) if stop.is_requested() => return Ok(None),
             Err(e) if e.is_retryable() => {
+                let since = *first_failure.get_or_insert_with(Instant::now);
                 let Some(wait) = backoff.next_wait() else {
                     return Err(ClientError::GaveUp {
                         attempts: backoff.attempts(),
                         waited: backoff.waited(),
+                        elapsed: since.elapsed(),
                         last: Box::new(e),
                     });
                 };

@@ -3,14 +3,15 @@
 
 use std::{
     io,
-    net::{Shutdown, TcpStream, ToSocketAddrs},
-    time::Duration,
+    net::{Shutdown, TcpStream},
+    time::{Duration, Instant},
 };
 
 use protocol::{Connection, Request, Response, WireBet};
 
 use crate::{
     error::ClientError,
+    resolve,
     stop::{Stop, Watched},
 };
 
@@ -22,6 +23,8 @@ pub struct CentralClient {
     address: String,
     /// Lets a stop cut this connection when a read or write would hold it too long.
     _watched: Watched,
+    /// The longest wait for an answer, to say so when it passes.
+    timeout: Duration,
 }
 
 /// What the central has committed for the agency (the answer to `Resume`).
@@ -48,7 +51,8 @@ pub enum Winners {
 
 impl CentralClient {
     /// Connects to `address` (`host:port`, every resolved address tried in turn), waiting at
-    /// most `timeout` to connect and, later, for each answer; `stop` watches the connection.
+    /// most `timeout` to resolve and connect (together), and later for each answer; `stop`
+    /// watches the connection.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no address accepts the connection.
@@ -60,8 +64,14 @@ impl CentralClient {
     ) -> Result<CentralClient, ClientError> {
         let fail = |source: io::Error| ClientError::Connect { address: address.to_owned(), source };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
-        for addr in address.to_socket_addrs().map_err(fail)? {
-            match TcpStream::connect_timeout(&addr, timeout) {
+        let start = Instant::now();
+        for addr in resolve::resolve(address, timeout).map_err(fail)? {
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                last = io::Error::new(io::ErrorKind::TimedOut, format!("not connected within {timeout:?}"));
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left) {
                 Ok(stream) => {
                     stream.set_read_timeout(Some(timeout)).map_err(fail)?;
                     stream.set_write_timeout(Some(timeout)).map_err(fail)?;
@@ -72,6 +82,7 @@ impl CentralClient {
                         agency,
                         address: address.to_owned(),
                         _watched: watched,
+                        timeout,
                     });
                 }
                 Err(e) => last = e,
@@ -104,7 +115,7 @@ impl CentralClient {
     /// [`ClientError::Transport`] when the connection fails.
     pub fn post_batch(&mut self, sequence: u64, bets: Vec<WireBet>) -> Result<Vec<WireBet>, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        self.conn.write_message(&request)?;
+        self.conn.write_message(&request).map_err(|e| self.lost(e))?;
         let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
         Ok(bets)
     }
@@ -114,7 +125,7 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn batch_result(&mut self, sequence: u64, count: usize) -> Result<Vec<u32>, ClientError> {
-        let response = self.conn.read_message()?.ok_or(protocol::Error::Closed)?;
+        let response = self.conn.read_message().map_err(|e| self.lost(e))?.ok_or(protocol::Error::Closed)?;
         match response {
             Response::BatchResult { sequence: answered, winners } if answered == sequence => {
                 let in_range = winners.iter().all(|&i| (i as usize) < count);
@@ -136,7 +147,11 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn agency_done(&mut self, batches: u64) -> Result<(), ClientError> {
-        match self.conn.call(&Request::AgencyDone { agency: self.agency, batches })? {
+        match self
+            .conn
+            .call(&Request::AgencyDone { agency: self.agency, batches })
+            .map_err(|e| self.lost(e))?
+        {
             Response::Ack => Ok(()),
             other => Err(unexpected(other, "an acknowledgement of AgencyDone after batches", batches)),
         }
@@ -147,7 +162,7 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn resume(&mut self) -> Result<Committed, ClientError> {
-        match self.conn.call(&Request::Resume { agency: self.agency })? {
+        match self.conn.call(&Request::Resume { agency: self.agency }).map_err(|e| self.lost(e))? {
             Response::Resumed { last_sequence, bets, winners, done } => {
                 Ok(Committed { last_sequence, bets, winners, done })
             }
@@ -160,10 +175,22 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn winners(&mut self) -> Result<Winners, ClientError> {
-        match self.conn.call(&Request::WinnersQuery { agency: self.agency })? {
+        match self.conn.call(&Request::WinnersQuery { agency: self.agency }).map_err(|e| self.lost(e))? {
             Response::Total { winners } => Ok(Winners::Total(winners)),
             Response::Pending { agencies_pending } => Ok(Winners::Pending(agencies_pending)),
             other => Err(unexpected(other, "the winners total of agency", u64::from(self.agency))),
+        }
+    }
+}
+
+impl CentralClient {
+    /// A failed exchange as the agency reports it: a socket timeout is said to be one, with
+    /// the timeout, not as the system's "resource temporarily unavailable".
+    fn lost(&self, e: protocol::Error) -> ClientError {
+        if e.is_timeout() {
+            ClientError::TimedOut { after: self.timeout }
+        } else {
+            ClientError::Transport(e)
         }
     }
 }

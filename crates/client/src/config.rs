@@ -11,7 +11,7 @@ use log::LevelFilter;
 
 use runtime::{
     logging::parse_level,
-    settings::{parse, ConfigError},
+    settings::{in_range, ConfigError},
 };
 
 use crate::{duration, retry::RetryPolicy};
@@ -29,6 +29,21 @@ pub const KEYS: [(&str, &str); 11] = [
     ("retry.initial", "CLI_RETRY_INITIAL"),
     ("retry.max", "CLI_RETRY_MAX"),
     ("retry.total", "CLI_RETRY_TOTAL"),
+];
+
+/// Most agencies a lottery has (the central's `SERVER_AGENCIES` takes at most this too).
+pub const MAX_AGENCY: u32 = 10_000;
+/// Most bets in one batch: the central's cap.
+pub const MAX_BATCH_AMOUNT: usize = 512;
+
+/// The range of each duration setting. Every one is above zero; none is longer than an hour
+/// (a day for the retry total), which keeps every deadline computed from them representable.
+const DURATION_RANGES: [(&str, Duration, Duration); 5] = [
+    ("server.timeout", Duration::from_millis(1), Duration::from_secs(3600)),
+    ("winners.retryPeriod", Duration::from_millis(1), Duration::from_secs(3600)),
+    ("retry.initial", Duration::from_millis(1), Duration::from_secs(3600)),
+    ("retry.max", Duration::from_millis(1), Duration::from_secs(3600)),
+    ("retry.total", Duration::from_millis(1), Duration::from_secs(86_400)),
 ];
 
 /// The environment variables holding the bet of exercise 5, in field order.
@@ -92,16 +107,13 @@ impl Config {
 
         let id_text =
             get("id").ok_or_else(|| ConfigError::new("id (CLI_ID) is required: the agency's number"))?;
-        let id: u32 = parse("id", &id_text, "an agency number from 1")?;
-        if id == 0 {
-            return Err(ConfigError::invalid("id", &id_text, "an agency number from 1"));
-        }
+        let id: u32 = in_range(&named("id"), &id_text, 1, MAX_AGENCY, "an agency number")?;
         let server_address = get("server.address").unwrap_or_else(|| "127.0.0.1:12345".into());
         if server_address.is_empty() {
             return Err(ConfigError::invalid("server.address", &server_address, "host:port"));
         }
         let server_timeout = match get("server.timeout") {
-            Some(v) => positive_duration("server.timeout", &v)?,
+            Some(v) => ranged_duration("server.timeout", &v)?,
             None => Duration::from_secs(60),
         };
         let log_level = match get("log.level") {
@@ -115,25 +127,15 @@ impl Config {
             _ => PathBuf::from(format!(".data/dataset-{id}.csv")),
         };
         let batch_max_amount = match get("batch.maxAmount") {
-            Some(v) => parse("batch.maxAmount", &v, "a positive number of bets")?,
+            Some(v) => in_range(&named("batch.maxAmount"), &v, 1, MAX_BATCH_AMOUNT, "bets")?,
             None => 100,
         };
-        if batch_max_amount == 0 {
-            return Err(ConfigError::invalid("batch.maxAmount", "0", "a positive number of bets"));
-        }
         let batch_window = match get("batch.window") {
-            Some(v) => parse("batch.window", &v, "a number of batches from 1 to 64")?,
+            Some(v) => in_range(&named("batch.window"), &v, 1, 64, "batches")?,
             None => 16,
         };
-        if !(1..=64).contains(&batch_window) {
-            return Err(ConfigError::invalid(
-                "batch.window",
-                &batch_window.to_string(),
-                "a number of batches from 1 to 64",
-            ));
-        }
         let retry_period = match get("winners.retryPeriod") {
-            Some(v) => positive_duration("winners.retryPeriod", &v)?,
+            Some(v) => ranged_duration("winners.retryPeriod", &v)?,
             None => Duration::from_secs(5),
         };
         let mut retry = RetryPolicy::default();
@@ -143,7 +145,7 @@ impl Config {
             ("retry.total", &mut retry.total),
         ] {
             if let Some(v) = get(key) {
-                *slot = positive_duration(key, &v)?;
+                *slot = ranged_duration(key, &v)?;
             }
         }
         Ok(Config {
@@ -198,11 +200,24 @@ fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>
     }
 }
 
-fn positive_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+/// `key (VARIABLE)`, so an error names both ways of setting it.
+fn named(key: &str) -> String {
+    match KEYS.iter().find(|(k, _)| *k == key) {
+        Some((_, var)) => format!("{key} ({var})"),
+        None => key.to_owned(),
+    }
+}
+
+/// A duration within the range [`DURATION_RANGES`] gives `key`.
+fn ranged_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let (min, max) = DURATION_RANGES
+        .iter()
+        .find(|(k, ..)| *k == key)
+        .map_or((Duration::from_millis(1), Duration::from_secs(3600)), |&(_, min, max)| (min, max));
+    let range = format!("a duration from {min:?} to {max:?}");
     match duration::parse(value) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(ConfigError::invalid(key, value, "a duration above zero")),
-        Err(e) => Err(ConfigError::new(format!("{key}: {e}"))),
+        Ok(d) if (min..=max).contains(&d) => Ok(d),
+        _ => Err(ConfigError::invalid(&named(key), value, &range)),
     }
 }
 

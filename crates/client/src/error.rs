@@ -16,8 +16,13 @@ pub enum ClientError {
         /// Why.
         source: io::Error,
     },
-    /// The connection broke, timed out, or carried something that is not a message.
+    /// The connection broke or carried something that is not a message.
     Transport(protocol::Error),
+    /// The central did not answer (or take a request) within the agency's timeout.
+    TimedOut {
+        /// The timeout (`server.timeout`).
+        after: Duration,
+    },
     /// The central refused a request.
     Refused {
         /// The kind of refusal.
@@ -45,6 +50,9 @@ pub enum ClientError {
         attempts: u32,
         /// Time spent waiting between them.
         waited: Duration,
+        /// Time from the first failure to giving up: the waits and every attempt (name
+        /// lookups, connects, exchanges), as the clock measured it.
+        elapsed: Duration,
         /// The last failure.
         last: Box<ClientError>,
     },
@@ -53,6 +61,9 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ClientError::TimedOut { after } => {
+                write!(f, "the central did not answer: timed out after {after:?}")
+            }
             ClientError::Connect { address, source } => {
                 write!(f, "cannot connect to the central at {address}: {source}")
             }
@@ -65,9 +76,11 @@ impl fmt::Display for ClientError {
                 f,
                 "the central holds {committed} bets of this agency but its dataset has only {available}"
             ),
-            ClientError::GaveUp { attempts, waited, last } => {
-                write!(f, "gave up after {attempts} retries over {waited:?}: {last}")
-            }
+            ClientError::GaveUp { attempts, waited, elapsed, last } => write!(
+                f,
+                "gave up after {attempts} retries in {:.1}s ({waited:?} of it waiting between them): {last}",
+                elapsed.as_secs_f64()
+            ),
         }
     }
 }
@@ -78,9 +91,10 @@ impl ClientError {
     pub fn action(&self) -> &'static str {
         match self {
             ClientError::Connect { .. } => "connect",
-            ClientError::Transport(_) | ClientError::Refused { .. } | ClientError::UnexpectedResponse(_) => {
-                "exchange"
-            }
+            ClientError::Transport(_)
+            | ClientError::TimedOut { .. }
+            | ClientError::Refused { .. }
+            | ClientError::UnexpectedResponse(_) => "exchange",
             ClientError::Dataset(_) | ClientError::DatasetMismatch { .. } => "read_dataset",
             ClientError::InvalidBet(_) => "bet_checked",
             ClientError::GaveUp { last, .. } => last.action(),
@@ -92,8 +106,10 @@ impl ClientError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Connect { .. } | ClientError::Transport(_) => true,
-            ClientError::Refused { kind, .. } => matches!(kind, ErrorKind::Busy | ErrorKind::Storage),
+            ClientError::Connect { .. } | ClientError::Transport(_) | ClientError::TimedOut { .. } => true,
+            ClientError::Refused { kind, .. } => {
+                matches!(kind, ErrorKind::Busy | ErrorKind::Storage | ErrorKind::Overloaded)
+            }
             _ => false,
         }
     }

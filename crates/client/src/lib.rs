@@ -4,7 +4,8 @@
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
 //! splitting), [`bets`] (CSV to bets), [`client`] (the conversation with the central),
-//! [`retry`] (capped exponential backoff, bounded in total), [`window`] (how many batches go
+//! [`retry`] (capped exponential backoff, bounded in total), [`resolve`] (name lookups with
+//! a deadline), [`window`] (how many batches go
 //! unanswered at once).
 
 pub mod agency;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod latency;
+pub mod resolve;
 pub mod retry;
 pub mod stop;
 pub mod window;

@@ -74,6 +74,24 @@ pub(crate) fn decode<M: DeserializeOwned>(payload: &[u8]) -> Result<M, Error> {
         .map_err(|e| Error::Malformed(e.to_string()))
 }
 
+/// Index of `Request::BetBatch` in the encoding, and the offset of its bet count: after the
+/// variant index (`u32`), the agency (`u32`) and the sequence (`u64`).
+const BET_BATCH_INDEX: u32 = 1;
+const BET_COUNT_AT: usize = 4 + 4 + 8;
+
+/// The number of bets a `Request::BetBatch` payload declares, read from its header without
+/// decoding it (so a batch over a cap is refused before its bets are allocated); `None` when
+/// the payload is not a batch or too short to say.
+#[must_use]
+pub fn declared_bets(payload: &[u8]) -> Option<u64> {
+    let index = payload.get(..4)?;
+    if u32::from_be_bytes([index[0], index[1], index[2], index[3]]) != BET_BATCH_INDEX {
+        return None;
+    }
+    let count: [u8; 8] = payload.get(BET_COUNT_AT..BET_COUNT_AT + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(count))
+}
+
 /// Payload bytes `value` takes on the wire (the frame's length prefix not included).
 #[must_use]
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
@@ -186,6 +204,50 @@ mod tests {
              0000000000000001\
              00000000"
         );
+    }
+
+    #[test]
+    fn error_kinds_keep_their_indexes() {
+        // Appended kinds must not move the old ones: agencies of an older build read them.
+        let kinds = [
+            ErrorKind::Malformed,
+            ErrorKind::FrameTooLarge,
+            ErrorKind::InvalidBet,
+            ErrorKind::UnknownAgency,
+            ErrorKind::OutOfSequence,
+            ErrorKind::AgencyFinished,
+            ErrorKind::Busy,
+            ErrorKind::Storage,
+            ErrorKind::BatchTooLarge,
+            ErrorKind::EmptyBatch,
+            ErrorKind::Overloaded,
+            ErrorKind::ReplayExpired,
+        ];
+        for (index, kind) in kinds.into_iter().enumerate() {
+            let mut out = Vec::new();
+            encode_frame(&Response::Error { kind, message: String::new() }, &mut out, 64).unwrap();
+            // Prefix, `Error`'s index (5), then the kind's.
+            assert_eq!(out[4..12], [0, 0, 0, 5, 0, 0, 0, index as u8], "{kind}");
+            roundtrip(Response::Error { kind, message: kind.to_string() });
+        }
+    }
+
+    #[test]
+    fn a_batch_declares_its_bet_count_in_its_header() {
+        for n in [0, 1, 3] {
+            let batch = Request::BetBatch { agency: 7, sequence: 9, bets: vec![bet(); n] };
+            let mut out = Vec::new();
+            encode_frame(&batch, &mut out, 4096).unwrap();
+            assert_eq!(declared_bets(&out[4..]), Some(n as u64));
+        }
+        // A lying count is read as declared, without allocating anything for it.
+        let mut lying = vec![0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9];
+        lying.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(declared_bets(&lying), Some(u64::MAX));
+        assert_eq!(declared_bets(&lying[..20]), None, "too short to say");
+        let mut out = Vec::new();
+        encode_frame(&Request::Resume { agency: 1 }, &mut out, 64).unwrap();
+        assert_eq!(declared_bets(&out[4..]), None, "not a batch");
     }
 
     #[test]

@@ -8,7 +8,11 @@ use std::io::{BufReader, Read, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{codec, frame, Error, Request, Response};
+use crate::{
+    codec,
+    deadline::{Guard, Guards, Timeouts},
+    frame, Error, Request, Response,
+};
 
 /// Read buffer of a connection: room for a few whole 8 KiB batches, so a peer that sends
 /// several requests without waiting has them buffered together and the reader can see it
@@ -33,6 +37,8 @@ pub struct Connection<S: Read + Write> {
     payload: Vec<u8>,
     out: Vec<u8>,
     max_frame_len: usize,
+    /// Deadlines and budget of a connection to an untrusted peer; `None` for a plain one.
+    guard: Option<Guard<S>>,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -48,7 +54,25 @@ impl<S: Read + Write> Connection<S> {
             payload: Vec::new(),
             out: Vec::new(),
             max_frame_len,
+            guard: None,
         }
+    }
+
+    /// Wraps `stream` for serving an untrusted peer: the idle timeout bounds the wait for a
+    /// frame's first byte, the frame deadline the rest of it and each whole answer, and every
+    /// frame reserves its share of the budget before its payload is allocated (see
+    /// [`crate::deadline`]).
+    ///
+    /// # Errors
+    /// When the stream's timeouts cannot be set.
+    pub fn guarded(stream: S, max_frame_len: usize, guards: Guards) -> std::io::Result<Self>
+    where
+        S: Timeouts,
+    {
+        let guard = Guard::new(&stream, guards)?;
+        let mut conn = Self::with_max_frame_len(stream, max_frame_len);
+        conn.guard = Some(guard);
+        Ok(conn)
     }
 
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.
@@ -56,12 +80,49 @@ impl<S: Read + Write> Connection<S> {
     /// # Errors
     /// See [`frame::read_frame`] for transport errors; [`Error::Malformed`] when a whole frame
     /// arrived but is not a valid `M`. After `Malformed` the stream is still in step (the next
-    /// read starts at the next frame); after any other error it is not.
+    /// read starts at the next frame); after any other error it is not. A guarded
+    /// connection also fails with [`Error::TooSlow`] (not in step) and
+    /// [`Error::OverBudget`] (in step: the payload was skipped unread).
     pub fn read_message<M: Message>(&mut self) -> Result<Option<M>, Error> {
-        if !frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len)? {
+        if !self.read_payload()? {
             return Ok(None);
         }
-        codec::decode(&self.payload).map(Some)
+        self.decode().map(Some)
+    }
+
+    /// Reads the next request as [`read_message`](Connection::read_message) does, refusing a
+    /// batch that declares more than `max_bets` bets from its header, before decoding it.
+    ///
+    /// # Errors
+    /// As [`read_message`](Connection::read_message), and [`Error::TooManyBets`] (the stream is
+    /// still in step).
+    pub fn read_request(&mut self, max_bets: usize) -> Result<Option<Request>, Error> {
+        if !self.read_payload()? {
+            return Ok(None);
+        }
+        match codec::declared_bets(&self.payload) {
+            Some(bets) if bets > max_bets as u64 => return Err(Error::TooManyBets { bets, max: max_bets }),
+            _ => {}
+        }
+        self.decode().map(Some)
+    }
+
+    /// Reads the next frame's payload (through the guard, if any); `false` on a clean close.
+    fn read_payload(&mut self) -> Result<bool, Error> {
+        match &mut self.guard {
+            None => frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
+            Some(guard) => {
+                guard.read_frame(&mut self.reader, &mut self.payload, &mut self.out, self.max_frame_len)
+            }
+        }
+    }
+
+    fn decode<M: Message>(&mut self) -> Result<M, Error> {
+        let message = codec::decode(&self.payload);
+        if self.guard.is_some() {
+            Guard::<S>::decoded(&mut self.payload);
+        }
+        message
     }
 
     /// Writes `message` as one frame and flushes it.
@@ -71,10 +132,7 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::Io`] when the stream fails.
     pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
         codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
-        let stream = self.reader.get_mut();
-        stream.write_all(&self.out)?;
-        stream.flush()?;
-        Ok(())
+        self.send()
     }
 
     /// Writes `messages` as consecutive frames with one write, and flushes them: answers
@@ -91,10 +149,21 @@ impl<S: Read + Write> Connection<S> {
         for message in messages {
             codec::append_frame(message, &mut self.out, self.max_frame_len)?;
         }
+        self.send()
+    }
+
+    /// Writes the encoded frames in `out` and flushes them (within the frame deadline when
+    /// guarded).
+    fn send(&mut self) -> Result<(), Error> {
         let stream = self.reader.get_mut();
-        stream.write_all(&self.out)?;
-        stream.flush()?;
-        Ok(())
+        match &mut self.guard {
+            Some(guard) => guard.write_all(stream, &self.out),
+            None => {
+                stream.write_all(&self.out)?;
+                stream.flush()?;
+                Ok(())
+            }
+        }
     }
 
     /// Whether a whole frame is already in the read buffer, so the next

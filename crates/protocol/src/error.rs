@@ -1,6 +1,6 @@
 //! Errors of the protocol layer: what went wrong while reading or writing a message.
 
-use std::{fmt, io};
+use std::{fmt, io, time::Duration};
 
 /// Why a message could not be read or written.
 ///
@@ -30,13 +30,39 @@ pub enum Error {
     },
     /// A complete frame whose payload is not a valid message.
     Malformed(String),
+    /// A guarded connection's peer did not send a whole frame, or take a whole answer, within
+    /// the frame deadline; the stream is no longer in step.
+    TooSlow {
+        /// The frame deadline in force.
+        limit: Duration,
+    },
+    /// A batch declares more bets than the reader takes; refused from its header before its
+    /// bets were decoded. The frame was whole, so the stream is still in step.
+    TooManyBets {
+        /// Bets the batch declares.
+        bets: u64,
+        /// The most taken.
+        max: usize,
+    },
+    /// A guarded connection's frame did not fit the shared memory budget in time; its payload
+    /// was skipped unread, so the stream is still in step.
+    OverBudget {
+        /// The frame's payload length.
+        length: usize,
+        /// The whole budget, in bytes.
+        budget: usize,
+    },
 }
 
 impl Error {
     /// True when the error is a socket read or write timing out.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+        match self {
+            Error::Io(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            Error::TooSlow { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -52,6 +78,16 @@ impl fmt::Display for Error {
                 write!(f, "frame of {length} bytes exceeds the maximum of {max}")
             }
             Error::Malformed(reason) => write!(f, "malformed message: {reason}"),
+            Error::TooManyBets { bets, max } => {
+                write!(f, "the batch declares {bets} bets, the most in one batch is {max}")
+            }
+            Error::TooSlow { limit } => {
+                write!(f, "the peer did not send a whole frame or take a whole answer within {limit:?}")
+            }
+            Error::OverBudget { length, budget } => write!(
+                f,
+                "a frame of {length} bytes does not fit the central's memory budget of {budget} bytes now; try again later"
+            ),
         }
     }
 }

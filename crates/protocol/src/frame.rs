@@ -31,6 +31,21 @@ const INITIAL_RESERVE: usize = 16 * 1024;
 /// anything is allocated; the stream cannot be resynchronised after it),
 /// [`Error::Truncated`] when the stream ends mid-frame, [`Error::Io`] when reading fails.
 pub fn read_frame<R: Read>(reader: &mut R, payload: &mut Vec<u8>, max_len: usize) -> Result<bool, Error> {
+    read_frame_admitted(reader, payload, max_len, |_| Ok(()))
+}
+
+/// As [`read_frame`], with `admit` asked about the payload's length once the prefix is read
+/// and before anything is allocated for it (the central reserves its memory budget there).
+///
+/// # Errors
+/// As [`read_frame`], and whatever `admit` returns: the payload is then left unread in the
+/// stream, for the caller to skip or to close on.
+pub fn read_frame_admitted<R: Read>(
+    reader: &mut R,
+    payload: &mut Vec<u8>,
+    max_len: usize,
+    admit: impl FnOnce(usize) -> Result<(), Error>,
+) -> Result<bool, Error> {
     payload.clear();
     let mut prefix = [0u8; PREFIX_LEN];
     let mut got = 0;
@@ -48,6 +63,7 @@ pub fn read_frame<R: Read>(reader: &mut R, payload: &mut Vec<u8>, max_len: usize
         return Err(Error::FrameTooLarge { length: u64::from(len), max: max_len });
     }
     let len = len as usize;
+    admit(len)?;
     payload.reserve(len.min(INITIAL_RESERVE));
     // `take` + `read_to_end` retries on `Interrupted` and stops at EOF; a short count is a
     // peer that closed mid-frame.

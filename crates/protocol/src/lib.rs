@@ -8,21 +8,27 @@
 //! - [`message`]: the typed requests and responses, and [`message::WireBet`], a bet as it
 //!   travels (plain strings, unchecked).
 //! - [`connection`]: reads and writes whole messages over any `Read + Write`.
+//! - [`deadline`] and [`budget`]: what a connection to an untrusted peer allows it: a
+//!   deadline for each whole frame and answer, and a memory budget shared by all connections.
 //! - [`bet`]: the domain's bet, valid by construction; the only way from a `WireBet` (or a
 //!   CSV row) to a `Bet` is through its validation.
 //! - [`digest`]: what a run of bets hashes to, the same on both ends, so a replayed batch and
 //!   a finished upload are checked by content.
 
 pub mod bet;
+pub mod budget;
 pub mod codec;
 pub mod connection;
+pub mod deadline;
 pub mod digest;
 pub mod error;
 pub mod frame;
 pub mod message;
 
 pub use bet::{Bet, InvalidBet};
+pub use budget::Budget;
 pub use connection::Connection;
+pub use deadline::{Guards, Timeouts};
 pub use digest::Digest;
 pub use error::Error;
 pub use frame::DEFAULT_MAX_FRAME_LEN;

@@ -147,11 +147,21 @@ pub enum ErrorKind {
     Storage,
     /// The batch holds more bets than the central takes in one batch; nothing was stored.
     BatchTooLarge,
+    /// The batch holds no bets: there is nothing for it to do, and nothing was stored.
+    EmptyBatch,
+    /// The central's memory budget for frames in flight is spent by other connections; the
+    /// frame was skipped unread. Try again later.
+    Overloaded,
+    /// The batch is an old one the central no longer keeps the answer of (it keeps the last
+    /// few of each agency for replays); nothing was stored.
+    ReplayExpired,
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+impl ErrorKind {
+    /// The kind's name in log lines (`busy`, `invalid_bet`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorKind::Malformed => "malformed",
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::InvalidBet => "invalid_bet",
@@ -161,8 +171,16 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::Storage => "storage",
             ErrorKind::BatchTooLarge => "batch_too_large",
-        };
-        f.write_str(name)
+            ErrorKind::EmptyBatch => "empty_batch",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::ReplayExpired => "replay_expired",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -4,7 +4,7 @@
 //! `[DEFAULT]` section of `config.ini`), and each key is also read from the environment
 //! variable of the same name, which wins over the file.
 
-use std::{fmt, path::Path, path::PathBuf, time::Duration};
+use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
@@ -12,11 +12,11 @@ use crate::store::postgres::DatabaseSettings;
 
 use runtime::{
     logging::parse_level,
-    settings::{parse, ConfigError},
+    settings::{in_range, ConfigError},
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 15] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -30,7 +30,14 @@ pub const KEYS: [&str; 13] = [
     "SERVER_DATABASE_URL",
     "SERVER_DATABASE_POOL_SIZE",
     "SERVER_DATABASE_TIMEOUT_SECS",
+    "SERVER_FRAME_TIMEOUT_SECS",
+    "SERVER_MEMORY_BUDGET_MIB",
 ];
+
+/// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
+/// from the start, and the course runs five; this leaves room for any real lottery while
+/// keeping a typo from reserving gigabytes.
+pub const MAX_AGENCIES: u32 = 10_000;
 
 /// The central's effective settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +73,12 @@ pub struct Config {
     /// Longest wait to connect to the database or for a free connection
     /// (`SERVER_DATABASE_TIMEOUT_SECS`, default 5).
     pub database_timeout: Duration,
+    /// From a request's first byte, the time its whole frame has to arrive, and an answer to
+    /// leave (`SERVER_FRAME_TIMEOUT_SECS`, default 5).
+    pub frame_timeout: Duration,
+    /// Bytes all connections' requests and answers in flight may hold together
+    /// (`SERVER_MEMORY_BUDGET_MIB`, default 64 MiB).
+    pub memory_budget: usize,
 }
 
 impl Default for Config {
@@ -84,6 +97,8 @@ impl Default for Config {
             database_url: None,
             database_pool_size: 16,
             database_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(5),
+            memory_budget: 64 << 20,
         }
     }
 }
@@ -114,11 +129,10 @@ impl Config {
             config.ip = v.trim().trim_matches('"').to_owned();
         }
         if let Some(v) = get("SERVER_PORT") {
-            config.port = parse("SERVER_PORT", &v, "a port number (0 to 65535)")?;
+            config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
         }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
-            config.listen_backlog = parse("SERVER_LISTEN_BACKLOG", &v, "a positive number")?;
-            positive("SERVER_LISTEN_BACKLOG", config.listen_backlog)?;
+            config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
         }
         if let Some(v) = get("LOGGING_LEVEL") {
             config.logging_level = parse_level(&v).ok_or_else(|| {
@@ -126,7 +140,7 @@ impl Config {
             })?;
         }
         if let Some(v) = get("SERVER_AGENCIES") {
-            config.agencies = parse("SERVER_AGENCIES", &v, "a number of agencies")?;
+            config.agencies = in_range("SERVER_AGENCIES", &v, 1, MAX_AGENCIES, "agencies")?;
         }
         if let Some(v) = get("SERVER_STORAGE_PATH") {
             if v.trim().is_empty() {
@@ -136,40 +150,46 @@ impl Config {
         }
         if let Some(v) = get("SERVER_WINNER_DELAY_MS") {
             config.winner_delay =
-                Duration::from_millis(parse("SERVER_WINNER_DELAY_MS", &v, "milliseconds (0 or more)")?);
+                Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
         if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
-            config.max_connections = parse("SERVER_MAX_CONNECTIONS", &v, "a positive number")?;
-            positive("SERVER_MAX_CONNECTIONS", config.max_connections)?;
+            config.max_connections = in_range("SERVER_MAX_CONNECTIONS", &v, 1, 4096, "connections")?;
         }
         if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
-            let secs: u64 = parse("SERVER_IDLE_TIMEOUT_SECS", &v, "a positive number of seconds")?;
-            positive("SERVER_IDLE_TIMEOUT_SECS", secs)?;
-            config.idle_timeout = Duration::from_secs(secs);
+            config.idle_timeout =
+                Duration::from_secs(in_range("SERVER_IDLE_TIMEOUT_SECS", &v, 1, 86_400, "seconds")?);
         }
         if let Some(v) = get("SERVER_MAX_FRAME_BYTES") {
-            config.max_frame_len =
-                parse("SERVER_MAX_FRAME_BYTES", &v, "bytes, at least 64 and at most 4294967295")?;
-            if config.max_frame_len < 64 || u32::try_from(config.max_frame_len).is_err() {
-                return Err(ConfigError::invalid(
-                    "SERVER_MAX_FRAME_BYTES",
-                    &v,
-                    "bytes, at least 64 and at most 4294967295",
-                ));
-            }
+            config.max_frame_len = in_range("SERVER_MAX_FRAME_BYTES", &v, 64, 64 << 20, "bytes")?;
+        }
+        if let Some(v) = get("SERVER_FRAME_TIMEOUT_SECS") {
+            config.frame_timeout =
+                Duration::from_secs(in_range("SERVER_FRAME_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
+        }
+        if let Some(v) = get("SERVER_MEMORY_BUDGET_MIB") {
+            let mib: usize = in_range("SERVER_MEMORY_BUDGET_MIB", &v, 1, 4096, "MiB")?;
+            config.memory_budget = mib << 20;
+        }
+        // A frame reserves twice its payload (request and answer): a budget smaller than that
+        // for the largest frame would refuse it every time.
+        if config.memory_budget < 2 * config.max_frame_len {
+            return Err(ConfigError::new(format!(
+                "SERVER_MEMORY_BUDGET_MIB: {} MiB is less than twice SERVER_MAX_FRAME_BYTES ({} bytes): \
+                 the largest frame would never fit",
+                config.memory_budget >> 20,
+                config.max_frame_len
+            )));
         }
         if let Some(v) = get("SERVER_DATABASE_URL") {
             let url = v.trim().trim_matches('"').trim();
             config.database_url = (!url.is_empty()).then(|| url.to_owned());
         }
         if let Some(v) = get("SERVER_DATABASE_POOL_SIZE") {
-            config.database_pool_size = parse("SERVER_DATABASE_POOL_SIZE", &v, "a positive number")?;
-            positive("SERVER_DATABASE_POOL_SIZE", config.database_pool_size)?;
+            config.database_pool_size = in_range("SERVER_DATABASE_POOL_SIZE", &v, 1, 1024, "connections")?;
         }
         if let Some(v) = get("SERVER_DATABASE_TIMEOUT_SECS") {
-            let secs: u64 = parse("SERVER_DATABASE_TIMEOUT_SECS", &v, "a positive number of seconds")?;
-            positive("SERVER_DATABASE_TIMEOUT_SECS", secs)?;
-            config.database_timeout = Duration::from_secs(secs);
+            config.database_timeout =
+                Duration::from_secs(in_range("SERVER_DATABASE_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
         }
         Ok(config)
     }
@@ -190,7 +210,8 @@ impl Config {
         format!(
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
-             database_url: {} | database_pool_size: {} | database_timeout_secs: {}",
+             database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
+             frame_timeout_secs: {} | memory_budget_mib: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -204,6 +225,8 @@ impl Config {
             self.database_url.as_deref().map_or_else(|| "none".to_owned(), redact_password),
             self.database_pool_size,
             self.database_timeout.as_secs(),
+            self.frame_timeout.as_secs(),
+            self.memory_budget >> 20,
         )
     }
 }
@@ -242,14 +265,6 @@ pub fn redact_password(url: &str) -> String {
         .map(|pair| if pair.starts_with("password=") { "password=***" } else { pair })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn positive<T: PartialOrd + Default + fmt::Display>(key: &str, value: T) -> Result<(), ConfigError> {
-    if value > T::default() {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(key, &value.to_string(), "a positive number"))
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! One connection, from accept to close: read a request, answer it, repeat.
 //!
 //! Whatever the peer sends, the outcome stays inside this connection: malformed bytes are
-//! answered with an error frame and logged once with the peer's address, a broken stream
-//! closes this connection only, and nothing here can stop the accept loop.
+//! answered with an error frame and logged (at most once a second per kind of trouble, with
+//! the peer's address), a broken or too slow stream closes this connection only, and nothing
+//! here can stop the accept loop.
 //!
 //! The loop reads as "read, handle, flush": batch answers wait for the disk in
 //! [`HeldAnswers`], which says when they go out (`held_answers.rs` states the rule).
@@ -12,25 +13,33 @@ use std::{
     time::Duration,
 };
 
-use protocol::{Connection, Error, ErrorKind, Request, Response};
+use log::Level;
+use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
+use runtime::throttled;
 
 use crate::{
     held_answers::HeldAnswers,
-    service::{Lottery, Reply},
+    peers::WARNINGS,
+    service::{Lottery, Reply, MAX_BATCH_BETS},
     shutdown::ShutdownHandle,
 };
 
-/// Socket settings of a served connection.
-#[derive(Debug, Clone, Copy)]
+/// What a served connection allows its peer.
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// Longest wait for the next request, or for a stalled write, before closing.
+    /// Longest wait for the first byte of the next request before closing.
     pub idle_timeout: Duration,
+    /// Longest time from a request's first byte to its last, and for a whole answer to leave.
+    pub frame_timeout: Duration,
     /// Largest frame payload accepted.
     pub max_frame_len: usize,
+    /// Shared by every connection: what all requests and answers in flight may hold.
+    pub budget: Budget,
 }
 
-/// Serves `stream` until the peer closes it, it breaks, it idles out, or shutdown begins (the
-/// request in hand, if any, is answered first; no request after it is handled).
+/// Serves `stream` until the peer closes it, it breaks, it idles out or is too slow, or
+/// shutdown begins (the request in hand, if any, is answered first; no request after it is
+/// handled).
 pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -38,11 +47,18 @@ pub fn serve(
     limits: Limits,
     shutdown: &ShutdownHandle,
 ) {
-    if let Err(e) = configure(&stream, limits) {
-        log::warn!("action: configure_socket | result: fail | peer: {peer} | error: {e}");
-        return;
-    }
-    let mut conn = Connection::with_max_frame_len(stream, limits.max_frame_len);
+    let mut conn = match configure(stream, &limits) {
+        Ok(conn) => conn,
+        Err(e) => {
+            throttled!(
+                WARNINGS,
+                "configure_socket",
+                Level::Warn,
+                "action: configure_socket | result: fail | peer: {peer} | error: {e}"
+            );
+            return;
+        }
+    };
     let mut held = HeldAnswers::default();
     let mut requests = 0u64;
     let mut echoes = 0u64;
@@ -51,11 +67,20 @@ pub fn serve(
         if let Err(e) = held.release_before_blocking(&mut conn, lottery, peer) {
             break write_failed(&e, peer);
         }
-        let request = match conn.read_message::<Request>() {
+        let request = match conn.read_request(MAX_BATCH_BETS) {
             Ok(Some(request)) => request,
             // Shutdown closes the read half, which reads as end-of-stream too.
             Ok(None) if shutdown.is_triggered() => break Close::Shutdown,
             Ok(None) => break Close::ByPeer,
+            Err(e @ Error::TooSlow { .. }) => {
+                throttled!(
+                    WARNINGS,
+                    "too_slow",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
+                break Close::TooSlow;
+            }
             Err(e) if e.is_timeout() => {
                 log::info!(
                     "action: idle_timeout | result: success | peer: {peer} | after_secs: {}",
@@ -63,26 +88,44 @@ pub fn serve(
                 );
                 break Close::IdleTimeout;
             }
-            Err(Error::Malformed(reason)) => {
-                // The frame was whole, so the stream is still in step: answer and go on.
-                log::warn!(
-                    "action: read_request | result: fail | peer: {peer} | error: malformed message: {reason}"
-                );
-                let refusal = Response::Error {
-                    kind: ErrorKind::Malformed,
-                    message: format!("malformed message: {reason}"),
+            // Once the stop begins nothing more is handled, refusals included (a stop also
+            // closes the budget, which turns every frame still buffered into `OverBudget`).
+            Err(Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. })
+                if shutdown.is_triggered() =>
+            {
+                break Close::Shutdown
+            }
+            Err(e @ (Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. })) => {
+                // The frame was whole (or skipped whole), so the stream is still in step:
+                // answer and go on.
+                let kind = match e {
+                    Error::TooManyBets { .. } => ErrorKind::BatchTooLarge,
+                    Error::OverBudget { .. } => ErrorKind::Overloaded,
+                    _ => ErrorKind::Malformed,
                 };
+                throttled!(
+                    WARNINGS,
+                    "read_request",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
+                );
+                let refusal = Response::Error { kind, message: e.to_string() };
                 if let Err(e) = held.release(&mut conn, lottery, peer) {
                     break write_failed(&e, peer);
                 }
-                if conn.write_message(&refusal).is_err() {
-                    break Close::WriteFailed;
+                if let Err(e) = conn.write_message(&refusal) {
+                    break write_failed(&e, peer);
                 }
                 continue;
             }
             Err(e @ Error::FrameTooLarge { .. }) => {
                 // The framing is lost: answer once, then close.
-                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "frame_too_large",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
                 let _ = held.release(&mut conn, lottery, peer);
                 let _ = conn.write_message(&Response::Error {
                     kind: ErrorKind::FrameTooLarge,
@@ -91,7 +134,12 @@ pub fn serve(
                 break Close::FrameTooLarge;
             }
             Err(e) => {
-                log::warn!("action: read_request | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "read_failed",
+                    Level::Warn,
+                    "action: read_request | result: fail | peer: {peer} | error: {e}"
+                );
                 break Close::ReadFailed;
             }
         };
@@ -111,8 +159,7 @@ pub fn serve(
                     break write_failed(&e, peer);
                 }
                 if let Err(e) = conn.write_message(&response) {
-                    log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
-                    break Close::WriteFailed;
+                    break write_failed(&e, peer);
                 }
             }
         }
@@ -132,9 +179,14 @@ pub fn serve(
     }
 }
 
-/// Logs a failed write of answers; the connection closes.
+/// Logs a failed write of answers (throttled); the connection closes.
 fn write_failed(e: &Error, peer: SocketAddr) -> Close {
-    log::warn!("action: write_response | result: fail | peer: {peer} | error: {e}");
+    throttled!(
+        WARNINGS,
+        "write_response",
+        Level::Warn,
+        "action: write_response | result: fail | peer: {peer} | error: {e}"
+    );
     Close::WriteFailed
 }
 
@@ -144,6 +196,7 @@ enum Close {
     ByPeer,
     Shutdown,
     IdleTimeout,
+    TooSlow,
     FrameTooLarge,
     ReadFailed,
     WriteFailed,
@@ -155,6 +208,7 @@ impl Close {
             Close::ByPeer => "closed by peer",
             Close::Shutdown => "shutdown",
             Close::IdleTimeout => "idle timeout",
+            Close::TooSlow => "too slow",
             Close::FrameTooLarge => "frame too large",
             Close::ReadFailed => "read failed",
             Close::WriteFailed => "write failed",
@@ -162,9 +216,13 @@ impl Close {
     }
 }
 
-fn configure(stream: &TcpStream, limits: Limits) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(limits.idle_timeout))?;
-    stream.set_write_timeout(Some(limits.idle_timeout))?;
+fn configure(stream: TcpStream, limits: &Limits) -> std::io::Result<Connection<TcpStream>> {
     // Answers are small and each one completes a round trip: send them now.
-    stream.set_nodelay(true)
+    stream.set_nodelay(true)?;
+    let guards = Guards {
+        idle: limits.idle_timeout,
+        frame: limits.frame_timeout,
+        budget: Some(limits.budget.clone()),
+    };
+    Connection::guarded(stream, limits.max_frame_len, guards)
 }

@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use log::Level;
 use protocol::{Connection, ErrorKind as WireErrorKind, Response};
+use runtime::throttled;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{
@@ -22,14 +24,11 @@ use crate::{
     connections::{Connections, Refusal},
     error::ServerError,
     handler::{self, Limits},
+    peers::{Backoff, WARNINGS},
     service::Lottery,
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
     store,
 };
-
-/// Pause after an `accept` error such as running out of file descriptors: retrying at once
-/// would spin, and the condition clears only as connections close.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// At most one warning line this often for connections refused at the cap: a flood of
 /// connections must not become a flood of log lines.
@@ -74,7 +73,12 @@ impl Server {
             lottery: Arc::new(Lottery::new(store, config.winner_delay, shutdown.clone())),
             connections,
             shutdown,
-            limits: Limits { idle_timeout: config.idle_timeout, max_frame_len: config.max_frame_len },
+            limits: Limits {
+                idle_timeout: config.idle_timeout,
+                frame_timeout: config.frame_timeout,
+                max_frame_len: config.max_frame_len,
+                budget: protocol::Budget::new(config.memory_budget),
+            },
         })
     }
 
@@ -101,6 +105,7 @@ impl Server {
         let addr = self.local_addr()?;
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        let mut backoff = Backoff::default();
         loop {
             let accepted = self.listener.accept();
             if self.shutdown.is_triggered() {
@@ -108,6 +113,7 @@ impl Server {
             }
             match accepted {
                 Ok((stream, peer)) => {
+                    backoff.succeeded();
                     join_finished(&mut workers);
                     log::debug!("action: accept_connection | result: success | peer: {peer}");
                     if let Some(worker) = self.admit(stream, peer) {
@@ -116,15 +122,27 @@ impl Server {
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => {}
                 Err(e) => {
-                    log::error!("action: accept_connection | result: fail | error: {e}");
-                    thread::sleep(ACCEPT_ERROR_BACKOFF);
+                    // Out of descriptors, say: it clears only as connections close, so wait
+                    // longer each time rather than spin, and say so at most once a second.
+                    let pause = backoff.failed();
+                    throttled!(
+                        WARNINGS,
+                        "accept",
+                        Level::Error,
+                        "action: accept_connection | result: fail | error: {e} | retry_in_ms: {}",
+                        pause.as_millis()
+                    );
+                    join_finished(&mut workers);
+                    thread::sleep(pause);
                 }
             }
         }
-        let Server { listener, lottery, shutdown, connections, .. } = self;
+        let Server { listener, lottery, shutdown, connections, limits, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
+        // Connections waiting for room in the budget stop waiting.
+        limits.budget.close();
         // Connections end on their own once their last answers are out; one whose peer does
         // not read, or whose write is stuck, is cut at the stop's force-close instant.
         if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {
@@ -163,12 +181,17 @@ impl Server {
             }
             Err(Refusal::Closed) => return None,
             Err(Refusal::Io(e)) => {
-                log::warn!("action: accept_connection | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "register",
+                    Level::Warn,
+                    "action: accept_connection | result: fail | peer: {peer} | error: {e}"
+                );
                 return None;
             }
         };
         let lottery = Arc::clone(&self.lottery);
-        let limits = self.limits;
+        let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
         let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
             // Held for the thread's life: its drop frees the connection's slot.
@@ -178,7 +201,12 @@ impl Server {
         match spawned {
             Ok(worker) => Some(worker),
             Err(e) => {
-                log::error!("action: spawn_thread | result: fail | peer: {peer} | error: {e}");
+                throttled!(
+                    WARNINGS,
+                    "spawn_thread",
+                    Level::Error,
+                    "action: spawn_thread | result: fail | peer: {peer} | error: {e}"
+                );
                 None
             }
         }

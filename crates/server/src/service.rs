@@ -158,6 +158,11 @@ impl Lottery {
             );
             return Err(Some(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer)));
         }
+        if bets.is_empty() {
+            // Nothing to check or store; kept, it would only grow the journal and the replays.
+            let message = format!("agency {agency}, batch {sequence}: a batch needs at least one bet");
+            return Err(Some(refuse(ErrorKind::EmptyBatch, message, "bet_batch", peer)));
+        }
         match self.store.admit(agency, sequence, bets.len() as u64) {
             Ok(Admission::Fresh) => {}
             Ok(Admission::Replay(winners)) => {
@@ -270,11 +275,17 @@ fn store_error_kind(e: &StoreError) -> ErrorKind {
         StoreError::OutOfSequence { .. } | StoreError::NotTheCommittedBatch { .. } => {
             ErrorKind::OutOfSequence
         }
+        StoreError::ReplayExpired { .. } => ErrorKind::ReplayExpired,
         StoreError::Io(_) | StoreError::Broken => ErrorKind::Storage,
     }
 }
 
 fn refuse(kind: ErrorKind, message: String, action: &str, peer: SocketAddr) -> Response {
-    log::warn!("action: {action} | result: fail | peer: {peer} | kind: {kind} | error: {message}");
+    runtime::throttled!(
+        crate::peers::WARNINGS,
+        kind.as_str(),
+        log::Level::Warn,
+        "action: {action} | result: fail | peer: {peer} | kind: {kind} | error: {message}"
+    );
     Response::Error { kind, message }
 }

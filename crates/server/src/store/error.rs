@@ -37,6 +37,15 @@ pub enum StoreError {
         /// Bets of this one.
         got: u64,
     },
+    /// A committed batch came again, but it is older than the answers kept for replays.
+    ReplayExpired {
+        /// The agency.
+        agency: u32,
+        /// The sequence.
+        sequence: u64,
+        /// The oldest sequence whose answer is kept.
+        oldest: u64,
+    },
     /// Writing or syncing a file failed; the files were cut back, nothing was counted.
     Io(io::Error),
     /// An earlier sync failed, so what is on disk is uncertain: the store refuses every
@@ -57,6 +66,10 @@ impl fmt::Display for StoreError {
             StoreError::NotTheCommittedBatch { agency, sequence, committed, got } => write!(
                 f,
                 "agency {agency}: batch {sequence} was committed with {committed} bets, this one has {got}"
+            ),
+            StoreError::ReplayExpired { agency, sequence, oldest } => write!(
+                f,
+                "agency {agency}: batch {sequence} is committed, but only the answers from batch {oldest} on are kept for replays"
             ),
             StoreError::Io(e) => write!(f, "cannot write the winners file or its journal: {e}"),
             StoreError::Broken => {

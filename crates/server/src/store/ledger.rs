@@ -5,7 +5,7 @@
 //! log through the same methods at start (the journal does both), so the rules a live batch
 //! meets and the rules a recovered one meets cannot drift apart.
 
-use super::StoreError;
+use super::{replays::Recent, StoreError};
 
 /// One agency's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,14 +62,15 @@ pub struct Ledger {
 #[derive(Debug, Clone, Default)]
 struct AgencyState {
     tally: Tally,
-    /// Each committed batch's bet count and winner positions, index `sequence - 1`, so a
-    /// replayed batch gets its original answer (and one of another size is refused).
-    results: Vec<(u64, Vec<u32>)>,
+    /// The count of committed batches, and the last ones' bet counts and winner positions,
+    /// so a replayed batch gets its original answer (and one of another size is refused);
+    /// what is kept does not grow with the number of batches.
+    results: Recent,
 }
 
 impl AgencyState {
     fn last_sequence(&self) -> u64 {
-        self.results.len() as u64
+        self.results.last_sequence()
     }
 }
 
@@ -87,13 +88,16 @@ impl Ledger {
     ///
     /// # Errors
     /// [`StoreError::UnknownAgency`], [`StoreError::NotTheCommittedBatch`],
-    /// [`StoreError::AgencyFinished`], [`StoreError::OutOfSequence`].
+    /// [`StoreError::ReplayExpired`], [`StoreError::AgencyFinished`],
+    /// [`StoreError::OutOfSequence`].
     pub fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
         let slot = self.slot(agency)?;
         let next = slot.last_sequence() + 1;
         if sequence >= 1 && sequence < next {
-            // `sequence - 1` is below `results.len()`, checked just above.
-            let (committed, positions) = &slot.results[(sequence - 1) as usize];
+            let Some((committed, positions)) = slot.results.get(sequence) else {
+                let oldest = slot.results.oldest_kept();
+                return Err(StoreError::ReplayExpired { agency, sequence, oldest });
+            };
             if *committed != bets {
                 return Err(StoreError::NotTheCommittedBatch {
                     agency,

@@ -24,6 +24,7 @@ mod error;
 mod journal;
 pub mod ledger;
 pub mod postgres;
+pub mod replays;
 mod winners_file;
 
 use std::sync::Arc;

@@ -1,0 +1,333 @@
+//! Whole-frame deadlines and the memory budget, for a connection that serves peers it cannot
+//! trust ([`crate::Connection::guarded`]).
+//!
+//! A socket timeout bounds one `read` or one `write`, so a peer sending one byte just inside
+//! it each time, or reading our answer a byte at a time, could hold a connection forever.
+//! Here the idle timeout bounds only the wait for a frame's first byte; from that byte on the
+//! whole frame must arrive within the frame deadline, and a whole answer must leave within it
+//! too. Each `read` or `write` that may block is given the time that remains as its socket
+//! timeout, so the deadline holds without a timer thread. A frame that arrives in one piece
+//! (every honest one) costs no extra system call.
+
+use std::{
+    io::{self, BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    budget::{Budget, Reservation},
+    frame, Error,
+};
+
+/// Buffers a guarded connection keeps between messages; bigger ones (a large echo) are freed
+/// once used, so an idle connection holds little whatever it carried before.
+const KEEP: usize = 16 * 1024;
+
+/// A stream whose reads and writes can be given timeouts, as a `TcpStream`'s can.
+pub trait Timeouts {
+    /// Bounds each later `read` (`None`: wait forever).
+    ///
+    /// # Errors
+    /// When the stream refuses the setting.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Bounds each later `write` (`None`: wait forever).
+    ///
+    /// # Errors
+    /// When the stream refuses the setting.
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Timeouts for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+}
+
+/// What a guarded connection allows a peer.
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// Longest wait for the first byte of the next frame.
+    pub idle: Duration,
+    /// Longest time from a frame's first byte to its last, and for a whole answer to leave.
+    pub frame: Duration,
+    /// Shared by every connection: each frame reserves twice its payload (the request, then
+    /// its answer) before any of it is allocated, until its answer has left. `None`: no budget.
+    pub budget: Option<Budget>,
+}
+
+/// A connection's guard: its limits, how to set its stream's timeouts, and the budget it holds.
+#[derive(Debug)]
+pub(crate) struct Guard<S> {
+    guards: Guards,
+    set_read: fn(&S, Option<Duration>) -> io::Result<()>,
+    set_write: fn(&S, Option<Duration>) -> io::Result<()>,
+    /// Whether the read timeout was lowered below `idle` for the frame's remaining time.
+    read_lowered: bool,
+    /// Whether the write timeout was lowered below `frame` for the answer's remaining time.
+    write_lowered: bool,
+    /// The budget held for the request being answered.
+    held: Option<Reservation>,
+}
+
+impl<S: Read + Write> Guard<S> {
+    /// Sets `stream`'s timeouts to the guards' and returns the guard.
+    pub(crate) fn new(stream: &S, guards: Guards) -> io::Result<Guard<S>>
+    where
+        S: Timeouts,
+    {
+        stream.set_read_timeout(Some(guards.idle))?;
+        stream.set_write_timeout(Some(guards.frame))?;
+        Ok(Guard {
+            guards,
+            set_read: <S as Timeouts>::set_read_timeout,
+            set_write: <S as Timeouts>::set_write_timeout,
+            read_lowered: false,
+            write_lowered: false,
+            held: None,
+        })
+    }
+
+    /// Reads the next frame's payload as [`frame::read_frame`] does, within the idle timeout
+    /// for its first byte and the frame deadline for the rest, reserving its budget first.
+    /// Gives back what the previous request held, and frees big buffers it left.
+    pub(crate) fn read_frame(
+        &mut self,
+        reader: &mut BufReader<S>,
+        payload: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        max_len: usize,
+    ) -> Result<bool, Error> {
+        self.held = None;
+        shrink(payload);
+        shrink(out);
+        if self.read_lowered {
+            (self.set_read)(reader.get_ref(), Some(self.guards.idle))?;
+            self.read_lowered = false;
+        }
+        loop {
+            match reader.fill_buf() {
+                Ok([]) => return Ok(false),
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let limit = self.guards.frame;
+        let deadline = later(limit);
+        let mut bounded = Bounded { reader, deadline, set: self.set_read, lowered: &mut self.read_lowered };
+        let budget = self.guards.budget.as_ref();
+        let held = &mut self.held;
+        let mut refused = None;
+        let result = frame::read_frame_admitted(&mut bounded, payload, max_len, |len| {
+            let Some(budget) = budget else { return Ok(()) };
+            match budget.reserve(len.saturating_mul(2), deadline) {
+                Some(reservation) => {
+                    *held = Some(reservation);
+                    Ok(())
+                }
+                None => {
+                    refused = Some(len);
+                    Err(Error::OverBudget { length: len, budget: budget.limit() })
+                }
+            }
+        });
+        if let Some(len) = refused {
+            // Skipped through a small buffer, never held: the stream stays in step and the
+            // peer can be answered.
+            let skipped = io::copy(&mut (&mut bounded).take(len as u64), &mut io::sink())
+                .map_err(|e| too_slow(e, limit))?;
+            if skipped < len as u64 {
+                let expected = frame::PREFIX_LEN + len;
+                #[allow(clippy::cast_possible_truncation)] // at most `len`, a usize
+                let received = frame::PREFIX_LEN + skipped as usize;
+                return Err(Error::Truncated { expected, received });
+            }
+        }
+        result.map_err(|e| match e {
+            Error::Io(e) => too_slow(e, limit),
+            other => other,
+        })
+    }
+
+    /// Frees the payload buffer once decoded, if it is a big one.
+    pub(crate) fn decoded(payload: &mut Vec<u8>) {
+        shrink(payload);
+    }
+
+    /// Writes `bytes` whole within the frame deadline, and flushes them.
+    pub(crate) fn write_all(&mut self, stream: &mut S, bytes: &[u8]) -> Result<(), Error> {
+        let limit = self.guards.frame;
+        if self.write_lowered {
+            (self.set_write)(stream, Some(limit))?;
+            self.write_lowered = false;
+        }
+        let deadline = later(limit);
+        let mut written = 0;
+        while written < bytes.len() {
+            match stream.write(&bytes[written..]) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(too_slow(e, limit)),
+            }
+            if written < bytes.len() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::TooSlow { limit });
+                }
+                (self.set_write)(stream, Some(left))?;
+                self.write_lowered = true;
+            }
+        }
+        stream.flush()?;
+        Ok(())
+    }
+}
+
+/// The connection's reader, seen through the frame deadline: a read served from the buffer is
+/// free; one that would block on the socket first lowers its timeout to the time left.
+struct Bounded<'a, S> {
+    reader: &'a mut BufReader<S>,
+    deadline: Instant,
+    set: fn(&S, Option<Duration>) -> io::Result<()>,
+    lowered: &'a mut bool,
+}
+
+impl<S: Read> Read for Bounded<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.reader.buffer().is_empty() {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            (self.set)(self.reader.get_ref(), Some(left))?;
+            *self.lowered = true;
+        }
+        self.reader.read(buf)
+    }
+}
+
+/// `limit` from now; a limit too far to represent is as good as never.
+fn later(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit).unwrap_or_else(|| now + Duration::from_secs(u64::from(u32::MAX)))
+}
+
+/// A socket timeout (or the deadline passing) as the peer being too slow; other errors as
+/// they are.
+fn too_slow(e: io::Error, limit: Duration) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::TooSlow { limit },
+        _ => Error::Io(e),
+    }
+}
+
+fn shrink(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > KEEP {
+        *buffer = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::{TcpListener, TcpStream},
+        thread,
+    };
+
+    use super::*;
+    use crate::{codec, Connection, Request, Response};
+
+    /// A connected pair of sockets on loopback: (the served side, the peer's side).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        (served, peer)
+    }
+
+    fn guards(frame: Duration, budget: Option<Budget>) -> Guards {
+        Guards { idle: Duration::from_secs(20), frame, budget }
+    }
+
+    fn framed(request: &Request) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode_frame(request, &mut out, frame::DEFAULT_MAX_FRAME_LEN).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_trickling_peer_is_cut_off_at_the_frame_deadline() {
+        let (served, mut peer) = pair();
+        let frame = Duration::from_millis(300);
+        let mut conn = Connection::guarded(served, 1024, guards(frame, None)).unwrap();
+        let bytes = framed(&Request::Echo(vec![7; 64]));
+        let trickler = thread::spawn(move || {
+            // One byte every 50 ms: each read is well within any per-read timeout.
+            for b in bytes {
+                if peer.write_all(&[b]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let start = Instant::now();
+        let err = conn.read_message::<Request>().unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, Error::TooSlow { limit } if limit == frame), "{err:?}");
+        assert!(took >= frame && took < frame * 10, "cut off after {took:?}");
+        drop(conn);
+        trickler.join().unwrap();
+    }
+
+    #[test]
+    fn the_idle_wait_is_not_the_frame_deadline() {
+        let (served, mut peer) = pair();
+        let mut conn = Connection::guarded(served, 1024, guards(Duration::from_millis(100), None)).unwrap();
+        let request = Request::WinnersQuery { agency: 1 };
+        let sender = thread::spawn(move || {
+            // Silent for longer than the frame deadline, then a whole frame at once.
+            thread::sleep(Duration::from_millis(300));
+            peer.write_all(&framed(&request)).unwrap();
+            peer
+        });
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::WinnersQuery { agency: 1 }));
+        drop(sender.join().unwrap());
+        assert_eq!(conn.read_message::<Request>().unwrap(), None, "the peer closed");
+    }
+
+    #[test]
+    fn a_frame_over_the_budget_is_skipped_and_the_stream_stays_in_step() {
+        let (served, mut peer) = pair();
+        let budget = Budget::new(1000);
+        let mut conn =
+            Connection::guarded(served, 4096, guards(Duration::from_secs(5), Some(budget.clone()))).unwrap();
+        let mut bytes = framed(&Request::Echo(vec![1; 600]));
+        bytes.extend(framed(&Request::Echo(vec![2; 10])));
+        peer.write_all(&bytes).unwrap();
+        let err = conn.read_message::<Request>().unwrap_err();
+        assert!(matches!(err, Error::OverBudget { budget: 1000, .. }), "{err:?}");
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::Echo(vec![2; 10])));
+        assert!(budget.in_use() > 0, "held while the answer is due");
+        conn.write_message(&Response::Echo(vec![2; 10])).unwrap();
+        drop(conn);
+        assert_eq!(budget.in_use(), 0, "given back with the connection");
+    }
+
+    #[test]
+    fn an_answer_the_peer_never_reads_is_given_up_at_the_deadline() {
+        let (served, _peer) = pair();
+        let frame = Duration::from_millis(300);
+        let mut conn = Connection::guarded(served, 64 << 20, guards(frame, None)).unwrap();
+        let start = Instant::now();
+        // Far more than the socket buffers hold, and the peer reads none of it.
+        let err = conn.write_message(&Response::Echo(vec![0; 32 << 20])).unwrap_err();
+        assert!(matches!(err, Error::TooSlow { .. }), "{err:?}");
+        assert!(start.elapsed() < frame * 10, "gave up after {:?}", start.elapsed());
+    }
+}

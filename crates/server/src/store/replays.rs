@@ -1,0 +1,74 @@
+//! The answers an agency may ask for again: those of its last few batches only.
+//!
+//! An agency whose connection broke sends again the batches it had in flight (at most its
+//! window, 64 at the very most), so the central keeps the answers of the last [`KEPT`]
+//! batches of each agency, and the count of all of them. What it keeps no longer grows with
+//! the number of batches; a replay older than that is refused, not answered wrongly.
+
+use std::collections::VecDeque;
+
+/// Answers kept per agency: an agency's window is at most 64 batches (16 by default), so
+/// every batch it may legitimately send again is among these.
+pub const KEPT: usize = 64;
+
+/// One agency's committed batches: how many, and the bet counts and winner positions of the
+/// last [`KEPT`].
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// Batches committed: the last sequence.
+    committed: u64,
+    /// `(bets, winner positions)` of batches `committed - len + 1` to `committed`.
+    kept: VecDeque<(u64, Vec<u32>)>,
+}
+
+impl Recent {
+    /// Counts the next batch and keeps its answer, forgetting the oldest beyond [`KEPT`].
+    pub fn push(&mut self, result: (u64, Vec<u32>)) {
+        self.committed += 1;
+        if self.kept.len() == KEPT {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(result);
+    }
+
+    /// The last committed sequence (0: none).
+    #[must_use]
+    pub fn last_sequence(&self) -> u64 {
+        self.committed
+    }
+
+    /// The oldest sequence whose answer is kept.
+    #[must_use]
+    pub fn oldest_kept(&self) -> u64 {
+        self.committed + 1 - self.kept.len() as u64
+    }
+
+    /// The bet count and winners of committed batch `sequence`, if still kept.
+    #[must_use]
+    pub fn get(&self, sequence: u64) -> Option<&(u64, Vec<u32>)> {
+        let index = sequence.checked_sub(self.oldest_kept())?;
+        self.kept.get(usize::try_from(index).ok()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_answers_are_kept_and_the_count_stays_exact() {
+        let mut recent = Recent::default();
+        assert_eq!(recent.last_sequence(), 0);
+        assert_eq!(recent.get(1), None);
+        for sequence in 1..=(KEPT as u64 + 10) {
+            recent.push((sequence, vec![u32::try_from(sequence).unwrap()]));
+        }
+        assert_eq!(recent.last_sequence(), KEPT as u64 + 10);
+        assert_eq!(recent.oldest_kept(), 11);
+        assert_eq!(recent.get(10), None, "forgotten");
+        assert_eq!(recent.get(11), Some(&(11, vec![11])));
+        assert_eq!(recent.get(KEPT as u64 + 10), Some(&(74, vec![74])));
+        assert_eq!(recent.get(KEPT as u64 + 11), None, "not committed yet");
+        assert_eq!(recent.get(0), None);
+    }
+}
