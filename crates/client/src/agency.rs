@@ -16,13 +16,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Bet, WireBet};
+use protocol::{Bet, Digest, WireBet};
 
 use crate::{
     batch::Batcher,
     bets::Dataset,
     client::{CentralClient, Committed, Winners},
     config::Config,
+    endpoint::Endpoint,
     error::ClientError,
     latency::Latencies,
     retry::Backoff,
@@ -46,12 +47,12 @@ pub enum Outcome {
 ///
 /// # Errors
 /// The first failure; it ends the run.
-pub fn run(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
+pub fn run(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
     if let Some(fields) = &config.bet {
-        return check_bet(config, stop, fields);
+        return check_bet(config, endpoint, stop, fields);
     }
-    match upload(config, stop)? {
-        Outcome::Done => wait_for_total(config, stop),
+    match upload(config, endpoint, stop)? {
+        Outcome::Done => wait_for_total(config, endpoint, stop),
         Outcome::Stopped => Ok(Outcome::Stopped),
     }
 }
@@ -106,8 +107,8 @@ fn log_stopped(config: &Config, stage: &str) {
 }
 
 /// Connects and asks what the central has committed for the agency.
-fn connect_and_resume(config: &Config, stop: &Stop) -> Result<(CentralClient, Committed), ClientError> {
-    let mut client = CentralClient::connect(&config.server_address, config.id, config.server_timeout, stop)?;
+fn connect_and_resume(endpoint: &Endpoint, stop: &Stop) -> Result<(CentralClient, Committed), ClientError> {
+    let mut client = CentralClient::connect(endpoint, stop)?;
     let committed = client.resume()?;
     Ok((client, committed))
 }
@@ -115,6 +116,7 @@ fn connect_and_resume(config: &Config, stop: &Stop) -> Result<(CentralClient, Co
 /// Exercise 5: sends one bet, logs whether it won.
 fn check_bet(
     config: &Config,
+    endpoint: &Endpoint,
     stop: &Stop,
     [first, last, document, birthdate]: &[String; 4],
 ) -> Result<Outcome, ClientError> {
@@ -125,7 +127,7 @@ fn check_bet(
     // answers from what it committed if the first try got that far.
     let mut sequence = None;
     let sent = with_retry(config, stop, "single_bet", &mut backoff, |_| {
-        let (mut client, committed) = connect_and_resume(config, stop)?;
+        let (mut client, committed) = connect_and_resume(endpoint, stop)?;
         let sequence = *sequence.get_or_insert(committed.last_sequence + 1);
         client.send_batch(sequence, vec![WireBet::from(bet.clone())])
     })?;
@@ -150,11 +152,11 @@ struct Acknowledged {
 
 /// Exercises 6 and 7: sends the dataset in batches, then `AgencyDone`, and logs the summary;
 /// across broken connections and restarts of either side.
-fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
+fn upload(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
     let mut backoff = Backoff::new(config.retry);
     let mut acked = Acknowledged::default();
     let outcome = with_retry(config, stop, "upload", &mut backoff, |backoff| {
-        upload_once(config, stop, backoff, &mut acked)
+        upload_once(config, endpoint, stop, backoff, &mut acked)
     })?;
     match outcome {
         Some(Outcome::Done) => Ok(Outcome::Done),
@@ -176,6 +178,7 @@ fn upload(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
 /// the first failure. `acked` follows every answer.
 fn upload_once(
     config: &Config,
+    endpoint: &Endpoint,
     stop: &Stop,
     backoff: &mut Backoff,
     acked: &mut Acknowledged,
@@ -183,12 +186,26 @@ fn upload_once(
     let agency = config.id;
     // No backoff reset here: a central that answers `Resume` but refuses every batch (a full
     // disk) is still an outage; only a stored batch ends it.
-    let (mut client, committed) = connect_and_resume(config, stop)?;
+    let (mut client, committed) = connect_and_resume(endpoint, stop)?;
     let mut dataset = Dataset::open(&config.data_path)?;
+    // What the central holds must be this dataset's first bets: checked by their digest, so
+    // another upload under this agency's id (a copied configuration) is caught here, before
+    // anything is sent or reported as done.
+    let mut held = Digest::default();
+    let mut scratch = Vec::new();
     for skipped in 0..committed.bets {
-        if dataset.next_bet()?.is_none() {
+        let Some(bet) = dataset.next_bet()? else {
             return Err(ClientError::DatasetMismatch { committed: committed.bets, available: skipped });
+        };
+        scratch.push(bet);
+        if scratch.len() == 512 {
+            held = held.plus(Digest::of_bets(skipped + 1 - 512, &scratch));
+            scratch.clear();
         }
+    }
+    held = held.plus(Digest::of_bets(committed.bets - scratch.len() as u64, &scratch));
+    if held != committed.digest {
+        return Err(ClientError::NotThisDataset { committed: committed.bets });
     }
     *acked = Acknowledged { batches: committed.last_sequence, bets: committed.bets };
     let (mut batches, mut bets, mut winners) = (committed.last_sequence, committed.bets, committed.winners);
@@ -289,7 +306,7 @@ fn upload_once(
 /// Exercise 8: asks for the total winners, again after each retry period while agencies are
 /// still loading. One connection serves every query (a new one per query would cost the
 /// central a thread each time); a broken one is replaced on the next attempt.
-fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> {
+fn wait_for_total(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
     let agency = config.id;
     let mut backoff = Backoff::new(config.retry);
     let mut connection: Option<CentralClient> = None;
@@ -297,12 +314,7 @@ fn wait_for_total(config: &Config, stop: &Stop) -> Result<Outcome, ClientError> 
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
             let client = match &mut connection {
                 Some(client) => client,
-                None => connection.insert(CentralClient::connect(
-                    &config.server_address,
-                    agency,
-                    config.server_timeout,
-                    stop,
-                )?),
+                None => connection.insert(CentralClient::connect(endpoint, stop)?),
             };
             match client.winners() {
                 Ok(answer) => {

@@ -4,12 +4,15 @@
 use std::{
     io,
     net::{Shutdown, TcpStream},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use protocol::{Connection, Request, Response, WireBet};
+use protocol::{Connection, Digest, Request, Response, WireBet};
+use security::{proof, Challenge, Stream};
 
 use crate::{
+    endpoint::Endpoint,
     error::ClientError,
     resolve,
     stop::{Stop, Watched},
@@ -18,7 +21,7 @@ use crate::{
 /// A connection to the central on behalf of one agency.
 #[derive(Debug)]
 pub struct CentralClient {
-    conn: Connection<TcpStream>,
+    conn: Connection<Stream>,
     agency: u32,
     address: String,
     /// Lets a stop cut this connection when a read or write would hold it too long.
@@ -38,6 +41,9 @@ pub struct Committed {
     pub winners: u64,
     /// Whether the agency's `AgencyDone` is committed.
     pub done: bool,
+    /// The digest of the committed bets, in upload order: what this agency's dataset must
+    /// give for its first `bets` bets.
+    pub digest: Digest,
 }
 
 /// The central's answer to a winners query.
@@ -50,18 +56,16 @@ pub enum Winners {
 }
 
 impl CentralClient {
-    /// Connects to `address` (`host:port`, every resolved address tried in turn), waiting at
-    /// most `timeout` to resolve and connect (together), and later for each answer; `stop`
-    /// watches the connection.
+    /// Connects to the central of `endpoint` (`host:port`, every resolved address tried in
+    /// turn), waiting at most its timeout to resolve and connect (together), and later for
+    /// each answer; speaks TLS if it says so, and proves the agency's identity if it holds a
+    /// key. `stop` watches the connection.
     ///
     /// # Errors
-    /// [`ClientError::Connect`] when no address accepts the connection.
-    pub fn connect(
-        address: &str,
-        agency: u32,
-        timeout: Duration,
-        stop: &Stop,
-    ) -> Result<CentralClient, ClientError> {
+    /// [`ClientError::Connect`] when no address accepts the connection or the TLS handshake
+    /// fails; [`ClientError::Refused`] when the central refuses the proof.
+    pub fn connect(endpoint: &Endpoint, stop: &Stop) -> Result<CentralClient, ClientError> {
+        let (address, timeout) = (endpoint.address.as_str(), endpoint.timeout);
         let fail = |source: io::Error| ClientError::Connect { address: address.to_owned(), source };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
         let start = Instant::now();
@@ -72,23 +76,51 @@ impl CentralClient {
                 break;
             }
             match TcpStream::connect_timeout(&addr, left) {
-                Ok(stream) => {
-                    stream.set_read_timeout(Some(timeout)).map_err(fail)?;
-                    stream.set_write_timeout(Some(timeout)).map_err(fail)?;
-                    stream.set_nodelay(true).map_err(fail)?;
-                    let watched = stop.watch(&stream).map_err(fail)?;
-                    return Ok(CentralClient {
+                Ok(socket) => {
+                    socket.set_read_timeout(Some(timeout)).map_err(fail)?;
+                    socket.set_write_timeout(Some(timeout)).map_err(fail)?;
+                    socket.set_nodelay(true).map_err(fail)?;
+                    // Watched from before the handshake: a stop cuts a stuck one too.
+                    let watched = stop.watch(&socket).map_err(fail)?;
+                    let stream = match &endpoint.tls {
+                        Some((config, name)) => Stream::connect_tls(socket, Arc::clone(config), name.clone())
+                            .map_err(|e| fail(io::Error::new(e.kind(), format!("TLS handshake: {e}"))))?,
+                        None => Stream::Plain(socket),
+                    };
+                    let mut client = CentralClient {
                         conn: Connection::new(stream),
-                        agency,
+                        agency: endpoint.agency,
                         address: address.to_owned(),
                         _watched: watched,
                         timeout,
-                    });
+                    };
+                    if let Some(key) = &endpoint.key {
+                        client.prove(key)?;
+                    }
+                    return Ok(client);
                 }
                 Err(e) => last = e,
             }
         }
         Err(fail(last))
+    }
+
+    /// Proves the agency's identity: `Hello`, then the signed challenge.
+    fn prove(&mut self, key: &security::AgencyKey) -> Result<(), ClientError> {
+        let agency = self.agency;
+        let nonce = match self.conn.call(&Request::Hello { agency }).map_err(|e| self.lost(e))? {
+            Response::Challenge { nonce } => nonce,
+            other => return Err(unexpected(other, "a challenge for agency", u64::from(agency))),
+        };
+        let challenge = Challenge::from_bytes(&nonce).ok_or_else(|| {
+            ClientError::UnexpectedResponse(format!("a challenge of {} bytes", nonce.len()))
+        })?;
+        let binding = self.conn.get_ref().binding().map_err(|e| self.lost(protocol::Error::Io(e)))?;
+        let signature = proof::sign(key, &challenge, &binding).to_vec();
+        match self.conn.call(&Request::Prove { agency, signature }).map_err(|e| self.lost(e))? {
+            Response::Ack => Ok(()),
+            other => Err(unexpected(other, "an acknowledgement of the proof of agency", u64::from(agency))),
+        }
     }
 
     /// Sends batch number `sequence` and returns the bets (to reuse) and the positions of the
@@ -163,8 +195,8 @@ impl CentralClient {
     /// As [`CentralClient::send_batch`].
     pub fn resume(&mut self) -> Result<Committed, ClientError> {
         match self.conn.call(&Request::Resume { agency: self.agency }).map_err(|e| self.lost(e))? {
-            Response::Resumed { last_sequence, bets, winners, done } => {
-                Ok(Committed { last_sequence, bets, winners, done })
+            Response::Resumed { last_sequence, bets, winners, done, digest } => {
+                Ok(Committed { last_sequence, bets, winners, done, digest: Digest::from_bytes(digest) })
             }
             other => Err(unexpected(other, "the committed state of agency", u64::from(self.agency))),
         }
@@ -199,7 +231,7 @@ impl CentralClient {
 impl Drop for CentralClient {
     fn drop(&mut self) {
         // Fails only when the central already closed its end; the socket is released either way.
-        let _ = self.conn.get_ref().shutdown(Shutdown::Both);
+        let _ = self.conn.get_ref().socket().shutdown(Shutdown::Both);
         log::info!(
             "action: close_connection | result: success | agency: {} | address: {}",
             self.agency,

@@ -17,7 +17,7 @@ use runtime::{
 use crate::{duration, retry::RetryPolicy};
 
 /// Each YAML key and the environment variable that overrides it.
-pub const KEYS: [(&str, &str); 11] = [
+pub const KEYS: [(&str, &str); 14] = [
     ("id", "CLI_ID"),
     ("server.address", "CLI_SERVER_ADDRESS"),
     ("server.timeout", "CLI_SERVER_TIMEOUT"),
@@ -29,6 +29,9 @@ pub const KEYS: [(&str, &str); 11] = [
     ("retry.initial", "CLI_RETRY_INITIAL"),
     ("retry.max", "CLI_RETRY_MAX"),
     ("retry.total", "CLI_RETRY_TOTAL"),
+    ("credentials.key", "CLI_KEY"),
+    ("tls.ca", "CLI_TLS_CA"),
+    ("tls.name", "CLI_TLS_NAME"),
 ];
 
 /// Most agencies a lottery has (the central's `SERVER_AGENCIES` takes at most this too).
@@ -82,6 +85,15 @@ pub struct Config {
     /// The single bet of exercise 5, when `NOMBRE`, `APELLIDO`, `DOCUMENTO` and `NACIMIENTO`
     /// are set: first name, last name, document, birth date.
     pub bet: Option<[String; 4]>,
+    /// The agency's private key file (`credentials.key`, `CLI_KEY`; default none): with it,
+    /// every connection proves the agency's identity before acting for it.
+    pub key_path: Option<PathBuf>,
+    /// The certificate authority the central's TLS certificate must be signed by
+    /// (`tls.ca`, `CLI_TLS_CA`; default none: plain TCP).
+    pub tls_ca: Option<PathBuf>,
+    /// The name the central's certificate must carry (`tls.name`, `CLI_TLS_NAME`; default:
+    /// the host of `server.address`).
+    pub tls_name: Option<String>,
 }
 
 impl Config {
@@ -159,6 +171,9 @@ impl Config {
             retry_period,
             retry,
             bet: bet_from(&env)?,
+            key_path: get("credentials.key").filter(|v| !v.is_empty()).map(PathBuf::from),
+            tls_ca: get("tls.ca").filter(|v| !v.is_empty()).map(PathBuf::from),
+            tls_name: get("tls.name").filter(|v| !v.is_empty()),
         })
     }
 
@@ -171,7 +186,7 @@ impl Config {
         };
         format!(
             "id: {} | server_address: {} | server_timeout: {:?} | log_level: {} | batch_max_amount: {} | batch_window: {} | \
-             retry_period: {:?} | retry_initial: {:?} | retry_max: {:?} | retry_total: {:?} | mode: {mode}",
+             retry_period: {:?} | retry_initial: {:?} | retry_max: {:?} | retry_total: {:?} | key: {} | tls_ca: {} | mode: {mode}",
             self.id,
             self.server_address,
             self.server_timeout,
@@ -182,6 +197,8 @@ impl Config {
             self.retry.initial,
             self.retry.max,
             self.retry.total,
+            self.key_path.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
+            self.tls_ca.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
         )
     }
 }

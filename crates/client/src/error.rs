@@ -44,6 +44,12 @@ pub enum ClientError {
         /// Valid bets in the dataset.
         available: u64,
     },
+    /// The central holds `committed` bets for this agency, but they are not this dataset's
+    /// first ones (their digest differs): another upload under the same agency id.
+    NotThisDataset {
+        /// Bets the central holds.
+        committed: u64,
+    },
     /// Retrying did not help within the configured total.
     GaveUp {
         /// Retries made.
@@ -76,6 +82,11 @@ impl fmt::Display for ClientError {
                 f,
                 "the central holds {committed} bets of this agency but its dataset has only {available}"
             ),
+            ClientError::NotThisDataset { committed } => write!(
+                f,
+                "the central holds {committed} bets for this agency, but they are not the first {committed} of this \
+                 dataset: is another agency uploading with the same id?"
+            ),
             ClientError::GaveUp { attempts, waited, elapsed, last } => write!(
                 f,
                 "gave up after {attempts} retries in {:.1}s ({waited:?} of it waiting between them): {last}",
@@ -95,7 +106,9 @@ impl ClientError {
             | ClientError::TimedOut { .. }
             | ClientError::Refused { .. }
             | ClientError::UnexpectedResponse(_) => "exchange",
-            ClientError::Dataset(_) | ClientError::DatasetMismatch { .. } => "read_dataset",
+            ClientError::Dataset(_)
+            | ClientError::DatasetMismatch { .. }
+            | ClientError::NotThisDataset { .. } => "read_dataset",
             ClientError::InvalidBet(_) => "bet_checked",
             ClientError::GaveUp { last, .. } => last.action(),
         }
@@ -106,7 +119,9 @@ impl ClientError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Connect { .. } | ClientError::Transport(_) | ClientError::TimedOut { .. } => true,
+            // A TLS handshake the central's certificate fails will fail again: not an outage.
+            ClientError::Connect { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
+            ClientError::Transport(_) | ClientError::TimedOut { .. } => true,
             ClientError::Refused { kind, .. } => {
                 matches!(kind, ErrorKind::Busy | ErrorKind::Storage | ErrorKind::Overloaded)
             }

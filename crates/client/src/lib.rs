@@ -14,6 +14,7 @@ pub mod bets;
 pub mod client;
 pub mod config;
 pub mod duration;
+pub mod endpoint;
 pub mod error;
 pub mod latency;
 pub mod resolve;

@@ -9,6 +9,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use client::{
     agency::{self, Outcome},
+    endpoint::Endpoint,
     stop::CUT_OFF_AFTER,
     Config, Stop,
 };
@@ -43,6 +44,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let endpoint = match Endpoint::from_config(&config) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("action: config | result: fail | error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     logging::init(config.log_level);
     log::info!("action: config | result: success | {}", config.describe());
 
@@ -66,7 +74,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let result = agency::run(&config, &stop);
+    let result = agency::run(&config, &endpoint, &stop);
     stop.finish();
     watcher.stop();
     match result {

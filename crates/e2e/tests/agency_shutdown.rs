@@ -103,6 +103,7 @@ fn silent_central() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>, st
                         bets: 0,
                         winners: 0,
                         done: false,
+                        digest: [0; 16],
                     })
                     .expect("answer Resume"),
                 _ => {

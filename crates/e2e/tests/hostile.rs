@@ -234,7 +234,10 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
     // sequence is refused.
     assert!(matches!(call(&mut conn, first), Response::BatchResult { sequence: 1, .. }));
     let impostor = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(3)] };
-    assert_eq!(refusal(call(&mut conn, impostor)), ErrorKind::OutOfSequence);
+    assert_eq!(refusal(call(&mut conn, impostor)), ErrorKind::Conflict);
+    // The same size with other bets is refused too: batches are recognised by content.
+    let same_size = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(3)] };
+    assert_eq!(refusal(call(&mut conn, same_size)), ErrorKind::Conflict);
     assert_eq!(call(&mut conn, Request::AgencyDone { agency: 2, batches: 1 }), Response::Ack);
     let late = Request::BetBatch { agency: 2, sequence: 2, bets: vec![bet(4)] };
     assert_eq!(refusal(call(&mut conn, late)), ErrorKind::AgencyFinished);
@@ -245,9 +248,22 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
     assert_eq!(refusal(call(&mut conn, Request::Resume { agency: 9 })), ErrorKind::UnknownAgency);
     assert_eq!(
         call(&mut conn, Request::Resume { agency: 2 }),
-        Response::Resumed { last_sequence: 1, bets: 2, winners: 0, done: true }
+        Response::Resumed {
+            last_sequence: 1,
+            bets: 2,
+            winners: 0,
+            done: true,
+            digest: digest(&[bet(1), bet(2)])
+        }
     );
     scene.finish(None);
+}
+
+/// The digest an agency's upload of `bets` has: what `Resumed` must report.
+fn digest(bets: &[protocol::WireBet]) -> [u8; 16] {
+    let bets: Vec<protocol::Bet> =
+        bets.iter().cloned().map(|b| protocol::Bet::try_from(b).expect("a valid bet")).collect();
+    protocol::Digest::of_bets(0, &bets).to_bytes()
 }
 
 #[test]
@@ -261,7 +277,7 @@ fn a_batch_over_the_bet_cap_is_refused_whole() {
     assert!(started.elapsed() < Duration::from_millis(500), "refused before checking 513 bets at 1 ms");
     assert_eq!(
         call(&mut conn, Request::Resume { agency: 2 }),
-        Response::Resumed { last_sequence: 0, bets: 0, winners: 0, done: false }
+        Response::Resumed { last_sequence: 0, bets: 0, winners: 0, done: false, digest: [0; 16] }
     );
     scene.finish(Some(0));
 }

@@ -131,7 +131,16 @@ mod tests {
         roundtrip(Request::AgencyDone { agency: 5, batches: 270 });
         roundtrip(Request::WinnersQuery { agency: 2 });
         roundtrip(Request::Resume { agency: 3 });
-        roundtrip(Response::Resumed { last_sequence: 7, bets: 700, winners: 41, done: false });
+        roundtrip(Response::Resumed {
+            last_sequence: 7,
+            bets: 700,
+            winners: 41,
+            done: false,
+            digest: [7; 16],
+        });
+        roundtrip(Request::Hello { agency: 4 });
+        roundtrip(Request::Prove { agency: 4, signature: vec![1; 64] });
+        roundtrip(Response::Challenge { nonce: vec![9; 32] });
         roundtrip(Response::Error { kind: ErrorKind::BatchTooLarge, message: "2000 bets".into() });
         roundtrip(Response::Echo(vec![0, 255, 10]));
         roundtrip(Response::BatchResult { sequence: 4, winners: vec![0, 17, 99] });
@@ -182,18 +191,22 @@ mod tests {
         );
         encode_frame(&Request::Resume { agency: 1 }, &mut out, 64).unwrap();
         assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 1]);
-        let resumed = Response::Resumed { last_sequence: 1, bets: 1, winners: 1, done: false };
+        let digest = std::array::from_fn(|i| i as u8);
+        let resumed = Response::Resumed { last_sequence: 1, bets: 1, winners: 1, done: false, digest };
         encode_frame(&resumed, &mut out, 64).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
-            "0000001d\
+            "0000002d\
              00000006\
              0000000000000001\
              0000000000000001\
              0000000000000001\
-             00"
+             00\
+             000102030405060708090a0b0c0d0e0f"
         );
+        encode_frame(&Request::Hello { agency: 1 }, &mut out, 64).unwrap();
+        assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 5, 0, 0, 0, 1]);
         encode_frame(&Response::BatchResult { sequence: 1, winners: vec![0] }, &mut out, 64).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
@@ -222,6 +235,9 @@ mod tests {
             ErrorKind::EmptyBatch,
             ErrorKind::Overloaded,
             ErrorKind::ReplayExpired,
+            ErrorKind::Unauthenticated,
+            ErrorKind::NotYourAgency,
+            ErrorKind::Conflict,
         ];
         for (index, kind) in kinds.into_iter().enumerate() {
             let mut out = Vec::new();

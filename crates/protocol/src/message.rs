@@ -69,6 +69,21 @@ pub enum Request {
         /// The agency asking.
         agency: u32,
     },
+    /// The start of an agency's proof of identity: "I act for `agency`". Answered by
+    /// [`Response::Challenge`]; the agency signs it and sends [`Request::Prove`].
+    Hello {
+        /// The agency the connection will act for.
+        agency: u32,
+    },
+    /// The agency's signature of the challenge just received (Ed25519, 64 bytes; see the
+    /// `security` crate's `proof`). Answered by [`Response::Ack`], after which the
+    /// connection acts for that agency only, or by an `Unauthenticated` error.
+    Prove {
+        /// The agency, as in its `Hello`.
+        agency: u32,
+        /// The signature.
+        signature: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -123,6 +138,14 @@ pub enum Response {
         winners: u64,
         /// Whether the agency's `AgencyDone` is committed.
         done: bool,
+        /// The digest of the `bets` committed bets, in upload order (`Digest::to_bytes`):
+        /// what the agency's own dataset must give for its first `bets` bets.
+        digest: [u8; 16],
+    },
+    /// A fresh random challenge for the agency of a [`Request::Hello`] to sign.
+    Challenge {
+        /// 32 random bytes, never sent twice.
+        nonce: Vec<u8>,
     },
 }
 
@@ -155,6 +178,14 @@ pub enum ErrorKind {
     /// The batch is an old one the central no longer keeps the answer of (it keeps the last
     /// few of each agency for replays); nothing was stored.
     ReplayExpired,
+    /// The central takes requests in an agency's name only from a connection that proved it
+    /// holds that agency's key (`Hello`, `Prove`), and this one has not (or its proof failed).
+    Unauthenticated,
+    /// The connection proved it acts for another agency than the one this request names.
+    NotYourAgency,
+    /// The batch came under a sequence already committed with other bets: another upload
+    /// under the same agency. Nothing was stored or merged.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -174,6 +205,9 @@ impl ErrorKind {
             ErrorKind::EmptyBatch => "empty_batch",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::ReplayExpired => "replay_expired",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::NotYourAgency => "not_your_agency",
+            ErrorKind::Conflict => "conflict",
         }
     }
 }

@@ -111,7 +111,7 @@ fn random_bet(rng: &mut Rng) -> WireBet {
 }
 
 fn random_request(rng: &mut Rng) -> Request {
-    match rng.below(5) {
+    match rng.below(7) {
         0 => Request::Echo(rng.bytes(40)),
         1 => Request::BetBatch {
             agency: rng.next() as u32,
@@ -120,12 +120,14 @@ fn random_request(rng: &mut Rng) -> Request {
         },
         2 => Request::AgencyDone { agency: rng.next() as u32, batches: rng.next() },
         3 => Request::WinnersQuery { agency: rng.next() as u32 },
+        4 => Request::Hello { agency: rng.next() as u32 },
+        5 => Request::Prove { agency: rng.next() as u32, signature: rng.bytes(64) },
         _ => Request::Resume { agency: rng.next() as u32 },
     }
 }
 
 fn random_response(rng: &mut Rng) -> Response {
-    const KINDS: [ErrorKind; 9] = [
+    const KINDS: [ErrorKind; 15] = [
         ErrorKind::Malformed,
         ErrorKind::FrameTooLarge,
         ErrorKind::InvalidBet,
@@ -135,8 +137,14 @@ fn random_response(rng: &mut Rng) -> Response {
         ErrorKind::Busy,
         ErrorKind::Storage,
         ErrorKind::BatchTooLarge,
+        ErrorKind::EmptyBatch,
+        ErrorKind::Overloaded,
+        ErrorKind::ReplayExpired,
+        ErrorKind::Unauthenticated,
+        ErrorKind::NotYourAgency,
+        ErrorKind::Conflict,
     ];
-    match rng.below(7) {
+    match rng.below(8) {
         0 => Response::Echo(rng.bytes(40)),
         1 => Response::BatchResult {
             sequence: rng.next(),
@@ -145,12 +153,14 @@ fn random_response(rng: &mut Rng) -> Response {
         2 => Response::Ack,
         3 => Response::Total { winners: rng.next() },
         4 => Response::Pending { agencies_pending: rng.next() as u32 },
-        5 => Response::Error { kind: KINDS[rng.below(9) as usize], message: rng.text() },
+        5 => Response::Error { kind: KINDS[rng.below(KINDS.len() as u64) as usize], message: rng.text() },
+        6 => Response::Challenge { nonce: rng.bytes(32) },
         _ => Response::Resumed {
             last_sequence: rng.next(),
             bets: rng.next(),
             winners: rng.next(),
             done: rng.below(2) == 1,
+            digest: std::array::from_fn(|_| rng.next() as u8),
         },
     }
 }

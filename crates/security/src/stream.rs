@@ -93,6 +93,16 @@ impl Stream {
     }
 }
 
+/// Timeouts go to the socket underneath: a TLS read or write waits on it like a plain one.
+impl protocol::Timeouts for Stream {
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.socket().set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.socket().set_write_timeout(timeout)
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -15,6 +15,11 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
 };
 
+pub use rustls::{ClientConfig as ClientTls, ServerConfig as ServerTls};
+
+/// The name a central's certificate is checked against.
+pub type CentralName = rustls::pki_types::ServerName<'static>;
+
 use crate::error::{invalid, SecurityError};
 
 fn provider() -> Arc<CryptoProvider> {

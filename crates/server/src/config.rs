@@ -16,7 +16,7 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 18] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -32,6 +32,9 @@ pub const KEYS: [&str; 15] = [
     "SERVER_DATABASE_TIMEOUT_SECS",
     "SERVER_FRAME_TIMEOUT_SECS",
     "SERVER_MEMORY_BUDGET_MIB",
+    "SERVER_AGENCY_KEYS",
+    "SERVER_TLS_CERT",
+    "SERVER_TLS_KEY",
 ];
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
@@ -79,6 +82,13 @@ pub struct Config {
     /// Bytes all connections' requests and answers in flight may hold together
     /// (`SERVER_MEMORY_BUDGET_MIB`, default 64 MiB).
     pub memory_budget: usize,
+    /// The agencies' public keys (`SERVER_AGENCY_KEYS`, default none): with them, a
+    /// connection acts for an agency only after proving it holds that agency's key; without,
+    /// the central runs open.
+    pub agency_keys: Option<PathBuf>,
+    /// The central's TLS certificate chain and private key, PEM (`SERVER_TLS_CERT`,
+    /// `SERVER_TLS_KEY`, default none: plain TCP). Both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for Config {
@@ -99,6 +109,8 @@ impl Default for Config {
             database_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(5),
             memory_budget: 64 << 20,
+            agency_keys: None,
+            tls: None,
         }
     }
 }
@@ -191,6 +203,28 @@ impl Config {
             config.database_timeout =
                 Duration::from_secs(in_range("SERVER_DATABASE_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
         }
+        let path = |key: &str| {
+            get(key).map(|v| v.trim().trim_matches('"').trim().to_owned()).filter(|v| !v.is_empty())
+        };
+        config.agency_keys = path("SERVER_AGENCY_KEYS").map(PathBuf::from);
+        config.tls = match (path("SERVER_TLS_CERT"), path("SERVER_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            (None, None) => None,
+            (Some(cert), None) => {
+                return Err(ConfigError::invalid(
+                    "SERVER_TLS_KEY",
+                    "",
+                    &format!("a key file, since SERVER_TLS_CERT is {cert}"),
+                ))
+            }
+            (None, Some(key)) => {
+                return Err(ConfigError::invalid(
+                    "SERVER_TLS_CERT",
+                    "",
+                    &format!("a certificate file, since SERVER_TLS_KEY is {key}"),
+                ))
+            }
+        };
         Ok(config)
     }
 
@@ -211,7 +245,7 @@ impl Config {
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
-             frame_timeout_secs: {} | memory_budget_mib: {}",
+             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -227,6 +261,8 @@ impl Config {
             self.database_timeout.as_secs(),
             self.frame_timeout.as_secs(),
             self.memory_budget >> 20,
+            self.agency_keys.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
+            self.tls.as_ref().map_or_else(|| "off".to_owned(), |(cert, _)| cert.display().to_string()),
         )
     }
 }

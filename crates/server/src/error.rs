@@ -30,6 +30,8 @@ pub enum ServerError {
         /// What the driver or the database said.
         source: io::Error,
     },
+    /// The agencies' keys or the TLS certificate cannot be loaded.
+    Credentials(security::SecurityError),
     /// `SERVER_IP` cannot be resolved.
     Resolve {
         /// The address asked for.
@@ -60,6 +62,7 @@ impl fmt::Display for ServerError {
                 write!(f, "cannot open winners file {}: {reason}", path.display())
             }
             ServerError::OpenDatabase { source } => write!(f, "cannot open the database: {source}"),
+            ServerError::Credentials(e) => write!(f, "cannot load the credentials: {e}"),
             ServerError::Resolve { source: Some(e), .. } => write!(f, "{e}"),
             ServerError::Resolve { ip, source: None } => write!(f, "{ip} resolves to no address"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
@@ -80,6 +83,7 @@ impl Error for ServerError {
             ServerError::Resolve { source, .. } => source.as_ref().map(|e| e as &(dyn Error + 'static)),
             ServerError::LocalAddr(e) => Some(e),
             ServerError::CloseStore(e) => Some(e),
+            ServerError::Credentials(e) => Some(e),
             ServerError::Recover { .. } => None,
         }
     }

@@ -16,9 +16,11 @@ use std::{
 use log::Level;
 use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
 use runtime::throttled;
+use security::{tls::ServerTls, Stream};
 
 use crate::{
     held_answers::HeldAnswers,
+    identity::Session,
     peers::WARNINGS,
     service::{Lottery, Reply, MAX_BATCH_BETS},
     shutdown::ShutdownHandle,
@@ -35,6 +37,8 @@ pub struct Limits {
     pub max_frame_len: usize,
     /// Shared by every connection: what all requests and answers in flight may hold.
     pub budget: Budget,
+    /// TLS, when the central has a certificate: every connection starts with a handshake.
+    pub tls: Option<std::sync::Arc<ServerTls>>,
 }
 
 /// Serves `stream` until the peer closes it, it breaks, it idles out or is too slow, or
@@ -54,11 +58,24 @@ pub fn serve(
                 WARNINGS,
                 "configure_socket",
                 Level::Warn,
-                "action: configure_socket | result: fail | peer: {peer} | error: {e}"
+                "action: accept_connection | result: fail | peer: {peer} | error: {e}"
             );
             return;
         }
     };
+    let binding = match conn.get_ref().binding() {
+        Ok(binding) => binding,
+        Err(e) => {
+            throttled!(
+                WARNINGS,
+                "tls",
+                Level::Warn,
+                "action: tls_binding | result: fail | peer: {peer} | error: {e}"
+            );
+            return;
+        }
+    };
+    let mut session = Session::bound_to(binding);
     let mut held = HeldAnswers::default();
     let mut requests = 0u64;
     let mut echoes = 0u64;
@@ -150,7 +167,7 @@ pub fn serve(
         }
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
-        match lottery.handle(request, peer) {
+        match lottery.handle(request, peer, &mut session) {
             Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
             Reply::Abandoned => break Close::Shutdown,
             Reply::Now(response) => {
@@ -216,9 +233,22 @@ impl Close {
     }
 }
 
-fn configure(stream: TcpStream, limits: &Limits) -> std::io::Result<Connection<TcpStream>> {
+/// The connection's stream, plain or (after its handshake, bounded by the frame deadline)
+/// TLS, guarded by the deadlines and the budget.
+fn configure(stream: TcpStream, limits: &Limits) -> std::io::Result<Connection<Stream>> {
     // Answers are small and each one completes a round trip: send them now.
     stream.set_nodelay(true)?;
+    let stream = match &limits.tls {
+        Some(tls) => {
+            // A peer that never finishes its handshake (or speaks plain TCP) is cut off like a
+            // peer that never finishes a frame.
+            stream.set_read_timeout(Some(limits.frame_timeout))?;
+            stream.set_write_timeout(Some(limits.frame_timeout))?;
+            Stream::accept_tls(stream, std::sync::Arc::clone(tls))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("TLS handshake: {e}")))?
+        }
+        None => Stream::Plain(stream),
+    };
     let guards = Guards {
         idle: limits.idle_timeout,
         frame: limits.frame_timeout,

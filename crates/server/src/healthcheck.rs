@@ -3,7 +3,8 @@
 //! A `FROM scratch` image has no shell, curl or netcat, so the container's health check is
 //! the server binary itself: it connects to the port its settings name, sends an `Echo` and
 //! expects the same bytes back. Passing means the central accepts, reads, answers and writes;
-//! a listening socket alone would not prove that.
+//! a listening socket alone would not prove that. Under TLS the probe speaks TLS too, trusting
+//! exactly the central's own certificate (`SERVER_TLS_CERT`): it checks itself.
 
 use std::{
     net::{SocketAddr, TcpStream, ToSocketAddrs},
@@ -11,6 +12,7 @@ use std::{
 };
 
 use protocol::{Connection, Request, Response};
+use security::{tls, Stream};
 
 use crate::Config;
 
@@ -37,6 +39,14 @@ pub fn probe(config: &Config, timeout: Duration) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot connect to {address}: {e}"))?;
     stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let stream = match &config.tls {
+        Some((cert, _)) => {
+            let pinned = tls::pinned_client_config(cert).map_err(|e| e.to_string())?;
+            let name = tls::server_name(&address.to_string())?;
+            Stream::connect_tls(stream, pinned, name).map_err(|e| format!("no TLS with {address}: {e}"))?
+        }
+        None => Stream::Plain(stream),
+    };
     let mut connection = Connection::new(stream);
     match connection.call(&Request::Echo(PROBE.to_vec())) {
         Ok(Response::Echo(bytes)) if bytes == PROBE => Ok(address),

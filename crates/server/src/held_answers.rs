@@ -25,6 +25,7 @@ use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
 use socket2::SockRef;
 
 use protocol::{Connection, Response};
+use security::Stream;
 
 use crate::{service::Lottery, store::Ticket};
 
@@ -62,14 +63,14 @@ impl HeldAnswers {
     /// When writing them fails.
     pub fn release_before_blocking(
         &mut self,
-        conn: &mut Connection<TcpStream>,
+        conn: &mut Connection<Stream>,
         lottery: &Lottery,
         peer: SocketAddr,
     ) -> Result<(), protocol::Error> {
         if self.responses.is_empty() {
             return Ok(());
         }
-        let more_here = conn.has_buffered_frame() || bytes_waiting(conn.get_ref());
+        let more_here = conn.has_buffered_frame() || bytes_waiting(conn.get_ref().socket());
         if self.responses.len() >= MAX_HELD || self.slow || !more_here {
             self.release(conn, lottery, peer)?;
         }
@@ -83,7 +84,7 @@ impl HeldAnswers {
     /// When writing them fails.
     pub fn release(
         &mut self,
-        conn: &mut Connection<TcpStream>,
+        conn: &mut Connection<Stream>,
         lottery: &Lottery,
         peer: SocketAddr,
     ) -> Result<(), protocol::Error> {

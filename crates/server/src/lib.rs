@@ -11,6 +11,7 @@ pub mod error;
 pub mod handler;
 pub mod healthcheck;
 pub mod held_answers;
+pub mod identity;
 pub mod peers;
 pub mod rules;
 pub mod server;

@@ -24,6 +24,7 @@ use crate::{
     connections::{Connections, Refusal},
     error::ServerError,
     handler::{self, Limits},
+    identity::Identities,
     peers::{Backoff, WARNINGS},
     service::Lottery,
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
@@ -54,6 +55,20 @@ impl Server {
     /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
+        // Credentials first: a central that could not check agencies must not open anything.
+        let keys = config
+            .agency_keys
+            .as_deref()
+            .map(security::AgencyKeys::load)
+            .transpose()
+            .map_err(ServerError::Credentials)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|(cert, key)| security::tls::server_config(cert, key))
+            .transpose()
+            .map_err(ServerError::Credentials)?;
+        log_security(config, keys.as_ref(), tls.is_some());
         let store = store::open(config)?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let resolve = |source| ServerError::Resolve { ip: ip.to_owned(), source };
@@ -70,7 +85,12 @@ impl Server {
         Ok(Server {
             listener,
             busy: (0, None),
-            lottery: Arc::new(Lottery::new(store, config.winner_delay, shutdown.clone())),
+            lottery: Arc::new(Lottery::new(
+                store,
+                Identities::new(keys),
+                config.winner_delay,
+                shutdown.clone(),
+            )),
             connections,
             shutdown,
             limits: Limits {
@@ -78,6 +98,7 @@ impl Server {
                 frame_timeout: config.frame_timeout,
                 max_frame_len: config.max_frame_len,
                 budget: protocol::Budget::new(config.memory_budget),
+                tls,
             },
         })
     }
@@ -176,7 +197,10 @@ impl Server {
                     );
                     self.busy = (0, Some(Instant::now()));
                 }
-                refuse_busy(stream, max);
+                // Under TLS a plaintext refusal would only garble the handshake: just close.
+                if self.limits.tls.is_none() {
+                    refuse_busy(stream, max);
+                }
                 return None;
             }
             Err(Refusal::Closed) => return None,
@@ -210,6 +234,28 @@ impl Server {
                 None
             }
         }
+    }
+}
+
+/// Says how agencies are checked: one line, a warning when anyone may act for any agency.
+fn log_security(config: &Config, keys: Option<&security::AgencyKeys>, tls: bool) {
+    let transport = if tls { "tls" } else { "plain" };
+    match keys {
+        Some(keys) => {
+            let missing: Vec<u32> = (1..=config.agencies).filter(|a| keys.get(*a).is_none()).collect();
+            log::info!(
+                "action: security | result: success | mode: keys | agencies_with_keys: {} | transport: {transport}",
+                keys.len()
+            );
+            if !missing.is_empty() {
+                log::warn!(
+                    "action: security | result: warning | agencies_without_keys: {missing:?} | note: they cannot act until given one"
+                );
+            }
+        }
+        None => log::warn!(
+            "action: security | result: warning | mode: open | transport: {transport} | note: SERVER_AGENCY_KEYS is not set, so any peer may act for any agency"
+        ),
     }
 }
 

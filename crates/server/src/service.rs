@@ -6,13 +6,14 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use protocol::{Bet, ErrorKind, Request, Response, WireBet};
+use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBet};
 
 use crate::{
     error::ServerError,
+    identity::{Denied, Identities, Session},
     rules,
     shutdown::{ShutdownHandle, CHECK_GRACE},
-    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Ticket},
+    store::{Admission, CheckedBatch, Engine, Ledger, Progress, StoreError, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -44,6 +45,8 @@ pub enum Reply {
 #[derive(Debug)]
 pub struct Lottery {
     store: Arc<dyn Engine>,
+    /// Who may act for which agency: the keys proofs are checked against, if any.
+    identities: Identities,
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
     shutdown: ShutdownHandle,
@@ -53,14 +56,31 @@ impl Lottery {
     /// A lottery kept by `store`, checking each bet at a simulated cost of `winner_delay`, and
     /// abandoning a check that would outlast `shutdown`'s grace.
     #[must_use]
-    pub fn new(store: Arc<dyn Engine>, winner_delay: Duration, shutdown: ShutdownHandle) -> Lottery {
-        Lottery { store, winner_delay, shutdown }
+    pub fn new(
+        store: Arc<dyn Engine>,
+        identities: Identities,
+        winner_delay: Duration,
+        shutdown: ShutdownHandle,
+    ) -> Lottery {
+        Lottery { store, identities, winner_delay, shutdown }
     }
 
-    /// Answers one request of the connection from `peer`. Holds no per-connection state:
-    /// sequences are the agency's, kept durably by the store, so a request means the same on
-    /// any connection and after any restart.
-    pub fn handle(&self, request: Request, peer: SocketAddr) -> Reply {
+    /// Answers one request of the connection from `peer`, which has proved what `session`
+    /// says (the only per-connection state: sequences are the agency's, kept durably by the
+    /// store, so a request means the same on any connection and after any restart).
+    pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session) -> Reply {
+        let named = match &request {
+            Request::BetBatch { agency, .. }
+            | Request::AgencyDone { agency, .. }
+            | Request::WinnersQuery { agency }
+            | Request::Resume { agency } => Some(*agency),
+            Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
+        };
+        if let Some(agency) = named {
+            if let Err(denied) = self.identities.authorize(session, agency) {
+                return Reply::Now(deny(&denied, agency, peer));
+            }
+        }
         let response = match request {
             Request::Echo(bytes) => {
                 log::debug!("action: echo | result: success | peer: {peer} | bytes: {}", bytes.len());
@@ -72,6 +92,22 @@ impl Lottery {
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, peer),
             Request::Resume { agency } => self.resume(agency, peer),
+            Request::Hello { agency } => match self.identities.hello(session, agency) {
+                Ok(challenge) => Response::Challenge { nonce: challenge.as_bytes().to_vec() },
+                Err(e) => refuse(ErrorKind::Storage, e.to_string(), "hello", peer),
+            },
+            Request::Prove { agency, signature } => {
+                match self.identities.prove(session, agency, &signature) {
+                    Ok(()) => {
+                        log::info!(
+                        "action: authenticate | result: success | peer: {peer} | agency: {agency} | mode: {}",
+                        if self.identities.required() { "checked" } else { "open" }
+                    );
+                        Response::Ack
+                    }
+                    Err(denied) => deny(&denied, agency, peer),
+                }
+            }
         };
         Reply::Now(response)
     }
@@ -163,18 +199,10 @@ impl Lottery {
             let message = format!("agency {agency}, batch {sequence}: a batch needs at least one bet");
             return Err(Some(refuse(ErrorKind::EmptyBatch, message, "bet_batch", peer)));
         }
-        match self.store.admit(agency, sequence, bets.len() as u64) {
-            Ok(Admission::Fresh) => {}
-            Ok(Admission::Replay(winners)) => {
-                log::info!(
-                    "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
-                    winners.len()
-                );
-                // `admit` synced what the replay reveals.
-                return Err(Some(Response::BatchResult { sequence, winners }));
-            }
+        let admission = match self.store.admit(agency, sequence, bets.len() as u64) {
+            Ok(admission) => admission,
             Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-        }
+        };
         let mut valid = Vec::with_capacity(bets.len());
         for (i, wire) in bets.into_iter().enumerate() {
             match Bet::try_from(wire) {
@@ -185,6 +213,26 @@ impl Lottery {
                 }
             }
         }
+        let first_bet = match admission {
+            Admission::Fresh { first_bet } => first_bet,
+            Admission::Replay(committed) => {
+                // Answered from what was committed, but only for the same bets: another batch
+                // under a committed sequence is another upload, refused, never merged.
+                let digest = Digest::of_bets(committed.first_bet, &valid);
+                return match Ledger::replay(agency, sequence, committed, digest) {
+                    Ok(winners) => {
+                        log::info!(
+                            "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
+                            winners.len()
+                        );
+                        // `admit` synced what the replay reveals.
+                        Err(Some(Response::BatchResult { sequence, winners }))
+                    }
+                    Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
+                };
+            }
+        };
+        let digest = Digest::of_bets(first_bet, &valid);
         // The slow part (the simulated check), with no lock held.
         let Some(winners) = rules::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE))
         else {
@@ -196,7 +244,8 @@ impl Lottery {
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| &valid[i as usize]).collect();
         let count = winners.len();
-        let batch = CheckedBatch { agency, sequence, bets: valid.len() as u64, winners, winning_bets };
+        let batch =
+            CheckedBatch { agency, sequence, bets: valid.len() as u64, digest, winners, winning_bets };
         match self.store.stage(&batch) {
             Ok(staged) => {
                 log::debug!(
@@ -261,6 +310,7 @@ impl Lottery {
                     bets: resume.tally.bets,
                     winners: resume.tally.winners,
                     done: resume.tally.done,
+                    digest: resume.digest.to_bytes(),
                 }
             }
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "resume", peer),
@@ -272,11 +322,24 @@ fn store_error_kind(e: &StoreError) -> ErrorKind {
     match e {
         StoreError::UnknownAgency { .. } => ErrorKind::UnknownAgency,
         StoreError::AgencyFinished(_) => ErrorKind::AgencyFinished,
-        StoreError::OutOfSequence { .. } | StoreError::NotTheCommittedBatch { .. } => {
-            ErrorKind::OutOfSequence
-        }
+        StoreError::OutOfSequence { .. } => ErrorKind::OutOfSequence,
         StoreError::ReplayExpired { .. } => ErrorKind::ReplayExpired,
+        // Another batch under a committed sequence, by its size or by its bets.
+        StoreError::NotTheCommittedBatch { .. } | StoreError::Conflict { .. } => ErrorKind::Conflict,
         StoreError::Io(_) | StoreError::Broken => ErrorKind::Storage,
+    }
+}
+
+/// A request refused for who sent it, logged once (throttled) with the peer's address.
+fn deny(denied: &Denied, agency: u32, peer: SocketAddr) -> Response {
+    match denied {
+        Denied::Unauthenticated(why) => refuse(ErrorKind::Unauthenticated, why.clone(), "authenticate", peer),
+        Denied::NotYourAgency { bound } => refuse(
+            ErrorKind::NotYourAgency,
+            format!("this connection acts for agency {bound}, not for agency {agency}"),
+            "authorize",
+            peer,
+        ),
     }
 }
 

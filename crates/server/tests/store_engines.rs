@@ -17,12 +17,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::Bet;
+use protocol::{Bet, Digest};
 use server::{
     store::{
         self,
         postgres::{DatabaseSettings, Postgres},
-        Admission, CheckedBatch, Engine, Progress, Resume, StoreError, Tally,
+        Admission, CheckedBatch, Engine, Progress, StoreError, Tally,
     },
     Config,
 };
@@ -66,9 +66,16 @@ fn batch<'a>(
         agency,
         sequence,
         bets,
+        digest: content(sequence, bets, winners),
         winners: positions.to_vec(),
         winning_bets: winners.iter().collect(),
     }
+}
+
+/// A stand-in for the digest of a batch's bets (the tests give only its winners): the same for
+/// the same batch, another for other bets.
+fn content(sequence: u64, bets: u64, winners: &[Bet]) -> Digest {
+    Digest::of_bets(sequence * 1_000_000 + bets, winners)
 }
 
 /// Commits a batch whose winners are `winners`, at positions 0, 1, ...
@@ -90,8 +97,8 @@ fn agencies_are_numbered_from_one(engine: &dyn Engine) {
             Err(StoreError::UnknownAgency { .. })
         ));
     }
-    assert_eq!(engine.admit(3, 1, 1).unwrap(), Admission::Fresh);
-    assert_eq!(engine.admit(1, 1, 1).unwrap(), Admission::Fresh);
+    assert!(matches!(engine.admit(3, 1, 1).unwrap(), Admission::Fresh { .. }));
+    assert!(matches!(engine.admit(1, 1, 1).unwrap(), Admission::Fresh { .. }));
 }
 
 fn progress_counts_pending_agencies_then_totals_winners(engine: &dyn Engine) {
@@ -118,7 +125,7 @@ fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engine: &dyn Eng
     assert!(matches!(engine.stage(&batch(1, 2, 1, &[], &[])), Err(StoreError::AgencyFinished(1))));
     assert!(matches!(engine.finish_agency(1, 1), Err(StoreError::AgencyFinished(1))));
     // Its committed batch still replays: the agency may not have had the answer.
-    assert_eq!(engine.admit(1, 1, 4).unwrap(), Admission::Replay(vec![]));
+    assert!(matches!(engine.admit(1, 1, 4).unwrap(), Admission::Replay(c) if c.winners == vec![]));
     engine.finish_agency(2, 0).unwrap();
     assert!(matches!(engine.admit(2, 1, 1), Err(StoreError::AgencyFinished(2))));
 }
@@ -126,7 +133,7 @@ fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engine: &dyn Eng
 fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice(engine: &dyn Engine) {
     let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
     assert_eq!(commit_batch(engine, &batch(1, 1, 12, &[4, 9], &winners)).unwrap(), vec![4, 9]);
-    assert_eq!(engine.admit(1, 1, 12).unwrap(), Admission::Replay(vec![4, 9]));
+    assert!(matches!(engine.admit(1, 1, 12).unwrap(), Admission::Replay(c) if c.winners == vec![4, 9]));
     assert!(matches!(
         engine.admit(1, 1, 13),
         Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
@@ -148,23 +155,23 @@ fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice(engine: &d
     ));
     assert!(matches!(engine.admit(1, 0, 12), Err(StoreError::OutOfSequence { .. })));
     assert!(matches!(engine.stage(&batch(1, 0, 12, &[], &[])), Err(StoreError::OutOfSequence { .. })));
-    assert_eq!(engine.admit(1, 2, 12).unwrap(), Admission::Fresh);
+    assert!(matches!(engine.admit(1, 2, 12).unwrap(), Admission::Fresh { .. }));
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
 }
 
 fn resume_says_what_is_committed(engine: &dyn Engine) {
-    assert_eq!(engine.resume(1).unwrap(), Resume { last_sequence: 0, tally: Tally::default() });
+    assert_eq!(engine.resume(1).map(|r| (r.last_sequence, r.tally)).unwrap(), (0, Tally::default()));
     commit(engine, 1, 1, 10, &[bet("A", "B", "1")]);
     commit(engine, 1, 2, 10, &[]);
     commit(engine, 2, 1, 4, &[bet("C", "D", "2")]);
     engine.finish_agency(2, 1).unwrap();
     assert_eq!(
-        engine.resume(1).unwrap(),
-        Resume { last_sequence: 2, tally: Tally { bets: 20, winners: 1, done: false } }
+        engine.resume(1).map(|r| (r.last_sequence, r.tally)).unwrap(),
+        (2, Tally { bets: 20, winners: 1, done: false })
     );
     assert_eq!(
-        engine.resume(2).unwrap(),
-        Resume { last_sequence: 1, tally: Tally { bets: 4, winners: 1, done: true } }
+        engine.resume(2).map(|r| (r.last_sequence, r.tally)).unwrap(),
+        (1, Tally { bets: 4, winners: 1, done: true })
     );
 }
 
@@ -179,8 +186,9 @@ fn one_batch_sent_at_once_many_times_commits_once(engines: &[&dyn Engine]) {
                 let engine = engines[i % engines.len()];
                 let start = &start;
                 s.spawn(move || {
-                    let winners: Vec<Bet> =
-                        (0..=i % 3).map(|k| bet("Ana", "Pérez", &format!("{i}{k}"))).collect();
+                    // The same bets from every thread (a batch sent again), each checked anew
+                    // here with its own positions: whichever commits first is the answer.
+                    let winners: Vec<Bet> = (0..3).map(|k| bet("Ana", "Pérez", &format!("{k}"))).collect();
                     let positions: Vec<u32> = (0..winners.len() as u32).map(|k| k + i as u32).collect();
                     start.wait();
                     commit_batch(engine, &batch(1, 1, 50, &positions, &winners)).unwrap()
@@ -229,11 +237,8 @@ fn agencies_racing_with_duplicates_commit_each_batch_once(engines: &[&dyn Engine
     let per_agency_winners: u64 = (1..=BATCHES).map(|s| s % 4).sum();
     for agency in 1..=3 {
         assert_eq!(
-            engines[0].resume(agency).unwrap(),
-            Resume {
-                last_sequence: BATCHES,
-                tally: Tally { bets: 20 * BATCHES, winners: per_agency_winners, done: false }
-            }
+            engines[0].resume(agency).map(|r| (r.last_sequence, r.tally)).unwrap(),
+            (BATCHES, Tally { bets: 20 * BATCHES, winners: per_agency_winners, done: false })
         );
     }
 }
@@ -260,6 +265,21 @@ fn exactly_one_finish_sees_the_lottery_complete(engines: &[&dyn Engine]) {
     let complete: Vec<_> = seen.iter().filter(|p| matches!(p, Progress::Complete { .. })).collect();
     assert_eq!(complete, [&Progress::Complete { winners: 3 }], "{seen:?}");
     assert_eq!(engines[1 % engines.len()].progress().unwrap(), Progress::Complete { winners: 3 });
+}
+
+/// Other bets under a committed sequence are a conflict, never merged; the digest the
+/// central reports is the sum of its batches'.
+fn another_batch_under_a_committed_sequence_is_a_conflict(engine: &dyn Engine) {
+    let ours = [bet("Ana", "Díaz", "1")];
+    let theirs = [bet("Otra", "Persona", "2")];
+    commit(engine, 1, 1, 10, &ours);
+    let conflict = commit_batch(engine, &batch(1, 1, 10, &[0], &theirs));
+    assert!(matches!(conflict, Err(StoreError::Conflict { agency: 1, sequence: 1 })), "{conflict:?}");
+    assert_eq!(commit(engine, 1, 1, 10, &ours), vec![0], "the same batch is still a replay");
+    commit(engine, 1, 2, 5, &[]);
+    let resume = engine.resume(1).unwrap();
+    assert_eq!(resume.digest, content(1, 10, &ours).plus(content(2, 5, &[])));
+    assert_eq!(engine.tally(1).unwrap(), Tally { bets: 15, winners: 1, done: false });
 }
 
 // ---- The journal engine -------------------------------------------------------------------
@@ -296,6 +316,12 @@ fn journal_a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice() 
     a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice(&*engine);
     let rows = std::fs::read_to_string(dir.path().join("winners.csv")).unwrap();
     assert_eq!(rows.lines().count(), 1 + 2, "the header and the batch's two winners, once");
+}
+
+#[test]
+fn journal_another_batch_under_a_committed_sequence_is_a_conflict() {
+    let (_dir, engine) = journal(1);
+    another_batch_under_a_committed_sequence_is_a_conflict(&*engine);
 }
 
 #[test]
@@ -351,6 +377,12 @@ fn postgres_a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice()
 }
 
 #[test]
+fn postgres_another_batch_under_a_committed_sequence_is_a_conflict() {
+    let Some((_cluster, _, engine)) = engine("conflict", 1) else { return };
+    another_batch_under_a_committed_sequence_is_a_conflict(&engine);
+}
+
+#[test]
 fn postgres_resume_says_what_is_committed() {
     let Some((_cluster, _, engine)) = engine("resume", 2) else { return };
     resume_says_what_is_committed(&engine);
@@ -396,11 +428,11 @@ fn a_central_whose_agency_moved_on_elsewhere_still_answers_right() {
     let winners = [bet("A", "B", "1")];
     assert_eq!(commit_batch(&first, &batch(1, 1, 10, &[3], &winners)).unwrap(), vec![3]);
     // The agency moves to the other central, which commits its next batch there.
-    assert_eq!(second.admit(1, 2, 10).unwrap(), Admission::Fresh);
+    assert!(matches!(second.admit(1, 2, 10).unwrap(), Admission::Fresh { .. }));
     assert_eq!(commit_batch(&second, &batch(1, 2, 10, &[7], &winners)).unwrap(), vec![7]);
     // Back on the first central, which last saw batch 1: batch 2 is admitted on its stale
     // guess, but committing it answers with the original winners and stores nothing.
-    assert_eq!(first.admit(1, 2, 10).unwrap(), Admission::Fresh);
+    assert!(matches!(first.admit(1, 2, 10).unwrap(), Admission::Fresh { .. }));
     assert_eq!(commit_batch(&first, &batch(1, 2, 10, &[0], &winners)).unwrap(), vec![7]);
     assert_eq!(first.tally(1).unwrap(), Tally { bets: 20, winners: 2, done: false });
     // Done on the other central: the first one's guess for batch 3 is refused at commit.
@@ -453,10 +485,10 @@ fn a_reopened_database_goes_on_with_its_lottery_and_refuses_another_agency_count
     drop(engine);
     let again = Postgres::open(&settings(&url, 2), 2).unwrap();
     assert_eq!(
-        again.resume(1).unwrap(),
-        Resume { last_sequence: 1, tally: Tally { bets: 10, winners: 1, done: false } }
+        again.resume(1).map(|r| (r.last_sequence, r.tally)).unwrap(),
+        (1, Tally { bets: 10, winners: 1, done: false })
     );
-    assert_eq!(again.admit(1, 1, 10).unwrap(), Admission::Replay(vec![0]));
+    assert!(matches!(again.admit(1, 1, 10).unwrap(), Admission::Replay(c) if c.winners == vec![0]));
     assert_eq!(again.progress().unwrap(), Progress::Pending { agencies: 1 });
     let err = Postgres::open(&settings(&url, 2), 3).unwrap_err();
     let message = err.to_string();
@@ -551,8 +583,8 @@ fn a_database_restart_mid_upload_refuses_then_recovers_and_loses_nothing() {
     assert_eq!(commit_batch(&engine, &batch(1, 6, 10, &[0], &winners)).unwrap(), vec![0]);
     assert_eq!(commit_batch(&engine, &batch(1, 6, 10, &[0], &winners)).unwrap(), vec![0]);
     assert_eq!(
-        engine.resume(1).unwrap(),
-        Resume { last_sequence: 6, tally: Tally { bets: 60, winners: 6, done: false } }
+        engine.resume(1).map(|r| (r.last_sequence, r.tally)).unwrap(),
+        (6, Tally { bets: 60, winners: 6, done: false })
     );
     assert_eq!(cluster.psql(&url, "SELECT count(*) FROM winners"), "6");
 }
@@ -579,10 +611,10 @@ fn agencies_uploading_through_a_database_restart_end_with_exact_counts() {
                     let deadline = Instant::now() + TIMEOUT * 3;
                     loop {
                         match engine.admit(agency, sequence, 10).and_then(|admission| match admission {
-                            Admission::Fresh => {
+                            Admission::Fresh { .. } => {
                                 commit_batch(engine, &batch(agency, sequence, 10, &positions, &winners))
                             }
-                            Admission::Replay(original) => Ok(original),
+                            Admission::Replay(original) => Ok(original.winners),
                         }) {
                             Ok(answer) => {
                                 assert_eq!(answer, positions, "agency {agency} batch {sequence}");
@@ -618,8 +650,8 @@ fn agencies_uploading_through_a_database_restart_end_with_exact_counts() {
         let winners: u64 = (1..=BATCHES).map(|s| s % 3).sum();
         expected_winners += winners;
         assert_eq!(
-            engine.resume(agency).unwrap(),
-            Resume { last_sequence: BATCHES, tally: Tally { bets: 10 * BATCHES, winners, done: false } }
+            engine.resume(agency).map(|r| (r.last_sequence, r.tally)).unwrap(),
+            (BATCHES, Tally { bets: 10 * BATCHES, winners, done: false })
         );
     }
     assert_eq!(cluster.psql(&url, "SELECT count(*) FROM winners"), expected_winners.to_string());
@@ -704,7 +736,7 @@ fn batch_commit_cost_is_measured() {
             let (engine, winners, positions) = (&engine, &winners, &positions);
             s.spawn(move || {
                 for sequence in 1..=batches {
-                    assert_eq!(engine.admit(agency, sequence, 100).unwrap(), Admission::Fresh);
+                    assert!(matches!(engine.admit(agency, sequence, 100).unwrap(), Admission::Fresh { .. }));
                     let answer =
                         commit_batch(engine, &batch(agency, sequence, 100, positions, winners)).unwrap();
                     assert_eq!(&answer, positions);

@@ -46,6 +46,14 @@ pub enum StoreError {
         /// The oldest sequence whose answer is kept.
         oldest: u64,
     },
+    /// A batch came under a committed sequence with other bets than the committed batch's:
+    /// another upload under the same agency (a copied configuration, say). Never merged.
+    Conflict {
+        /// The agency.
+        agency: u32,
+        /// The sequence.
+        sequence: u64,
+    },
     /// Writing or syncing a file failed; the files were cut back, nothing was counted.
     Io(io::Error),
     /// An earlier sync failed, so what is on disk is uncertain: the store refuses every
@@ -70,6 +78,11 @@ impl fmt::Display for StoreError {
             StoreError::ReplayExpired { agency, sequence, oldest } => write!(
                 f,
                 "agency {agency}: batch {sequence} is committed, but only the answers from batch {oldest} on are kept for replays"
+            ),
+            StoreError::Conflict { agency, sequence } => write!(
+                f,
+                "agency {agency}: batch {sequence} is committed with other bets than these; \
+                 is another agency uploading with the same id?"
             ),
             StoreError::Io(e) => write!(f, "cannot write the winners file or its journal: {e}"),
             StoreError::Broken => {

@@ -5,6 +5,8 @@
 //! log through the same methods at start (the journal does both), so the rules a live batch
 //! meets and the rules a recovered one meets cannot drift apart.
 
+use protocol::Digest;
+
 use super::{replays::Recent, StoreError};
 
 /// One agency's counts.
@@ -40,15 +42,36 @@ pub struct Resume {
     pub last_sequence: u64,
     /// Its counts.
     pub tally: Tally,
+    /// The digest of every bet committed, in upload order ([`Digest::of_bets`] from 0): what
+    /// the agency's own dataset must give for its first `tally.bets` bets.
+    pub digest: Digest,
+}
+
+/// A committed batch, as kept for replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Its bets.
+    pub bets: u64,
+    /// The place of its first bet in the agency's upload (the bets committed before it).
+    pub first_bet: u64,
+    /// Positions of its winners, as answered.
+    pub winners: Vec<u32>,
+    /// Its content's digest, from `first_bet`.
+    pub digest: Digest,
 }
 
 /// What to do with a batch, decided before its winners are computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// The next batch of its agency: check it and commit it.
-    Fresh,
-    /// Already committed: answer with these winner positions, store nothing.
-    Replay(Vec<u32>),
+    /// The next batch of its agency: check it and commit it. Its first bet is bet
+    /// `first_bet` of the agency's upload (what its digest is computed from).
+    Fresh {
+        /// The bets committed before it.
+        first_bet: u64,
+    },
+    /// Already committed: answer with its original winners if the content is the same (its
+    /// digest), store nothing.
+    Replay(Committed),
 }
 
 /// Every agency's committed state: counts, and each committed batch's size and answer.
@@ -62,6 +85,8 @@ pub struct Ledger {
 #[derive(Debug, Clone, Default)]
 struct AgencyState {
     tally: Tally,
+    /// The sum of its committed batches' digests: the digest of all its bets.
+    digest: Digest,
     /// The count of committed batches, and the last ones' bet counts and winner positions,
     /// so a replayed batch gets its original answer (and one of another size is refused);
     /// what is kept does not grow with the number of batches.
@@ -94,19 +119,19 @@ impl Ledger {
         let slot = self.slot(agency)?;
         let next = slot.last_sequence() + 1;
         if sequence >= 1 && sequence < next {
-            let Some((committed, positions)) = slot.results.get(sequence) else {
+            let Some(committed) = slot.results.get(sequence) else {
                 let oldest = slot.results.oldest_kept();
                 return Err(StoreError::ReplayExpired { agency, sequence, oldest });
             };
-            if *committed != bets {
+            if committed.bets != bets {
                 return Err(StoreError::NotTheCommittedBatch {
                     agency,
                     sequence,
-                    committed: *committed,
+                    committed: committed.bets,
                     got: bets,
                 });
             }
-            return Ok(Admission::Replay(positions.clone()));
+            return Ok(Admission::Replay(committed.clone()));
         }
         if slot.tally.done {
             return Err(StoreError::AgencyFinished(agency));
@@ -114,12 +139,12 @@ impl Ledger {
         if sequence != next {
             return Err(StoreError::OutOfSequence { agency, expected: next, got: sequence });
         }
-        Ok(Admission::Fresh)
+        Ok(Admission::Fresh { first_bet: slot.tally.bets })
     }
 
-    /// Counts batch `sequence` of `agency` as committed, with its answer `winners`. Only the
-    /// next batch may be applied: a replay here (a second record of a committed batch) is
-    /// refused like any batch out of sequence.
+    /// Counts batch `sequence` of `agency` as committed, with its answer `winners` and its
+    /// content's `digest`. Only the next batch may be applied: a replay here (a second record
+    /// of a committed batch) is refused like any batch out of sequence.
     ///
     /// # Errors
     /// As [`Ledger::admit`], and [`StoreError::OutOfSequence`] for a committed sequence.
@@ -129,16 +154,37 @@ impl Ledger {
         sequence: u64,
         bets: u64,
         winners: Vec<u32>,
+        digest: Digest,
     ) -> Result<(), StoreError> {
-        if let Admission::Replay(_) = self.admit(agency, sequence, bets)? {
+        let Admission::Fresh { first_bet } = self.admit(agency, sequence, bets)? else {
             let expected = self.slot(agency)?.last_sequence() + 1;
             return Err(StoreError::OutOfSequence { agency, expected, got: sequence });
-        }
+        };
         let slot = self.slot_mut(agency)?;
         slot.tally.bets += bets;
         slot.tally.winners += winners.len() as u64;
-        slot.results.push((bets, winners));
+        slot.digest = slot.digest.plus(digest);
+        slot.results.push(Committed { bets, first_bet, winners, digest });
         Ok(())
+    }
+
+    /// What to answer a batch that came under a committed sequence: the original winners if
+    /// it holds the same bets (`digest`), else a conflict: another upload under the same
+    /// agency and sequence, never merged.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`].
+    pub fn replay(
+        agency: u32,
+        sequence: u64,
+        committed: Committed,
+        digest: Digest,
+    ) -> Result<Vec<u32>, StoreError> {
+        if committed.digest == digest {
+            Ok(committed.winners)
+        } else {
+            Err(StoreError::Conflict { agency, sequence })
+        }
     }
 
     /// Decides whether `agency` may say it is done after `batches` batches: only once, and
@@ -182,7 +228,11 @@ impl Ledger {
     /// # Errors
     /// [`StoreError::UnknownAgency`].
     pub fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
-        self.slot(agency).map(|s| Resume { last_sequence: s.last_sequence(), tally: s.tally })
+        self.slot(agency).map(|s| Resume {
+            last_sequence: s.last_sequence(),
+            tally: s.tally,
+            digest: s.digest,
+        })
     }
 
     /// The total of winners if every agency is done, else how many are not.
@@ -238,14 +288,14 @@ mod tests {
             assert!(matches!(ledger.admit(agency, 1, 1), Err(StoreError::UnknownAgency { agencies: 3, .. })));
             assert!(matches!(ledger.resume(agency), Err(StoreError::UnknownAgency { .. })));
         }
-        assert_eq!(ledger.admit(3, 1, 1).unwrap(), Admission::Fresh);
+        assert!(matches!(ledger.admit(3, 1, 1).unwrap(), Admission::Fresh { .. }));
     }
 
     #[test]
     fn batches_apply_in_sequence_and_replay_with_their_answer() {
         let mut ledger = Ledger::new(1);
-        ledger.apply_batch(1, 1, 10, vec![3]).unwrap();
-        assert_eq!(ledger.admit(1, 1, 10).unwrap(), Admission::Replay(vec![3]));
+        ledger.apply_batch(1, 1, 10, vec![3], Digest::default()).unwrap();
+        assert!(matches!(ledger.admit(1, 1, 10).unwrap(), Admission::Replay(c) if c.winners == vec![3]));
         assert!(matches!(
             ledger.admit(1, 1, 11),
             Err(StoreError::NotTheCommittedBatch { committed: 10, .. })
@@ -253,7 +303,7 @@ mod tests {
         assert!(matches!(ledger.admit(1, 3, 1), Err(StoreError::OutOfSequence { expected: 2, got: 3, .. })));
         // A second record of a committed batch is out of sequence, not a replay.
         assert!(matches!(
-            ledger.apply_batch(1, 1, 10, vec![3]),
+            ledger.apply_batch(1, 1, 10, vec![3], Digest::default()),
             Err(StoreError::OutOfSequence { expected: 2, got: 1, .. })
         ));
         assert_eq!(ledger.tally(1).unwrap(), Tally { bets: 10, winners: 1, done: false });
@@ -262,7 +312,7 @@ mod tests {
     #[test]
     fn done_takes_the_committed_count_once_and_closes_the_agency() {
         let mut ledger = Ledger::new(2);
-        ledger.apply_batch(1, 1, 4, vec![]).unwrap();
+        ledger.apply_batch(1, 1, 4, vec![], Digest::default()).unwrap();
         assert!(matches!(
             ledger.apply_done(1, 2),
             Err(StoreError::OutOfSequence { expected: 1, got: 2, .. })

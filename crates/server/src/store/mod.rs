@@ -30,7 +30,7 @@ mod winners_file;
 use std::sync::Arc;
 
 pub use error::StoreError;
-pub use ledger::{Admission, Ledger, Progress, Resume, Tally};
+pub use ledger::{Admission, Committed, Ledger, Progress, Resume, Tally};
 
 use crate::{config::Config, error::ServerError};
 
@@ -108,6 +108,9 @@ pub struct CheckedBatch<'a> {
     pub sequence: u64,
     /// How many bets it held.
     pub bets: u64,
+    /// The digest of its bets from its first bet's place in the agency's upload (the
+    /// `first_bet` [`Admission::Fresh`] gave): a replay is answered only for the same bets.
+    pub digest: protocol::Digest,
     /// Positions of its winners in the batch, as answered.
     pub winners: Vec<u32>,
     /// The winning bets themselves, in the order of `winners`: what the winners' rows hold.

@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 
+use super::ledger::Committed;
+
 /// Answers kept per agency: an agency's window is at most 64 batches (16 by default), so
 /// every batch it may legitimately send again is among these.
 pub const KEPT: usize = 64;
@@ -17,13 +19,13 @@ pub const KEPT: usize = 64;
 pub struct Recent {
     /// Batches committed: the last sequence.
     committed: u64,
-    /// `(bets, winner positions)` of batches `committed - len + 1` to `committed`.
-    kept: VecDeque<(u64, Vec<u32>)>,
+    /// Batches `committed - len + 1` to `committed`.
+    kept: VecDeque<Committed>,
 }
 
 impl Recent {
     /// Counts the next batch and keeps its answer, forgetting the oldest beyond [`KEPT`].
-    pub fn push(&mut self, result: (u64, Vec<u32>)) {
+    pub fn push(&mut self, result: Committed) {
         self.committed += 1;
         if self.kept.len() == KEPT {
             self.kept.pop_front();
@@ -43,9 +45,9 @@ impl Recent {
         self.committed + 1 - self.kept.len() as u64
     }
 
-    /// The bet count and winners of committed batch `sequence`, if still kept.
+    /// Committed batch `sequence`, if still kept.
     #[must_use]
-    pub fn get(&self, sequence: u64) -> Option<&(u64, Vec<u32>)> {
+    pub fn get(&self, sequence: u64) -> Option<&Committed> {
         let index = sequence.checked_sub(self.oldest_kept())?;
         self.kept.get(usize::try_from(index).ok()?)
     }
@@ -60,14 +62,20 @@ mod tests {
         let mut recent = Recent::default();
         assert_eq!(recent.last_sequence(), 0);
         assert_eq!(recent.get(1), None);
+        let batch = |sequence: u64| Committed {
+            bets: sequence,
+            first_bet: 0,
+            winners: vec![u32::try_from(sequence).unwrap()],
+            digest: protocol::Digest::default(),
+        };
         for sequence in 1..=(KEPT as u64 + 10) {
-            recent.push((sequence, vec![u32::try_from(sequence).unwrap()]));
+            recent.push(batch(sequence));
         }
         assert_eq!(recent.last_sequence(), KEPT as u64 + 10);
         assert_eq!(recent.oldest_kept(), 11);
         assert_eq!(recent.get(10), None, "forgotten");
-        assert_eq!(recent.get(11), Some(&(11, vec![11])));
-        assert_eq!(recent.get(KEPT as u64 + 10), Some(&(74, vec![74])));
+        assert_eq!(recent.get(11), Some(&batch(11)));
+        assert_eq!(recent.get(KEPT as u64 + 10), Some(&batch(74)));
         assert_eq!(recent.get(KEPT as u64 + 11), None, "not committed yet");
         assert_eq!(recent.get(0), None);
     }

@@ -1,14 +1,14 @@
 //! The journal's record format: checksummed, length-prefixed records, and the scan that reads
 //! them back and stops at the first torn one. Bytes only: no files, no locks (the engine owns those).
 //!
-//! Layout: the 8-byte magic `LOTJRNL1`, then records. A record is a `u32` body length, a
+//! Layout: the 8-byte magic `LOTJRNL2`, then records. A record is a `u32` body length, a
 //! `u32` CRC-32 (IEEE) of the body, then the body; every integer big-endian. The body's
 //! first byte is its kind:
 //!
 //! | kind | body after the kind byte |
 //! |---|---|
 //! | 0 header | `u32` agencies expected |
-//! | 1 batch | `u32` agency, `u64` sequence, `u64` bets, `u32` w, w × `u32` winner positions, `u32` r, r bytes: the batch's winner rows exactly as appended to the winners file |
+//! | 1 batch | `u32` agency, `u64` sequence, `u64` bets, 16 bytes: the digest of its bets (`protocol::Digest`), `u32` w, w × `u32` winner positions, `u32` r, r bytes: the batch's winner rows exactly as appended to the winners file |
 //! | 2 done | `u32` agency, `u64` batches |
 //!
 //! The first record is always the header. A crash can tear only the last record (the file
@@ -17,8 +17,13 @@
 
 use std::fmt;
 
-/// The file's first bytes; a version bump changes the last digit.
-pub const MAGIC: &[u8; 8] = b"LOTJRNL1";
+/// The file's first bytes; a version bump changes the last digit. Version 2 keeps each
+/// batch's content digest.
+pub const MAGIC: &[u8; 8] = b"LOTJRNL2";
+
+/// The first version's magic: a journal without content digests, which this version cannot
+/// continue (its batches could not be checked by content).
+pub const MAGIC_V1: &[u8; 8] = b"LOTJRNL1";
 
 /// Bytes before a record's body: length and checksum.
 const RECORD_HEAD: usize = 8;
@@ -43,6 +48,9 @@ pub enum Record {
         sequence: u64,
         /// Bets it held.
         bets: u64,
+        /// The digest of its bets (`protocol::Digest::to_bytes`), from its first bet's place
+        /// in the agency's upload.
+        digest: [u8; 16],
         /// Positions of its winners in the batch, as answered.
         winners: Vec<u32>,
         /// Its rows of the winners file, byte for byte.
@@ -62,6 +70,8 @@ pub enum Record {
 pub enum Unreadable {
     /// The file does not start with [`MAGIC`].
     NotAJournal,
+    /// The file is a journal of the first version, without content digests.
+    OldVersion,
     /// The first record is missing, torn, or not a header.
     NoHeader,
 }
@@ -70,6 +80,11 @@ impl fmt::Display for Unreadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unreadable::NotAJournal => write!(f, "not a lottery journal (bad magic bytes)"),
+            Unreadable::OldVersion => write!(
+                f,
+                "a journal of an earlier version, without the batches' content digests: finish its \
+                 lottery with that version, or delete it and its winners file to start a new one"
+            ),
             Unreadable::NoHeader => write!(f, "the journal's header record is missing or damaged"),
         }
     }
@@ -96,8 +111,8 @@ impl Record {
                 body.extend_from_slice(&agencies.to_be_bytes());
                 frame(&body)
             }
-            Record::Batch { agency, sequence, bets, winners, rows } => {
-                encode_batch(*agency, *sequence, *bets, winners, rows)
+            Record::Batch { agency, sequence, bets, digest, winners, rows } => {
+                encode_batch(*agency, *sequence, *bets, *digest, winners, rows)
             }
             Record::Done { agency, batches } => {
                 let mut body = vec![2];
@@ -112,12 +127,20 @@ impl Record {
 /// A batch record as it goes into the file, from borrowed parts (what
 /// `Record::Batch { .. }.encode()` gives, without building the record).
 #[must_use]
-pub fn encode_batch(agency: u32, sequence: u64, bets: u64, winners: &[u32], rows: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(1 + 4 + 8 + 8 + 4 + 4 * winners.len() + 4 + rows.len());
+pub fn encode_batch(
+    agency: u32,
+    sequence: u64,
+    bets: u64,
+    digest: [u8; 16],
+    winners: &[u32],
+    rows: &[u8],
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(1 + 4 + 8 + 8 + 16 + 4 + 4 * winners.len() + 4 + rows.len());
     body.push(1);
     body.extend_from_slice(&agency.to_be_bytes());
     body.extend_from_slice(&sequence.to_be_bytes());
     body.extend_from_slice(&bets.to_be_bytes());
+    body.extend_from_slice(&digest);
     body.extend_from_slice(&(winners.len() as u32).to_be_bytes());
     for w in winners {
         body.extend_from_slice(&w.to_be_bytes());
@@ -142,6 +165,9 @@ fn frame(body: &[u8]) -> Vec<u8> {
 /// # Errors
 /// [`Unreadable`] when the magic or the header record is not there.
 pub fn scan(bytes: &[u8]) -> Result<Scan, Unreadable> {
+    if bytes.starts_with(&MAGIC_V1[..]) {
+        return Err(Unreadable::OldVersion);
+    }
     let rest = bytes.strip_prefix(&MAGIC[..]).ok_or(Unreadable::NotAJournal)?;
     let mut reader = Reader { bytes: rest, pos: 0 };
     let agencies = match reader.record() {
@@ -191,6 +217,7 @@ fn parse(body: &[u8]) -> Option<Record> {
             let agency = b.u32()?;
             let sequence = b.u64()?;
             let bets = b.u64()?;
+            let digest: [u8; 16] = b.take(16)?.try_into().ok()?;
             let count = b.u32()? as usize;
             // Each position takes 4 bytes: a count beyond what remains is corrupt.
             if count > b.0.len() / 4 {
@@ -199,7 +226,7 @@ fn parse(body: &[u8]) -> Option<Record> {
             let winners = (0..count).map(|_| b.u32()).collect::<Option<Vec<u32>>>()?;
             let rows_len = b.u32()? as usize;
             let rows = b.take(rows_len)?.to_vec();
-            Record::Batch { agency, sequence, bets, winners, rows }
+            Record::Batch { agency, sequence, bets, digest, winners, rows }
         }
         2 => Record::Done { agency: b.u32()?, batches: b.u64()? },
         _ => return None,
@@ -264,9 +291,18 @@ mod tests {
             agency: 2,
             sequence,
             bets: 100,
+            digest: [sequence as u8; 16],
             winners: vec![3, 50],
             rows: "2,Ana,Díaz,1,2000-01-31\n2,\"O\"\"B\",X,2,2000-01-01\n".into(),
         }
+    }
+
+    #[test]
+    fn a_journal_of_the_first_version_is_refused_with_what_to_do() {
+        let mut bytes = MAGIC_V1.to_vec();
+        bytes.extend(Record::Header { agencies: 3 }.encode());
+        assert_eq!(scan(&bytes).unwrap_err(), Unreadable::OldVersion);
+        assert!(Unreadable::OldVersion.to_string().contains("delete it"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use protocol::Digest;
+
 use super::record::{self, Record};
 use crate::store::{
     winners_file::{self, HEADER},
@@ -141,9 +143,9 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, Op
             _ => broken(what),
         };
         match record {
-            Record::Batch { agency, sequence, bets, winners, rows } => {
+            Record::Batch { agency, sequence, bets, digest, winners, rows } => {
                 ledger
-                    .apply_batch(agency, sequence, bets, winners)
+                    .apply_batch(agency, sequence, bets, winners, Digest::from_bytes(digest))
                     .map_err(|e| refused(e, "batch out of sequence"))?;
                 view.extend_from_slice(&rows);
             }

@@ -32,10 +32,28 @@ use self::{
     pool::{CheckoutError, Conn, Pool},
     schema::InstallError,
 };
+use protocol::Digest;
+
 use crate::store::{
-    winners_file::HEADER, Admission, CheckedBatch, Engine, Progress, Resume, Staged, StoreError, Tally,
-    Ticket,
+    winners_file::HEADER, Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError,
+    Tally, Ticket,
 };
+
+/// What a central knows of an agency from its own commits: the sequence it expects next and
+/// the bets committed before it (0 and 0: unknown, ask the database).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Hint {
+    next: u64,
+    bets: u64,
+}
+
+/// A digest as the database keeps it: 16 bytes.
+fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, "a batch digest is not 16 bytes"))
+    })?;
+    Ok(Digest::from_bytes(bytes))
+}
 
 /// How the engine connects: the database and its pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,12 +73,12 @@ pub struct Postgres {
     pool: Pool,
     agencies: u32,
     location: String,
-    /// Per agency (index `agency - 1`), the sequence this central expects next, learnt from
-    /// its own commits (0: unknown). A batch with that sequence is admitted without asking
+    /// Per agency (index `agency - 1`), the sequence this central expects next and the bets
+    /// before it, learnt from its own commits (0: unknown). A batch with that sequence is admitted without asking
     /// the database: [`Postgres::stage`] checks everything again under the agency's lock, so
     /// a stale hint (another central committed meanwhile) costs only the batch's check,
     /// never a wrong answer. A std `Mutex`: held for one read or write.
-    hints: Mutex<Vec<u64>>,
+    hints: Mutex<Vec<Hint>>,
 }
 
 impl fmt::Debug for Postgres {
@@ -109,7 +127,7 @@ impl Postgres {
             pool: Pool::new(config, settings.pool_size, settings.timeout),
             agencies,
             location,
-            hints: Mutex::new(vec![0; agencies as usize]),
+            hints: Mutex::new(vec![Hint::default(); agencies as usize]),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -136,29 +154,33 @@ impl Postgres {
     /// [`StoreError::NotTheCommittedBatch`], [`StoreError::Io`] (the database).
     pub fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
         let index = self.index(agency)?;
-        if sequence != 0 && self.hints()[index] == sequence {
-            return Ok(Admission::Fresh);
+        let hint = self.hints()[index];
+        if sequence != 0 && hint.next == sequence {
+            return Ok(Admission::Fresh { first_bet: hint.bets });
         }
         let (key, seq) = (agency_key(agency), sql_count(sequence)?);
         let row = self.call(true, |c| c.client.query_one(&c.statements.admit, &[&key, &seq]))?;
         let last = count(row.get::<_, i64>(0));
         let done: bool = row.get(1);
+        let agency_bets = count(row.get::<_, i64>(4));
         if sequence >= 1 && sequence <= last {
             let committed = count(row.get::<_, Option<i64>>(2).unwrap_or_default());
             if committed != bets {
                 return Err(StoreError::NotTheCommittedBatch { agency, sequence, committed, got: bets });
             }
             let winners = positions(row.get::<_, Option<Vec<i32>>>(3).unwrap_or_default());
-            return Ok(Admission::Replay(winners));
+            let first_bet = count(row.get::<_, Option<i64>>(5).unwrap_or_default());
+            let digest = digest_of(row.get::<_, Option<Vec<u8>>>(6).unwrap_or_default())?;
+            return Ok(Admission::Replay(Committed { bets: committed, first_bet, winners, digest }));
         }
         if done {
             return Err(StoreError::AgencyFinished(agency));
         }
-        self.hints()[index] = last + 1;
+        self.hints()[index] = Hint { next: last + 1, bets: agency_bets };
         if sequence != last + 1 {
             return Err(StoreError::OutOfSequence { agency, expected: last + 1, got: sequence });
         }
-        Ok(Admission::Fresh)
+        Ok(Admission::Fresh { first_bet: agency_bets })
     }
 
     /// Commits `batch` (its winners, its sequence and its agency's counts, in one
@@ -191,8 +213,9 @@ impl Postgres {
         let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
         let dates: Vec<String> = batch.winning_bets.iter().map(|b| b.birthdate().to_string()).collect();
         let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
-        let params: [&(dyn ToSql + Sync); 8] =
-            [&key, &seq, &count_bets, &winners, &first, &last, &documents, &dates];
+        let digest = batch.digest.to_bytes().to_vec();
+        let params: [&(dyn ToSql + Sync); 9] =
+            [&key, &seq, &count_bets, &digest, &winners, &first, &last, &documents, &dates];
         // Safe to send again after a lost connection: a second commit of the same batch is
         // the replay the key makes it.
         let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
@@ -200,22 +223,24 @@ impl Postgres {
         let number = count(row.get::<_, Option<i64>>(1).unwrap_or_default());
         match outcome {
             "fresh" => {
-                self.hints()[index] = sequence + 1;
+                // The function says where the agency stands now: the next batch needs no query.
+                self.hints()[index] = Hint { next: sequence + 1, bets: number };
                 Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
             }
             "replay" => Ok(Staged {
                 winners: positions(row.get::<_, Option<Vec<i32>>>(2).unwrap_or_default()),
                 ticket: Ticket::default(),
             }),
+            "conflict" => Err(StoreError::Conflict { agency, sequence }),
             "not_the_batch" => {
                 Err(StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets })
             }
             "finished" => {
-                self.hints()[index] = 0;
+                self.hints()[index] = Hint::default();
                 Err(StoreError::AgencyFinished(agency))
             }
             "out_of_sequence" => {
-                self.hints()[index] = number;
+                self.hints()[index] = Hint::default();
                 Err(StoreError::OutOfSequence { agency, expected: number, got: sequence })
             }
             "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
@@ -251,7 +276,7 @@ impl Postgres {
         let number = |i: usize| count(row.get::<_, Option<i64>>(i).unwrap_or_default());
         match outcome {
             "done" => {
-                self.hints()[index] = 0;
+                self.hints()[index] = Hint::default();
                 let tally = Tally { bets: number(2), winners: number(3), done: true };
                 let pending = number(4);
                 let progress = if pending == 0 {
@@ -275,8 +300,15 @@ impl Postgres {
     pub fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
         let index = self.index(agency)?;
         let (last_sequence, tally) = self.agency_row(agency)?;
-        self.hints()[index] = if tally.done { 0 } else { last_sequence + 1 };
-        Ok(Resume { last_sequence, tally })
+        let key = agency_key(agency);
+        let rows = self.call(true, |c| c.client.query(&c.statements.digests, &[&key]))?;
+        let mut digest = Digest::default();
+        for row in rows {
+            digest = digest.plus(digest_of(row.get::<_, Vec<u8>>(0))?);
+        }
+        self.hints()[index] =
+            if tally.done { Hint::default() } else { Hint { next: last_sequence + 1, bets: tally.bets } };
+        Ok(Resume { last_sequence, tally, digest })
     }
 
     /// One agency's committed tally.
@@ -436,7 +468,7 @@ impl Postgres {
         }
     }
 
-    fn hints(&self) -> MutexGuard<'_, Vec<u64>> {
+    fn hints(&self) -> MutexGuard<'_, Vec<Hint>> {
         // A hint is only ever a guess checked again by the database: poison changes nothing.
         self.hints.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -25,17 +25,21 @@ pub(crate) struct Statements {
     pub admit: Statement,
     /// An agency's row.
     pub agency: Statement,
+    /// The digests of an agency's committed batches.
+    pub digests: Statement,
     /// Agencies not done, and the winners of all.
     pub progress: Statement,
 }
 
 const STAGE: &str =
-    "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8)";
+    "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const FINISH: &str =
     "SELECT o_outcome, o_expected, o_bets, o_winners, o_pending, o_total FROM lottery_finish($1, $2)";
-const ADMIT: &str = "SELECT a.last_sequence, a.done, b.bets, b.winners FROM agencies a \
-                     LEFT JOIN batches b ON b.agency = a.agency AND b.sequence = $2 WHERE a.agency = $1";
+const ADMIT: &str = "SELECT a.last_sequence, a.done, b.bets, b.winners, a.bets, b.first_bet, b.digest \
+                     FROM agencies a LEFT JOIN batches b ON b.agency = a.agency AND b.sequence = $2 \
+                     WHERE a.agency = $1";
 const AGENCY: &str = "SELECT last_sequence, bets, winners, done FROM agencies WHERE agency = $1";
+const DIGESTS: &str = "SELECT digest FROM batches WHERE agency = $1";
 const PROGRESS: &str =
     "SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint FROM agencies";
 
@@ -61,6 +65,7 @@ impl Conn {
             finish: client.prepare(FINISH)?,
             admit: client.prepare(ADMIT)?,
             agency: client.prepare(AGENCY)?,
+            digests: client.prepare(DIGESTS)?,
             progress: client.prepare(PROGRESS)?,
         };
         Ok(Conn { client, statements })

@@ -6,9 +6,10 @@
 //! - `agencies`: one row per agency (1 to that number): its last committed sequence, its
 //!   counts and whether it is done. Its row lock serializes everything that changes the
 //!   agency, whichever central (or connection) does it.
-//! - `batches`: one row per committed batch, keyed by (agency, sequence): its bet count and
-//!   winner positions, so a replay gets the original answer. The key is what makes a batch
-//!   commit at most once.
+//! - `batches`: one row per committed batch, keyed by (agency, sequence): its bet count,
+//!   the place of its first bet in the agency's upload, its content digest and its winner
+//!   positions, so a replay of the same bets gets the original answer (and other bets under
+//!   the same sequence are a conflict). The key is what makes a batch commit at most once.
 //! - `winners`: the winning bets, the rows of the winners file.
 //!
 //! A batch commits through `lottery_stage`, a finish through `lottery_finish`: each is one
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS batches (
     agency integer NOT NULL REFERENCES agencies,
     sequence bigint NOT NULL CHECK (sequence >= 1),
     bets bigint NOT NULL,
+    first_bet bigint NOT NULL,
+    digest bytea NOT NULL CHECK (length(digest) = 16),
     winners integer[] NOT NULL,
     PRIMARY KEY (agency, sequence)
 );
@@ -61,14 +64,16 @@ CREATE TABLE IF NOT EXISTS winners (
 );
 
 -- Commits batch p_sequence of p_agency, or says why not. o_outcome:
---   fresh            committed now; o_winners are p_winners
---   replay           committed before (by any connection or central); o_winners the original
+--   fresh            committed now; o_winners are p_winners, o_number the agency's bets now
+--   replay           committed before (by any connection or central) with the same bets
+--                    (p_digest); o_winners the original
+--   conflict         committed before with other bets (another digest): never merged
 --   not_the_batch    committed before with o_number bets, not p_bets
 --   finished         the agency is done
 --   out_of_sequence  o_number is the sequence expected
 --   unknown          no such agency
 CREATE OR REPLACE FUNCTION lottery_stage(
-    p_agency integer, p_sequence bigint, p_bets bigint, p_winners integer[],
+    p_agency integer, p_sequence bigint, p_bets bigint, p_digest bytea, p_winners integer[],
     p_first_names text[], p_last_names text[], p_documents text[], p_birthdates text[],
     OUT o_outcome text, OUT o_number bigint, OUT o_winners integer[])
 LANGUAGE plpgsql AS $$
@@ -93,7 +98,7 @@ BEGIN
         RETURN;
     ELSE
         -- The key decides, not the check above: a row already there is the original.
-        INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, p_winners)
+        INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, a.bets, p_digest, p_winners)
             ON CONFLICT DO NOTHING;
         IF FOUND THEN
             INSERT INTO winners
@@ -107,6 +112,7 @@ BEGIN
                     winners = agencies.winners + cardinality(p_winners)
                 WHERE agency = p_agency;
             o_outcome := 'fresh';
+            o_number := a.bets + p_bets;
             o_winners := p_winners;
             RETURN;
         END IF;
@@ -115,6 +121,8 @@ BEGIN
     IF b.bets <> p_bets THEN
         o_outcome := 'not_the_batch';
         o_number := b.bets;
+    ELSIF b.digest <> p_digest THEN
+        o_outcome := 'conflict';
     ELSE
         o_outcome := 'replay';
         o_winners := b.winners;
