@@ -5,7 +5,7 @@ AGENCIES ?= 5
 
 .PHONY: all build run datasets test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
-	busybox-image validate-echo-server bench
+	busybox-image validate-echo-server bench postgres-image
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -100,6 +100,11 @@ docker-compose-logs:
 ## Debian's busybox-static package (downloaded and unpacked, not installed)
 busybox-image:
 	scripts/busybox-image.sh
+
+## postgres-image: tp0-postgres:15, PostgreSQL from Debian's packages (debootstrap, nothing
+## pulled; needs root the first time, about a minute and a half; then seconds)
+postgres-image:
+	scripts/postgres-image.sh
 
 ## validate-echo-server: exercise 3, netcat against the running central over testing_net
 validate-echo-server: busybox-image
