@@ -86,6 +86,8 @@ wait_for() {
 
 cleanup() {
   status=$?
+  # A second Ctrl-C must not cut the cleaning short.
+  trap '' INT TERM
   if [ $status -ne 0 ]; then
     say "dumping the services' logs after the failure"
     for service in postgres server $(seq -f 'client%g' 1 $agencies); do
@@ -98,6 +100,9 @@ cleanup() {
   [ $status -eq 0 ] || banner "docker-e2e: FAIL (exit $status); the swarm stack, its volume and images removed"
 }
 trap cleanup EXIT
+# A signal becomes an ordinary exit, so that the cleanup runs whole.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 banner "docker-e2e: several centrals on Docker Swarm"
 cargo build --release --locked --quiet -p testkit --bin datagen --bin expect
