@@ -149,11 +149,13 @@ done
   fail "a service publishes a port"
 postgres=$(containers postgres | head -1)
 postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_testing_net\").IPAddress}}" "$postgres")
-[ "$($docker exec "$postgres" psql -h "$postgres_ip" -U lottery -d lottery -Atc 'select current_user')" = lottery ] ||
-  fail "the database does not serve role lottery over testing_net"
+# The centrals create their schema at start: their role must be able to, over the network.
+[ "$($docker exec "$postgres" psql -h "$postgres_ip" -U lottery -d lottery -v ON_ERROR_STOP=1 -qAtc \
+  'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user')" = lottery ] ||
+  fail "the database does not let role lottery create tables over testing_net"
 ! $docker exec "$postgres" psql -h "$postgres_ip" -U postgres -d lottery -Atc 'select 1' >/dev/null 2>&1 ||
   fail "the database lets its superuser in over the network"
-pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) serves database lottery to role lottery over testing_net, refuses its superuser there"
+pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables in database lottery over testing_net, refuses its superuser there"
 
 # 3. Every agency uploading, then one central's container killed.
 uploading() {
@@ -223,10 +225,14 @@ if [ "$database_checks" = true ]; then
     [ "$(field "$(service_logs "client$i" | grep 'action: total_winners | result: success' | tail -1)" winners)" = "$total" ] ||
       fail "client$i: total_winners is not $total"
   done
-  # TODO(issue 13): the engine's winners table, or its export subcommand, once merged.
-  $docker exec "$postgres" psql -U postgres -d lottery -AtF, \
-    -c 'SELECT agency, first_name, last_name, document, birthdate FROM winners' | LC_ALL=C sort >"$work/stored-winners" ||
-    fail "cannot export the winners from the database"
+  # The winners file as an operator gets it: written from the database by a running central
+  # (its SERVER_DATABASE_URL) into the mounted winners folder.
+  central=$($docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_server" | head -1)
+  out=$($docker exec "$central" /server export-winners /config/server.ini /winners/exported.csv 2>&1) ||
+    fail "server export-winners: $out"
+  exported=$work/.data/winners/exported.csv
+  head -1 "$exported" | grep -qx 'agency,first_name,last_name,document,birthdate' || fail "the exported winners file has no header"
+  tail -n +2 "$exported" | LC_ALL=C sort >"$work/stored-winners"
   cmp -s "$work/stored-winners" <(LC_ALL=C sort "$work/expected-winners") || fail "the database's winners differ from the expected winners"
   pass "every agency exited 0 with the total ($total), the database holds exactly the $(wc -l <"$work/expected-winners") expected winners; all done $finished_ms ms after the stack was up"
 else
