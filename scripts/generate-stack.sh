@@ -17,7 +17,7 @@
 #   STACK_SUBNET    the overlay network's subnet (default 10.213.0.0/24): pick one no other
 #                   network of the hosts uses; the database trusts this subnet alone
 # and, when it is deployed: IMAGE_TAG (latest), HOST_UID/HOST_GID (who the containers run
-# as), POSTGRES_IMAGE (tp0-postgres:15).
+# as), POSTGRES_IMAGE (tp0-postgres:15), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
 set -euo pipefail
 
 usage() {
@@ -116,6 +116,9 @@ YAML
     networks:
       - testing_net
     deploy:
+      # 0 holds the agency back: scripts/swarm.sh deploys with AGENCY_REPLICAS=0 first,
+      # waits until every central is healthy, then deploys again with the default.
+      replicas: \${AGENCY_REPLICAS:-1}
       endpoint_mode: dnsrr
       # An agency that finished exits 0 and stays down; one that failed starts again and
       # resumes from what the database committed.

@@ -56,7 +56,7 @@ healthy() { $docker ps -q --filter "label=com.docker.swarm.service.name=${stack}
 up_and_healthy() { [ "$(healthy postgres)" -ge 1 ] && [ "$(healthy server)" -ge "$centrals" ]; }
 
 remove_stack() {
-  if $docker stack ls --format '{{.Name}}' 2>/dev/null | grep -qx "$stack"; then
+  if $docker stack ls --format '{{.Name}}' 2>/dev/null | grep -x "$stack" >/dev/null; then
     $docker stack rm "$stack" >/dev/null
   fi
   # `docker stack rm` returns before the containers and the network are gone.
@@ -95,11 +95,19 @@ up() {
   scripts/generate-stack.sh "$stack_file" "$agencies" "$centrals" >/dev/null
   local started
   started=$(date +%s%N)
+  # First without agencies: a swarm has no `depends_on`, and agencies started at once would
+  # all find the first central to pass its health check (the only name DNS gives then) and
+  # stay on it. Once every central is healthy the second deploy starts the agencies, and
+  # the service name spreads them over all the centrals.
   local out
-  out=$($docker stack deploy --resolve-image never -c "$stack_file" "$stack" 2>&1) || fail "docker stack deploy: $out"
+  out=$(AGENCY_REPLICAS=0 $docker stack deploy --resolve-image never -c "$stack_file" "$stack" 2>&1) ||
+    fail "docker stack deploy: $out"
   wait_for 180 up_and_healthy ||
     fail "after 180 s: $(healthy postgres) of 1 database and $(healthy server) of $centrals centrals healthy (make swarm-logs)"
-  say "stack $stack deployed from $stack_file: the database and $centrals central(s) healthy in $((($(date +%s%N) - started) / 1000000)) ms, $agencies agencies started"
+  local healthy_ms=$((($(date +%s%N) - started) / 1000000))
+  out=$(AGENCY_REPLICAS=1 $docker stack deploy --resolve-image never -c "$stack_file" "$stack" 2>&1) ||
+    fail "docker stack deploy: $out"
+  say "stack $stack deployed from $stack_file: the database and $centrals central(s) healthy in $healthy_ms ms, then $agencies agencies started"
 }
 
 logs() {
