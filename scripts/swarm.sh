@@ -64,7 +64,9 @@ remove_stack() {
 }
 
 up() {
-  [[ $agencies =~ ^[0-9]+$ ]] && [[ $centrals =~ ^[1-9][0-9]*$ ]] || fail "AGENCIES must be 0 or more, CENTRALS 1 or more"
+  if ! [[ $agencies =~ ^[0-9]+$ && $centrals =~ ^[1-9][0-9]*$ ]]; then
+    fail "AGENCIES must be 0 or more, CENTRALS 1 or more"
+  fi
   if ! swarm_active; then
     $docker swarm init --advertise-addr "${SWARM_ADVERTISE_ADDR:-127.0.0.1}" >/dev/null
     mkdir -p "$(dirname "$made_swarm")"
