@@ -2,10 +2,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 AGENCIES ?= 5
+# Centrals of the swarm stack (make swarm-up).
+CENTRALS ?= 3
+STACK ?= tp0swarm
+STACK_FILE ?= docker-stack.yaml
 
 .PHONY: all build run datasets test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
-	busybox-image validate-echo-server bench
+	busybox-image validate-echo-server bench postgres-image \
+	swarm-up swarm-logs swarm-down
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -99,10 +104,32 @@ docker-compose-down:
 docker-compose-logs:
 	$(COMPOSE) logs -f
 
+## swarm-up: a new lottery on Docker Swarm: images, the swarm (made on 127.0.0.1 if none is
+## active), datasets if missing, $(STACK_FILE) for $(AGENCIES) agencies and $(CENTRALS)
+## centrals on PostgreSQL, deployed as stack $(STACK); returns once every central is healthy
+SWARM = STACK=$(STACK) STACK_FILE=$(STACK_FILE) AGENCIES=$(AGENCIES) CENTRALS=$(CENTRALS) \
+	DATAGEN="$(DATAGEN)" DOCKER="$(DOCKER)" scripts/swarm.sh
+swarm-up: docker-image postgres-image
+	$(SWARM) up
+
+## swarm-logs: follow the logs of every service of the stack
+swarm-logs:
+	$(SWARM) logs
+
+## swarm-down: remove the stack, wait until its containers and network are gone, and leave
+## the swarm if swarm-up made it
+swarm-down:
+	$(SWARM) down
+
 ## busybox-image: a busybox image for the netcat check: pulled, or else built from
 ## Debian's busybox-static package (downloaded and unpacked, not installed)
 busybox-image:
 	scripts/busybox-image.sh
+
+## postgres-image: tp0-postgres:15, PostgreSQL from Debian's packages (debootstrap, nothing
+## pulled; needs root the first time, about a minute and a half; then seconds)
+postgres-image:
+	scripts/postgres-image.sh
 
 ## validate-echo-server: exercise 3, netcat against the running central over testing_net
 validate-echo-server: busybox-image

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Several centrals on Docker Swarm, end to end, through the Makefile's own targets:
+#
+#   1. scripts/generate-stack.sh: files `docker-compose config` accepts for several N and R,
+#      with R dnsrr replicas on the database, N agencies; usage errors exit 2.
+#   2. `make swarm-up`: PostgreSQL (built here, nothing pulled) and 3 centrals healthy, 20
+#      agencies started; the database serves the centrals' role over the overlay network and
+#      refuses its superuser there.
+#   3. Mid-upload, one central's container is SIGKILLed (`docker kill`); the swarm replaces
+#      it, the agencies it served reconnect through the service name to a central.
+#   4. Every agency's summary equals what `expect` computes from the datasets; with the
+#      database engine, also every agency's exit 0 and total, and the winners exported from
+#      the database.
+#   5. `make swarm-down`: the stack's containers and network are gone.
+#
+# Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
+# It works in target/swarm-e2e (its own config copies, datasets, winners and stack file),
+# deploys stack `tp0swarme2e` on its own subnet with images tagged `swarme2e`, and removes
+# the stack, its volume and those images on the way out, even after a failure (the PostgreSQL
+# image stays: it is a cache that takes a minute and a half to build again).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+docker=${DOCKER:-docker}
+
+# The assertions that need the one shared store (every agency's total, the winners read back
+# from the database). SWARM_E2E_DATABASE=false skips them, to look at the stack alone.
+database_checks=${SWARM_E2E_DATABASE:-true}
+
+say() { echo "docker-e2e: $*"; }
+banner() { printf '\n%s\n%s\n%s\n\n' "==================================================================" "$*" "=================================================================="; }
+
+if ! $docker info >/dev/null 2>&1; then
+  if [ "${CI:-}" = true ]; then
+    banner "docker-e2e: FAIL: no Docker engine answers, and with CI=true the swarm check is mandatory"
+    exit 1
+  fi
+  banner "docker-e2e: SKIPPED: no Docker engine answers; the swarm stack was NOT checked"
+  exit 0
+fi
+
+stack=tp0swarme2e
+work=target/swarm-e2e
+agencies=20
+centrals=3
+rows=8000
+make_vars=("STACK=$stack" "STACK_FILE=$work/docker-stack.yaml" "AGENCIES=$agencies" "CENTRALS=$centrals" IMAGE_TAG=swarme2e)
+# Its own subnet: another stack (make swarm-up) may run beside it.
+export STACK_SUBNET=10.213.1.0/24
+checks=0
+pass() {
+  checks=$((checks + 1))
+  say "ok: $*"
+}
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+
+if $docker stack ls --format '{{.Name}}' 2>/dev/null | grep -x "$stack" >/dev/null; then
+  fail "a stack named $stack is deployed (docker stack rm $stack first)"
+fi
+
+# Every container (running or exited, replaced ones too) of service $1.
+containers() { $docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_$1"; }
+# (Never `... | grep -q` on a long stream: grep's early exit would SIGPIPE the writer, which
+# pipefail turns into a failure.)
+# Every log line of service $1, across its containers.
+service_logs() {
+  local id
+  for id in $(containers "$1"); do $docker logs "$id" 2>&1; done
+}
+healthy() { $docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" --filter health=healthy | wc -l; }
+# The value of `key: value` in a log line.
+field() { sed -n "s/.*| $2: \([^ |]*\).*/\1/p" <<<"$1"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# Waits (up to $1 s) until `$2...` succeeds.
+wait_for() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+cleanup() {
+  status=$?
+  # A second Ctrl-C must not cut the cleaning short.
+  trap '' INT TERM
+  if [ $status -ne 0 ]; then
+    say "dumping the services' logs after the failure"
+    for service in postgres server $(seq -f 'client%g' 1 $agencies); do
+      service_logs "$service" | sed "s/^/$service | /" | tail -30 || true
+    done
+  fi
+  make --no-print-directory -s swarm-down "${make_vars[@]}" >/dev/null 2>&1 || true
+  $docker volume rm "${stack}_pgdata" >/dev/null 2>&1 || true
+  $docker rmi -f tp0-server:swarme2e tp0-client:swarme2e >/dev/null 2>&1 || true
+  [ $status -eq 0 ] || banner "docker-e2e: FAIL (exit $status); the swarm stack, its volume and images removed"
+}
+trap cleanup EXIT
+# A signal becomes an ordinary exit, so that the cleanup runs whole.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+banner "docker-e2e: several centrals on Docker Swarm"
+cargo build --release --locked --quiet -p testkit --bin datagen --bin expect
+rm -rf "$work"
+mkdir -p "$work"
+cp -r config "$work/config"
+
+# 1. The generator.
+compose=$(command -v docker-compose || echo "$docker compose")
+for shape in "0 1" "1 1" "5 3" "20 3"; do
+  read -r n r <<<"$shape"
+  file=$work/gen-$n-$r.yaml
+  scripts/generate-stack.sh "$file" "$n" "$r" >/dev/null
+  (cd "$work" && $compose -f "$(basename "$file")" config -q) || fail "the stack file for $n agencies and $r centrals is not valid"
+  [ "$(grep -c '^  client[0-9]*:$' "$file")" = "$n" ] || fail "$file does not hold $n agencies"
+  grep -q "SERVER_AGENCIES=$n\$" "$file" || fail "$file does not expect $n agencies"
+  grep -q "replicas: $r\$" "$file" || fail "$file does not run $r centrals"
+  grep -q 'SERVER_DATABASE_URL=postgres://lottery@postgres:5432/lottery$' "$file" || fail "$file gives the centrals no database"
+  [ "$(grep -c 'endpoint_mode: dnsrr' "$file")" = $((n + 2)) ] || fail "$file has a service without DNS round robin"
+done
+for bad in "" "x" "1" "-1 1" "1 0" "two 1" "1 x"; do
+  set +e
+  # shellcheck disable=SC2086 # the words are the arguments under test
+  scripts/generate-stack.sh "$work/bad.yaml" $bad >/dev/null 2>&1
+  code=$?
+  set -e
+  [ $code = 2 ] || fail "generate-stack.sh with arguments '$bad' exited $code, not 2"
+done
+pass "generate-stack.sh: valid stack files for 0 to 20 agencies and 1 to 3 centrals, usage errors exit 2"
+
+# 2. Up. 8 000 bets per agency: about 8 s of the course's simulated checking, time to kill
+#    a central mid-upload.
+target/release/datagen --dir "$work/.data" --agencies $agencies --rows $rows --seed 13 >/dev/null
+started=$(now_ms)
+up_out=$(make --no-print-directory -s swarm-up "${make_vars[@]}" 2>&1) || fail "make swarm-up: $up_out"
+up_line=$(grep 'swarm-up: stack' <<<"$up_out") || fail "make swarm-up said: $up_out"
+deployed_ms=$(sed -n 's/.* healthy in \([0-9]*\) ms.*/\1/p' <<<"$up_line")
+pass "make swarm-up: postgres and $centrals centrals healthy ${deployed_ms} ms after docker stack deploy ($(($(now_ms) - started)) ms with the images)"
+started=$(now_ms)
+for image in tp0-server:swarme2e tp0-client:swarme2e tp0-postgres:15; do
+  [ -z "$($docker image inspect -f '{{.RepoDigests}}' "$image" | tr -d '[]')" ] || fail "$image came from a registry"
+done
+[ -z "$($docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Ports}}' | tr -d '\n ')" ] ||
+  fail "a service publishes a port"
+postgres=$(containers postgres | head -1)
+postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_testing_net\").IPAddress}}" "$postgres")
+# The centrals create their schema at start: their role must be able to, over the network.
+[ "$($docker exec "$postgres" psql -h "$postgres_ip" -U lottery -d lottery -v ON_ERROR_STOP=1 -qAtc \
+  'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user')" = lottery ] ||
+  fail "the database does not let role lottery create tables over testing_net"
+! $docker exec "$postgres" psql -h "$postgres_ip" -U postgres -d lottery -Atc 'select 1' >/dev/null 2>&1 ||
+  fail "the database lets its superuser in over the network"
+pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables in database lottery over testing_net, refuses its superuser there"
+
+# 3. Every agency uploading, then one central's container killed.
+uploading() {
+  local i
+  for i in $(seq 1 $agencies); do
+    service_logs "client$i" | grep 'action: upload | result: in_progress | agency: .* | batches:' >/dev/null || return 1
+  done
+}
+wait_for 120 uploading || fail "not every agency was uploading within 120 s"
+# Before any failure: the agencies' first connections already went to several centrals.
+busy=$(for id in $(containers server); do $docker logs "$id" 2>&1 | grep -c 'action: resume | result: success' || true; done | grep -vc '^0$' || true)
+[ "$busy" -ge 2 ] || fail "only $busy central(s) served agencies: the service name does not spread them"
+pass "DNS round robin: the agencies' first connections went to $busy of the $centrals centrals"
+# The central that served the most agencies so far: surely some of them mid-upload.
+victim=$(for id in $(containers server); do echo "$($docker logs "$id" 2>&1 | grep -c 'action: resume | result: success') $id"; done |
+  sort -rn | head -1 | cut -d' ' -f2)
+served=$($docker logs "$victim" 2>&1 | grep -c 'action: resume | result: success' || true)
+# In the logs' own format (UTC, as in the containers): the retries from this second on.
+killed_at=$(date -u '+%Y-%m-%d %H:%M:%S')
+$docker kill "$victim" >/dev/null
+replaced() {
+  [ "$(healthy server)" -ge $centrals ] && ! $docker ps -q --no-trunc | grep "^$victim" >/dev/null
+}
+wait_for 120 replaced || fail "the swarm did not bring $centrals healthy centrals back within 120 s of the kill"
+retried=$(for i in $(seq 1 $agencies); do
+  service_logs "client$i" | grep 'action: retry | result: in_progress .* stage: upload' |
+    awk -v since="$killed_at" '$1 " " $2 >= since' | head -1 || true
+done | wc -l)
+[ "$retried" -ge 1 ] || fail "no agency reconnected after the kill"
+pass "a central that had taken $served agency connections killed mid-upload at $killed_at: the swarm replaced it, $retried agencies reconnected through the service name after it"
+
+# 4. The results.
+expected=$(target/release/expect --dir "$work/.data" --agencies $agencies --winners-file "$work/expected-winners")
+total=$(sed -n 's/^total //p' <<<"$expected")
+summarized() {
+  local i
+  for i in $(seq 1 $agencies); do
+    service_logs "client$i" | grep 'action: agency_summary | result: success' >/dev/null || return 1
+  done
+}
+wait_for 300 summarized || fail "not every agency logged its summary within 300 s"
+summaries_ms=$(($(now_ms) - started))
+for i in $(seq 1 $agencies); do
+  summary=$(service_logs "client$i" | grep 'action: agency_summary | result: success' | tail -1)
+  want=$(grep "^agency $i " <<<"$expected")
+  [ "$(field "$summary" bets)" = "$(awk '{print $4}' <<<"$want")" ] || fail "client$i: $summary; expected $want"
+  [ "$(field "$summary" winners)" = "$(awk '{print $6}' <<<"$want")" ] || fail "client$i: $summary; expected $want"
+done
+pass "every agency's summary is exact ($agencies agencies × $rows bets), the last $summaries_ms ms after the stack was up"
+
+if [ "$database_checks" = true ]; then
+  # Every agency exits 0 (a container that exited otherwise and was restarted counts too).
+  finished() {
+    local i id
+    for i in $(seq 1 $agencies); do
+      for id in $(containers "client$i"); do
+        [ "$($docker inspect -f '{{.State.Status}}' "$id")" = exited ] || return 1
+      done
+    done
+  }
+  wait_for 300 finished || fail "not every agency exited within 300 s"
+  finished_ms=$(($(now_ms) - started))
+  for i in $(seq 1 $agencies); do
+    for id in $(containers "client$i"); do
+      code=$($docker inspect -f '{{.State.ExitCode}}' "$id")
+      [ "$code" = 0 ] || fail "a container of client$i exited $code"
+    done
+    [ "$(field "$(service_logs "client$i" | grep 'action: total_winners | result: success' | tail -1)" winners)" = "$total" ] ||
+      fail "client$i: total_winners is not $total"
+  done
+  # The winners file as an operator gets it: written from the database by a running central
+  # (its SERVER_DATABASE_URL) into the mounted winners folder.
+  central=$($docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_server" | head -1)
+  out=$($docker exec "$central" /server export-winners /config/server.ini /winners/exported.csv 2>&1) ||
+    fail "server export-winners: $out"
+  exported=$work/.data/winners/exported.csv
+  head -1 "$exported" | grep -qx 'agency,first_name,last_name,document,birthdate' || fail "the exported winners file has no header"
+  tail -n +2 "$exported" | LC_ALL=C sort >"$work/stored-winners"
+  cmp -s "$work/stored-winners" <(LC_ALL=C sort "$work/expected-winners") || fail "the database's winners differ from the expected winners"
+  pass "every agency exited 0 with the total ($total), the database holds exactly the $(wc -l <"$work/expected-winners") expected winners; all done $finished_ms ms after the stack was up"
+else
+  # The file engine's substitute: each central's own winners file holds each row at most once
+  # and only real winners, and together they hold every winner (an agency that moved to
+  # another central after the kill uploaded again there from its first bet).
+  for file in "$work/.data/winners/"winners-*.csv; do
+    [ -z "$(tail -n +2 "$file" | LC_ALL=C sort | uniq -d)" ] || fail "$file holds a row twice"
+  done
+  for file in "$work/.data/winners/"winners-*.csv; do tail -n +2 "$file"; done | LC_ALL=C sort -u >"$work/stored-winners"
+  cmp -s "$work/stored-winners" <(LC_ALL=C sort "$work/expected-winners") || fail "the centrals' winners files differ from the expected winners"
+  pass "the centrals' own winners files hold exactly the $(wc -l <"$work/expected-winners") expected winners between them"
+  banner "docker-e2e: SKIPPED: the agencies' exit codes, totals and the database's winners (no PostgreSQL engine yet: SWARM_E2E_DATABASE=true checks them)"
+fi
+
+# 5. Down.
+down_out=$(make --no-print-directory -s swarm-down "${make_vars[@]}" 2>&1) || fail "make swarm-down: $down_out"
+[ -z "$($docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] || fail "containers of $stack remain after make swarm-down"
+! $docker network inspect "${stack}_testing_net" >/dev/null 2>&1 || fail "network ${stack}_testing_net remains after make swarm-down"
+pass "make swarm-down: the stack's containers and network are gone"
+
+banner "docker-e2e: all $checks swarm checks passed"
