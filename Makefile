@@ -7,7 +7,7 @@ CENTRALS ?= 3
 STACK ?= tp0swarm
 STACK_FILE ?= docker-stack.yaml
 
-.PHONY: all build run datasets test cargo-test docker-test lint fmt clean \
+.PHONY: all build run datasets credentials test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
 	busybox-image validate-echo-server bench postgres-image \
 	swarm-up swarm-logs swarm-down
@@ -39,10 +39,19 @@ IN_RUST_IMAGE = $(DOCKER) run --rm --platform linux/amd64 --user $(HOST_UID):$(H
 	-v "$(CURDIR)":/src -w /src -e CARGO_HOME=/src/target/docker-cargo-home $(RUST_IMAGE)
 DATAGEN = $(DOCKER) run --rm --platform linux/amd64 --user $(HOST_UID):$(HOST_GID) \
 	-v "$(CURDIR)":/src -w /src --entrypoint /src/$(STATIC_DIR)/datagen tp0-client:$(IMAGE_TAG)
+CREDENTIALS = $(DOCKER) run --rm --platform linux/amd64 --user $(HOST_UID):$(HOST_GID) \
+	-v "$(CURDIR)":/src -w /src --entrypoint /src/$(STATIC_DIR)/credentials tp0-client:$(IMAGE_TAG)
 else
 IN_RUST_IMAGE =
 DATAGEN = $(STATIC_DIR)/datagen
+CREDENTIALS = $(STATIC_DIR)/credentials
 endif
+# A fresh set of agency keys and TLS certificates is made when the folder holds none for
+# exactly the agencies the compose file runs.
+ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; \
+	[ -f "$$d/central/agencies.pub" ] && [ -f "$$d/central/tls.crt" ] && \
+	[ "$$(grep -c '^[0-9]' "$$d/central/agencies.pub")" = "$(COMPOSE_CLIENTS)" ] || \
+	$(CREDENTIALS) "$$d" $(COMPOSE_CLIENTS) server localhost 127.0.0.1
 
 all: build
 
@@ -73,7 +82,8 @@ docker-test:
 ## docker-binaries: static server, client and datagen in target/$(RUST_TARGET)/release
 docker-binaries:
 	$(IN_RUST_IMAGE) env RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --locked \
-		--target $(RUST_TARGET) -p server -p client -p testkit --bin server --bin client --bin datagen
+		--target $(RUST_TARGET) -p server -p client -p testkit -p security \
+		--bin server --bin client --bin datagen --bin credentials
 
 ## docker-image: the tp0-server and tp0-client images (FROM scratch, a few MB each)
 docker-image: docker-binaries
@@ -82,11 +92,18 @@ docker-image: docker-binaries
 	$(DOCKER) build -q -f docker/server.Dockerfile -t tp0-server:$(IMAGE_TAG) target/docker
 	$(DOCKER) build -q -f docker/client.Dockerfile -t tp0-client:$(IMAGE_TAG) target/docker
 
+## credentials: a fresh set of agency keys and TLS certificates for $(AGENCIES) agencies in
+## .data/credentials (private keys readable by their owner only; never committed)
+credentials:
+	$(CARGO) run --release --locked --quiet -p security --bin credentials -- .data/credentials $(AGENCIES) \
+		server localhost 127.0.0.1
+
 ## docker-compose-up: a new lottery in containers: images, the missing datasets (datagen
 ## never rewrites one already there), then $(COMPOSE_FILE) up (the previous draw's winners in
 ## $(COMPOSE_DIR)/.data/winners are cleared)
 docker-compose-up: docker-image
 	$(DATAGEN) --dir "$(COMPOSE_DIR)/.data" --agencies $(COMPOSE_CLIENTS)
+	@$(ENSURE_CREDENTIALS)
 	$(COMPOSE) down -t 1 --remove-orphans >/dev/null 2>&1 || true
 	mkdir -p "$(COMPOSE_DIR)/.data/winners"
 	rm -f "$(COMPOSE_DIR)/.data/winners/"*

@@ -11,6 +11,10 @@
 #
 # A dataset already in .data/ (the course's own, say) is used as it is: datagen writes only
 # the missing files and never rewrites one.
+#
+# Every agency proves who it is with its own key from .data/credentials/ (made there when the
+# folder holds no set for exactly these agencies; `make credentials` makes a fresh one), and
+# the central checks it. TLS=1 also encrypts the connections.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +24,15 @@ port=${PORT:-12345}
 
 cargo build --release --bins --quiet
 target/release/datagen --dir .data --agencies "$agencies"
+credentials=.data/credentials
+if ! [ -f "$credentials/central/agencies.pub" ] || ! [ -f "$credentials/central/tls.crt" ] ||
+  [ "$(grep -c '^[0-9]' "$credentials/central/agencies.pub")" != "$agencies" ]; then
+  target/release/credentials "$credentials" "$agencies" server localhost 127.0.0.1
+fi
+server_tls=()
+if [ "${TLS:-0}" = 1 ]; then
+  server_tls=(SERVER_TLS_CERT="$credentials/central/tls.crt" SERVER_TLS_KEY="$credentials/central/tls.key")
+fi
 
 # One run of `make run` is one lottery: the previous winners file and its journal go, unless
 # RESUME=1 asks to go on with the lottery they hold (the central recovers it at start).
@@ -34,7 +47,8 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-SERVER_PORT=$port SERVER_AGENCIES=$agencies SERVER_STORAGE_PATH=$storage \
+env SERVER_PORT="$port" SERVER_AGENCIES="$agencies" SERVER_STORAGE_PATH="$storage" \
+  SERVER_AGENCY_KEYS="$credentials/central/agencies.pub" "${server_tls[@]}" \
   target/release/server config/server.ini > >(tee "$log_dir/server.log" | sed -u 's/^/server   | /') 2>&1 &
 server_pid=$!
 
@@ -46,8 +60,13 @@ for _ in $(seq 100); do
 done
 
 for i in $(seq 1 "$agencies"); do
-  CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_DATA_PATH=${CLI_DATA_PATH:-.data/dataset-$i.csv} \
-    CLI_WINNERS_RETRY_PERIOD=${CLI_WINNERS_RETRY_PERIOD:-100ms} target/release/client config/client.yaml 2>&1 | sed -u "s/^/client$i  | /" &
+  client_tls=()
+  if [ "${TLS:-0}" = 1 ]; then
+    client_tls=(CLI_TLS_CA="$credentials/ca.crt" CLI_TLS_NAME=localhost)
+  fi
+  env CLI_ID="$i" CLI_SERVER_ADDRESS="127.0.0.1:$port" CLI_DATA_PATH="${CLI_DATA_PATH:-.data/dataset-$i.csv}" \
+    CLI_WINNERS_RETRY_PERIOD="${CLI_WINNERS_RETRY_PERIOD:-100ms}" CLI_KEY="$credentials/agency-$i.key" "${client_tls[@]}" \
+    target/release/client config/client.yaml 2>&1 | sed -u "s/^/client$i  | /" &
   client_pids+=($!)
 done
 

@@ -291,8 +291,15 @@ fn upload_once(
         client.agency_done(batches)?;
         round_trips.log(agency);
     } else {
-        // Done before this run: read on only to count the skipped rows for the summary.
-        while dataset.next_bet()?.is_some() {}
+        // Done before this run: the central must hold the whole dataset, not a part of it
+        // (its first bets were checked above); reading on also counts the skipped rows.
+        let mut more = 0u64;
+        while dataset.next_bet()?.is_some() {
+            more += 1;
+        }
+        if more > 0 {
+            return Err(ClientError::NotThisDataset { committed: committed.bets });
+        }
     }
     drop(client);
     let rate = if bets == 0 { 0.0 } else { winners as f64 * 100.0 / bets as f64 };

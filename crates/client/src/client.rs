@@ -230,6 +230,7 @@ impl CentralClient {
 /// Closing is logged on every path out, the error paths included.
 impl Drop for CentralClient {
     fn drop(&mut self) {
+        self.conn.get_mut().close();
         // Fails only when the central already closed its end; the socket is released either way.
         let _ = self.conn.get_ref().socket().shutdown(Shutdown::Both);
         log::info!(

@@ -233,11 +233,15 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
     // The same batch again is answered again, not stored again; another batch under its
     // sequence is refused.
     assert!(matches!(call(&mut conn, first), Response::BatchResult { sequence: 1, .. }));
+    // A conflict closes the connection: nothing pipelined after it is taken.
     let impostor = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(3)] };
     assert_eq!(refusal(call(&mut conn, impostor)), ErrorKind::Conflict);
+    assert!(matches!(conn.read_message::<Response>(), Ok(None) | Err(_)), "closed after a conflict");
     // The same size with other bets is refused too: batches are recognised by content.
+    let mut conn = scene.connect();
     let same_size = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(3)] };
     assert_eq!(refusal(call(&mut conn, same_size)), ErrorKind::Conflict);
+    let mut conn = scene.connect();
     assert_eq!(call(&mut conn, Request::AgencyDone { agency: 2, batches: 1 }), Response::Ack);
     let late = Request::BetBatch { agency: 2, sequence: 2, bets: vec![bet(4)] };
     assert_eq!(refusal(call(&mut conn, late)), ErrorKind::AgencyFinished);

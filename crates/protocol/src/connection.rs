@@ -194,6 +194,12 @@ impl<S: Read + Write> Connection<S> {
     pub fn get_ref(&self) -> &S {
         self.reader.get_ref()
     }
+
+    /// The underlying stream, to end it (a TLS `close_notify`, say). Bytes read ahead stay
+    /// in the connection's buffer.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.reader.get_mut()
+    }
 }
 
 #[cfg(test)]

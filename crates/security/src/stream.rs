@@ -103,12 +103,37 @@ impl protocol::Timeouts for Stream {
     }
 }
 
+impl Stream {
+    /// Tells the peer the stream ends here (TLS's `close_notify`; nothing on plain TCP), so
+    /// it reads a clean end rather than a cut. Best effort: the socket is closed next anyway.
+    pub fn close(&mut self) {
+        match self {
+            Stream::Plain(_) => {}
+            Stream::Server(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            Stream::Client(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
+        let read = match self {
+            Stream::Plain(s) => return s.read(buf),
             Stream::Server(s) => s.read(buf),
             Stream::Client(s) => s.read(buf),
+        };
+        match read {
+            // A peer that closes its socket without TLS's close_notify: an end of stream like
+            // any other. Frames carry their own lengths, so a cut inside one is still caught
+            // by the framing; between two it is a close.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
         }
     }
 }

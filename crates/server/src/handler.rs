@@ -178,12 +178,19 @@ pub fn serve(
                 if let Err(e) = conn.write_message(&response) {
                     break write_failed(&e, peer);
                 }
+                if matches!(response, Response::Error { kind: ErrorKind::Conflict, .. }) {
+                    // Another upload holds this agency's sequence: whatever this peer sent
+                    // after the refused batch belongs to that other upload's sequence, so none
+                    // of it is taken. Never merged, even by pipelining.
+                    break Close::Conflict;
+                }
             }
         }
     };
     // Answers owed when the stream ended (a shutdown, a peer gone after sending): the batches
     // are synced and answered if the write half still works.
     let _ = held.release(&mut conn, lottery, peer);
+    conn.get_mut().close();
     if requests == echoes && outcome == Close::ByPeer {
         // A bare connect-and-close (`nc -z`) or an echo probe (the container's health check,
         // every few seconds): routine, so only at debug level.
@@ -217,6 +224,7 @@ enum Close {
     FrameTooLarge,
     ReadFailed,
     WriteFailed,
+    Conflict,
 }
 
 impl Close {
@@ -229,6 +237,7 @@ impl Close {
             Close::FrameTooLarge => "frame too large",
             Close::ReadFailed => "read failed",
             Close::WriteFailed => "write failed",
+            Close::Conflict => "conflict",
         }
     }
 }
