@@ -1,12 +1,15 @@
 //! `bench`: the end-to-end benchmark behind `make bench`.
 //!
 //! Runs the release `server` and `client` binaries (found beside this one, in
-//! `target/release`) on 127.0.0.1 over datasets it generates under `target/bench/data`, in four
-//! scenarios, several times each, and prints the medians as a table, also written with every
-//! run's raw figures to `target/bench/results.json`. A run whose checks fail (an agency that
+//! `target/release`) on 127.0.0.1 over datasets it generates under `target/bench/data`, in
+//! several scenarios (the journal; the database engine with one and with three centrals on a
+//! throwaway PostgreSQL it starts, beside PostgreSQL's own `COPY` of the same rows), several
+//! times each, and prints the medians as a table, also written with every run's raw figures
+//! to `target/bench/results.json`. A run whose checks fail (an agency that
 //! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
 //! status is then 1. Settings: see [`settings`].
 
+mod database;
 mod histogram;
 mod report;
 mod run;
@@ -16,7 +19,7 @@ mod timed;
 use std::{fs, path::Path, process::ExitCode, time::Duration};
 
 use report::Outcome;
-use run::{AgencyFiles, Plan};
+use run::{AgencyFiles, OnDatabase, Plan};
 use runtime::cli::Program;
 use settings::Settings;
 use timed::GNU_TIME;
@@ -29,28 +32,90 @@ struct Scenario {
     /// Bets per agency; `None`: the course's sizes.
     rows: Option<u64>,
     delay_ms: u64,
+    /// The database engine with this many centrals on one database; `None`: the journal.
+    centrals: Option<usize>,
 }
 
-const SCENARIOS: [Scenario; 4] = [
-    Scenario { name: "course", title: "5 agencies, course sizes", agencies: 5, rows: None, delay_ms: 0 },
-    Scenario { name: "many", title: "200 agencies x 5 000", agencies: 200, rows: Some(5_000), delay_ms: 0 },
+const SCENARIOS: [Scenario; 8] = [
+    Scenario {
+        name: "course",
+        title: "5 agencies, course sizes",
+        agencies: 5,
+        rows: None,
+        delay_ms: 0,
+        centrals: None,
+    },
+    Scenario {
+        name: "many",
+        title: "200 agencies x 5 000",
+        agencies: 200,
+        rows: Some(5_000),
+        delay_ms: 0,
+        centrals: None,
+    },
     Scenario {
         name: "single",
         title: "1 agency x 1 000 000",
         agencies: 1,
         rows: Some(1_000_000),
         delay_ms: 0,
+        centrals: None,
     },
-    Scenario { name: "delay", title: "5 agencies, course sizes, 1 ms", agencies: 5, rows: None, delay_ms: 1 },
+    Scenario {
+        name: "delay",
+        title: "5 agencies, course sizes, 1 ms",
+        agencies: 5,
+        rows: None,
+        delay_ms: 1,
+        centrals: None,
+    },
+    Scenario {
+        name: "db-course",
+        title: "database, 1 central: 5 agencies, course sizes",
+        agencies: 5,
+        rows: None,
+        delay_ms: 0,
+        centrals: Some(1),
+    },
+    Scenario {
+        name: "db-course-3",
+        title: "database, 3 centrals: 5 agencies, course sizes",
+        agencies: 5,
+        rows: None,
+        delay_ms: 0,
+        centrals: Some(3),
+    },
+    Scenario {
+        name: "db-many",
+        title: "database, 1 central: 200 agencies x 5 000",
+        agencies: 200,
+        rows: Some(5_000),
+        delay_ms: 0,
+        centrals: Some(1),
+    },
+    Scenario {
+        name: "db-many-3",
+        title: "database, 3 centrals: 200 agencies x 5 000",
+        agencies: 200,
+        rows: Some(5_000),
+        delay_ms: 0,
+        centrals: Some(3),
+    },
 ];
+
+/// The dataset PostgreSQL's own `COPY` loads: that of the 200 × 5 000 scenarios.
+const COPY_AGENCIES: u32 = 200;
+const COPY_ROWS: u64 = 5_000;
 
 const PROGRAM: Program = Program {
     name: "bench",
     version: env!("CARGO_PKG_VERSION"),
     usage: "usage: bench",
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
-beside this one, on 127.0.0.1, in four scenarios (course, many, single, delay), several runs
-each; the medians as a Markdown table, and every figure in target/bench/results.json.
+beside this one, on 127.0.0.1, in several scenarios (course, many, single, delay on the journal;
+db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
+PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each; the medians as a Markdown
+table, and every figure in target/bench/results.json.
 
 Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
@@ -99,6 +164,10 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     }
     let out_dir = bin_dir.parent().ok_or("the binary is not under target/")?.join("bench");
 
+    let wants_database =
+        SCENARIOS.iter().any(|s| s.centrals.is_some() && settings.wants(s.name)) || settings.wants("copy");
+    // Started once, for every run on the database engine; stopped and removed on drop.
+    let cluster = if wants_database { database::start() } else { None };
     let mut outcomes = Vec::new();
     for scenario in SCENARIOS.iter().filter(|s| settings.wants(s.name)) {
         let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
@@ -106,11 +175,24 @@ fn bench(settings: &Settings) -> Result<bool, String> {
             eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
             continue;
         }
-        outcomes.push(measure(scenario, runs, &bin_dir, &out_dir, settings));
+        let database = match (scenario.centrals, &cluster) {
+            (None, _) => None,
+            (Some(centrals), Some(cluster)) => Some(OnDatabase { cluster, centrals }),
+            (Some(_), None) => {
+                eprintln!("bench: {} SKIPPED: no PostgreSQL binaries", scenario.title);
+                continue;
+            }
+        };
+        outcomes.push(measure(scenario, runs, &bin_dir, &out_dir, settings, database));
     }
+    let copies = match &cluster {
+        Some(cluster) if settings.wants("copy") => Some(measure_copy(cluster, &bin_dir, &out_dir, settings)),
+        _ => None,
+    };
+    drop(cluster);
 
     let images = report::image_sizes(&settings.images);
-    let table = report::table(&outcomes);
+    let table = report::table(&outcomes, copies.as_ref());
     println!("\n{table}\n{}", report::images_text(&images));
     let settings_pairs = [
         ("runs", settings.runs.to_string()),
@@ -126,15 +208,54 @@ fn bench(settings: &Settings) -> Result<bool, String> {
                 .to_string(),
         ),
     ];
-    let json = report::json(&machine(), &settings_pairs, &outcomes, &images);
+    let json = report::json(&machine(), &settings_pairs, &outcomes, copies.as_ref(), &images);
     let json_path = out_dir.join("results.json");
     fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
     println!("results: {}", json_path.display());
-    Ok(outcomes.iter().all(|o| o.runs.is_ok()))
+    Ok(outcomes.iter().all(|o| o.runs.is_ok()) && copies.is_none_or(|c| c.runs.is_ok()))
+}
+
+/// PostgreSQL's own `COPY` of the 200 × 5 000 dataset, `settings.runs` times; stops at the
+/// first failure.
+fn measure_copy(
+    cluster: &testkit::postgres::Cluster,
+    bin_dir: &Path,
+    out_dir: &Path,
+    settings: &Settings,
+) -> report::CopyOutcome {
+    let load_before = load_average();
+    let dir = out_dir.join("data").join(format!("agencies-{COPY_AGENCIES}-rows-{COPY_ROWS}"));
+    let runs = AgencyFiles::ensure(bin_dir, dir, COPY_AGENCIES, Some(COPY_ROWS)).and_then(|data| {
+        let mut copies = Vec::new();
+        for i in 1..=settings.runs {
+            let copied = database::copy(cluster, &data)?;
+            eprintln!(
+                "bench: COPY run {i}/{}: {} rows in {:.3} s in one transaction, {:.3} s in transactions of {}",
+                settings.runs,
+                copied.rows,
+                copied.one.as_secs_f64(),
+                copied.many.as_secs_f64(),
+                database::SMALL_COPY_ROWS
+            );
+            copies.push(copied);
+        }
+        Ok(copies)
+    });
+    if let Err(e) = &runs {
+        eprintln!("bench: COPY FAILED: {e}");
+    }
+    report::CopyOutcome { load_before, runs }
 }
 
 /// Runs one scenario `runs` times; stops at the first failed run.
-fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, settings: &Settings) -> Outcome {
+fn measure(
+    scenario: &Scenario,
+    runs: usize,
+    bin_dir: &Path,
+    out_dir: &Path,
+    settings: &Settings,
+    database: Option<OnDatabase<'_>>,
+) -> Outcome {
     let data_name = match scenario.rows {
         Some(rows) => format!("agencies-{}-rows-{rows}", scenario.agencies),
         None => format!("course-{}", scenario.agencies),
@@ -179,6 +300,7 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
                 .join(i.to_string()),
             delay_ms: scenario.delay_ms,
             retry_period: &settings.retry_period,
+            database,
         };
         match run::run(&plan) {
             Ok(m) => {

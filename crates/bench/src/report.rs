@@ -6,7 +6,10 @@ use std::{fmt::Write as _, process::Command, time::Duration};
 use client::latency::Latencies;
 use serde_json::{json, Map, Value};
 
-use crate::run::Measured;
+use crate::{
+    database::{Copied, SMALL_COPY_ROWS},
+    run::Measured,
+};
 
 /// One scenario's outcome.
 #[derive(Debug)]
@@ -27,6 +30,15 @@ pub struct Outcome {
     pub runs: Result<Vec<Measured>, String>,
 }
 
+/// PostgreSQL's own `COPY` of the rows of the 200 × 5 000 scenarios.
+#[derive(Debug)]
+pub struct CopyOutcome {
+    /// The load average when it started.
+    pub load_before: String,
+    /// Every run, or why there are no figures.
+    pub runs: Result<Vec<Copied>, String>,
+}
+
 /// The medians of a scenario's runs.
 #[derive(Debug, Clone, Copy)]
 struct Medians {
@@ -38,6 +50,7 @@ struct Medians {
     client_rss_max_mib: f64,
     server_cpu_s: f64,
     clients_cpu_s: f64,
+    database_cpu_s: Option<f64>,
     rtt_p50_ms: Option<f64>,
     rtt_p99_ms: Option<f64>,
     floor_ratio: Option<f64>,
@@ -66,6 +79,10 @@ fn medians(outcome: &Outcome, runs: &[Measured]) -> Medians {
         ),
         server_cpu_s: median(runs.iter().map(|r| r.server_cpu.as_secs_f64())),
         clients_cpu_s: median(runs.iter().map(|r| r.clients_cpu.as_secs_f64())),
+        database_cpu_s: runs
+            .iter()
+            .all(|r| r.database_cpu.is_some())
+            .then(|| median(runs.iter().filter_map(|r| r.database_cpu).map(|d| d.as_secs_f64()))),
         rtt_p50_ms: rtt(0.5),
         rtt_p99_ms: rtt(0.99),
         floor_ratio: outcome.floor.map(|f| wall_s / f.as_secs_f64()),
@@ -88,9 +105,10 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The table, one row per scenario, medians only, in Markdown (header, separator row, one row
-/// per scenario), with the README's words: the central, the agencies.
+/// per scenario, then `COPY`'s two rows if measured), with the README's words: the central,
+/// the agencies.
 #[must_use]
-pub fn table(outcomes: &[Outcome]) -> String {
+pub fn table(outcomes: &[Outcome], copies: Option<&CopyOutcome>) -> String {
     let mut out = String::new();
     let header = [
         "run",
@@ -101,6 +119,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         "central RSS",
         "agency RSS (max)",
         "CPU central + agencies",
+        "CPU database",
         "RTT p50",
         "RTT p99",
         "vs floor",
@@ -120,6 +139,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
                     format!("{:.1} MiB", m.server_rss_mib),
                     format!("{:.1} MiB", m.client_rss_max_mib),
                     format!("{:.2} + {:.2} s", m.server_cpu_s, m.clients_cpu_s),
+                    m.database_cpu_s.map_or("-".into(), |s| format!("{s:.2} s")),
                     ms(m.rtt_p50_ms),
                     ms(m.rtt_p99_ms),
                     m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
@@ -133,6 +153,39 @@ pub fn table(outcomes: &[Outcome]) -> String {
         // Every row has every cell, so the table stays one table in any Markdown reader.
         row.resize(header.len(), String::new());
         rows.push(row);
+    }
+    if let Some(copies) = copies {
+        match &copies.runs {
+            Ok(runs) if !runs.is_empty() => {
+                let rows_copied = runs[0].rows;
+                let title_many = format!(
+                    "PostgreSQL COPY, {} transactions of {SMALL_COPY_ROWS}",
+                    rows_copied / SMALL_COPY_ROWS as u64
+                );
+                for (title, took) in [
+                    (
+                        "PostgreSQL COPY, 1 transaction".to_owned(),
+                        runs.iter().map(|c| c.one.as_secs_f64()).collect::<Vec<_>>(),
+                    ),
+                    (title_many, runs.iter().map(|c| c.many.as_secs_f64()).collect()),
+                ] {
+                    let wall = median(took.iter().copied());
+                    let min = took.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = took.iter().copied().fold(0.0, f64::max);
+                    let mut row = vec![
+                        title,
+                        rows_copied.to_string(),
+                        runs.len().to_string(),
+                        format!("{wall:.3} s ({min:.2}-{max:.2})"),
+                        format!("{:.0}", rows_copied as f64 / wall),
+                    ];
+                    row.resize(header.len(), "-".into());
+                    rows.push(row);
+                }
+            }
+            Ok(_) => {}
+            Err(why) => failures.push(format!("PostgreSQL COPY: no figures: {why}")),
+        }
     }
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).max(3))
@@ -195,6 +248,7 @@ pub fn json(
     machine: &[(&str, String)],
     settings: &[(&str, String)],
     outcomes: &[Outcome],
+    copies: Option<&CopyOutcome>,
     images: &Result<Vec<(String, Option<u64>)>, String>,
 ) -> String {
     let object = |pairs: &[(&str, String)]| -> Map<String, Value> {
@@ -221,6 +275,7 @@ pub fn json(
                         "client_rss_max_mib": number(Some(m.client_rss_max_mib)),
                         "server_cpu_s": number(Some(m.server_cpu_s)),
                         "clients_cpu_s": number(Some(m.clients_cpu_s)),
+                        "database_cpu_s": number(m.database_cpu_s),
                         "rtt_p50_ms": number(m.rtt_p50_ms),
                         "rtt_p99_ms": number(m.rtt_p99_ms),
                         "floor_ratio": number(m.floor_ratio),
@@ -236,11 +291,28 @@ pub fn json(
         Err(why) => json!({ "error": why }),
         Ok(sizes) => Value::Object(sizes.iter().map(|(image, size)| (image.clone(), json!(size))).collect()),
     };
+    let copy = copies.map(|c| match &c.runs {
+        Ok(runs) => json!({
+            "load_before": c.load_before,
+            "rows_per_small_transaction": SMALL_COPY_ROWS,
+            "median": {
+                "one_transaction_s": number(Some(median(runs.iter().map(|r| r.one.as_secs_f64())))),
+                "small_transactions_s": number(Some(median(runs.iter().map(|r| r.many.as_secs_f64())))),
+            },
+            "runs": runs.iter().map(|r| json!({
+                "rows": r.rows,
+                "one_transaction_s": number(Some(r.one.as_secs_f64())),
+                "small_transactions_s": number(Some(r.many.as_secs_f64())),
+            })).collect::<Vec<_>>(),
+        }),
+        Err(why) => json!({ "load_before": c.load_before, "error": why }),
+    });
     let document = json!({
         "machine": object(machine),
         "settings": object(settings),
         "images_bytes": images,
         "scenarios": scenarios,
+        "copy": copy,
     });
     // A `Value` always serializes: its keys are strings and it holds no non-finite number.
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
@@ -258,6 +330,7 @@ fn run_json(r: &Measured) -> Value {
         "server_rss_kib": r.server_rss_kib,
         "server_cpu_s": number(Some(r.server_cpu.as_secs_f64())),
         "clients_cpu_s": number(Some(r.clients_cpu.as_secs_f64())),
+        "database_cpu_s": number(r.database_cpu.map(|d| d.as_secs_f64())),
         "client_rss_kib": r.client_rss_kib,
         "batches": r.round_trips.count(),
         "rtt_p50_ms": quantile(&r.round_trips, 0.5),
@@ -302,21 +375,34 @@ mod tests {
             server_rss_kib: 3200,
             server_cpu: Duration::from_millis(40),
             clients_cpu: Duration::from_millis(70),
+            database_cpu: Some(Duration::from_millis(90)),
             client_rss_kib: vec![2900, 2800],
             round_trips: Latencies::default(),
         }
     }
 
+    fn copies() -> CopyOutcome {
+        let copied = Copied { rows: 1_000, one: Duration::from_millis(20), many: Duration::from_millis(100) };
+        CopyOutcome { load_before: "0.10 0.20 0.30".into(), runs: Ok(vec![copied]) }
+    }
+
     #[test]
     fn the_table_is_markdown_with_a_separator_row() {
-        let text = table(&[outcome(Ok(vec![measured()])), outcome(Err("central exited 1".into()))]);
+        let text =
+            table(&[outcome(Ok(vec![measured()])), outcome(Err("central exited 1".into()))], Some(&copies()));
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         fn cells(line: &str) -> Vec<&str> {
             line.trim_matches('|').split('|').map(str::trim).collect()
         }
         assert!(cells(lines[1]).iter().all(|c| c.len() >= 3 && c.chars().all(|ch| ch == '-')), "{text}");
-        assert!(lines.iter().all(|l| cells(l).len() == 11), "{text}");
+        assert!(lines.iter().all(|l| cells(l).len() == 12), "{text}");
+        assert_eq!(cells(lines[2])[8], "0.09 s", "{text}");
+        assert_eq!(
+            &cells(lines[4])[..5],
+            ["PostgreSQL COPY, 1 transaction", "1000", "1", "0.020 s (0.02-0.02)", "50000"]
+        );
+        assert_eq!(cells(lines[5])[0], "PostgreSQL COPY, 10 transactions of 100", "{text}");
         assert!(lines[0].contains("central RSS") && !text.contains("server"), "{text}");
         assert!(text.contains("course\" sizes: no figures: central exited 1"), "{text}");
     }
@@ -328,6 +414,7 @@ mod tests {
             &[("cpu", "AMD \"EPYC\"\n".into())],
             &[("runs", "1".into())],
             &[outcome(Ok(vec![measured()])), outcome(Err("no".into()))],
+            Some(&copies()),
             &images,
         );
         let doc: Value = serde_json::from_str(&text).unwrap();
@@ -339,7 +426,10 @@ mod tests {
         assert_eq!(course["median"]["wall_s"], 0.08);
         assert_eq!(course["median"]["rtt_p50_ms"], Value::Null);
         assert_eq!(course["runs"][0]["client_rss_kib"], json!([2900, 2800]));
+        assert_eq!(course["median"]["database_cpu_s"], 0.09);
         assert_eq!(doc["scenarios"][1]["error"], "no");
+        assert_eq!(doc["copy"]["median"]["one_transaction_s"], 0.02);
+        assert_eq!(doc["copy"]["runs"][0]["small_transactions_s"], 0.1);
         assert_eq!(number(Some(f64::NAN)), Value::Null);
     }
 }

@@ -1,6 +1,7 @@
-//! One run of one scenario: a real central and its agencies as processes on 127.0.0.1, timed
-//! from the first agency's start to the last agency's exit, and checked before any figure is
-//! believed. Each process runs under GNU time (see [`crate::timed`]).
+//! One run of one scenario: a real central (or several on one database) and its agencies as
+//! processes on 127.0.0.1, timed from the first agency's start to the last agency's exit, and
+//! checked before any figure is believed. Each process runs under GNU time (see
+//! [`crate::timed`]).
 
 use std::{
     fs,
@@ -13,10 +14,10 @@ use std::{
 };
 
 use client::latency::Latencies;
-use testkit::process::field;
+use testkit::{postgres::Cluster, process::field};
 
 use crate::{
-    histogram,
+    database, histogram,
     timed::{children_cpu, kill_program, timed, usage, Process},
 };
 
@@ -90,6 +91,18 @@ pub struct Plan<'a> {
     pub delay_ms: u64,
     /// `CLI_WINNERS_RETRY_PERIOD`.
     pub retry_period: &'a str,
+    /// The database engine: the cluster to make the run's database in, and how many centrals
+    /// share it. `None`: one central on its journal.
+    pub database: Option<OnDatabase<'a>>,
+}
+
+/// Centrals on one database.
+#[derive(Debug, Clone, Copy)]
+pub struct OnDatabase<'a> {
+    /// Where each run gets a new database.
+    pub cluster: &'a Cluster,
+    /// Centrals at once; agency `i` uses central `(i - 1) % centrals`.
+    pub centrals: usize,
 }
 
 /// The figures of one run that passed every check.
@@ -104,10 +117,13 @@ pub struct Measured {
     pub bets: u64,
     /// The total every agency was told.
     pub winners: u64,
-    /// The central's peak resident set, KiB.
+    /// The central's peak resident set, KiB (the largest, with several centrals).
     pub server_rss_kib: u64,
-    /// The central's CPU time, user + system.
+    /// The central's CPU time, user + system (of all, with several centrals).
     pub server_cpu: Duration,
+    /// The database server's CPU time over the run (its every process), on the database
+    /// engine.
+    pub database_cpu: Option<Duration>,
     /// The agencies' CPU time, user + system, all of them added up (GNU time's own, a few
     /// milliseconds per process, included).
     pub clients_cpu: Duration,
@@ -125,32 +141,63 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     let dir = &plan.run_dir;
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let port = free_port()?;
+    let centrals = plan.database.map_or(1, |d| d.centrals.max(1));
+    let ports = free_ports(centrals)?;
     let agencies = plan.data.bets.len();
+    let url = plan.database.map(|d| d.cluster.create_database("bench"));
+    let names: Vec<String> = if centrals == 1 {
+        vec!["server".into()]
+    } else {
+        (1..=centrals).map(|i| format!("server-{i}")).collect()
+    };
+    let database_cpu = || plan.database.map(|d| database::server_cpu(d.cluster.port())).transpose();
+    let database_before = database_cpu()?;
     let cpu_before = children_cpu()?;
 
-    let mut server = timed(&plan.bin_dir.join("server"), dir, "server")?;
-    server
-        .env("SERVER_IP", "127.0.0.1")
-        .env("SERVER_PORT", port.to_string())
-        .env("SERVER_AGENCIES", agencies.to_string())
-        .env("SERVER_STORAGE_PATH", dir.join("winners.csv"))
-        .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
-        .env("LOGGING_LEVEL", "WARNING");
-    let mut server = Process::start(&mut server, "server")?;
-    let result = with_server(plan, port, &mut server);
-    let stopped = server.stop();
-    let mut measured = result?;
-    let status = stopped?;
-    let children = children_cpu()?.saturating_sub(cpu_before);
-    if !status.success() {
-        return Err(format!("the central exited with {status}; see {}", dir.join("server.log").display()));
+    let mut servers = Vec::new();
+    for (name, port) in names.iter().zip(&ports) {
+        let mut server = timed(&plan.bin_dir.join("server"), dir, name)?;
+        server
+            .env("SERVER_IP", "127.0.0.1")
+            .env("SERVER_PORT", port.to_string())
+            .env("SERVER_AGENCIES", agencies.to_string())
+            .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
+            .env("LOGGING_LEVEL", "WARNING");
+        match &url {
+            Some(url) => server.env("SERVER_DATABASE_URL", url),
+            None => server.env("SERVER_STORAGE_PATH", dir.join("winners.csv")),
+        };
+        servers.push(Process::start(&mut server, name)?);
     }
-    (measured.server_rss_kib, measured.server_cpu) = usage(dir, "server")?;
+    let result = with_servers(plan, &ports, &mut servers);
+    let stopped: Vec<_> = servers.iter_mut().map(Process::stop).collect();
+    let mut measured = result?;
+    let children = children_cpu()?.saturating_sub(cpu_before);
+    if let (Some(before), Some(after)) = (database_before, database_cpu()?) {
+        measured.database_cpu = Some(after.saturating_sub(before));
+    }
+    for (name, status) in names.iter().zip(stopped) {
+        let status = status?;
+        if !status.success() {
+            return Err(format!(
+                "{name} exited with {status}; see {}",
+                dir.join(format!("{name}.log")).display()
+            ));
+        }
+        let (rss, cpu) = usage(dir, name)?;
+        measured.server_rss_kib = measured.server_rss_kib.max(rss);
+        measured.server_cpu += cpu;
+    }
     measured.clients_cpu = children.saturating_sub(measured.server_cpu);
-    let stored = fs::read_to_string(dir.join("winners.csv")).map_err(|e| format!("winners file: {e}"))?;
-    // One header line, then one line per winner (names hold no line breaks).
-    let rows = stored.lines().count().saturating_sub(1) as u64;
+    let rows = match &url {
+        Some(url) => database::exported_winners(plan.bin_dir, url, agencies, dir)?,
+        None => {
+            let stored =
+                fs::read_to_string(dir.join("winners.csv")).map_err(|e| format!("winners file: {e}"))?;
+            // One header line, then one line per winner (names hold no line breaks).
+            stored.lines().count().saturating_sub(1) as u64
+        }
+    };
     if rows != measured.winners {
         return Err(format!(
             "the winners file holds {rows} winners, the agencies were told {}",
@@ -160,11 +207,15 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     Ok(measured)
 }
 
-/// The agencies' part of a run, once the central is up.
-fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measured, String> {
+/// The agencies' part of a run, once the centrals are up; agencies spread round-robin over
+/// them.
+fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Result<Measured, String> {
     let dir = &plan.run_dir;
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    wait_listening(address, server)?;
+    let addresses: Vec<SocketAddr> =
+        ports.iter().map(|&port| SocketAddr::from((Ipv4Addr::LOCALHOST, port))).collect();
+    for (&address, server) in addresses.iter().zip(servers) {
+        wait_listening(address, server)?;
+    }
     let started = Instant::now();
     let mut agencies = Vec::new();
     for agency in 1..=plan.data.bets.len() {
@@ -172,7 +223,7 @@ fn with_server(plan: &Plan<'_>, port: u16, server: &mut Process) -> Result<Measu
         let mut client = timed(&plan.bin_dir.join("client"), dir, &name)?;
         client
             .env("CLI_ID", agency.to_string())
-            .env("CLI_SERVER_ADDRESS", address.to_string())
+            .env("CLI_SERVER_ADDRESS", addresses[(agency - 1) % addresses.len()].to_string())
             .env("CLI_DATA_PATH", plan.data.dir.join(format!("dataset-{agency}.csv")))
             .env("CLI_WINNERS_RETRY_PERIOD", plan.retry_period)
             // The figures checked below are INFO lines; an agency logs a bounded number of
@@ -269,6 +320,7 @@ fn check_agencies(
         winners: 0,
         server_rss_kib: 0,
         server_cpu: Duration::ZERO,
+        database_cpu: None,
         clients_cpu: Duration::ZERO,
         client_rss_kib: Vec::new(),
         round_trips: Latencies::default(),
@@ -314,11 +366,17 @@ fn check_agencies(
     Ok(measured)
 }
 
-/// A port nobody listens on now. The central binds it a moment later; another process could
-/// take it in between, which would fail the run loudly, not skew it.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+/// `count` distinct ports nobody listens on now (all held at once while chosen). The centrals
+/// bind them a moment later; another process could take one in between, which would fail the
+/// run loudly, not skew it.
+fn free_ports(count: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}")))
+        .collect()
 }
 
 /// Waits until the central accepts a connection (it then listens at WARNING, silent). A bare

@@ -14,6 +14,7 @@
 //!   replaced by a new one on the next use.
 
 mod pool;
+mod progress;
 mod schema;
 
 use std::{
@@ -79,6 +80,8 @@ pub struct Postgres {
     /// a stale hint (another central committed meanwhile) costs only the batch's check,
     /// never a wrong answer. A std `Mutex`: held for one read or write.
     hints: Mutex<Vec<Hint>>,
+    /// The winners queries' progress, asked of the database once at a time.
+    progress: progress::Coalesced,
 }
 
 impl fmt::Debug for Postgres {
@@ -128,6 +131,7 @@ impl Postgres {
             agencies,
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
+            progress: progress::Coalesced::default(),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -321,17 +325,20 @@ impl Postgres {
     }
 
     /// The total of winners if every agency is done, else how many are not; from committed
-    /// rows only.
+    /// rows only, by a query that started after this call (callers at the same moment share
+    /// one, see `progress.rs`).
     ///
     /// # Errors
     /// [`StoreError::Io`].
     pub fn progress(&self) -> Result<Progress, StoreError> {
-        let row = self.call(true, |c| c.client.query_one(&c.statements.progress, &[]))?;
-        let pending = count(row.get::<_, i64>(0));
-        Ok(if pending == 0 {
-            Progress::Complete { winners: count(row.get::<_, i64>(1)) }
-        } else {
-            Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+        self.progress.get(|| {
+            let row = self.call(true, |c| c.client.query_one(&c.statements.progress, &[]))?;
+            let pending = count(row.get::<_, i64>(0));
+            Ok(if pending == 0 {
+                Progress::Complete { winners: count(row.get::<_, i64>(1)) }
+            } else {
+                Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+            })
         })
     }
 

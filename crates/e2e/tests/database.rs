@@ -1,0 +1,343 @@
+//! Exactly once with the database engine, with real processes on 127.0.0.1: centrals
+//! (`SERVER_DATABASE_URL`) killed with SIGKILL mid-upload and started again on the same
+//! database, two centrals on one database at once with agencies moving between them, the
+//! same batch sent to both at the same moment, and the database itself restarted mid-upload.
+//! After each, every agency's summary and total, and the winners `server export-winners`
+//! writes from the database, are those of the winning rule computed independently
+//! (`testkit::reference`).
+//!
+//! The agency takes one address (`CLI_SERVER_ADDRESS`) and tries every address its name
+//! resolves to, in order; on loopback no name resolves to two centrals, so an agency "moves"
+//! here the way an operator (or an orchestrator) moves it: it is stopped while its central is
+//! down and started again with the other central's address, and resumes from what the
+//! database committed. A name resolving to every central (a swarm's `dnsrr` service) makes
+//! the same move without the restart.
+//!
+//! Each test starts its own PostgreSQL (`testkit::postgres::Cluster`); where the server's
+//! binaries are missing it prints a SKIPPED line, and fails under `CI=true`.
+
+mod common;
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+    time::Duration,
+};
+
+use common::{assert_success, fields_of, retrying_agency, wire, Central, PATIENCE};
+use protocol::{ErrorKind, Request, Response, WireBet};
+use testkit::{
+    central::server_command,
+    datasets::{self, Rng},
+    postgres::Cluster,
+    process::{field, LoggedChild},
+    reference::{self, Row, WINNERS_HEADER},
+};
+
+/// Bets per agency: uneven, so agencies finish at different moments, and long enough at the
+/// central's 1 ms a bet that failures land in the middle of the uploads.
+const SIZES: [usize; 5] = [6_000, 5_200, 4_400, 2_800, 90];
+
+const AGENCIES: u32 = SIZES.len() as u32;
+
+/// A real 1 ms check per bet, so uploads take seconds.
+const DELAY: (&str, &str) = ("SERVER_WINNER_DELAY_MS", "1");
+
+/// A new cluster and a new database in it, or `None` (after the SKIPPED line) without
+/// PostgreSQL's binaries.
+fn database(test: &str) -> Option<(Cluster, String)> {
+    let cluster = Cluster::start(test)?;
+    let url = cluster.create_database(test);
+    Some((cluster, url))
+}
+
+/// A central for [`AGENCIES`] agencies on the database at `url`, with `extra` on top.
+fn central(url: &str, extra: &[(&str, &str)]) -> Central {
+    let central = Central::start(AGENCIES, &[&[("SERVER_DATABASE_URL", url)][..], extra].concat());
+    assert!(
+        central
+            .process
+            .wait_for(&["action: store_open | result: success", "engine: postgres"], PATIENCE)
+            .is_some(),
+        "the central did not open the database:\n{}",
+        central.process.transcript()
+    );
+    central
+}
+
+fn datasets() -> Vec<Vec<Row>> {
+    SIZES.iter().zip(1u64..).map(|(&n, seed)| datasets::generate(900 + seed, n)).collect()
+}
+
+/// Batches of 23 bets; odd agencies keep four batches in flight, so failures also cut
+/// pipelines short.
+fn agency_env(id: u32) -> [(&'static str, &'static str); 2] {
+    [("CLI_BATCH_MAX_AMOUNT", "23"), ("CLI_BATCH_WINDOW", if id % 2 == 1 { "4" } else { "1" })]
+}
+
+/// Starts agency `id` (1-based) against `central`.
+fn start_agency(central: &Central, id: u32, paths: &[std::path::PathBuf]) -> LoggedChild {
+    retrying_agency(central, id, &paths[id as usize - 1], &agency_env(id))
+}
+
+/// Waits for an upload progress line of agency `id` showing at least `bets` acknowledged.
+fn wait_progress(agency: &LoggedChild, id: u32, bets: u64) {
+    let progress = format!("action: upload | result: in_progress | agency: {id} | batches:");
+    let reached = agency.wait_for_line(
+        |line| {
+            line.contains(&progress) && field(line, "bets").and_then(|b| b.parse::<u64>().ok()) >= Some(bets)
+        },
+        PATIENCE,
+    );
+    assert!(reached.is_some(), "agency {id} never reached {bets} bets:\n{}", agency.transcript());
+}
+
+/// Whether agency `client` has not yet logged its summary (its upload is not over).
+fn uploading(client: &LoggedChild) -> bool {
+    client.wait_for(&["action: agency_summary"], Duration::ZERO).is_none()
+}
+
+/// Waits until `client` has logged a retry (it met the failure).
+fn wait_retry(client: &LoggedChild, what: &str) {
+    assert!(
+        client.wait_for(&["action: retry | result: in_progress"], PATIENCE).is_some(),
+        "{what}: the agency never retried:\n{}",
+        client.transcript()
+    );
+}
+
+/// Kills `client` (whose central is gone) and starts agency `id` again against `to`: the
+/// move to another central.
+fn move_agency(client: &mut LoggedChild, id: u32, to: &Central, paths: &[std::path::PathBuf]) {
+    client.sigkill();
+    let _ = client.wait_exit(PATIENCE).expect("a killed agency exits");
+    *client = start_agency(to, id, paths);
+}
+
+/// What `server export-winners` writes from the database at `url`.
+fn export(url: &str) -> String {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let out = dir.path().join("winners.csv");
+    let output = server_command(&[])
+        .arg("export-winners")
+        .arg(&out)
+        .env("SERVER_DATABASE_URL", url)
+        .env("SERVER_AGENCIES", AGENCIES.to_string())
+        .output()
+        .expect("run server export-winners");
+    assert!(
+        output.status.success(),
+        "export-winners failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(&out).expect("read the exported winners")
+}
+
+/// Every agency ends with its own bets and winners and the total of all, and the database's
+/// winners are exactly the rule's, each once, in the journal's order (agency, then dataset
+/// order).
+fn assert_exact(sets: &[Vec<Row>], clients: &mut [LoggedChild], url: &str) {
+    let total: usize = sets.iter().map(|rows| reference::winners(rows).len()).sum();
+    for ((client, rows), id) in clients.iter_mut().zip(sets).zip(1u32..) {
+        assert_success(client);
+        let summary = fields_of(client, &["action: agency_summary | result: success"]);
+        assert_eq!(summary["bets"], rows.len().to_string(), "agency {id}'s bets");
+        assert_eq!(summary["winners"], reference::winners(rows).len().to_string(), "agency {id}'s winners");
+        let told = fields_of(client, &["action: total_winners | result: success"]);
+        assert_eq!(told["winners"], total.to_string(), "the total agency {id} was told");
+    }
+    let mut expected = format!("{WINNERS_HEADER}\n");
+    for (id, rows) in (1u32..).zip(sets) {
+        for row in reference::winner_rows(id, rows) {
+            expected.push_str(&row);
+            expected.push('\n');
+        }
+    }
+    let exported = export(url);
+    assert_eq!(exported.lines().count(), total + 1, "as many winners as the rule gives, none twice");
+    assert_eq!(exported, expected, "the winners of the rule, each once");
+}
+
+#[test]
+fn a_central_killed_mid_upload_and_started_again_on_the_database_ends_exact() {
+    let Some((_cluster, url)) = database("db_central_killed") else { return };
+    let sets = datasets();
+    let mut central = central(&url, &[DELAY]);
+    let paths: Vec<_> = (1u32..).zip(&sets).map(|(id, rows)| central.dataset(id, rows)).collect();
+    let mut clients: Vec<LoggedChild> = (1..=AGENCIES).map(|id| start_agency(&central, id, &paths)).collect();
+
+    // First crash well into the upload, then four more at random moments (right as it
+    // listens, mid-batch, mid-commit, mid-answer), each followed by a new central on the
+    // same port and database.
+    wait_progress(&clients[0], 1, 1_000);
+    let mut rng = Rng::new(13);
+    let mut mid_upload = 0;
+    for round in 0..5 {
+        if round > 0 {
+            // The moment of the crash, not a synchronisation.
+            thread::sleep(Duration::from_millis(rng.below(400)));
+        }
+        mid_upload += usize::from(uploading(&clients[0]));
+        central.crash();
+        central.restart(&[]);
+        assert!(
+            central
+                .process
+                .wait_for(
+                    &["action: store_open | result: success | mode: recovered", "engine: postgres"],
+                    PATIENCE
+                )
+                .is_some(),
+            "the new central did not recover the lottery from the database:\n{}",
+            central.process.transcript()
+        );
+    }
+    assert!(mid_upload >= 3, "only {mid_upload} of 5 crashes hit agency 1's upload");
+    for (i, client) in clients.iter().enumerate().take(4) {
+        wait_retry(client, &format!("agency {}", i + 1));
+    }
+    assert_exact(&sets, &mut clients, &url);
+}
+
+#[test]
+fn two_centrals_on_one_database_with_agencies_moving_between_them_end_exact() {
+    let Some((_cluster, url)) = database("db_two_centrals") else { return };
+    let sets = datasets();
+    let mut a = central(&url, &[DELAY]);
+    let mut b = central(&url, &[DELAY]);
+    let paths: Vec<_> = (1u32..).zip(&sets).map(|(id, rows)| a.dataset(id, rows)).collect();
+    // Round-robin: odd agencies on A, even ones on B, all at once on one database.
+    let mut clients: Vec<LoggedChild> =
+        (1..=AGENCIES).map(|id| start_agency(if id % 2 == 1 { &a } else { &b }, id, &paths)).collect();
+
+    // A dies mid-upload: its agencies meet the failure, then move to B and resume there.
+    wait_progress(&clients[0], 1, 1_000);
+    wait_progress(&clients[1], 2, 1_000);
+    a.crash();
+    for id in [1, 3, 5] {
+        let client = &mut clients[id as usize - 1];
+        wait_retry(client, &format!("agency {id} after A's crash"));
+        move_agency(client, id, &b, &paths);
+    }
+    for id in [1, 3] {
+        assert!(
+            clients[id - 1].wait_for(&["action: resume | result: success"], PATIENCE).is_some(),
+            "agency {id} did not resume on B:\n{}",
+            clients[id - 1].transcript()
+        );
+    }
+
+    // A comes back on its port and database; then B dies mid-upload and every agency moves to
+    // A: the two even ones for the first time, the odd ones back.
+    a.restart(&[]);
+    wait_progress(&clients[1], 2, 3_000);
+    assert!(uploading(&clients[0]) && uploading(&clients[1]), "B must die mid-upload");
+    b.crash();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let id = i as u32 + 1;
+        wait_retry(client, &format!("agency {id} after B's crash"));
+        move_agency(client, id, &a, &paths);
+    }
+    for id in [1, 2, 3] {
+        assert!(
+            clients[id - 1].wait_for(&["action: resume | result: success"], PATIENCE).is_some(),
+            "agency {id} did not resume on A:\n{}",
+            clients[id - 1].transcript()
+        );
+    }
+    assert_exact(&sets, &mut clients, &url);
+}
+
+/// Sends `request` on one connection to each central at the same moment and returns both
+/// answers.
+fn both_at_once(a: &Central, b: &Central, request: &Request) -> [Response; 2] {
+    let start = Arc::new(Barrier::new(2));
+    let calls: Vec<_> = [a.connect(), b.connect()]
+        .into_iter()
+        .map(|mut conn| {
+            let (start, request) = (Arc::clone(&start), request.clone());
+            thread::spawn(move || {
+                start.wait();
+                conn.call(&request).unwrap_or_else(|e| panic!("{request:?} failed: {e}"))
+            })
+        })
+        .collect();
+    let mut answers = calls.into_iter().map(|call| call.join().expect("a caller thread"));
+    [answers.next().expect("A's answer"), answers.next().expect("B's answer")]
+}
+
+#[test]
+fn the_same_batch_on_two_centrals_at_the_same_moment_commits_once_with_equal_answers() {
+    let Some((_cluster, url)) = database("db_same_batch") else { return };
+    // No simulated delay: the two commits race as closely as the machine lets them.
+    let a = central(&url, &[]);
+    let b = central(&url, &[]);
+    let rows = datasets::generate(77, 40 * 25);
+    let batches: Vec<&[Row]> = rows.chunks(25).collect();
+    let mut sequence = 0;
+    for batch in &batches {
+        sequence += 1;
+        let bets: Vec<WireBet> = batch.iter().map(|[f, l, d, b]| wire(f, l, d, b)).collect();
+        let expected: Vec<u32> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| reference::winners(std::slice::from_ref(*row)).len() == 1)
+            .map(|(i, _)| i as u32)
+            .collect();
+        let answers = both_at_once(&a, &b, &Request::BetBatch { agency: 1, sequence, bets });
+        assert_eq!(answers[0], answers[1], "batch {sequence}: both centrals answer the same");
+        assert_eq!(answers[0], Response::BatchResult { sequence, winners: expected }, "batch {sequence}");
+    }
+    let winners = reference::winners(&rows).len() as u64;
+    for central in [&a, &b] {
+        let tally = central.tally(1);
+        assert_eq!(
+            (tally.bets, tally.winners, tally.done),
+            (rows.len() as u64, winners, false),
+            "committed once"
+        );
+    }
+
+    // The done, at the same moment on both: one is acknowledged, the other finds it done.
+    let mut answers = both_at_once(&a, &b, &Request::AgencyDone { agency: 1, batches: sequence }).to_vec();
+    answers.sort_by_key(|r| matches!(r, Response::Error { .. }));
+    assert_eq!(answers[0], Response::Ack, "{answers:?}");
+    assert!(
+        matches!(answers[1], Response::Error { kind: ErrorKind::AgencyFinished, .. }),
+        "the second done is refused as finished: {answers:?}"
+    );
+    let mut expected = format!("{WINNERS_HEADER}\n");
+    for row in reference::winner_rows(1, &rows) {
+        expected.push_str(&row);
+        expected.push('\n');
+    }
+    assert_eq!(export(&url), expected, "each winner stored once");
+}
+
+#[test]
+fn the_database_restarted_mid_upload_gives_storage_refusals_and_the_lottery_ends_exact() {
+    let Some((mut cluster, url)) = database("db_restarted") else { return };
+    let sets = datasets();
+    let mut central = central(&url, &[DELAY]);
+    let paths: Vec<_> = (1u32..).zip(&sets).map(|(id, rows)| central.dataset(id, rows)).collect();
+    let mut clients: Vec<LoggedChild> = (1..=AGENCIES).map(|id| start_agency(&central, id, &paths)).collect();
+
+    wait_progress(&clients[0], 1, 1_000);
+    assert!(uploading(&clients[0]), "the database must go down mid-upload");
+    cluster.stop();
+    // Down until the agencies have been refused for it: the central stays up and says why.
+    let refused = "error: the central refused (storage)";
+    for (i, client) in clients.iter().enumerate().take(4) {
+        assert!(
+            client.wait_for(&["action: retry | result: in_progress", refused], PATIENCE).is_some(),
+            "agency {} was not refused for storage:\n{}",
+            i + 1,
+            client.transcript()
+        );
+    }
+    cluster.restart();
+    assert_exact(&sets, &mut clients, &url);
+    assert!(central.process.wait_exit(Duration::ZERO).is_none(), "the central lived through the outage");
+    central.stop();
+}
