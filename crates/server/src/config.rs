@@ -8,7 +8,7 @@ use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
-use crate::store::postgres::DatabaseSettings;
+use crate::store::{postgres::DatabaseSettings, WinnersFormat};
 
 use runtime::{
     logging::parse_level,
@@ -16,7 +16,7 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -35,6 +35,7 @@ pub const KEYS: [&str; 18] = [
     "SERVER_AGENCY_KEYS",
     "SERVER_TLS_CERT",
     "SERVER_TLS_KEY",
+    "SERVER_WINNERS_FORMAT",
 ];
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
@@ -89,6 +90,9 @@ pub struct Config {
     /// The central's TLS certificate chain and private key, PEM (`SERVER_TLS_CERT`,
     /// `SERVER_TLS_KEY`, default none: plain TCP). Both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How the winners file writes each winner (`SERVER_WINNERS_FORMAT`: `csv`, the default,
+    /// or `course`, the lines of the course's `persist_winners`).
+    pub winners_format: WinnersFormat,
 }
 
 impl Default for Config {
@@ -111,6 +115,7 @@ impl Default for Config {
             memory_budget: 64 << 20,
             agency_keys: None,
             tls: None,
+            winners_format: WinnersFormat::Csv,
         }
     }
 }
@@ -203,6 +208,10 @@ impl Config {
             config.database_timeout =
                 Duration::from_secs(in_range("SERVER_DATABASE_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
         }
+        if let Some(v) = get("SERVER_WINNERS_FORMAT") {
+            config.winners_format = WinnersFormat::parse(v.trim().trim_matches('"'))
+                .ok_or_else(|| ConfigError::invalid("SERVER_WINNERS_FORMAT", &v, "csv or course"))?;
+        }
         let path = |key: &str| {
             get(key).map(|v| v.trim().trim_matches('"').trim().to_owned()).filter(|v| !v.is_empty())
         };
@@ -245,7 +254,7 @@ impl Config {
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
-             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {}",
+             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -263,6 +272,7 @@ impl Config {
             self.memory_budget >> 20,
             self.agency_keys.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             self.tls.as_ref().map_or_else(|| "off".to_owned(), |(cert, _)| cert.display().to_string()),
+            self.winners_format.name(),
         )
     }
 }

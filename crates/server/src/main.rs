@@ -134,7 +134,7 @@ fn export_winners(config: &Config, out: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = engine.export_winners_file(out);
+    let result = engine.export_winners_file(out, config.winners_format);
     let _ = engine.close();
     match result {
         Ok(rows) => {

@@ -22,7 +22,7 @@ use server::{
     store::{
         self,
         postgres::{DatabaseSettings, Postgres},
-        Admission, CheckedBatch, Engine, Progress, StoreError, Tally,
+        Admission, CheckedBatch, Engine, Progress, StoreError, Tally, WinnersFormat,
     },
     Config,
 };
@@ -529,13 +529,21 @@ fn the_winners_export_is_the_journal_csv() {
     commit(&engine, 2, 1, 10, &[bet("Ana, María", "O\"Brien", "1"), bet("Joaquín", "Saldaña", "22")]);
     commit(&engine, 1, 1, 10, &[bet("Luz", "Díaz", "3")]);
     let mut out = Vec::new();
-    assert_eq!(engine.export_winners(&mut out).unwrap(), 3);
+    assert_eq!(engine.export_winners(&mut out, WinnersFormat::Csv).unwrap(), 3);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "agency,first_name,last_name,document,birthdate\n\
          1,Luz,Díaz,3,1990-12-31\n\
          2,\"Ana, María\",\"O\"\"Brien\",1,1990-12-31\n\
          2,Joaquín,Saldaña,22,1990-12-31\n"
+    );
+    let mut out = Vec::new();
+    assert_eq!(engine.export_winners(&mut out, WinnersFormat::Course).unwrap(), 3);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Full name: Luz Díaz | Document: 3 | Date of Birth: 31/12/1990\n\
+         Full name: Ana, María O\"Brien | Document: 1 | Date of Birth: 31/12/1990\n\
+         Full name: Joaquín Saldaña | Document: 22 | Date of Birth: 31/12/1990\n"
     );
 }
 

@@ -25,12 +25,13 @@ mod journal;
 pub mod ledger;
 pub mod postgres;
 pub mod replays;
-mod winners_file;
+pub mod winners_file;
 
 use std::sync::Arc;
 
 pub use error::StoreError;
 pub use ledger::{Admission, Committed, Ledger, Progress, Resume, Tally};
+pub use winners_file::WinnersFormat;
 
 use crate::{config::Config, error::ServerError};
 
@@ -165,7 +166,7 @@ pub fn open(config: &Config) -> Result<Arc<dyn Engine>, ServerError> {
             .map_err(|source| ServerError::OpenDatabase { source })?;
         return Ok(Arc::new(engine));
     }
-    let engine = journal::Journal::open(&config.storage_path, config.agencies)?;
+    let engine = journal::Journal::open(&config.storage_path, config.agencies, config.winners_format)?;
     Ok(Arc::new(engine))
 }
 

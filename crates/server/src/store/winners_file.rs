@@ -1,8 +1,16 @@
-//! The winners file: the journal's view for people, a CSV with a header and one row per
-//! winning bet, in commit order. Its format lives here only: the header, the rows of a batch,
-//! and the repair that makes the file exactly the rows the journal holds.
+//! The winners file: the journal's view for people, one line per winning bet, in commit
+//! order. Its formats live here only: the header, the rows of a batch, and the repair that
+//! makes the file exactly the rows the journal holds.
+//!
+//! Two formats (`SERVER_WINNERS_FORMAT`): `csv`, the default, a header and one CSV row per
+//! winner with its agency (`1,Ana,Díaz,30123456,1990-01-31`), which parses unambiguously; and
+//! `course`, the lines of the course's own `persist_winners` helper (`Full name: Ana Díaz |
+//! Document: 30123456 | Date of Birth: 31/01/1990`, no header, no agency), for comparing with
+//! the course's reference. The journal always keeps the CSV rows; the file is rendered from
+//! them in the chosen format, so the format may change between two starts of one lottery.
 
 use std::{
+    borrow::Cow,
     fs::{self, OpenOptions},
     io::{self, Write},
     path::Path,
@@ -13,9 +21,71 @@ use protocol::Bet;
 /// The winners file's header row.
 pub(in crate::store) const HEADER: &str = "agency,first_name,last_name,document,birthdate";
 
-/// The header line, as the file starts.
-pub(in crate::store) fn header_line() -> Vec<u8> {
-    format!("{HEADER}\n").into_bytes()
+/// How the winners file writes each winner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WinnersFormat {
+    /// A header, then `agency,first_name,last_name,document,birthdate` rows (CSV quoting,
+    /// dates `YYYY-MM-DD`).
+    #[default]
+    Csv,
+    /// The course's `persist_winners` lines: `Full name: <first> <last> | Document:
+    /// <document> | Date of Birth: <dd/mm/YYYY>`, no header.
+    Course,
+}
+
+impl WinnersFormat {
+    /// The format named `csv` or `course` (any case).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<WinnersFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "csv" => Some(WinnersFormat::Csv),
+            "course" => Some(WinnersFormat::Course),
+            _ => None,
+        }
+    }
+
+    /// Its name, as the setting says it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            WinnersFormat::Csv => "csv",
+            WinnersFormat::Course => "course",
+        }
+    }
+
+    /// What the file starts with.
+    pub(in crate::store) fn header_line(self) -> Vec<u8> {
+        match self {
+            WinnersFormat::Csv => format!("{HEADER}\n").into_bytes(),
+            WinnersFormat::Course => Vec::new(),
+        }
+    }
+
+    /// The file's lines for `csv_rows` (rows as [`format_rows`] makes them, as the journal
+    /// keeps them).
+    pub(in crate::store) fn view<'a>(self, csv_rows: &'a [u8]) -> io::Result<Cow<'a, [u8]>> {
+        match self {
+            WinnersFormat::Csv => Ok(Cow::Borrowed(csv_rows)),
+            WinnersFormat::Course => {
+                let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(csv_rows);
+                let mut out = Vec::with_capacity(csv_rows.len() * 2);
+                for record in reader.records() {
+                    let record = record.map_err(io::Error::other)?;
+                    let field = |i: usize| record.get(i).unwrap_or_default();
+                    out.extend(course_line(field(1), field(2), field(3), field(4)).into_bytes());
+                }
+                Ok(Cow::Owned(out))
+            }
+        }
+    }
+}
+
+/// One line of the course's `persist_winners`; `date` is `YYYY-MM-DD`.
+pub(in crate::store) fn course_line(first: &str, last: &str, document: &str, date: &str) -> String {
+    let mut parts = date.splitn(3, '-');
+    let (year, month, day) =
+        (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    format!("Full name: {first} {last} | Document: {document} | Date of Birth: {day}/{month}/{year}\n")
 }
 
 /// The CSV rows (csv quoting, dates as `YYYY-MM-DD`) for `winners` of `agency`.
@@ -65,4 +135,27 @@ pub(in crate::store) fn repair(path: &Path, view: &[u8]) -> io::Result<()> {
         view.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_course_format_is_the_course_helpers_line() {
+        let bets = [
+            Bet::new("Ana María".into(), "Díaz".into(), "30123456".into(), "1990-01-31").unwrap(),
+            Bet::new("Joe, Jr".into(), "O\"Brien".into(), "1".into(), "2001-12-02").unwrap(),
+        ];
+        let rows = format_rows(7, &bets.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(WinnersFormat::Csv.view(&rows).unwrap(), rows.as_slice());
+        assert_eq!(
+            String::from_utf8(WinnersFormat::Course.view(&rows).unwrap().into_owned()).unwrap(),
+            "Full name: Ana María Díaz | Document: 30123456 | Date of Birth: 31/01/1990\n\
+             Full name: Joe, Jr O\"Brien | Document: 1 | Date of Birth: 02/12/2001\n"
+        );
+        assert!(WinnersFormat::Course.header_line().is_empty());
+        assert_eq!(WinnersFormat::parse("COURSE"), Some(WinnersFormat::Course));
+        assert_eq!(WinnersFormat::parse("json"), None);
+    }
 }

@@ -30,8 +30,8 @@ use std::{
 
 use self::{record::Record, recovery::OpenError};
 use super::{
-    winners_file, Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally,
-    Ticket,
+    winners_file::{self, WinnersFormat},
+    Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket,
 };
 use crate::error::ServerError;
 
@@ -50,6 +50,8 @@ pub(super) struct Journal {
     journal_sync: File,
     /// Set when a sync fails (see [`StoreError::Broken`]).
     broken: AtomicBool,
+    /// How the winners file writes each winner (the journal always keeps CSV rows).
+    format: WinnersFormat,
     path: PathBuf,
 }
 
@@ -73,12 +75,12 @@ impl Journal {
     /// [`ServerError::OpenStore`] when a file cannot be created, read, written or synced;
     /// [`ServerError::Recover`] when the journal is damaged beyond a torn last record, or
     /// holds a lottery among another number of agencies. The central must not start then.
-    pub(super) fn open(path: &Path, agencies: u32) -> Result<Journal, ServerError> {
+    pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Journal, ServerError> {
         let failed = |e: OpenError| match e {
             OpenError::Io(source) => ServerError::OpenStore { path: path.to_owned(), source },
             OpenError::Unusable(reason) => ServerError::Recover { path: path.to_owned(), reason },
         };
-        let opened = recovery::open(path, agencies).map_err(failed)?;
+        let opened = recovery::open(path, agencies, format).map_err(failed)?;
         let journal_sync = opened.journal.try_clone().map_err(|e| failed(OpenError::Io(e)))?;
         Ok(Journal {
             durable: Mutex::new(opened.journal_len),
@@ -91,6 +93,7 @@ impl Journal {
                 ledger: opened.ledger,
             }),
             broken: AtomicBool::new(false),
+            format,
             path: path.to_owned(),
         })
     }
@@ -173,12 +176,13 @@ impl Engine for Journal {
         let rows = winners_file::format_rows(agency, &batch.winning_bets).map_err(StoreError::Io)?;
         let bytes =
             record::encode_batch(agency, sequence, bets, batch.digest.to_bytes(), &batch.winners, &rows);
+        let view = self.format.view(&rows).map_err(StoreError::Io)?;
         let mut inner = self.lock();
         let winners = match inner.ledger.admit(agency, sequence, bets)? {
             // Committed meanwhile (by another connection): the same bets get its answer.
             Admission::Replay(committed) => Ledger::replay(agency, sequence, committed, batch.digest)?,
             Admission::Fresh { .. } => {
-                self.append_or_roll_back(&mut inner, &rows, &bytes)?;
+                self.append_or_roll_back(&mut inner, &view, &bytes)?;
                 inner.ledger.apply_batch(agency, sequence, bets, batch.winners.clone(), batch.digest)?;
                 batch.winners.clone()
             }
@@ -315,7 +319,7 @@ mod tests {
     #[test]
     fn rows_are_csv_with_header_and_quoting() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 2).unwrap();
+        let store = Journal::open(&path, 2, WinnersFormat::Csv).unwrap();
         let winners = [bet("Ana, María", "O\"Brien", "1"), bet("Joaquín", "Saldaña", "22")];
         assert_eq!(commit(&store, 2, 1, 10, &winners), vec![0, 1]);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -331,7 +335,7 @@ mod tests {
     #[test]
     fn agencies_are_numbered_from_one() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 3).unwrap();
+        let store = Journal::open(&path, 3, WinnersFormat::Csv).unwrap();
         for agency in [0, 4, u32::MAX] {
             assert!(matches!(store.admit(agency, 1, 1), Err(StoreError::UnknownAgency { agencies: 3, .. })));
             assert!(matches!(store.resume(agency), Err(StoreError::UnknownAgency { .. })));
@@ -342,7 +346,7 @@ mod tests {
     #[test]
     fn progress_counts_pending_agencies_then_totals_winners() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 2).unwrap();
+        let store = Journal::open(&path, 2, WinnersFormat::Csv).unwrap();
         assert_eq!(store.progress().unwrap(), Progress::Pending { agencies: 2 });
         commit(&store, 1, 1, 5, &[bet("A", "B", "1")]);
         assert_eq!(
@@ -362,7 +366,7 @@ mod tests {
     #[test]
     fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 1).unwrap();
+        let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
         store.finish_agency(1, 0).unwrap();
         assert!(matches!(store.admit(1, 1, 1), Err(StoreError::AgencyFinished(1))));
         assert!(matches!(store.finish_agency(1, 0), Err(StoreError::AgencyFinished(1))));
@@ -371,7 +375,7 @@ mod tests {
     #[test]
     fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 1).unwrap();
+        let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
         let positions = vec![4, 9];
         let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
         store.commit(&checked(1, 1, 12, positions.clone(), &winners)).unwrap();
@@ -397,7 +401,7 @@ mod tests {
     #[test]
     fn staged_batches_count_at_once_and_one_sync_makes_them_all_durable() {
         let (_dir, path) = temp_path();
-        let store = Journal::open(&path, 1).unwrap();
+        let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
         let mut last = 0;
         for sequence in 1..=3 {
             let winners = [bet("A", "B", &sequence.to_string())];
@@ -415,7 +419,7 @@ mod tests {
     #[test]
     fn concurrent_batches_never_tear_rows() {
         let (_dir, path) = temp_path();
-        let store = Arc::new(Journal::open(&path, 4).unwrap());
+        let store = Arc::new(Journal::open(&path, 4, WinnersFormat::Csv).unwrap());
         let threads: Vec<_> = (1..=4)
             .map(|agency| {
                 let store = Arc::clone(&store);
@@ -451,14 +455,14 @@ mod tests {
     fn a_reopened_store_resumes_where_it_stopped() {
         let (_dir, path) = temp_path();
         {
-            let store = Journal::open(&path, 2).unwrap();
+            let store = Journal::open(&path, 2, WinnersFormat::Csv).unwrap();
             commit(&store, 1, 1, 10, &[bet("A", "B", "1")]);
             commit(&store, 1, 2, 10, &[]);
             commit(&store, 2, 1, 4, &[bet("C", "D", "2")]);
             store.finish_agency(2, 1).unwrap();
         }
         let before = std::fs::read(&path).unwrap();
-        let store = Journal::open(&path, 2).unwrap();
+        let store = Journal::open(&path, 2, WinnersFormat::Csv).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(
             store.resume(1).map(|r| (r.last_sequence, r.tally)).unwrap(),
@@ -478,12 +482,12 @@ mod tests {
         let (_dir, path) = temp_path();
         let journal = journal_path(&path);
         let (one_batch, winners_one) = {
-            let store = Journal::open(&path, 1).unwrap();
+            let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
             commit(&store, 1, 1, 10, &[bet("A", "B", "1")]);
             (std::fs::read(&journal).unwrap(), std::fs::read(&path).unwrap())
         };
         let (two_batches, winners_two) = {
-            let store = Journal::open(&path, 1).unwrap();
+            let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
             commit(&store, 1, 2, 10, &[bet("C", "D", "2"), bet("E", "F", "3")]);
             (std::fs::read(&journal).unwrap(), std::fs::read(&path).unwrap())
         };
@@ -491,14 +495,14 @@ mod tests {
             // The crash left batch 2's rows whole in the winners file, its record torn.
             std::fs::write(&journal, &two_batches[..cut]).unwrap();
             std::fs::write(&path, &winners_two).unwrap();
-            let store = Journal::open(&path, 1).unwrap();
+            let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
             assert_eq!(store.resume(1).unwrap().last_sequence, 1, "cut at {cut}");
             assert_eq!(std::fs::read(&journal).unwrap(), one_batch, "cut at {cut}");
             assert_eq!(std::fs::read(&path).unwrap(), winners_one, "cut at {cut}");
         }
         // Without the tear, the same files keep both batches.
         std::fs::write(&journal, &two_batches).unwrap();
-        let store = Journal::open(&path, 1).unwrap();
+        let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
         assert_eq!(store.tally(1).unwrap(), Tally { bets: 20, winners: 3, done: false });
     }
 
@@ -506,29 +510,50 @@ mod tests {
     fn a_lost_winners_file_is_rebuilt_from_the_journal() {
         let (_dir, path) = temp_path();
         {
-            let store = Journal::open(&path, 1).unwrap();
+            let store = Journal::open(&path, 1, WinnersFormat::Csv).unwrap();
             commit(&store, 1, 1, 3, &[bet("A", "B", "1")]);
         }
         let before = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        drop(Journal::open(&path, 1).unwrap());
+        drop(Journal::open(&path, 1, WinnersFormat::Csv).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), before);
         std::fs::write(&path, "agency,first_name,last_name,document,birthdate\n9,X,Y,1,2000-01-01\n")
             .unwrap();
-        drop(Journal::open(&path, 1).unwrap());
+        drop(Journal::open(&path, 1, WinnersFormat::Csv).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn the_course_format_is_rendered_from_the_journal_and_may_change_between_starts() {
+        let (_dir, path) = temp_path();
+        {
+            let store = Journal::open(&path, 1, WinnersFormat::Course).unwrap();
+            commit(&store, 1, 1, 3, &[bet("Ana", "Díaz", "1")]);
+            commit(&store, 1, 2, 3, &[bet("Luz", "Pérez", "2")]);
+        }
+        let course = "Full name: Ana Díaz | Document: 1 | Date of Birth: 31/12/1990\n\
+                      Full name: Luz Pérez | Document: 2 | Date of Birth: 31/12/1990\n";
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), course);
+        // The same lottery, started again with the CSV view: the file is rebuilt as CSV.
+        drop(Journal::open(&path, 1, WinnersFormat::Csv).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "agency,first_name,last_name,document,birthdate\n1,Ana,Díaz,1,1990-12-31\n1,Luz,Pérez,2,1990-12-31\n"
+        );
+        drop(Journal::open(&path, 1, WinnersFormat::Course).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), course);
     }
 
     #[test]
     fn a_journal_of_another_number_of_agencies_is_refused() {
         let (_dir, path) = temp_path();
-        drop(Journal::open(&path, 3).unwrap());
-        let err = Journal::open(&path, 5).unwrap_err();
+        drop(Journal::open(&path, 3, WinnersFormat::Csv).unwrap());
+        let err = Journal::open(&path, 5, WinnersFormat::Csv).unwrap_err();
         assert!(err.to_string().contains("among 3 agencies but SERVER_AGENCIES is 5"), "{err}");
     }
 
     #[test]
     fn a_file_that_cannot_be_created_is_an_error() {
-        assert!(Journal::open(Path::new("/nonexistent-dir/winners.csv"), 1).is_err());
+        assert!(Journal::open(Path::new("/nonexistent-dir/winners.csv"), 1, WinnersFormat::Csv).is_err());
     }
 }

@@ -18,7 +18,7 @@ use protocol::Digest;
 
 use super::record::{self, Record};
 use crate::store::{
-    winners_file::{self, HEADER},
+    winners_file::{self, WinnersFormat},
     Ledger, StoreError,
 };
 
@@ -71,25 +71,31 @@ pub(super) fn journal_path(winners: &Path) -> PathBuf {
 /// # Errors
 /// When a file cannot be read, written or synced, when the journal is not one, or when it
 /// was written for another number of agencies.
-pub(super) fn open(path: &Path, agencies: u32) -> Result<Opened, OpenError> {
+pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Opened, OpenError> {
     let journal = journal_path(path);
     if journal.exists() {
-        recover(path, &journal, agencies)
+        recover(path, &journal, agencies, format)
     } else {
-        create(path, &journal, agencies)
+        create(path, &journal, agencies, format)
     }
 }
 
-fn create(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, OpenError> {
+fn create(
+    path: &Path,
+    journal_path: &Path,
+    agencies: u32,
+    format: WinnersFormat,
+) -> Result<Opened, OpenError> {
+    let header = format.header_line();
     let previous = fs::metadata(path).map_or(0, |m| m.len());
-    if previous > HEADER.len() as u64 + 1 {
+    if previous > header.len() as u64 {
         log::warn!(
             "action: store_open | result: in_progress | path: {} | replaced_bytes: {previous} | note: a new lottery replaces the previous winners file",
             path.display()
         );
     }
     let mut winners = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-    winners.write_all(&winners_file::header_line())?;
+    winners.write_all(&header)?;
     winners.sync_all()?;
     // The journal appears whole or not at all: written aside, synced, renamed into place,
     // and the rename synced. A crash before the rename leaves no journal, so the next start
@@ -112,14 +118,19 @@ fn create(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, Ope
     );
     Ok(Opened {
         winners: append_to(path)?,
-        winners_len: HEADER.len() as u64 + 1,
+        winners_len: header.len() as u64,
         journal: append_to(journal_path)?,
         journal_len: first.len() as u64,
         ledger: Ledger::new(agencies),
     })
 }
 
-fn recover(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, OpenError> {
+fn recover(
+    path: &Path,
+    journal_path: &Path,
+    agencies: u32,
+    format: WinnersFormat,
+) -> Result<Opened, OpenError> {
     let bytes = fs::read(journal_path)?;
     let scan = record::scan(&bytes).map_err(|e| invalid(format!("{}: {e}", journal_path.display())))?;
     if scan.agencies != agencies {
@@ -135,7 +146,7 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, Op
     // The same rules a live batch meets (`Ledger`): a whole record that breaks them is
     // corruption, not a crash, and stops the start.
     let mut ledger = Ledger::new(agencies);
-    let mut view = winners_file::header_line();
+    let mut view = format.header_line();
     for (i, (record, _)) in scan.records.into_iter().enumerate() {
         let broken = |what: &str| invalid(format!("{} record {}: {what}", journal_path.display(), i + 1));
         let refused = |e: StoreError, what: &str| match e {
@@ -147,7 +158,7 @@ fn recover(path: &Path, journal_path: &Path, agencies: u32) -> Result<Opened, Op
                 ledger
                     .apply_batch(agency, sequence, bets, winners, Digest::from_bytes(digest))
                     .map_err(|e| refused(e, "batch out of sequence"))?;
-                view.extend_from_slice(&rows);
+                view.extend_from_slice(&format.view(&rows)?);
             }
             Record::Done { agency, batches } => {
                 ledger.apply_done(agency, batches).map_err(|e| refused(e, "done out of sequence"))?;

@@ -36,8 +36,9 @@ use self::{
 use protocol::Digest;
 
 use crate::store::{
-    winners_file::HEADER, Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError,
-    Tally, Ticket,
+    winners_file::{self, HEADER},
+    Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
+    WinnersFormat,
 };
 
 /// What a central knows of an agency from its own commits: the sequence it expects next and
@@ -364,23 +365,35 @@ impl Postgres {
     ///
     /// # Errors
     /// [`StoreError::Io`] from the database or from `out`.
-    pub fn export_winners(&self, out: &mut dyn io::Write) -> Result<u64, StoreError> {
+    pub fn export_winners(&self, out: &mut dyn io::Write, format: WinnersFormat) -> Result<u64, StoreError> {
         const QUERY: &str =
             "SELECT agency, first_name, last_name, document, to_char(birthdate, 'YYYY-MM-DD') \
                              FROM winners ORDER BY agency, sequence, position";
-        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-        writer.write_record(HEADER.split(',')).map_err(csv_io)?;
         let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
         let conn = lease.conn();
         let mut rows =
             conn.client.query_raw(QUERY, std::iter::empty::<i32>()).map_err(|e| self.db_error(&e))?;
         let mut written = 0u64;
+        // The course's lines are not CSV: written as they are, never quoted.
+        let quoting =
+            if format == WinnersFormat::Csv { csv::QuoteStyle::Necessary } else { csv::QuoteStyle::Never };
+        let mut writer = csv::WriterBuilder::new().has_headers(false).quote_style(quoting).from_writer(out);
+        if format == WinnersFormat::Csv {
+            writer.write_record(HEADER.split(',')).map_err(csv_io)?;
+        }
         while let Some(row) = rows.next().map_err(|e| self.db_error(&e))? {
             let agency: i32 = row.get(0);
             let fields: [&str; 4] = [row.get(1), row.get(2), row.get(3), row.get(4)];
-            writer
-                .write_record([agency.to_string().as_str(), fields[0], fields[1], fields[2], fields[3]])
-                .map_err(csv_io)?;
+            match format {
+                WinnersFormat::Csv => writer
+                    .write_record([agency.to_string().as_str(), fields[0], fields[1], fields[2], fields[3]])
+                    .map_err(csv_io)?,
+                WinnersFormat::Course => writer
+                    .write_record([
+                        winners_file::course_line(fields[0], fields[1], fields[2], fields[3]).trim_end()
+                    ])
+                    .map_err(csv_io)?,
+            }
             written += 1;
         }
         writer.flush().map_err(StoreError::Io)?;
@@ -393,13 +406,13 @@ impl Postgres {
     ///
     /// # Errors
     /// [`StoreError::Io`] from the database or the file system.
-    pub fn export_winners_file(&self, path: &Path) -> Result<u64, StoreError> {
+    pub fn export_winners_file(&self, path: &Path, format: WinnersFormat) -> Result<u64, StoreError> {
         let mut aside = path.as_os_str().to_owned();
         aside.push(".part");
         let aside = PathBuf::from(aside);
         let result = File::create(&aside).map_err(StoreError::Io).and_then(|file| {
             let mut out = io::BufWriter::new(file);
-            let rows = self.export_winners(&mut out)?;
+            let rows = self.export_winners(&mut out, format)?;
             let file = out.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
             file.sync_all().map_err(StoreError::Io)?;
             Ok(rows)
