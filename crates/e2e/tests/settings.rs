@@ -115,6 +115,10 @@ fn settings_the_central_cannot_use_are_refused_before_any_file() {
         (&[("SERVER_STORAGE_PATH", " ")][..], "SERVER_STORAGE_PATH"),
         // Each in range, but the largest frame could never fit the budget.
         (&[("SERVER_MEMORY_BUDGET_MIB", "1")][..], "SERVER_MEMORY_BUDGET_MIB"),
+        (&[("SERVER_WINNERS_FORMAT", "json")][..], "SERVER_WINNERS_FORMAT"),
+        // A certificate without its key, or the other way round.
+        (&[("SERVER_TLS_CERT", "/config/tls.crt")][..], "SERVER_TLS_KEY"),
+        (&[("SERVER_TLS_KEY", "/config/tls.key")][..], "SERVER_TLS_CERT"),
     ] {
         let (mut process, dir) = server(env);
         assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(2), "{env:?}");
@@ -122,6 +126,44 @@ fn settings_the_central_cannot_use_are_refused_before_any_file() {
             .wait_for(&["action: config | result: fail", key], std::time::Duration::ZERO)
             .is_some());
         assert_eq!(std::fs::read_dir(dir.path()).expect("read the directory").count(), 0, "{env:?}");
+    }
+}
+
+#[test]
+fn credentials_the_central_cannot_read_stop_it_before_any_file() {
+    for env in [
+        &[("SERVER_AGENCY_KEYS", "/nonexistent/agencies.pub")][..],
+        &[("SERVER_TLS_CERT", "/nonexistent/tls.crt"), ("SERVER_TLS_KEY", "/nonexistent/tls.key")],
+    ] {
+        let (mut process, dir) = server(env);
+        assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1), "{env:?}");
+        let line = process
+            .wait_for(
+                &["action: start | result: fail", "cannot load the credentials"],
+                std::time::Duration::ZERO,
+            )
+            .unwrap_or_else(|| panic!("{env:?}:\n{}", process.transcript()));
+        assert!(line.contains("/nonexistent/"), "{line}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read the directory").count(), 0, "{env:?}");
+    }
+}
+
+#[test]
+fn an_agency_whose_key_or_authority_cannot_be_read_is_refused_at_start() {
+    for (var, value, key) in [
+        ("CLI_KEY", "/nonexistent/agency-1.key", "credentials.key"),
+        ("CLI_TLS_CA", "/nonexistent/ca.crt", "tls.ca"),
+    ] {
+        let mut process = client(&[(var, value)]);
+        let status = process.wait_exit(PATIENCE).expect("it exits");
+        assert_eq!(status.code(), Some(2), "{var}:\n{}", process.transcript());
+        assert!(
+            process
+                .wait_for(&["action: config | result: fail", key, value], std::time::Duration::ZERO)
+                .is_some(),
+            "{var}:\n{}",
+            process.transcript()
+        );
     }
 }
 
