@@ -257,17 +257,10 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
             bets: 2,
             winners: 0,
             done: true,
-            digest: digest(&[bet(1), bet(2)])
+            digest: common::upload_digest(&[bet(1), bet(2)])
         }
     );
     scene.finish(None);
-}
-
-/// The digest an agency's upload of `bets` has: what `Resumed` must report.
-fn digest(bets: &[protocol::WireBet]) -> [u8; 16] {
-    let bets: Vec<protocol::Bet> =
-        bets.iter().cloned().map(|b| protocol::Bet::try_from(b).expect("a valid bet")).collect();
-    protocol::Digest::of_bets(0, &bets).to_bytes()
 }
 
 #[test]

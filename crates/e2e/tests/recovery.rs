@@ -7,7 +7,7 @@ mod common;
 use std::{fs::OpenOptions, io::Write, time::Duration};
 
 use common::{Central, PATIENCE};
-use protocol::{Bet, Digest, Request, Response, WireBet};
+use protocol::{Request, Response, WireBet};
 
 fn wire(first: &str, last: &str, document: &str, birthdate: &str) -> WireBet {
     WireBet {
@@ -19,12 +19,6 @@ fn wire(first: &str, last: &str, document: &str, birthdate: &str) -> WireBet {
 }
 
 /// Wins: its FNV-1a hash is divisible by 17.
-/// The digest an agency's upload of `bets` has: what `Resumed` must report.
-fn digest(bets: &[WireBet]) -> [u8; 16] {
-    let bets: Vec<Bet> = bets.iter().cloned().map(|b| Bet::try_from(b).expect("a valid bet")).collect();
-    Digest::of_bets(0, &bets).to_bytes()
-}
-
 fn winning() -> WireBet {
     wire("Kiara Valentina", "Basile", "32250087", "1987-05-17")
 }
@@ -58,7 +52,7 @@ fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
             bets: 2,
             winners: 1,
             done: false,
-            digest: digest(&[losing(), winning()])
+            digest: common::upload_digest(&[losing(), winning()])
         }
     );
     // The batch again: its original answer, nothing written.
@@ -121,7 +115,7 @@ fn a_torn_last_record_and_unacknowledged_rows_are_discarded_at_start() {
             bets: 1,
             winners: 1,
             done: false,
-            digest: digest(&[winning()])
+            digest: common::upload_digest(&[winning()])
         }
     );
 }

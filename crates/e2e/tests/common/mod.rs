@@ -78,3 +78,10 @@ pub fn wire(first: &str, last: &str, document: &str, birthdate: &str) -> WireBet
 pub fn call(conn: &mut Connection<TcpStream>, request: Request) -> Response {
     conn.call(&request).unwrap_or_else(|e| panic!("{request:?} failed: {e}"))
 }
+
+/// The digest an agency's upload of `bets` has, from its first bet: what `Resumed` reports.
+pub fn upload_digest(bets: &[WireBet]) -> [u8; 16] {
+    let bets: Vec<protocol::Bet> =
+        bets.iter().cloned().map(|b| protocol::Bet::try_from(b).expect("a valid bet")).collect();
+    protocol::Digest::of_bets(0, &bets).to_bytes()
+}
