@@ -7,6 +7,7 @@
 //! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
 //! status is then 1. Settings: see [`settings`].
 
+mod floor;
 mod histogram;
 mod report;
 mod run;
@@ -15,7 +16,7 @@ mod timed;
 
 use std::{fs, path::Path, process::ExitCode, time::Duration};
 
-use report::Outcome;
+use report::{FloorRow, Outcome, Target};
 use run::{AgencyFiles, Plan};
 use runtime::cli::Program;
 use settings::Settings;
@@ -29,19 +30,49 @@ struct Scenario {
     /// Bets per agency; `None`: the course's sizes.
     rows: Option<u64>,
     delay_ms: u64,
+    /// What the scenario should reach (issue 14's targets), printed beside its figures.
+    target: Target,
+    /// Whether to also time the floor of its dataset ([`floor`]), printed as its own row.
+    floor: bool,
 }
 
 const SCENARIOS: [Scenario; 4] = [
-    Scenario { name: "course", title: "5 agencies, course sizes", agencies: 5, rows: None, delay_ms: 0 },
-    Scenario { name: "many", title: "200 agencies x 5 000", agencies: 200, rows: Some(5_000), delay_ms: 0 },
+    Scenario {
+        name: "course",
+        title: "5 agencies, course sizes",
+        agencies: 5,
+        rows: None,
+        delay_ms: 0,
+        target: Target { bets_per_s: Some(2_000_000.0), floor_ratio: None, central_rss_mib: None },
+        floor: false,
+    },
+    Scenario {
+        name: "many",
+        title: "200 agencies x 5 000",
+        agencies: 200,
+        rows: Some(5_000),
+        delay_ms: 0,
+        target: Target { bets_per_s: Some(1_000_000.0), floor_ratio: None, central_rss_mib: Some(32.0) },
+        floor: false,
+    },
     Scenario {
         name: "single",
         title: "1 agency x 1 000 000",
         agencies: 1,
         rows: Some(1_000_000),
         delay_ms: 0,
+        target: Target { bets_per_s: Some(2_500_000.0), floor_ratio: None, central_rss_mib: None },
+        floor: true,
     },
-    Scenario { name: "delay", title: "5 agencies, course sizes, 1 ms", agencies: 5, rows: None, delay_ms: 1 },
+    Scenario {
+        name: "delay",
+        title: "5 agencies, course sizes, 1 ms",
+        agencies: 5,
+        rows: None,
+        delay_ms: 1,
+        target: Target { bets_per_s: None, floor_ratio: Some(1.01), central_rss_mib: None },
+        floor: false,
+    },
 ];
 
 const PROGRAM: Program = Program {
@@ -100,17 +131,24 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     let out_dir = bin_dir.parent().ok_or("the binary is not under target/")?.join("bench");
 
     let mut outcomes = Vec::new();
+    let mut floors = Vec::new();
     for scenario in SCENARIOS.iter().filter(|s| settings.wants(s.name)) {
         let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
         if runs == 0 {
             eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
             continue;
         }
-        outcomes.push(measure(scenario, runs, &bin_dir, &out_dir, settings));
+        let mut outcome = measure(scenario, runs, &bin_dir, &out_dir, settings);
+        if scenario.floor {
+            if let Some(row) = measure_floor(scenario, &mut outcome, runs, &bin_dir, &out_dir) {
+                floors.push(row);
+            }
+        }
+        outcomes.push(outcome);
     }
 
     let images = report::image_sizes(&settings.images);
-    let table = report::table(&outcomes);
+    let table = report::table(&outcomes, &floors);
     println!("\n{table}\n{}", report::images_text(&images));
     let settings_pairs = [
         ("runs", settings.runs.to_string()),
@@ -126,7 +164,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
                 .to_string(),
         ),
     ];
-    let json = report::json(&machine(), &settings_pairs, &outcomes, &images);
+    let json = report::json(&machine(), &settings_pairs, &outcomes, &floors, &images);
     let json_path = out_dir.join("results.json");
     fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
     println!("results: {}", json_path.display());
@@ -145,6 +183,7 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
         agencies: scenario.agencies as usize,
         bets: 0,
         floor: None,
+        target: scenario.target,
         load_before: load_average(),
         runs: Ok(Vec::new()),
     };
@@ -201,6 +240,47 @@ fn measure(scenario: &Scenario, runs: usize, bin_dir: &Path, out_dir: &Path, set
     }
     outcome.runs = Ok(measured);
     outcome
+}
+
+/// Times the floor of `scenario`'s dataset `runs` times (see [`floor`]), sets it as the
+/// outcome's floor so its ratio is printed, and gives the floor's own row; `None` (with a
+/// line on stderr) when it cannot be measured.
+fn measure_floor(
+    scenario: &Scenario,
+    outcome: &mut Outcome,
+    runs: usize,
+    bin_dir: &Path,
+    out_dir: &Path,
+) -> Option<FloorRow> {
+    let data_name = format!("agencies-{}-rows-{}", scenario.agencies, scenario.rows?);
+    let data =
+        AgencyFiles::ensure(bin_dir, out_dir.join("data").join(data_name), scenario.agencies, scenario.rows)
+            .map_err(|e| eprintln!("bench: floor of {}: {e}", scenario.title))
+            .ok()?;
+    let path = data.dir.join("dataset-1.csv");
+    let mut walls = Vec::new();
+    for i in 1..=runs {
+        match floor::measure(&path) {
+            Ok(f) => {
+                eprintln!(
+                    "bench: floor of {} run {i}/{runs}: {:.3} s, {} rows, {} winners",
+                    scenario.title,
+                    f.wall.as_secs_f64(),
+                    f.rows,
+                    f.winners
+                );
+                walls.push(f.wall);
+            }
+            Err(e) => {
+                eprintln!("bench: floor of {}: {e}", scenario.title);
+                return None;
+            }
+        }
+    }
+    walls.sort();
+    let median = walls[walls.len() / 2];
+    outcome.floor = Some(median);
+    Some(FloorRow { title: format!("floor of {}", scenario.title), bets: data.total(), walls })
 }
 
 /// What the figures were measured on.
