@@ -111,8 +111,7 @@ fn parse_row(record: &ByteRecord) -> Result<Bet, RowError> {
     let field = |i: usize| -> Result<&str, RowError> {
         std::str::from_utf8(&record[i]).map_err(|_| RowError::NotUtf8(i + 1))
     };
-    Bet::new(field(0)?.to_owned(), field(1)?.to_owned(), field(2)?.to_owned(), field(3)?)
-        .map_err(RowError::Invalid)
+    Bet::from_fields(field(0)?, field(1)?, field(2)?, field(3)?).map_err(RowError::Invalid)
 }
 
 #[cfg(test)]
