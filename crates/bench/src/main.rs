@@ -2,7 +2,8 @@
 //!
 //! Runs the release `server` and `client` binaries (found beside this one, in
 //! `target/release`) on 127.0.0.1 over datasets it generates under `target/bench/data`, in four
-//! scenarios, several times each, and prints the medians as a table, also written with every
+//! scenarios, several times each, times the floor of the million-bet one ([`floor`]), and
+//! prints the medians beside the targets as a table, also written with every
 //! run's raw figures to `target/bench/results.json`. A run whose checks fail (an agency that
 //! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
 //! status is then 1. Settings: see [`settings`].
@@ -81,7 +82,8 @@ const PROGRAM: Program = Program {
     usage: "usage: bench",
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
 beside this one, on 127.0.0.1, in four scenarios (course, many, single, delay), several runs
-each; the medians as a Markdown table, and every figure in target/bench/results.json.
+each, and the floor of the single one timed on this machine; the medians beside the targets
+as a Markdown table, and every figure in target/bench/results.json.
 
 Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
