@@ -206,7 +206,10 @@ impl<'de> Deserialize<'de> for WireBets {
     }
 }
 
-/// Reads a sequence of bets into one [`WireBets`].
+/// Reads a sequence of bets into one [`WireBets`]: every field's bytes into one buffer, then
+/// one UTF-8 check of the whole (a check per field cost more than the bytes: fields are a few
+/// bytes long) and one that every field ends on a character boundary, so each field is UTF-8
+/// by itself, exactly as when each was checked alone.
 struct BetsVisitor;
 
 impl<'de> Visitor<'de> for BetsVisitor {
@@ -219,14 +222,25 @@ impl<'de> Visitor<'de> for BetsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireBets, A::Error> {
         // The declared count comes from the peer: reserve for a bounded number only (the
         // payload, already in memory and capped, bounds the rest).
-        let mut bets = WireBets::with_capacity(seq.size_hint().unwrap_or(0).min(512), 0);
-        while seq.next_element_seed(BetSeed(&mut bets))?.is_some() {}
-        Ok(bets)
+        let hint = seq.size_hint().unwrap_or(0).min(512);
+        let mut raw = RawBets { bytes: Vec::with_capacity(hint * 48), ends: Vec::with_capacity(hint * 4) };
+        while seq.next_element_seed(BetSeed(&mut raw))?.is_some() {}
+        let text = String::from_utf8(raw.bytes).map_err(|e| de::Error::custom(e.utf8_error()))?;
+        if !raw.ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
+            return Err(de::Error::custom("a field that is not UTF-8 by itself"));
+        }
+        Ok(WireBets { text, ends: raw.ends })
     }
 }
 
-/// Reads one bet (a struct of four strings) onto the end of a [`WireBets`].
-struct BetSeed<'b>(&'b mut WireBets);
+/// A batch's fields as they are read, before their one UTF-8 check.
+struct RawBets {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+/// Reads one bet (a struct of four strings) onto the end of a [`RawBets`].
+struct BetSeed<'b>(&'b mut RawBets);
 
 const FIELDS: [&str; 4] = ["first_name", "last_name", "document", "birthdate"];
 
@@ -246,11 +260,8 @@ impl<'de> Visitor<'de> for BetSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        for (i, name) in FIELDS.iter().enumerate() {
+        for name in FIELDS {
             if seq.next_element_seed(FieldSeed(&mut *self.0))?.is_none() {
-                // Take back the fields of the unfinished bet, so the batch stays whole bets.
-                let whole = self.0.ends.len() - i;
-                self.0.ends.truncate(whole);
                 return Err(de::Error::custom(format_args!("a bet without its {name}")));
             }
         }
@@ -258,14 +269,25 @@ impl<'de> Visitor<'de> for BetSeed<'_> {
     }
 }
 
-/// Reads one string onto the end of a [`WireBets`]'s text.
-struct FieldSeed<'b>(&'b mut WireBets);
+/// Reads one string's bytes onto the end of a [`RawBets`]. A string travels as its length
+/// and bytes, so it is read as bytes: its UTF-8 is checked with the whole batch's.
+struct FieldSeed<'b>(&'b mut RawBets);
 
 impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_str(self)
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl FieldSeed<'_> {
+    fn push<E: de::Error>(self, field: &[u8]) -> Result<(), E> {
+        let raw = self.0;
+        raw.bytes.extend_from_slice(field);
+        let end = u32::try_from(raw.bytes.len()).map_err(|_| E::custom("a batch's text passes 4 GiB"))?;
+        raw.ends.push(end);
+        Ok(())
     }
 }
 
@@ -276,12 +298,12 @@ impl Visitor<'_> for FieldSeed<'_> {
         f.write_str("a UTF-8 string")
     }
 
+    fn visit_bytes<E: de::Error>(self, field: &[u8]) -> Result<(), E> {
+        self.push(field)
+    }
+
     fn visit_str<E: de::Error>(self, field: &str) -> Result<(), E> {
-        if self.0.text.len() + field.len() > u32::MAX as usize {
-            return Err(E::custom("a batch's text passes 4 GiB"));
-        }
-        self.0.push_field(field);
-        Ok(())
+        self.push(field.as_bytes())
     }
 }
 
@@ -479,6 +501,29 @@ mod tests {
         // A bet cut short is malformed, not a batch of fewer bets.
         assert!(codec::decode::<WireBets>(&as_vec[..as_vec.len() - 3]).is_err());
         assert!(codec::decode::<WireBets>(&as_vec[..as_vec.len() - 18]).is_err());
+    }
+
+    #[test]
+    fn every_field_of_a_decoded_batch_is_utf8_by_itself() {
+        let bet = |first: &str, last: &str| WireBet {
+            first_name: first.into(),
+            last_name: last.into(),
+            document: "1".into(),
+            birthdate: "2000-01-01".into(),
+        };
+        let good = payload(&vec![bet("Joaquín", "Núñez"), bet("Ana", "Díaz")]);
+        assert_eq!(codec::decode::<WireBets>(&good).unwrap().get(1).map(|b| b.last_name), Some("Díaz"));
+        // "ñ" is c3 b1. Cut between two fields, the batch's bytes are UTF-8 as a whole, but
+        // neither field is.
+        let field = |bytes: &[u8]| [&(bytes.len() as u64).to_be_bytes()[..], bytes].concat();
+        let mut split = 1u64.to_be_bytes().to_vec();
+        for bytes in [&b"A\xc3"[..], b"\xb1x", b"1", b"2000-01-01"] {
+            split.extend(field(bytes));
+        }
+        assert!(codec::decode::<WireBets>(&split).is_err(), "a character cut between two fields");
+        let mut lone = payload(&vec![bet("Ña", "x")]);
+        lone[8 + 8 + 1] = b'a';
+        assert!(codec::decode::<WireBets>(&lone).is_err(), "a lone lead byte");
     }
 
     /// `value`'s payload bytes.
