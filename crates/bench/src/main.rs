@@ -4,12 +4,14 @@
 //! `target/release`) on 127.0.0.1 over datasets it generates under `target/bench/data`, in
 //! several scenarios (the journal; the database engine with one and with three centrals on a
 //! throwaway PostgreSQL it starts, beside PostgreSQL's own `COPY` of the same rows), several
-//! times each, and prints the medians as a table, also written with every run's raw figures
-//! to `target/bench/results.json`. A run whose checks fail (an agency that
-//! does not exit 0, a bet not stored, totals that disagree) gives no figures, and the exit
-//! status is then 1. Settings: see [`settings`].
+//! times each, times the floor of the million-bet one ([`floor`]), and prints the medians
+//! beside the targets as a table, also written with every run's raw figures to
+//! `target/bench/results.json`. A run whose checks fail (an agency that does not exit 0, a
+//! bet not stored, totals that disagree) gives no figures, and the exit status is then 1.
+//! Settings: see [`settings`].
 
 mod database;
+mod floor;
 mod histogram;
 mod report;
 mod run;
@@ -18,7 +20,7 @@ mod timed;
 
 use std::{fs, path::Path, process::ExitCode, time::Duration};
 
-use report::Outcome;
+use report::{FloorRow, Outcome, Target};
 use run::{AgencyFiles, OnDatabase, Plan};
 use runtime::cli::Program;
 use settings::Settings;
@@ -34,6 +36,10 @@ struct Scenario {
     delay_ms: u64,
     /// The database engine with this many centrals on one database; `None`: the journal.
     centrals: Option<usize>,
+    /// What the scenario should reach (issues 13 and 14's targets), printed beside its figures.
+    target: Target,
+    /// Whether to also time the floor of its dataset ([`floor`]), printed as its own row.
+    floor: bool,
 }
 
 const SCENARIOS: [Scenario; 8] = [
@@ -44,6 +50,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: None,
         delay_ms: 0,
         centrals: None,
+        target: Target { bets_per_s: Some(2_000_000.0), floor_ratio: None, central_rss_mib: None },
+        floor: false,
     },
     Scenario {
         name: "many",
@@ -52,6 +60,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: Some(5_000),
         delay_ms: 0,
         centrals: None,
+        target: Target { bets_per_s: Some(1_000_000.0), floor_ratio: None, central_rss_mib: Some(32.0) },
+        floor: false,
     },
     Scenario {
         name: "single",
@@ -60,6 +70,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: Some(1_000_000),
         delay_ms: 0,
         centrals: None,
+        target: Target { bets_per_s: Some(2_500_000.0), floor_ratio: None, central_rss_mib: None },
+        floor: true,
     },
     Scenario {
         name: "delay",
@@ -68,6 +80,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: None,
         delay_ms: 1,
         centrals: None,
+        target: Target { bets_per_s: None, floor_ratio: Some(1.01), central_rss_mib: None },
+        floor: false,
     },
     Scenario {
         name: "db-course",
@@ -76,6 +90,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: None,
         delay_ms: 0,
         centrals: Some(1),
+        target: Target::NONE,
+        floor: false,
     },
     Scenario {
         name: "db-course-3",
@@ -84,6 +100,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: None,
         delay_ms: 0,
         centrals: Some(3),
+        target: Target::NONE,
+        floor: false,
     },
     Scenario {
         name: "db-many",
@@ -92,6 +110,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: Some(5_000),
         delay_ms: 0,
         centrals: Some(1),
+        target: Target::NONE,
+        floor: false,
     },
     Scenario {
         name: "db-many-3",
@@ -100,6 +120,8 @@ const SCENARIOS: [Scenario; 8] = [
         rows: Some(5_000),
         delay_ms: 0,
         centrals: Some(3),
+        target: Target { bets_per_s: Some(250_000.0), floor_ratio: None, central_rss_mib: None },
+        floor: false,
     },
 ];
 
@@ -114,8 +136,9 @@ const PROGRAM: Program = Program {
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
 beside this one, on 127.0.0.1, in several scenarios (course, many, single, delay on the journal;
 db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
-PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each; the medians as a Markdown
-table, and every figure in target/bench/results.json.
+PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the single
+one timed on this machine; the medians beside the targets as a Markdown table, and every
+figure in target/bench/results.json.
 
 Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
@@ -169,6 +192,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     // Started once, for every run on the database engine; stopped and removed on drop.
     let cluster = if wants_database { database::start() } else { None };
     let mut outcomes = Vec::new();
+    let mut floors = Vec::new();
     for scenario in SCENARIOS.iter().filter(|s| settings.wants(s.name)) {
         let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
         if runs == 0 {
@@ -183,7 +207,13 @@ fn bench(settings: &Settings) -> Result<bool, String> {
                 continue;
             }
         };
-        outcomes.push(measure(scenario, runs, &bin_dir, &out_dir, settings, database));
+        let mut outcome = measure(scenario, runs, &bin_dir, &out_dir, settings, database);
+        if scenario.floor {
+            if let Some(row) = measure_floor(scenario, &mut outcome, runs, &bin_dir, &out_dir) {
+                floors.push(row);
+            }
+        }
+        outcomes.push(outcome);
     }
     let copies = match &cluster {
         Some(cluster) if settings.wants("copy") => Some(measure_copy(cluster, &bin_dir, &out_dir, settings)),
@@ -192,7 +222,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     drop(cluster);
 
     let images = report::image_sizes(&settings.images);
-    let table = report::table(&outcomes, copies.as_ref());
+    let table = report::table(&outcomes, &floors, copies.as_ref());
     println!("\n{table}\n{}", report::images_text(&images));
     let settings_pairs = [
         ("runs", settings.runs.to_string()),
@@ -208,7 +238,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
                 .to_string(),
         ),
     ];
-    let json = report::json(&machine(), &settings_pairs, &outcomes, copies.as_ref(), &images);
+    let json = report::json(&machine(), &settings_pairs, &outcomes, &floors, copies.as_ref(), &images);
     let json_path = out_dir.join("results.json");
     fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
     println!("results: {}", json_path.display());
@@ -266,6 +296,7 @@ fn measure(
         agencies: scenario.agencies as usize,
         bets: 0,
         floor: None,
+        target: scenario.target,
         load_before: load_average(),
         runs: Ok(Vec::new()),
     };
@@ -323,6 +354,47 @@ fn measure(
     }
     outcome.runs = Ok(measured);
     outcome
+}
+
+/// Times the floor of `scenario`'s dataset `runs` times (see [`floor`]), sets it as the
+/// outcome's floor so its ratio is printed, and gives the floor's own row; `None` (with a
+/// line on stderr) when it cannot be measured.
+fn measure_floor(
+    scenario: &Scenario,
+    outcome: &mut Outcome,
+    runs: usize,
+    bin_dir: &Path,
+    out_dir: &Path,
+) -> Option<FloorRow> {
+    let data_name = format!("agencies-{}-rows-{}", scenario.agencies, scenario.rows?);
+    let data =
+        AgencyFiles::ensure(bin_dir, out_dir.join("data").join(data_name), scenario.agencies, scenario.rows)
+            .map_err(|e| eprintln!("bench: floor of {}: {e}", scenario.title))
+            .ok()?;
+    let path = data.dir.join("dataset-1.csv");
+    let mut walls = Vec::new();
+    for i in 1..=runs {
+        match floor::measure(&path) {
+            Ok(f) => {
+                eprintln!(
+                    "bench: floor of {} run {i}/{runs}: {:.3} s, {} rows, {} winners",
+                    scenario.title,
+                    f.wall.as_secs_f64(),
+                    f.rows,
+                    f.winners
+                );
+                walls.push(f.wall);
+            }
+            Err(e) => {
+                eprintln!("bench: floor of {}: {e}", scenario.title);
+                return None;
+            }
+        }
+    }
+    walls.sort();
+    let median = walls[walls.len() / 2];
+    outcome.floor = Some(median);
+    Some(FloorRow { title: format!("floor of {}", scenario.title), bets: data.total(), walls })
 }
 
 /// What the figures were measured on.

@@ -22,12 +22,65 @@ pub struct Outcome {
     pub agencies: usize,
     /// Bets of all agencies.
     pub bets: u64,
-    /// The floor the simulated check sets, when it is on: largest agency's bets × delay.
+    /// The floor the run is compared with: with the simulated check on, the largest agency's
+    /// bets × delay; for a scenario whose floor is timed ([`crate::floor`]), that time.
     pub floor: Option<Duration>,
+    /// What it should reach.
+    pub target: Target,
     /// The load average when the scenario started: how busy the machine already was.
     pub load_before: String,
     /// Every run that passed its checks, or why the scenario has no figures.
     pub runs: Result<Vec<Measured>, String>,
+}
+
+/// A scenario's targets; each one set is checked against the medians.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target {
+    /// Bets per second at least.
+    pub bets_per_s: Option<f64>,
+    /// Wall over floor at most.
+    pub floor_ratio: Option<f64>,
+    /// The central's peak RSS below this many MiB.
+    pub central_rss_mib: Option<f64>,
+}
+
+impl Target {
+    /// No target: the scenario is measured for comparison only.
+    pub const NONE: Target = Target { bets_per_s: None, floor_ratio: None, central_rss_mib: None };
+
+    /// `met` or `MISSED` and each target beside its figure, e.g. `met: >= 1000000 bets/s
+    /// (1.21x)`; `-` when there is no target.
+    fn verdict(&self, m: &Medians) -> String {
+        let mut parts = Vec::new();
+        let mut met = true;
+        if let Some(want) = self.bets_per_s {
+            met &= m.bets_per_s >= want;
+            parts.push(format!(">= {want:.0} bets/s ({:.2}x)", m.bets_per_s / want));
+        }
+        if let (Some(want), Some(ratio)) = (self.floor_ratio, m.floor_ratio) {
+            met &= ratio <= want;
+            parts.push(format!("<= {want:.2}x floor"));
+        }
+        if let Some(want) = self.central_rss_mib {
+            met &= m.server_rss_mib < want;
+            parts.push(format!("central RSS < {want:.0} MiB"));
+        }
+        if parts.is_empty() {
+            return "-".into();
+        }
+        format!("{}: {}", if met { "met" } else { "MISSED" }, parts.join(", "))
+    }
+}
+
+/// A floor timed for a scenario (see [`crate::floor`]): its own row in the table.
+#[derive(Debug, Clone)]
+pub struct FloorRow {
+    /// What it is the floor of.
+    pub title: String,
+    /// Bets (rows) hashed in each run.
+    pub bets: u64,
+    /// Every run's time.
+    pub walls: Vec<Duration>,
 }
 
 /// PostgreSQL's own `COPY` of the rows of the 200 × 5 000 scenarios.
@@ -108,7 +161,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// per scenario, then `COPY`'s two rows if measured), with the README's words: the central,
 /// the agencies.
 #[must_use]
-pub fn table(outcomes: &[Outcome], copies: Option<&CopyOutcome>) -> String {
+pub fn table(outcomes: &[Outcome], floors: &[FloorRow], copies: Option<&CopyOutcome>) -> String {
     let mut out = String::new();
     let header = [
         "run",
@@ -123,6 +176,7 @@ pub fn table(outcomes: &[Outcome], copies: Option<&CopyOutcome>) -> String {
         "RTT p50",
         "RTT p99",
         "vs floor",
+        "target",
     ];
     let mut rows = vec![header.map(String::from).to_vec()];
     let mut failures = Vec::new();
@@ -143,6 +197,7 @@ pub fn table(outcomes: &[Outcome], copies: Option<&CopyOutcome>) -> String {
                     ms(m.rtt_p50_ms),
                     ms(m.rtt_p99_ms),
                     m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
+                    o.target.verdict(&m),
                 ]);
             }
             Err(why) => {
@@ -152,6 +207,24 @@ pub fn table(outcomes: &[Outcome], copies: Option<&CopyOutcome>) -> String {
         }
         // Every row has every cell, so the table stays one table in any Markdown reader.
         row.resize(header.len(), String::new());
+        rows.push(row);
+    }
+    for f in floors {
+        let walls: Vec<f64> = f.walls.iter().map(Duration::as_secs_f64).collect();
+        let wall = median(walls.iter().copied());
+        let mut row = vec![
+            f.title.clone(),
+            f.bets.to_string(),
+            walls.len().to_string(),
+            format!(
+                "{wall:.3} s ({:.2}-{:.2})",
+                walls.iter().copied().fold(f64::INFINITY, f64::min),
+                walls.iter().copied().fold(0.0, f64::max)
+            ),
+            format!("{:.0}", f.bets as f64 / wall),
+        ];
+        row.resize(header.len() - 2, "-".into());
+        row.extend(["1.000x".into(), "-".into()]);
         rows.push(row);
     }
     if let Some(copies) = copies {
@@ -248,6 +321,7 @@ pub fn json(
     machine: &[(&str, String)],
     settings: &[(&str, String)],
     outcomes: &[Outcome],
+    floors: &[FloorRow],
     copies: Option<&CopyOutcome>,
     images: &Result<Vec<(String, Option<u64>)>, String>,
 ) -> String {
@@ -279,12 +353,24 @@ pub fn json(
                         "rtt_p50_ms": number(m.rtt_p50_ms),
                         "rtt_p99_ms": number(m.rtt_p99_ms),
                         "floor_ratio": number(m.floor_ratio),
+                        "target": o.target.verdict(&m),
                     });
                     s["runs"] = runs.iter().map(run_json).collect();
                 }
                 Err(why) => s["error"] = Value::from(why.as_str()),
             }
             s
+        })
+        .collect();
+    let floors: Vec<Value> = floors
+        .iter()
+        .map(|f| {
+            json!({
+                "title": f.title,
+                "bets": f.bets,
+                "median_wall_s": number(Some(median(f.walls.iter().map(Duration::as_secs_f64)))),
+                "walls_s": f.walls.iter().map(|w| number(Some(w.as_secs_f64()))).collect::<Vec<_>>(),
+            })
         })
         .collect();
     let images = match images {
@@ -312,6 +398,7 @@ pub fn json(
         "settings": object(settings),
         "images_bytes": images,
         "scenarios": scenarios,
+        "floors": floors,
         "copy": copy,
     });
     // A `Value` always serializes: its keys are strings and it holds no non-finite number.
@@ -361,6 +448,7 @@ mod tests {
             agencies: 5,
             bets: 1000,
             floor: None,
+            target: Target { bets_per_s: Some(500.0), floor_ratio: None, central_rss_mib: Some(32.0) },
             load_before: "0.10 0.20 0.30".into(),
             runs,
         }
@@ -388,21 +476,29 @@ mod tests {
 
     #[test]
     fn the_table_is_markdown_with_a_separator_row() {
-        let text =
-            table(&[outcome(Ok(vec![measured()])), outcome(Err("central exited 1".into()))], Some(&copies()));
+        let floor =
+            FloorRow { title: "floor of course".into(), bets: 1000, walls: vec![Duration::from_millis(8)] };
+        let text = table(
+            &[outcome(Ok(vec![measured()])), outcome(Err("central exited 1".into()))],
+            &[floor],
+            Some(&copies()),
+        );
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
         fn cells(line: &str) -> Vec<&str> {
             line.trim_matches('|').split('|').map(str::trim).collect()
         }
         assert!(cells(lines[1]).iter().all(|c| c.len() >= 3 && c.chars().all(|ch| ch == '-')), "{text}");
-        assert!(lines.iter().all(|l| cells(l).len() == 12), "{text}");
+        assert!(lines.iter().all(|l| cells(l).len() == 13), "{text}");
         assert_eq!(cells(lines[2])[8], "0.09 s", "{text}");
+        // 1000 bets in 80 ms: 12 500 bets/s, 25x the 500 asked; 3.1 MiB under 32.
+        assert!(lines[2].contains("met: >= 500 bets/s (25.00x), central RSS < 32 MiB"), "{text}");
+        assert!(lines[4].starts_with("| floor of course") && lines[4].contains("125000"), "{text}");
         assert_eq!(
-            &cells(lines[4])[..5],
+            &cells(lines[5])[..5],
             ["PostgreSQL COPY, 1 transaction", "1000", "1", "0.020 s (0.02-0.02)", "50000"]
         );
-        assert_eq!(cells(lines[5])[0], "PostgreSQL COPY, 10 transactions of 100", "{text}");
+        assert_eq!(cells(lines[6])[0], "PostgreSQL COPY, 10 transactions of 100", "{text}");
         assert!(lines[0].contains("central RSS") && !text.contains("server"), "{text}");
         assert!(text.contains("course\" sizes: no figures: central exited 1"), "{text}");
     }
@@ -414,6 +510,7 @@ mod tests {
             &[("cpu", "AMD \"EPYC\"\n".into())],
             &[("runs", "1".into())],
             &[outcome(Ok(vec![measured()])), outcome(Err("no".into()))],
+            &[FloorRow { title: "floor".into(), bets: 10, walls: vec![Duration::from_millis(5)] }],
             Some(&copies()),
             &images,
         );
@@ -430,6 +527,8 @@ mod tests {
         assert_eq!(doc["scenarios"][1]["error"], "no");
         assert_eq!(doc["copy"]["median"]["one_transaction_s"], 0.02);
         assert_eq!(doc["copy"]["runs"][0]["small_transactions_s"], 0.1);
+        assert_eq!(course["median"]["target"], "met: >= 500 bets/s (25.00x), central RSS < 32 MiB");
+        assert_eq!(doc["floors"][0]["median_wall_s"], 0.005);
         assert_eq!(number(Some(f64::NAN)), Value::Null);
     }
 }

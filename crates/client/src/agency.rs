@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Bet, Digest, WireBet};
+use protocol::{Bet, Digest, WireBets};
 
 use crate::{
     batch::Batcher,
@@ -129,7 +129,9 @@ fn check_bet(
     let sent = with_retry(config, stop, "single_bet", &mut backoff, |_| {
         let (mut client, committed) = connect_and_resume(endpoint, stop)?;
         let sequence = *sequence.get_or_insert(committed.last_sequence + 1);
-        client.send_batch(sequence, vec![WireBet::from(bet.clone())])
+        let mut one = WireBets::default();
+        one.push_bet(&bet);
+        client.send_batch(sequence, one)
     })?;
     let Some((_, winners)) = sent else {
         log_stopped(config, "single_bet");
@@ -225,8 +227,7 @@ fn upload_once(
         // broken connection they are dropped with it; the next attempt asks the central what
         // it committed and reads them again from the dataset.
         // Each with the instant it was sent, for its round-trip time.
-        let mut in_flight: VecDeque<(u64, Vec<WireBet>, Instant)> =
-            VecDeque::with_capacity(config.batch_window);
+        let mut in_flight: VecDeque<(u64, WireBets, Instant)> = VecDeque::with_capacity(config.batch_window);
         let mut last_progress = Instant::now();
         let mut at_end = false;
         let mut stopped = false;
@@ -237,7 +238,7 @@ fn upload_once(
             let full = !window.allows(in_flight.len());
             if !full && !at_end && !stopped {
                 let ready = match dataset.next_bet()? {
-                    Some(bet) => batcher.push(WireBet::from(bet)),
+                    Some(bet) => batcher.push(&bet),
                     None => {
                         at_end = true;
                         batcher.finish()
@@ -272,7 +273,7 @@ fn upload_once(
             for &i in &won {
                 log::debug!(
                     "action: bet_checked | result: success | agency: {agency} | document: {} | winner: true",
-                    sent[i as usize].document
+                    sent.get(i as usize).map_or("", |b| b.document)
                 );
             }
             bets += sent.len() as u64;

@@ -3,7 +3,7 @@
 //! A batch closes when it holds `batch.maxAmount` bets, or when one more bet would take its
 //! frame past 8 KiB on the wire, whichever comes first.
 
-use protocol::{Request, WireBet};
+use protocol::{Bet, Request, WireBets};
 
 /// Largest frame (length prefix included) a batch may take on the wire.
 pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
@@ -13,7 +13,7 @@ pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
 pub struct Batcher {
     max_bets: usize,
     max_frame_len: usize,
-    bets: Vec<WireBet>,
+    bets: WireBets,
     /// Bytes the current batch's bets take in the payload.
     bets_len: usize,
 }
@@ -28,17 +28,17 @@ impl Batcher {
     /// Batches of at most `max_bets` bets (at least 1) and `max_frame_len` bytes.
     #[must_use]
     pub fn with_frame_limit(max_bets: usize, max_frame_len: usize) -> Batcher {
-        Batcher { max_bets: max_bets.max(1), max_frame_len, bets: Vec::new(), bets_len: 0 }
+        Batcher { max_bets: max_bets.max(1), max_frame_len, bets: WireBets::default(), bets_len: 0 }
     }
 
     /// Adds `bet`; returns a batch when one is ready to send: the bets before this one if
     /// `bet` would overflow the frame, or the bets up to this one if they reach the count.
-    pub fn push(&mut self, bet: WireBet) -> Option<Vec<WireBet>> {
+    pub fn push(&mut self, bet: &Bet) -> Option<WireBets> {
         let len = bet.encoded_len();
         let overflows = Request::bet_batch_frame_len(self.bets_len + len) > self.max_frame_len;
         let ready = if overflows && !self.bets.is_empty() { self.take() } else { None };
         self.bets_len += len;
-        self.bets.push(bet);
+        self.bets.push_bet(bet);
         if self.bets.len() >= self.max_bets {
             // Only one of the two can happen: right after `take` the batch holds one bet,
             // which reaches the count only when `max_bets` is 1, and then the batch was
@@ -50,16 +50,18 @@ impl Batcher {
     }
 
     /// The last, partial batch, if any bets are left.
-    pub fn finish(&mut self) -> Option<Vec<WireBet>> {
+    pub fn finish(&mut self) -> Option<WireBets> {
         self.take()
     }
 
-    fn take(&mut self) -> Option<Vec<WireBet>> {
+    fn take(&mut self) -> Option<WireBets> {
         if self.bets.is_empty() {
             return None;
         }
+        // The next batch is about the size of this one: two allocations a batch, none a bet.
+        let next = WireBets::with_capacity(self.bets.len(), self.bets_len);
         self.bets_len = 0;
-        Some(std::mem::replace(&mut self.bets, Vec::with_capacity(self.max_bets.min(1024))))
+        Some(std::mem::replace(&mut self.bets, next))
     }
 }
 
@@ -67,32 +69,38 @@ impl Batcher {
 mod tests {
     use super::*;
 
-    fn bet(n: usize) -> WireBet {
-        WireBet {
-            first_name: format!("Nombre{n}"),
-            last_name: "Álvarez".into(),
-            document: format!("{:08}", n),
-            birthdate: "1990-01-01".into(),
-        }
+    use protocol::WireBet;
+
+    fn bet(n: usize) -> Bet {
+        Bet::new(format!("Nombre{n}"), "Álvarez".into(), format!("{:08}", n), "1990-01-01").unwrap()
     }
 
-    fn split(max_bets: usize, max_frame_len: usize, count: usize) -> Vec<Vec<WireBet>> {
+    fn split(max_bets: usize, max_frame_len: usize, count: usize) -> Vec<WireBets> {
         let mut batcher = Batcher::with_frame_limit(max_bets, max_frame_len);
-        let mut batches: Vec<Vec<WireBet>> = (0..count).filter_map(|n| batcher.push(bet(n))).collect();
+        let mut batches: Vec<WireBets> = (0..count).filter_map(|n| batcher.push(&bet(n))).collect();
         batches.extend(batcher.finish());
         batches
     }
 
-    fn frame_len(batch: &[WireBet]) -> usize {
-        Request::bet_batch_frame_len(batch.iter().map(WireBet::encoded_len).sum())
+    fn frame_len(batch: &WireBets) -> usize {
+        let len = Request::bet_batch_frame_len(batch.iter().map(|b| b.encoded_len()).sum());
+        // The prediction is the encoded frame's length.
+        let encoded =
+            protocol::codec::encoded_len(&Request::BetBatch { agency: 1, sequence: 1, bets: batch.clone() });
+        assert_eq!(len, encoded + protocol::frame::PREFIX_LEN);
+        len
+    }
+
+    fn lens(batches: &[WireBets]) -> Vec<usize> {
+        batches.iter().map(WireBets::len).collect()
     }
 
     #[test]
     fn batches_hold_max_amount_bets_and_keep_order() {
         let batches = split(3, MAX_BATCH_FRAME_LEN, 10);
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
-        let flat: Vec<WireBet> = batches.into_iter().flatten().collect();
-        assert_eq!(flat, (0..10).map(bet).collect::<Vec<_>>());
+        assert_eq!(lens(&batches), [3, 3, 3, 1]);
+        let flat: Vec<WireBet> = batches.iter().flat_map(WireBets::iter).map(|b| b.to_owned()).collect();
+        assert_eq!(flat, (0..10).map(|n| WireBet::from(bet(n))).collect::<Vec<_>>());
     }
 
     #[test]
@@ -104,21 +112,21 @@ mod tests {
             assert!(len <= MAX_BATCH_FRAME_LEN, "{len}");
             assert!(len + bet(0).encoded_len() > MAX_BATCH_FRAME_LEN, "full batches are filled: {len}");
         }
-        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 2_000);
+        assert_eq!(lens(&batches).iter().sum::<usize>(), 2_000);
     }
 
     #[test]
     fn the_frame_limit_and_the_count_combine() {
-        let one = frame_len(&[bet(0)]);
+        let one = frame_len(&split(1, MAX_BATCH_FRAME_LEN, 1)[0]);
         let per_bet = bet(0).encoded_len();
         // Room for exactly two bets by size; the count allows five.
         let batches = split(5, one + per_bet, 5);
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        assert_eq!(lens(&batches), [2, 2, 1]);
     }
 
     #[test]
     fn single_bet_batches_and_no_bets() {
-        assert_eq!(split(1, MAX_BATCH_FRAME_LEN, 3).iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_eq!(lens(&split(1, MAX_BATCH_FRAME_LEN, 3)), [1, 1, 1]);
         assert!(split(7, MAX_BATCH_FRAME_LEN, 0).is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Connection, Digest, Request, Response, WireBet};
+use protocol::{Connection, Digest, Request, Response, WireBets};
 use security::{proof, Challenge, Stream};
 
 use crate::{
@@ -130,11 +130,7 @@ impl CentralClient {
     /// [`ClientError::Refused`] when the central refuses the batch (nothing of it is stored),
     /// [`ClientError::Transport`] when the connection fails, [`ClientError::UnexpectedResponse`]
     /// when the answer is not this batch's result.
-    pub fn send_batch(
-        &mut self,
-        sequence: u64,
-        bets: Vec<WireBet>,
-    ) -> Result<(Vec<WireBet>, Vec<u32>), ClientError> {
+    pub fn send_batch(&mut self, sequence: u64, bets: WireBets) -> Result<(WireBets, Vec<u32>), ClientError> {
         let bets = self.post_batch(sequence, bets)?;
         let winners = self.batch_result(sequence, bets.len())?;
         Ok((bets, winners))
@@ -145,7 +141,7 @@ impl CentralClient {
     ///
     /// # Errors
     /// [`ClientError::Transport`] when the connection fails.
-    pub fn post_batch(&mut self, sequence: u64, bets: Vec<WireBet>) -> Result<Vec<WireBet>, ClientError> {
+    pub fn post_batch(&mut self, sequence: u64, bets: WireBets) -> Result<WireBets, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
         self.conn.write_message(&request).map_err(|e| self.lost(e))?;
         let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };

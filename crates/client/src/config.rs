@@ -70,7 +70,7 @@ pub struct Config {
     /// Most bets in one batch (`batch.maxAmount`, default 100); a batch also never exceeds
     /// 8 KiB on the wire.
     pub batch_max_amount: usize,
-    /// Batches sent before waiting for the first answer (`batch.window`, default 16, at most
+    /// Batches sent before waiting for the first answer (`batch.window`, default 64, at most
     /// 64): more than one lets the central answer several with one disk sync, and keeps the
     /// agency reading its file while the central checks and stores.
     pub batch_window: usize,
@@ -144,7 +144,7 @@ impl Config {
         };
         let batch_window = match get("batch.window") {
             Some(v) => in_range(&named("batch.window"), &v, 1, 64, "batches")?,
-            None => 16,
+            None => 64,
         };
         let retry_period = match get("winners.retryPeriod") {
             Some(v) => ranged_duration("winners.retryPeriod", &v)?,
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(config.server_address, "127.0.0.1:12345");
         assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
         assert_eq!(config.batch_max_amount, 100);
-        assert_eq!(config.batch_window, 16);
+        assert_eq!(config.batch_window, 64);
         assert_eq!(config.retry_period, Duration::from_secs(5));
         assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.bet, None);

@@ -83,7 +83,7 @@ fn sigterm_lets_the_batch_in_flight_finish_be_stored_and_answered() {
     let mut bets = vec![losing_bet(); 15];
     bets[7] = winning_bet();
     bets[11] = winning_bet();
-    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets }).unwrap();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: bets.into() }).unwrap();
     central
         .process
         .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
@@ -105,7 +105,7 @@ fn sigterm_abandons_a_batch_whose_check_would_outlast_the_stop() {
     let mut conn = central.connect();
     let mut bets = vec![losing_bet(); 400];
     bets[3] = winning_bet();
-    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets }).unwrap();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: bets.into() }).unwrap();
     central
         .process
         .wait_for(&["action: batch_received", "sequence: 1"], PATIENCE)
@@ -133,9 +133,9 @@ fn requests_already_sent_are_not_processed_once_the_stop_begins() {
     let mut conn = central.connect();
     let mut first = vec![losing_bet(); 15];
     first[2] = winning_bet();
-    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: first }).unwrap();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: first.into() }).unwrap();
     for sequence in 2..=51 {
-        conn.write_message(&Request::BetBatch { agency: 1, sequence, bets: vec![winning_bet(); 10] })
+        conn.write_message(&Request::BetBatch { agency: 1, sequence, bets: vec![winning_bet(); 10].into() })
             .unwrap();
     }
     central

@@ -285,7 +285,7 @@ fn the_same_batch_on_two_centrals_at_the_same_moment_commits_once_with_equal_ans
             .filter(|(_, row)| reference::winners(std::slice::from_ref(*row)).len() == 1)
             .map(|(i, _)| i as u32)
             .collect();
-        let answers = both_at_once(&a, &b, &Request::BetBatch { agency: 1, sequence, bets });
+        let answers = both_at_once(&a, &b, &Request::BetBatch { agency: 1, sequence, bets: bets.into() });
         assert_eq!(answers[0], answers[1], "batch {sequence}: both centrals answer the same");
         assert_eq!(answers[0], Response::BatchResult { sequence, winners: expected }, "batch {sequence}");
     }

@@ -226,24 +226,24 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
         ErrorKind::OutOfSequence
     );
     // A batch skipping ahead.
-    let skip = Request::BetBatch { agency: 2, sequence: 5, bets: vec![bet(1)] };
+    let skip = Request::BetBatch { agency: 2, sequence: 5, bets: vec![bet(1)].into() };
     assert_eq!(refusal(call(&mut conn, skip)), ErrorKind::OutOfSequence);
-    let first = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(2)] };
+    let first = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(2)].into() };
     assert!(matches!(call(&mut conn, first.clone()), Response::BatchResult { sequence: 1, .. }));
     // The same batch again is answered again, not stored again; another batch under its
     // sequence is refused.
     assert!(matches!(call(&mut conn, first), Response::BatchResult { sequence: 1, .. }));
     // A conflict closes the connection: nothing pipelined after it is taken.
-    let impostor = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(3)] };
+    let impostor = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(3)].into() };
     assert_eq!(refusal(call(&mut conn, impostor)), ErrorKind::Conflict);
     assert!(matches!(conn.read_message::<Response>(), Ok(None) | Err(_)), "closed after a conflict");
     // The same size with other bets is refused too: batches are recognised by content.
     let mut conn = scene.connect();
-    let same_size = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(3)] };
+    let same_size = Request::BetBatch { agency: 2, sequence: 1, bets: vec![bet(1), bet(3)].into() };
     assert_eq!(refusal(call(&mut conn, same_size)), ErrorKind::Conflict);
     let mut conn = scene.connect();
     assert_eq!(call(&mut conn, Request::AgencyDone { agency: 2, batches: 1 }), Response::Ack);
-    let late = Request::BetBatch { agency: 2, sequence: 2, bets: vec![bet(4)] };
+    let late = Request::BetBatch { agency: 2, sequence: 2, bets: vec![bet(4)].into() };
     assert_eq!(refusal(call(&mut conn, late)), ErrorKind::AgencyFinished);
     assert_eq!(
         refusal(call(&mut conn, Request::AgencyDone { agency: 2, batches: 1 })),
@@ -267,9 +267,9 @@ fn valid_frames_of_the_wrong_message_at_the_wrong_moment_are_refused() {
 fn a_batch_over_the_bet_cap_is_refused_whole() {
     let scene = Scene::start(&[]);
     let mut conn = scene.connect();
-    let bets = (0..513).map(bet).collect();
+    let bets: Vec<WireBet> = (0..513).map(bet).collect();
     let started = Instant::now();
-    let response = call(&mut conn, Request::BetBatch { agency: 2, sequence: 1, bets });
+    let response = call(&mut conn, Request::BetBatch { agency: 2, sequence: 1, bets: bets.into() });
     assert_eq!(refusal(response), ErrorKind::BatchTooLarge);
     assert!(started.elapsed() < Duration::from_millis(500), "refused before checking 513 bets at 1 ms");
     assert_eq!(

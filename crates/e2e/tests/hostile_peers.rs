@@ -216,7 +216,7 @@ fn empty_batches_are_refused_and_neither_memory_nor_the_journal_grows() {
         let until = Instant::now() + Duration::from_secs(seconds);
         let mut refused = 0u64;
         while Instant::now() < until {
-            let empty = Request::BetBatch { agency: 2, sequence: 1, bets: Vec::new() };
+            let empty = Request::BetBatch { agency: 2, sequence: 1, bets: protocol::WireBets::default() };
             match call(&mut conn, empty) {
                 Response::Error { kind: ErrorKind::EmptyBatch, .. } => refused += 1,
                 other => panic!("an empty batch was answered {other:?}"),

@@ -198,7 +198,7 @@ fn another_agencys_credential(tls_on: bool) {
     let mut conn = connect(&central, &credentials, tls_on);
     assert_eq!(refusal(prove(&mut conn, &key2, 1)), ErrorKind::Unauthenticated);
     assert_eq!(prove(&mut conn, &key2, 2), Response::Ack);
-    let forged = Request::BetBatch { agency: 1, sequence: 1, bets: vec![bet(1)] };
+    let forged = Request::BetBatch { agency: 1, sequence: 1, bets: vec![bet(1)].into() };
     assert_eq!(refusal(call(&mut conn, &forged)), ErrorKind::NotYourAgency);
     assert_eq!(
         refusal(call(&mut conn, &Request::AgencyDone { agency: 1, batches: 0 })),

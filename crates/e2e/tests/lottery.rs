@@ -60,7 +60,7 @@ fn a_query_while_an_agency_is_still_loading_gets_pending_with_the_count() {
     let mut second = Connection::new(std::net::TcpStream::connect(central.addr).unwrap());
     second.get_ref().set_read_timeout(Some(PATIENCE)).unwrap();
     let second_rows = datasets::generate(12, 40);
-    let bets = second_rows
+    let bets: protocol::WireBets = second_rows
         .iter()
         .map(|[f, l, d, b]| protocol::WireBet {
             first_name: f.clone(),

@@ -34,7 +34,7 @@ fn call(central: &Central, request: Request) -> Response {
 #[test]
 fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
     let mut central = Central::start(2, &[]);
-    let first = Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing(), winning()] };
+    let first = Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing(), winning()].into() };
     assert_eq!(call(&central, first.clone()), Response::BatchResult { sequence: 1, winners: vec![1] });
     assert_eq!(call(&central, Request::AgencyDone { agency: 2, batches: 0 }), Response::Ack);
     central.stop();
@@ -62,7 +62,7 @@ fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
         call(&central, Request::WinnersQuery { agency: 1 }),
         Response::Pending { agencies_pending: 1 }
     );
-    let second = Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning()] };
+    let second = Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning()].into() };
     assert_eq!(call(&central, second), Response::BatchResult { sequence: 2, winners: vec![0] });
     assert_eq!(call(&central, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
     assert_eq!(call(&central, Request::WinnersQuery { agency: 2 }), Response::Total { winners: 2 });
@@ -72,7 +72,7 @@ fn a_restarted_central_resumes_the_lottery_and_replays_committed_batches() {
 #[test]
 fn a_torn_last_record_and_unacknowledged_rows_are_discarded_at_start() {
     let mut central = Central::start(1, &[]);
-    let batch = Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning()] };
+    let batch = Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning()].into() };
     assert_eq!(call(&central, batch), Response::BatchResult { sequence: 1, winners: vec![0] });
     central.stop();
     let winners_before = std::fs::read(central.winners_path()).unwrap();

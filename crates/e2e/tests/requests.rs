@@ -41,11 +41,11 @@ fn a_full_lottery_between_two_agencies() {
     );
     let batch = vec![losing_bet(), winning_bet(), losing_bet(), winning_bet()];
     assert_eq!(
-        call(&mut one, Request::BetBatch { agency: 1, sequence: 1, bets: batch }),
+        call(&mut one, Request::BetBatch { agency: 1, sequence: 1, bets: batch.into() }),
         Response::BatchResult { sequence: 1, winners: vec![1, 3] }
     );
     assert_eq!(
-        call(&mut one, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()] }),
+        call(&mut one, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()].into() }),
         Response::BatchResult { sequence: 2, winners: vec![0] }
     );
     assert_eq!(call(&mut one, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
@@ -69,7 +69,7 @@ fn an_invalid_bet_refuses_the_whole_batch_and_stores_nothing() {
     let mut conn = central.connect();
     let bets = vec![winning_bet(), wire("Ana", "Díaz", "12.345.678", "2000-01-01")];
     let Response::Error { kind, message } =
-        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets })
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: bets.into() })
     else {
         panic!("expected a refusal")
     };
@@ -77,12 +77,12 @@ fn an_invalid_bet_refuses_the_whole_batch_and_stores_nothing() {
     assert!(message.contains("bet 2") && message.contains("12.345.678"), "{message}");
     for bad_date in ["2001-02-29", "29/02/2000"] {
         let bets = vec![wire("Ana", "Díaz", "1", bad_date)];
-        let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets });
+        let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: bets.into() });
         assert_eq!(refusal_kind(response), ErrorKind::InvalidBet);
     }
     // The refused batches did not count: batch 1 is still the next one, and nothing was written.
     assert_eq!(
-        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()] }),
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()].into() }),
         Response::BatchResult { sequence: 1, winners: vec![] }
     );
     assert!(central.winner_rows().is_empty());
@@ -93,18 +93,21 @@ fn unknown_agencies_out_of_order_batches_and_finished_agencies_are_refused() {
     let central = Central::start(2, &[]);
     let mut conn = central.connect();
     for agency in [0, 3] {
-        let response = call(&mut conn, Request::BetBatch { agency, sequence: 1, bets: vec![losing_bet()] });
+        let response =
+            call(&mut conn, Request::BetBatch { agency, sequence: 1, bets: vec![losing_bet()].into() });
         assert_eq!(refusal_kind(response), ErrorKind::UnknownAgency, "agency {agency}");
         assert_eq!(refusal_kind(call(&mut conn, Request::WinnersQuery { agency })), ErrorKind::UnknownAgency);
     }
-    let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 2, bets: vec![losing_bet()] });
+    let response =
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 2, bets: vec![losing_bet()].into() });
     assert_eq!(refusal_kind(response), ErrorKind::OutOfSequence);
     assert_eq!(
         refusal_kind(call(&mut conn, Request::AgencyDone { agency: 1, batches: 1 })),
         ErrorKind::OutOfSequence
     );
     assert_eq!(call(&mut conn, Request::AgencyDone { agency: 1, batches: 0 }), Response::Ack);
-    let response = call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()] });
+    let response =
+        call(&mut conn, Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet()].into() });
     assert_eq!(refusal_kind(response), ErrorKind::AgencyFinished);
     assert_eq!(
         refusal_kind(call(&mut conn, Request::AgencyDone { agency: 1, batches: 0 })),
@@ -204,7 +207,7 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
     let central = Central::start(2, &[]);
     let mut honest = central.connect();
     assert_eq!(
-        call(&mut honest, Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning_bet()] }),
+        call(&mut honest, Request::BetBatch { agency: 1, sequence: 1, bets: vec![winning_bet()].into() }),
         Response::BatchResult { sequence: 1, winners: vec![0] }
     );
     {
@@ -216,7 +219,7 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_another() {
         .wait_for(&["action: read_request | result: fail", "mid-frame"], PATIENCE)
         .is_some());
     assert_eq!(
-        call(&mut honest, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()] }),
+        call(&mut honest, Request::BetBatch { agency: 1, sequence: 2, bets: vec![winning_bet()].into() }),
         Response::BatchResult { sequence: 2, winners: vec![0] }
     );
     assert_eq!(call(&mut honest, Request::AgencyDone { agency: 1, batches: 2 }), Response::Ack);
@@ -230,10 +233,18 @@ fn pipelined_requests_are_answered_in_order() {
     // Sent without waiting: batches (held for a shared sync) with an echo (answered at once)
     // among them, then a replay of batch 1 and the done.
     let mut requests: Vec<Request> = (1..=6)
-        .map(|sequence| Request::BetBatch { agency: 1, sequence, bets: vec![losing_bet(), winning_bet()] })
+        .map(|sequence| Request::BetBatch {
+            agency: 1,
+            sequence,
+            bets: vec![losing_bet(), winning_bet()].into(),
+        })
         .collect();
     requests.insert(3, Request::Echo(b"between".to_vec()));
-    requests.push(Request::BetBatch { agency: 1, sequence: 1, bets: vec![losing_bet(), winning_bet()] });
+    requests.push(Request::BetBatch {
+        agency: 1,
+        sequence: 1,
+        bets: vec![losing_bet(), winning_bet()].into(),
+    });
     requests.push(Request::AgencyDone { agency: 1, batches: 6 });
     for request in &requests {
         conn.write_message(request).unwrap();

@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::WireBet;
+use crate::{message::WireBetRef, WireBet};
 
 /// Longest first or last name accepted, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 256;
@@ -18,12 +18,29 @@ pub const MAX_DOCUMENT_LEN: usize = 32;
 
 /// A player's bet, checked: names present and bounded, document made of digits, birth date a
 /// real calendar date.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The three text fields share one allocation (a bet is built and dropped for every row an
+/// agency reads and every bet the central checks, so allocations per bet are what it costs).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bet {
-    first_name: String,
-    last_name: String,
-    document: String,
+    /// First name, last name and document, one after the other.
+    text: String,
+    /// Where the first name ends in `text`.
+    first_end: u16,
+    /// Where the last name ends in `text`.
+    last_end: u16,
     birthdate: NaiveDate,
+}
+
+impl fmt::Debug for Bet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bet")
+            .field("first_name", &self.first_name())
+            .field("last_name", &self.last_name())
+            .field("document", &self.document())
+            .field("birthdate", &self.birthdate)
+            .finish()
+    }
 }
 
 /// Why a bet is not valid. Its `Display` is the reason a person reads in the logs.
@@ -74,34 +91,60 @@ impl Bet {
         document: String,
         birthdate: &str,
     ) -> Result<Bet, InvalidBet> {
-        check_name("first_name", &first_name)?;
-        check_name("last_name", &last_name)?;
+        Bet::from_fields(&first_name, &last_name, &document, birthdate)
+    }
+
+    /// Checks and builds a bet from borrowed fields, with one allocation.
+    ///
+    /// # Errors
+    /// The first rule the fields break, as an [`InvalidBet`].
+    pub fn from_fields(
+        first_name: &str,
+        last_name: &str,
+        document: &str,
+        birthdate: &str,
+    ) -> Result<Bet, InvalidBet> {
+        check_name("first_name", first_name)?;
+        check_name("last_name", last_name)?;
         if document.is_empty()
             || document.len() > MAX_DOCUMENT_LEN
             || !document.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(InvalidBet::Document(truncated(&document)));
+            return Err(InvalidBet::Document(truncated(document)));
         }
         let birthdate = parse_date(birthdate).ok_or_else(|| InvalidBet::Birthdate(truncated(birthdate)))?;
-        Ok(Bet { first_name, last_name, document, birthdate })
+        let mut text = String::with_capacity(first_name.len() + last_name.len() + document.len());
+        text.push_str(first_name);
+        // Names are at most MAX_NAME_LEN (256) bytes each: both ends fit a u16.
+        let first_end = first_name.len() as u16;
+        text.push_str(last_name);
+        let last_end = text.len() as u16;
+        text.push_str(document);
+        Ok(Bet { text, first_end, last_end, birthdate })
     }
 
     /// The player's first name(s).
     #[must_use]
     pub fn first_name(&self) -> &str {
-        &self.first_name
+        &self.text[..usize::from(self.first_end)]
     }
 
     /// The player's last name(s).
     #[must_use]
     pub fn last_name(&self) -> &str {
-        &self.last_name
+        &self.text[usize::from(self.first_end)..usize::from(self.last_end)]
     }
 
     /// The player's document, ASCII digits.
     #[must_use]
     pub fn document(&self) -> &str {
-        &self.document
+        &self.text[usize::from(self.last_end)..]
+    }
+
+    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        4 * 8 + self.text.len() + 10
     }
 
     /// The player's birth date.
@@ -121,7 +164,15 @@ impl TryFrom<WireBet> for Bet {
     type Error = InvalidBet;
 
     fn try_from(wire: WireBet) -> Result<Bet, InvalidBet> {
-        Bet::new(wire.first_name, wire.last_name, wire.document, &wire.birthdate)
+        Bet::try_from(wire.as_ref())
+    }
+}
+
+impl TryFrom<WireBetRef<'_>> for Bet {
+    type Error = InvalidBet;
+
+    fn try_from(wire: WireBetRef<'_>) -> Result<Bet, InvalidBet> {
+        Bet::from_fields(wire.first_name, wire.last_name, wire.document, wire.birthdate)
     }
 }
 
@@ -129,9 +180,9 @@ impl From<Bet> for WireBet {
     fn from(bet: Bet) -> WireBet {
         let date = format_date(bet.birthdate);
         WireBet {
-            first_name: bet.first_name,
-            last_name: bet.last_name,
-            document: bet.document,
+            first_name: bet.first_name().to_owned(),
+            last_name: bet.last_name().to_owned(),
+            document: bet.document().to_owned(),
             // format_date writes ASCII digits and dashes only.
             birthdate: date.iter().map(|&b| char::from(b)).collect(),
         }

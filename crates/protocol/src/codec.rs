@@ -126,8 +126,8 @@ mod tests {
     #[test]
     fn every_message_roundtrips() {
         roundtrip(Request::Echo(b"hola".to_vec()));
-        roundtrip(Request::BetBatch { agency: 3, sequence: 9, bets: vec![bet(), bet()] });
-        roundtrip(Request::BetBatch { agency: 1, sequence: 1, bets: vec![] });
+        roundtrip(Request::BetBatch { agency: 3, sequence: 9, bets: vec![bet(), bet()].into() });
+        roundtrip(Request::BetBatch { agency: 1, sequence: 1, bets: vec![].into() });
         roundtrip(Request::AgencyDone { agency: 5, batches: 270 });
         roundtrip(Request::WinnersQuery { agency: 2 });
         roundtrip(Request::Resume { agency: 3 });
@@ -173,7 +173,8 @@ mod tests {
                 last_name: "Díaz".into(),
                 document: "1".into(),
                 birthdate: "2000-01-31".into(),
-            }],
+            }]
+            .into(),
         };
         encode_frame(&batch, &mut out, 1024).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
@@ -251,7 +252,7 @@ mod tests {
     #[test]
     fn a_batch_declares_its_bet_count_in_its_header() {
         for n in [0, 1, 3] {
-            let batch = Request::BetBatch { agency: 7, sequence: 9, bets: vec![bet(); n] };
+            let batch = Request::BetBatch { agency: 7, sequence: 9, bets: vec![bet(); n].into() };
             let mut out = Vec::new();
             encode_frame(&batch, &mut out, 4096).unwrap();
             assert_eq!(declared_bets(&out[4..]), Some(n as u64));

@@ -7,7 +7,11 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{
+    de::{self, DeserializeSeed, SeqAccess, Visitor},
+    ser::SerializeSeq,
+    Deserialize, Deserializer, Serialize, Serializer,
+};
 
 use crate::{codec, frame};
 
@@ -33,6 +37,276 @@ impl WireBet {
     }
 }
 
+/// One bet of a [`WireBets`], borrowed from it: four strings, not yet checked.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireBetRef<'a> {
+    /// The player's first name(s), UTF-8.
+    pub first_name: &'a str,
+    /// The player's last name(s), UTF-8.
+    pub last_name: &'a str,
+    /// The player's document number, ASCII digits.
+    pub document: &'a str,
+    /// The player's birth date as `YYYY-MM-DD`.
+    pub birthdate: &'a str,
+}
+
+impl WireBetRef<'_> {
+    /// The bet with its own strings.
+    #[must_use]
+    pub fn to_owned(&self) -> WireBet {
+        WireBet {
+            first_name: self.first_name.to_owned(),
+            last_name: self.last_name.to_owned(),
+            document: self.document.to_owned(),
+            birthdate: self.birthdate.to_owned(),
+        }
+    }
+
+    /// Bytes this bet adds to a `BetBatch` payload: four strings, each a `u64` length and
+    /// its bytes (what [`WireBet::encoded_len`] computes, without serializing).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        4 * 8 + self.first_name.len() + self.last_name.len() + self.document.len() + self.birthdate.len()
+    }
+}
+
+/// The bets of a batch, packed: every field's bytes in one string, and where each ends. On the
+/// wire exactly a sequence of [`WireBet`]s (a `u64` count, then four strings per bet), but a
+/// batch costs two allocations however many bets it holds, not four per bet; decoding checks
+/// each field's UTF-8 once and copies it into the one string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireBets {
+    /// The fields of every bet, one after the other.
+    text: String,
+    /// Where each field ends in `text`: four per bet.
+    ends: Vec<u32>,
+}
+
+impl WireBets {
+    /// An empty batch with room for `bets` bets of about `text` bytes in all.
+    #[must_use]
+    pub fn with_capacity(bets: usize, text: usize) -> WireBets {
+        WireBets { text: String::with_capacity(text), ends: Vec::with_capacity(bets * 4) }
+    }
+
+    /// How many bets it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ends.len() / 4
+    }
+
+    /// Whether it holds no bets.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Appends one bet.
+    ///
+    /// # Panics
+    /// If the batch's text would pass 4 GiB, far beyond any frame the protocol carries.
+    pub fn push(&mut self, bet: WireBetRef<'_>) {
+        for field in [bet.first_name, bet.last_name, bet.document, bet.birthdate] {
+            self.push_field(field);
+        }
+    }
+
+    /// Appends a checked bet, its birth date written `YYYY-MM-DD`.
+    pub fn push_bet(&mut self, bet: &crate::Bet) {
+        let date = bet.birthdate_bytes();
+        // `birthdate_bytes` writes ASCII digits and dashes only.
+        let date = std::str::from_utf8(&date).unwrap_or_default();
+        self.push(WireBetRef {
+            first_name: bet.first_name(),
+            last_name: bet.last_name(),
+            document: bet.document(),
+            birthdate: date,
+        });
+    }
+
+    fn push_field(&mut self, field: &str) {
+        self.text.push_str(field);
+        let end = u32::try_from(self.text.len()).expect("a batch's text is bounded by its frame (u32)");
+        self.ends.push(end);
+    }
+
+    /// The bet at `index`, if there is one.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<WireBetRef<'_>> {
+        let ends = self.ends.get(index * 4..index * 4 + 4)?;
+        let start = if index == 0 { 0 } else { self.ends[index * 4 - 1] as usize };
+        let field = |from: usize, to: u32| &self.text[from..to as usize];
+        Some(WireBetRef {
+            first_name: field(start, ends[0]),
+            last_name: field(ends[0] as usize, ends[1]),
+            document: field(ends[1] as usize, ends[2]),
+            birthdate: field(ends[2] as usize, ends[3]),
+        })
+    }
+
+    /// Every bet, in order.
+    pub fn iter(&self) -> impl Iterator<Item = WireBetRef<'_>> + '_ {
+        // Every index below `len` has its four ends, so nothing is filtered out.
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+impl From<Vec<WireBet>> for WireBets {
+    fn from(bets: Vec<WireBet>) -> WireBets {
+        bets.iter().map(WireBet::as_ref).collect()
+    }
+}
+
+impl FromIterator<WireBet> for WireBets {
+    fn from_iter<I: IntoIterator<Item = WireBet>>(bets: I) -> WireBets {
+        let mut packed = WireBets::default();
+        for bet in bets {
+            packed.push(bet.as_ref());
+        }
+        packed
+    }
+}
+
+impl<'a> FromIterator<WireBetRef<'a>> for WireBets {
+    fn from_iter<I: IntoIterator<Item = WireBetRef<'a>>>(bets: I) -> WireBets {
+        let mut packed = WireBets::default();
+        for bet in bets {
+            packed.push(bet);
+        }
+        packed
+    }
+}
+
+impl WireBet {
+    /// The bet borrowed as a [`WireBetRef`].
+    #[must_use]
+    pub fn as_ref(&self) -> WireBetRef<'_> {
+        WireBetRef {
+            first_name: &self.first_name,
+            last_name: &self.last_name,
+            document: &self.document,
+            birthdate: &self.birthdate,
+        }
+    }
+}
+
+impl Serialize for WireBets {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for bet in self.iter() {
+            seq.serialize_element(&bet)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for WireBets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WireBets, D::Error> {
+        deserializer.deserialize_seq(BetsVisitor)
+    }
+}
+
+/// Reads a sequence of bets into one [`WireBets`]: every field's bytes into one buffer, then
+/// one UTF-8 check of the whole (a check per field cost more than the bytes: fields are a few
+/// bytes long) and one that every field ends on a character boundary, so each field is UTF-8
+/// by itself, exactly as when each was checked alone.
+struct BetsVisitor;
+
+impl<'de> Visitor<'de> for BetsVisitor {
+    type Value = WireBets;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of bets")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireBets, A::Error> {
+        // The declared count comes from the peer: reserve for a bounded number only (the
+        // payload, already in memory and capped, bounds the rest).
+        let hint = seq.size_hint().unwrap_or(0).min(512);
+        let mut raw = RawBets { bytes: Vec::with_capacity(hint * 48), ends: Vec::with_capacity(hint * 4) };
+        while seq.next_element_seed(BetSeed(&mut raw))?.is_some() {}
+        let text = String::from_utf8(raw.bytes).map_err(|e| de::Error::custom(e.utf8_error()))?;
+        if !raw.ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
+            return Err(de::Error::custom("a field that is not UTF-8 by itself"));
+        }
+        Ok(WireBets { text, ends: raw.ends })
+    }
+}
+
+/// A batch's fields as they are read, before their one UTF-8 check.
+struct RawBets {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+/// Reads one bet (a struct of four strings) onto the end of a [`RawBets`].
+struct BetSeed<'b>(&'b mut RawBets);
+
+const FIELDS: [&str; 4] = ["first_name", "last_name", "document", "birthdate"];
+
+impl<'de> DeserializeSeed<'de> for BetSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("WireBet", &FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for BetSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a bet: four strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for name in FIELDS {
+            if seq.next_element_seed(FieldSeed(&mut *self.0))?.is_none() {
+                return Err(de::Error::custom(format_args!("a bet without its {name}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one string's bytes onto the end of a [`RawBets`]. A string travels as its length
+/// and bytes, so it is read as bytes: its UTF-8 is checked with the whole batch's.
+struct FieldSeed<'b>(&'b mut RawBets);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl FieldSeed<'_> {
+    fn push<E: de::Error>(self, field: &[u8]) -> Result<(), E> {
+        let raw = self.0;
+        raw.bytes.extend_from_slice(field);
+        let end = u32::try_from(raw.bytes.len()).map_err(|_| E::custom("a batch's text passes 4 GiB"))?;
+        raw.ends.push(end);
+        Ok(())
+    }
+}
+
+impl Visitor<'_> for FieldSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a UTF-8 string")
+    }
+
+    fn visit_bytes<E: de::Error>(self, field: &[u8]) -> Result<(), E> {
+        self.push(field)
+    }
+
+    fn visit_str<E: de::Error>(self, field: &str) -> Result<(), E> {
+        self.push(field.as_bytes())
+    }
+}
+
 /// What an agency asks the central.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -47,7 +321,7 @@ pub enum Request {
         /// and restarts (a batch already committed is answered again, not stored again).
         sequence: u64,
         /// The bets; a single bet is a batch of one.
-        bets: Vec<WireBet>,
+        bets: WireBets,
     },
     /// The agency has sent all its bets in `batches` batches. Answered by [`Response::Ack`].
     AgencyDone {
@@ -91,7 +365,7 @@ impl Request {
     /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
     #[must_use]
     pub fn bet_batch_frame_len(bets_len: usize) -> usize {
-        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: Vec::new() };
+        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: WireBets::default() };
         frame::PREFIX_LEN + codec::encoded_len(&empty) + bets_len
     }
 }
@@ -233,8 +507,63 @@ mod tests {
         for n in [0, 1, 7] {
             let bets = vec![bet.clone(); n];
             let predicted = Request::bet_batch_frame_len(bets.iter().map(WireBet::encoded_len).sum());
-            let message = Request::BetBatch { agency: 4, sequence: 12, bets };
+            assert_eq!(bet.encoded_len(), bet.as_ref().encoded_len());
+            let message = Request::BetBatch { agency: 4, sequence: 12, bets: bets.into() };
             assert_eq!(predicted, frame::PREFIX_LEN + codec::encoded_len(&message));
         }
+    }
+
+    #[test]
+    fn packed_bets_encode_as_a_vec_of_wire_bets_and_decode_back() {
+        let bets: Vec<WireBet> = (0..5)
+            .map(|i| WireBet {
+                first_name: format!("Nombre {i}"),
+                last_name: if i % 2 == 0 { "Saldaña".into() } else { String::new() },
+                document: format!("{}", 30_000_000 + i),
+                birthdate: "1980-02-29".into(),
+            })
+            .collect();
+        let packed = WireBets::from(bets.clone());
+        assert_eq!(packed.len(), 5);
+        assert_eq!(packed.get(1).map(|b| b.last_name), Some(""));
+        assert_eq!(packed.get(5), None);
+        assert_eq!(packed.iter().map(|b| b.document.to_owned()).collect::<Vec<_>>()[4], "30000004");
+        let as_vec = payload(&bets);
+        assert_eq!(payload(&packed), as_vec);
+        assert_eq!(codec::encoded_len(&packed), as_vec.len());
+        assert_eq!(codec::decode::<WireBets>(&as_vec).unwrap(), packed);
+        // A bet cut short is malformed, not a batch of fewer bets.
+        assert!(codec::decode::<WireBets>(&as_vec[..as_vec.len() - 3]).is_err());
+        assert!(codec::decode::<WireBets>(&as_vec[..as_vec.len() - 18]).is_err());
+    }
+
+    #[test]
+    fn every_field_of_a_decoded_batch_is_utf8_by_itself() {
+        let bet = |first: &str, last: &str| WireBet {
+            first_name: first.into(),
+            last_name: last.into(),
+            document: "1".into(),
+            birthdate: "2000-01-01".into(),
+        };
+        let good = payload(&vec![bet("Joaquín", "Núñez"), bet("Ana", "Díaz")]);
+        assert_eq!(codec::decode::<WireBets>(&good).unwrap().get(1).map(|b| b.last_name), Some("Díaz"));
+        // "ñ" is c3 b1. Cut between two fields, the batch's bytes are UTF-8 as a whole, but
+        // neither field is.
+        let field = |bytes: &[u8]| [&(bytes.len() as u64).to_be_bytes()[..], bytes].concat();
+        let mut split = 1u64.to_be_bytes().to_vec();
+        for bytes in [&b"A\xc3"[..], b"\xb1x", b"1", b"2000-01-01"] {
+            split.extend(field(bytes));
+        }
+        assert!(codec::decode::<WireBets>(&split).is_err(), "a character cut between two fields");
+        let mut lone = payload(&vec![bet("Ña", "x")]);
+        lone[8 + 8 + 1] = b'a';
+        assert!(codec::decode::<WireBets>(&lone).is_err(), "a lone lead byte");
+    }
+
+    /// `value`'s payload bytes.
+    fn payload<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode_frame(value, &mut out, frame::DEFAULT_MAX_FRAME_LEN).unwrap();
+        out.split_off(frame::PREFIX_LEN)
     }
 }

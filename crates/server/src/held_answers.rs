@@ -31,7 +31,7 @@ use crate::{service::Lottery, store::Ticket};
 
 /// Most batch answers held for one shared sync; past it they are released even if more
 /// requests are buffered, so answers keep flowing to a peer that never stops sending.
-pub const MAX_HELD: usize = 16;
+pub const MAX_HELD: usize = 64;
 
 /// A batch whose simulated check takes this long is answered without waiting for the next
 /// one: a sync costs well under a millisecond, so holding an answer through another 100 ms

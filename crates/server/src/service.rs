@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBet};
+use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBets};
 
 use crate::{
     error::ServerError,
@@ -165,7 +165,7 @@ fn refuse_staged(e: &StoreError, staged: &mut [Response], peer: SocketAddr) {
 }
 
 impl Lottery {
-    fn bet_batch(&self, agency: u32, sequence: u64, bets: Vec<WireBet>, peer: SocketAddr) -> Reply {
+    fn bet_batch(&self, agency: u32, sequence: u64, bets: WireBets, peer: SocketAddr) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
         match self.stage_batch(agency, sequence, bets, peer) {
             Ok((response, ticket)) => Reply::WhenDurable { response, ticket, check },
@@ -180,7 +180,7 @@ impl Lottery {
         &self,
         agency: u32,
         sequence: u64,
-        bets: Vec<WireBet>,
+        bets: WireBets,
         peer: SocketAddr,
     ) -> Result<(Response, Ticket), Option<Response>> {
         log::debug!(
@@ -204,7 +204,7 @@ impl Lottery {
             Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
         };
         let mut valid = Vec::with_capacity(bets.len());
-        for (i, wire) in bets.into_iter().enumerate() {
+        for (i, wire) in bets.iter().enumerate() {
             match Bet::try_from(wire) {
                 Ok(bet) => valid.push(bet),
                 Err(e) => {

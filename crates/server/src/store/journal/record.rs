@@ -258,20 +258,36 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, the one of zip and Ethernet), bit by bit: records are
-/// small and written once, so a table would buy nothing that matters here.
+/// CRC-32 (IEEE 802.3, reflected, the one of zip and Ethernet).
 #[must_use]
 pub fn crc32(bytes: &[u8]) -> u32 {
+    // A byte at a time through a table, not a bit at a time: every record is checksummed
+    // under the store's lock, and the bitwise loop cost 6% of the central's CPU.
     let mut crc = !0u32;
     for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
-        }
+        crc = (crc >> 8) ^ CRC32_TABLE[usize::from((crc as u8) ^ byte)];
     }
     !crc
 }
+
+/// The CRC-32 (IEEE, reflected, polynomial `0xedb88320`) of every byte value, built when
+/// compiling.
+const CRC32_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -309,6 +325,7 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
         assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414f_a339);
     }
 
     #[test]
