@@ -40,9 +40,11 @@ struct Scenario {
     target: Target,
     /// Whether to also time the floor of its dataset ([`floor`]), printed as its own row.
     floor: bool,
+    /// Agencies with keys, every connection TLS (issue 11); else plain TCP, the central open.
+    tls: bool,
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "course",
         title: "5 agencies, course sizes",
@@ -52,6 +54,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: None,
         target: Target { bets_per_s: Some(2_000_000.0), floor_ratio: None, central_rss_mib: None },
         floor: false,
+        tls: false,
     },
     Scenario {
         name: "many",
@@ -62,6 +65,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: None,
         target: Target { bets_per_s: Some(1_000_000.0), floor_ratio: None, central_rss_mib: Some(32.0) },
         floor: false,
+        tls: false,
     },
     Scenario {
         name: "single",
@@ -72,6 +76,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: None,
         target: Target { bets_per_s: Some(2_500_000.0), floor_ratio: None, central_rss_mib: None },
         floor: true,
+        tls: false,
     },
     Scenario {
         name: "delay",
@@ -82,6 +87,29 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: None,
         target: Target { bets_per_s: None, floor_ratio: Some(1.01), central_rss_mib: None },
         floor: false,
+        tls: false,
+    },
+    Scenario {
+        name: "single-tls",
+        title: "1 agency x 1 000 000, keys and TLS",
+        agencies: 1,
+        rows: Some(1_000_000),
+        delay_ms: 0,
+        centrals: None,
+        target: Target::NONE,
+        floor: false,
+        tls: true,
+    },
+    Scenario {
+        name: "many-tls",
+        title: "200 agencies x 5 000, keys and TLS",
+        agencies: 200,
+        rows: Some(5_000),
+        delay_ms: 0,
+        centrals: None,
+        target: Target::NONE,
+        floor: false,
+        tls: true,
     },
     Scenario {
         name: "db-course",
@@ -92,6 +120,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: Some(1),
         target: Target::NONE,
         floor: false,
+        tls: false,
     },
     Scenario {
         name: "db-course-3",
@@ -102,6 +131,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: Some(3),
         target: Target::NONE,
         floor: false,
+        tls: false,
     },
     Scenario {
         name: "db-many",
@@ -112,6 +142,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: Some(1),
         target: Target::NONE,
         floor: false,
+        tls: false,
     },
     Scenario {
         name: "db-many-3",
@@ -122,6 +153,7 @@ const SCENARIOS: [Scenario; 8] = [
         centrals: Some(3),
         target: Target { bets_per_s: Some(250_000.0), floor_ratio: None, central_rss_mib: None },
         floor: false,
+        tls: false,
     },
 ];
 
@@ -135,6 +167,7 @@ const PROGRAM: Program = Program {
     usage: "usage: bench",
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
 beside this one, on 127.0.0.1, in several scenarios (course, many, single, delay on the journal;
+single-tls, many-tls the same with agency keys and TLS;
 db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
 PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the single
 one timed on this machine; the medians beside the targets as a Markdown table, and every
@@ -224,6 +257,15 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     let images = report::image_sizes(&settings.images);
     let table = report::table(&outcomes, &floors, copies.as_ref());
     println!("\n{table}\n{}", report::images_text(&images));
+    for (plain, tls) in [("single", "single-tls"), ("many", "many-tls")] {
+        if let Some(cost) = report::cost_of(&outcomes, plain, tls) {
+            println!(
+                "TLS and keys cost {:.1}% of {plain}'s throughput (issue 11's bound: at most 20%{})",
+                cost * 100.0,
+                if cost <= 0.20 { ", met" } else { ", MISSED" }
+            );
+        }
+    }
     let settings_pairs = [
         ("runs", settings.runs.to_string()),
         ("delay_runs", settings.delay_runs.to_string()),
@@ -313,6 +355,18 @@ fn measure(
         }
     };
     outcome.bets = data.total();
+    // The TLS runs' keys and certificates: one set per number of agencies, made once.
+    let credentials = out_dir.join(format!("credentials-{}", scenario.agencies));
+    if scenario.tls && !security::generate::agencies_file(&credentials).is_file() {
+        if let Err(e) = security::generate::write(
+            &credentials,
+            scenario.agencies,
+            &["localhost".into(), "127.0.0.1".into()],
+        ) {
+            outcome.runs = Err(format!("credentials: {e}"));
+            return outcome;
+        }
+    }
     if scenario.delay_ms > 0 {
         let largest = data.bets.iter().copied().max().unwrap_or(0);
         outcome.floor =
@@ -332,6 +386,7 @@ fn measure(
             delay_ms: scenario.delay_ms,
             retry_period: &settings.retry_period,
             database,
+            credentials: scenario.tls.then_some(credentials.as_path()),
         };
         match run::run(&plan) {
             Ok(m) => {

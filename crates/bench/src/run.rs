@@ -94,6 +94,9 @@ pub struct Plan<'a> {
     /// The database engine: the cluster to make the run's database in, and how many centrals
     /// share it. `None`: one central on its journal.
     pub database: Option<OnDatabase<'a>>,
+    /// A credentials set (`security::generate`): the agencies prove their keys and every
+    /// connection is TLS. `None`: plain TCP, the central open.
+    pub credentials: Option<&'a Path>,
 }
 
 /// Centrals on one database.
@@ -167,6 +170,12 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
             Some(url) => server.env("SERVER_DATABASE_URL", url),
             None => server.env("SERVER_STORAGE_PATH", dir.join("winners.csv")),
         };
+        if let Some(credentials) = plan.credentials {
+            server
+                .env("SERVER_AGENCY_KEYS", security::generate::agencies_file(credentials))
+                .env("SERVER_TLS_CERT", security::generate::central_cert(credentials))
+                .env("SERVER_TLS_KEY", security::generate::central_key(credentials));
+        }
         servers.push(Process::start(&mut server, name)?);
     }
     let result = with_servers(plan, &ports, &mut servers);
@@ -229,6 +238,13 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
             // The figures checked below are INFO lines; an agency logs a bounded number of
             // them (progress once a second), never one per bet or per batch.
             .env("CLI_LOG_LEVEL", "info");
+        if let Some(credentials) = plan.credentials {
+            let id = u32::try_from(agency).map_err(|_| "too many agencies".to_owned())?;
+            client
+                .env("CLI_KEY", security::generate::agency_key(credentials, id))
+                .env("CLI_TLS_CA", security::generate::ca_cert(credentials))
+                .env("CLI_TLS_NAME", "localhost");
+        }
         agencies.push(Process::start(&mut client, &name)?);
     }
     let spawn = started.elapsed();
