@@ -122,10 +122,11 @@ docker-compose-logs:
 	$(COMPOSE) logs -f
 
 ## swarm-up: a new lottery on Docker Swarm: images, the swarm (made on 127.0.0.1 if none is
-## active), datasets if missing, $(STACK_FILE) for $(AGENCIES) agencies and $(CENTRALS)
-## centrals on PostgreSQL, deployed as stack $(STACK); returns once every central is healthy
+## active), datasets and credentials if missing, $(STACK_FILE) for $(AGENCIES) agencies and
+## $(CENTRALS) centrals on PostgreSQL (agency keys and TLS on), deployed as stack $(STACK);
+## returns once every central is healthy
 SWARM = STACK=$(STACK) STACK_FILE=$(STACK_FILE) AGENCIES=$(AGENCIES) CENTRALS=$(CENTRALS) \
-	DATAGEN="$(DATAGEN)" DOCKER="$(DOCKER)" scripts/swarm.sh
+	DATAGEN="$(DATAGEN)" CREDENTIALS="$(CREDENTIALS)" DOCKER="$(DOCKER)" scripts/swarm.sh
 swarm-up: docker-image postgres-image
 	$(SWARM) up
 

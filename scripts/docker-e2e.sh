@@ -14,10 +14,16 @@
 #      then `docker stop server` alone (its default 10 s grace), mid-upload.
 #   6. A crash: the central's container SIGKILLed mid-upload and started again; it recovers
 #      from its journal, the agencies resume, and the results are exact.
+#   7. TLS in compose (`generate-compose.sh ... tls`, 3 agencies): the central checks the
+#      agencies' keys over TLS, its health check passes under TLS, the results are exact.
+#   8. A forged `AgencyDone` for agency 1, sent with netcat from a throwaway container before
+#      the agencies start, is refused as `Unauthenticated`; the lottery after it is exact.
+#   9. scripts/swarm-e2e.sh: several centrals on Docker Swarm, with keys and TLS.
 #
 # Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
-# It works in target/e2e (its own config copies, datasets and winners), tags its images
-# `e2e`, and removes its containers, network and images on the way out, even after a failure.
+# It works in target/e2e (its own config copies, datasets, credentials and winners), tags its
+# images `e2e`, and removes its containers, network and images on the way out, even after a
+# failure (the swarm check cleans up after itself the same way).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -276,4 +282,58 @@ check_results "crash"
 pass "a central SIGKILLed mid-upload and started again: recovered, $agencies agencies resumed, results exact"
 down >/dev/null 2>&1 || true
 
-banner "docker-e2e: all $checks checks passed"
+# 8. TLS in compose: the course's flow with the third argument. The credentials are made
+#    afresh for 3 agencies (the set in the folder is for 5). No netcat here: the port speaks
+#    TLS only.
+agencies=3
+scripts/generate-compose.sh "$compose_file" $agencies tls >/dev/null
+up
+wait_clients
+[ "$($docker inspect -f '{{.State.Health.Status}}' server)" = healthy ] ||
+  fail "the TLS central is not healthy: its health check does not work under TLS"
+[ "$(grep -c '^[0-9]' "$work/.data/credentials/central/agencies.pub")" = $agencies ] ||
+  fail "make docker-compose-up did not make credentials for $agencies agencies"
+security=$($docker logs server 2>&1 | grep 'action: security |') || fail "the central logged no security line"
+[ "$(field "$security" mode)" = keys ] && [ "$(field "$security" transport)" = tls ] ||
+  fail "the central said '$security', not mode: keys and transport: tls"
+check_results "TLS in compose"
+pass "TLS in compose: the central runs with mode: keys and transport: tls, healthy through its TLS health check"
+down >/dev/null 2>&1 || true
+
+# 9. An attacker on testing_net, before any agency starts: `AgencyDone { agency: 1,
+#    batches: 0 }` with no proof (4-byte length 16, then bincode: variant 2, agency 1,
+#    batches 0, big-endian). Plain TCP, the course's default, so that netcat can speak. The
+#    answer must be `Error` (variant 5) of kind `Unauthenticated` (index 12), and agency 1
+#    must still upload its whole dataset.
+if $docker compose version >/dev/null 2>&1; then compose=("$docker" compose); else compose=(docker-compose); fi
+# As make runs it: the e2e images, the containers as this user.
+compose=(env IMAGE_TAG=e2e HOST_UID="$(id -u)" HOST_GID="$(id -g)" "${compose[@]}" -f "$compose_file" -p tp0e2e)
+scripts/generate-compose.sh "$compose_file" $agencies >/dev/null
+rm -f "$work/.data/winners/"*
+"${compose[@]}" up -d server >/dev/null 2>&1 || fail "could not start the central alone"
+server_healthy() { [ "$($docker inspect -f '{{.State.Health.Status}}' server)" = healthy ]; }
+for _ in $(seq 300); do server_healthy && break; sleep 0.1; done
+server_healthy || fail "the central alone was not healthy within 30 s"
+server_id=$($docker inspect -f '{{.Id}}' server)
+forged='\000\000\000\020\000\000\000\002\000\000\000\001\000\000\000\000\000\000\000\000'
+answer=$($docker run --rm --network testing_net busybox:latest sh -c \
+  "printf '$forged' | nc -w 3 server 12345 | od -An -tx1" | tr -s ' \n' ' ' | sed 's/^ //') ||
+  fail "the busybox container failed: $answer"
+read -ra bytes <<<"$answer"
+[ "${#bytes[@]}" -ge 12 ] || fail "the central answered the forged AgencyDone with '$answer'"
+[ "${bytes[*]:4:4}" = "00 00 00 05" ] && [ "${bytes[*]:8:4}" = "00 00 00 0c" ] ||
+  fail "the central's answer to the forged AgencyDone is not an Unauthenticated error: $answer"
+refusals=$($docker logs server 2>&1 | grep -c 'action: authenticate | result: fail | peer: ' || true)
+[ "$refusals" = 1 ] || fail "the central logged $refusals refusals for the forged AgencyDone, not 1"
+"${compose[@]}" up -d >/dev/null 2>&1 || fail "could not start the agencies"
+[ "$($docker inspect -f '{{.Id}}' server)" = "$server_id" ] || fail "starting the agencies replaced the central"
+wait_clients
+check_results "after a forged AgencyDone"
+pass "a forged AgencyDone for agency 1 from a peer on testing_net: answered Error Unauthenticated (${bytes[*]:0:12}), one log line; the lottery after it exact"
+down >/dev/null 2>&1 || true
+
+banner "docker-e2e: all $checks compose checks passed"
+
+# 10. Several centrals on Docker Swarm, with keys and TLS: a check of its own, which cleans
+#     up its stack, volume and images even when it fails. Compose is down by now.
+scripts/swarm-e2e.sh || exit $?

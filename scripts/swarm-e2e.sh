@@ -3,9 +3,10 @@
 #
 #   1. scripts/generate-stack.sh: files `docker-compose config` accepts for several N and R,
 #      with R dnsrr replicas on the database, N agencies; usage errors exit 2.
-#   2. `make swarm-up`: PostgreSQL (built here, nothing pulled) and 3 centrals healthy, 20
-#      agencies started; the database serves the centrals' role over the overlay network and
-#      refuses its superuser there.
+#   2. `make swarm-up`: PostgreSQL (built here, nothing pulled) and 3 centrals healthy (their
+#      health check speaks TLS), 20 agencies started; every central runs with the agencies'
+#      keys and TLS (`mode: keys`, `transport: tls`); the database serves the centrals' role
+#      over the overlay network and refuses its superuser there.
 #   3. Mid-upload, one central's container is SIGKILLed (`docker kill`); the swarm replaces
 #      it, the agencies it served reconnect through the service name to a central.
 #   4. Every agency's summary equals what `expect` computes from the datasets; with the
@@ -122,6 +123,17 @@ for shape in "0 1" "1 1" "5 3" "20 3"; do
   grep -q "replicas: $r\$" "$file" || fail "$file does not run $r centrals"
   grep -q 'SERVER_DATABASE_URL=postgres://lottery@postgres:5432/lottery$' "$file" || fail "$file gives the centrals no database"
   [ "$(grep -c 'endpoint_mode: dnsrr' "$file")" = $((n + 2)) ] || fail "$file has a service without DNS round robin"
+  for setting in SERVER_AGENCY_KEYS=/credentials/agencies.pub SERVER_TLS_CERT=/credentials/tls.crt \
+    SERVER_TLS_KEY=/credentials/tls.key './.data/credentials/central:/credentials:ro'; do
+    grep -qF -- "- $setting" "$file" || fail "$file does not give the centrals $setting"
+  done
+  for setting in CLI_KEY=/credentials/agency.key CLI_TLS_CA=/credentials/ca.crt CLI_TLS_NAME=server \
+    './.data/credentials/ca.crt:/credentials/ca.crt:ro'; do
+    [ "$(grep -cF -- "- $setting" "$file")" = "$n" ] || fail "$file does not give every agency $setting"
+  done
+  for i in $(seq 1 "$n"); do
+    grep -qF -- "- ./.data/credentials/agency-$i.key:/credentials/agency.key:ro" "$file" || fail "$file does not give agency $i its own key"
+  done
 done
 for bad in "" "x" "1" "-1 1" "1 0" "two 1" "1 x"; do
   set +e
@@ -131,7 +143,7 @@ for bad in "" "x" "1" "-1 1" "1 0" "two 1" "1 x"; do
   set -e
   [ $code = 2 ] || fail "generate-stack.sh with arguments '$bad' exited $code, not 2"
 done
-pass "generate-stack.sh: valid stack files for 0 to 20 agencies and 1 to 3 centrals, usage errors exit 2"
+pass "generate-stack.sh: valid stack files for 0 to 20 agencies and 1 to 3 centrals, each agency with its own key and TLS, usage errors exit 2"
 
 # 2. Up. 8 000 bets per agency: about 8 s of the course's simulated checking, time to kill
 #    a central mid-upload.
@@ -147,6 +159,18 @@ for image in tp0-server:swarme2e tp0-client:swarme2e tp0-postgres:15; do
 done
 [ -z "$($docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Ports}}' | tr -d '\n ')" ] ||
   fail "a service publishes a port"
+# Every central checks the agencies' keys and speaks TLS only; its health check passed, so
+# the probe's TLS works too.
+[ -f "$work/.data/credentials/central/agencies.pub" ] || fail "make swarm-up made no credentials"
+[ "$(grep -c '^[0-9]' "$work/.data/credentials/central/agencies.pub")" = $agencies ] ||
+  fail "make swarm-up made credentials for other than $agencies agencies"
+for id in $(containers server); do
+  lines=$($docker logs "$id" 2>&1 | grep 'action: security |') || fail "central $id logged no security line"
+  line=$(head -1 <<<"$lines")
+  [ "$(field "$line" mode)" = keys ] && [ "$(field "$line" transport)" = tls ] &&
+    [ "$(field "$line" agencies_with_keys)" = $agencies ] || fail "central $id: $line; expected mode: keys, transport: tls"
+done
+pass "make swarm-up made keys for $agencies agencies; all $centrals centrals run with mode: keys, transport: tls, healthy through their TLS health check"
 postgres=$(containers postgres | head -1)
 postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_testing_net\").IPAddress}}" "$postgres")
 # The centrals create their schema at start: their role must be able to, over the network.

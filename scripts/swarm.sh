@@ -3,7 +3,8 @@
 #
 #   scripts/swarm.sh up     a new lottery: the swarm (made on this host if none is active,
 #                           remembered under target/swarm/), datasets if missing (existing
-#                           ones are kept), the stack file for $AGENCIES agencies and
+#                           ones are kept), credentials if there is no set for exactly
+#                           $AGENCIES agencies, the stack file for $AGENCIES agencies and
 #                           $CENTRALS centrals, then `docker stack deploy`; returns once the
 #                           database and every central are healthy
 #   scripts/swarm.sh logs   follows every service's log
@@ -16,7 +17,8 @@
 #
 # Environment: STACK (tp0swarm), STACK_FILE (docker-stack.yaml: `config/` and `.data/` beside
 # it), AGENCIES (5), CENTRALS (3), IMAGE_TAG (latest), DATAGEN (the datagen command),
-# SWARM_ADVERTISE_ADDR (127.0.0.1), STACK_SUBNET (see scripts/generate-stack.sh).
+# CREDENTIALS (the credentials command), SWARM_ADVERTISE_ADDR (127.0.0.1), STACK_SUBNET (see
+# scripts/generate-stack.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docker=${DOCKER:-docker}
@@ -26,6 +28,7 @@ stack_dir=$(dirname "$stack_file")
 agencies=${AGENCIES:-5}
 centrals=${CENTRALS:-3}
 datagen=${DATAGEN:-target/release/datagen}
+credentials=${CREDENTIALS:-target/release/credentials}
 # Present while this host's swarm is one that `up` made: `down` leaves only that one.
 made_swarm=target/swarm/made-swarm
 export IMAGE_TAG=${IMAGE_TAG:-latest}
@@ -90,6 +93,15 @@ up() {
     for i in "${missing[@]}"; do mv "$fresh/dataset-$i.csv" "$data/"; done
     rm -rf "$fresh"
     say "generated ${#missing[@]} missing dataset(s) in $data"
+  fi
+  # The agencies' keys and the centrals' certificate (valid for the service name `server`):
+  # kept while they are a set for exactly these agencies, so that a key handed to an agency
+  # stays valid from one run to the next; else a fresh set (the old one is replaced whole).
+  local creds=$data/credentials
+  if ! [ -f "$creds/central/agencies.pub" ] || ! [ -f "$creds/central/tls.crt" ] || ! [ -f "$creds/ca.crt" ] ||
+    [ "$(grep -c '^[0-9]' "$creds/central/agencies.pub")" != "$agencies" ]; then
+    $credentials "$creds" "$agencies" server localhost 127.0.0.1 >/dev/null
+    say "made credentials for $agencies agencies in $creds"
   fi
   mkdir -p "$data/winners"
   rm -f "$data/winners/"winners-*.csv "$data/winners/"winners-*.csv.journal
