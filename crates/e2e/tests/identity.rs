@@ -249,7 +249,18 @@ fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
         "{}",
         none.transcript()
     );
-    assert!(central.winner_rows().is_empty(), "nothing was stored for agency 1");
+    // Asked with agency 1's real key: nothing is stored for it.
+    let mut conn = connect(&central, &credentials, false);
+    let key1 = AgencyKey::load(&credentials.key(1)).expect("agency 1's key");
+    assert_eq!(prove(&mut conn, &key1, 1), Response::Ack);
+    assert!(
+        matches!(
+            call(&mut conn, &Request::Resume { agency: 1 }),
+            Response::Resumed { last_sequence: 0, bets: 0, .. }
+        ),
+        "nothing was stored for agency 1"
+    );
+    drop(conn);
     central.stop();
 }
 
