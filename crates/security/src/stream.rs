@@ -70,12 +70,6 @@ impl Stream {
         }
     }
 
-    /// Whether the stream is encrypted.
-    #[must_use]
-    pub fn is_tls(&self) -> bool {
-        !matches!(self, Stream::Plain(_))
-    }
-
     /// What an agency's proof is bound to: keying material exported from the TLS session
     /// (the same on both ends, different on any other session), or nothing on plain TCP.
     ///
