@@ -312,19 +312,23 @@ fn upload_once(
 }
 
 /// Exercise 8: asks for the total winners, again after each retry period while agencies are
-/// still loading. One connection serves every query (a new one per query would cost the
-/// central a thread each time); a broken one is replaced on the next attempt.
+/// still loading. Each query lets the central hold its answer for that period, so the total
+/// comes the moment the last agency is done, and a partial answer still comes once a period;
+/// a central that answers sooner is asked again only when the period is over. One connection
+/// serves every query (a new one per query would cost the central a thread each time); a
+/// broken one is replaced on the next attempt.
 fn wait_for_total(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
     let agency = config.id;
     let mut backoff = Backoff::new(config.retry);
     let mut connection: Option<CentralClient> = None;
     loop {
+        let asked = Instant::now();
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
             let client = match &mut connection {
                 Some(client) => client,
                 None => connection.insert(CentralClient::connect(endpoint, stop)?),
             };
-            match client.winners() {
+            match client.winners(config.retry_period) {
                 Ok(answer) => {
                     backoff.reset();
                     Ok(answer)
@@ -348,7 +352,7 @@ fn wait_for_total(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<O
                 log::info!("action: total_winners | result: in_progress | agency: {agency} | agencies_pending: {pending}");
             }
         }
-        if stop.wait(config.retry_period) {
+        if stop.wait(config.retry_period.saturating_sub(asked.elapsed())) {
             log_stopped(config, "winners_query");
             return Ok(Outcome::Stopped);
         }

@@ -198,12 +198,18 @@ impl CentralClient {
         }
     }
 
-    /// Asks for the winners of all agencies.
+    /// Asks for the winners of all agencies, letting the central hold the answer up to `hold`
+    /// while agencies are still loading (`Request::AwaitWinners`): it answers the moment the
+    /// lottery completes. The hold is kept under half the answer timeout, so a held answer is
+    /// never taken for a lost central.
     ///
     /// # Errors
     /// As [`CentralClient::send_batch`].
-    pub fn winners(&mut self) -> Result<Winners, ClientError> {
-        match self.conn.call(&Request::WinnersQuery { agency: self.agency }).map_err(|e| self.lost(e))? {
+    pub fn winners(&mut self, hold: Duration) -> Result<Winners, ClientError> {
+        let hold = hold.min(self.timeout / 2);
+        let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
+        let query = Request::AwaitWinners { agency: self.agency, hold_ms };
+        match self.conn.call(&query).map_err(|e| self.lost(e))? {
             Response::Total { winners } => Ok(Winners::Total(winners)),
             Response::Pending { agencies_pending } => Ok(Winners::Pending(agencies_pending)),
             other => Err(unexpected(other, "the winners total of agency", u64::from(self.agency))),

@@ -20,6 +20,8 @@ fn assert_stops_gracefully(client: &mut LoggedChild) {
     assert!(took < STOP_WITHIN, "stopping took {took:?}");
 }
 
+/// Between two total queries: the central held the first for 1 s (half the agency's 2 s
+/// timeout), so the agency is in its own wait for the rest of its 30 s period.
 #[test]
 fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
     let mut central = Central::start(2, &[]);
@@ -27,12 +29,42 @@ fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
         &central,
         1,
         &central.dataset(1, &datasets::generate(5, 100)),
-        &[("CLI_WINNERS_RETRY_PERIOD", "30s")],
+        &[("CLI_WINNERS_RETRY_PERIOD", "30s"), ("CLI_SERVER_TIMEOUT", "2s")],
     );
     assert!(client
         .wait_for(&["action: total_winners | result: in_progress", "agencies_pending: 1"], PATIENCE)
         .is_some());
     assert_stops_gracefully(&mut client);
+    assert_stopped_waiting_for_the_total(&client);
+    // The central stops cleanly: SIGTERM, exit 0.
+    central.stop();
+}
+
+/// During a total query the central holds (up to 10 s here): the agency's stop cuts it off.
+#[test]
+fn sigterm_during_a_held_total_query_exits_zero_within_a_second() {
+    let mut central = Central::start(2, &[]);
+    let mut client = agency(
+        &central,
+        1,
+        &central.dataset(1, &datasets::generate(5, 100)),
+        &[("CLI_WINNERS_RETRY_PERIOD", "30s")],
+    );
+    assert!(client.wait_for(&["action: agency_summary | result: success"], PATIENCE).is_some());
+    // The query is sent right after the summary line; let it reach the central's hold.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        client.wait_for(&["action: total_winners"], Duration::ZERO).is_none(),
+        "still held:\n{}",
+        client.transcript()
+    );
+    assert_stops_gracefully(&mut client);
+    assert_stopped_waiting_for_the_total(&client);
+    central.stop();
+}
+
+/// The agency's lines after a stop while it waited for the total.
+fn assert_stopped_waiting_for_the_total(client: &LoggedChild) {
     for needles in [
         &["action: signal | result: success | signal: SIGTERM"][..],
         &["action: shutdown | result: success | agency: 1 | stage: winners_query"],
@@ -40,8 +72,6 @@ fn sigterm_while_waiting_for_the_total_exits_zero_within_a_second() {
     ] {
         assert!(client.wait_for(needles, Duration::ZERO).is_some(), "{needles:?}:\n{}", client.transcript());
     }
-    // The central stops cleanly: SIGTERM, exit 0.
-    central.stop();
 }
 
 #[test]

@@ -166,6 +166,11 @@ fn forged_requests_without_a_credential(tls_on: bool) {
         assert_eq!(refusal(call(&mut forger, &forged)), ErrorKind::Unauthenticated);
     }
     assert_eq!(refusal(call(&mut forger, &Request::Resume { agency: 1 })), ErrorKind::Unauthenticated);
+    // A held total query is refused at once, not held.
+    let asked = std::time::Instant::now();
+    let held = Request::AwaitWinners { agency: 1, hold_ms: 20_000 };
+    assert_eq!(refusal(call(&mut forger, &held)), ErrorKind::Unauthenticated);
+    assert!(asked.elapsed() < Duration::from_secs(5), "refused, not held: {:?}", asked.elapsed());
     // Echo needs no identity (the netcat check).
     assert_eq!(call(&mut forger, &Request::Echo(b"hola".to_vec())), Response::Echo(b"hola".to_vec()));
     assert!(

@@ -140,6 +140,7 @@ mod tests {
         });
         roundtrip(Request::Hello { agency: 4 });
         roundtrip(Request::Prove { agency: 4, signature: vec![1; 64] });
+        roundtrip(Request::AwaitWinners { agency: 2, hold_ms: 5_000 });
         roundtrip(Response::Challenge { nonce: vec![9; 32] });
         roundtrip(Response::Error { kind: ErrorKind::BatchTooLarge, message: "2000 bets".into() });
         roundtrip(Response::Echo(vec![0, 255, 10]));
@@ -208,6 +209,8 @@ mod tests {
         );
         encode_frame(&Request::Hello { agency: 1 }, &mut out, 64).unwrap();
         assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 5, 0, 0, 0, 1]);
+        encode_frame(&Request::AwaitWinners { agency: 1, hold_ms: 5_000 }, &mut out, 64).unwrap();
+        assert_eq!(out, [0, 0, 0, 12, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0x13, 0x88]);
         encode_frame(&Response::BatchResult { sequence: 1, winners: vec![0] }, &mut out, 64).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(

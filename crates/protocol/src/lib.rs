@@ -32,4 +32,4 @@ pub use deadline::{Guards, Timeouts};
 pub use digest::Digest;
 pub use error::Error;
 pub use frame::DEFAULT_MAX_FRAME_LEN;
-pub use message::{ErrorKind, Request, Response, WireBet, WireBetRef, WireBets};
+pub use message::{ErrorKind, Request, Response, WireBet, WireBetRef, WireBets, MAX_HOLD_MS};

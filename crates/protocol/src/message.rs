@@ -358,7 +358,24 @@ pub enum Request {
         /// The signature.
         signature: Vec<u8>,
     },
+    /// [`Request::WinnersQuery`], with leave to hold the answer: while agencies are still
+    /// loading, the central may wait up to `hold_ms` (at most [`MAX_HOLD_MS`]) and answers
+    /// [`Response::Total`] the moment the last agency's `AgencyDone` is committed, or
+    /// [`Response::Pending`] when the hold ends first. An agency that asks again every N
+    /// seconds thus still hears a partial answer every N seconds while others load, and the
+    /// total as soon as there is one, not up to N seconds later. With `hold_ms` 0 it is a
+    /// `WinnersQuery`.
+    AwaitWinners {
+        /// The agency asking.
+        agency: u32,
+        /// Longest wait for the lottery to complete, in milliseconds.
+        hold_ms: u32,
+    },
 }
+
+/// The longest the central holds an [`Request::AwaitWinners`], whatever is asked: an agency
+/// that retries less often waits out the rest of its period itself.
+pub const MAX_HOLD_MS: u32 = 10_000;
 
 impl Request {
     /// Bytes on the wire, length prefix included, of a `BetBatch` whose bets encode to

@@ -111,7 +111,7 @@ fn random_bet(rng: &mut Rng) -> WireBet {
 }
 
 fn random_request(rng: &mut Rng) -> Request {
-    match rng.below(7) {
+    match rng.below(8) {
         0 => Request::Echo(rng.bytes(40)),
         1 => Request::BetBatch {
             agency: rng.next() as u32,
@@ -122,6 +122,7 @@ fn random_request(rng: &mut Rng) -> Request {
         3 => Request::WinnersQuery { agency: rng.next() as u32 },
         4 => Request::Hello { agency: rng.next() as u32 },
         5 => Request::Prove { agency: rng.next() as u32, signature: rng.bytes(64) },
+        6 => Request::AwaitWinners { agency: rng.next() as u32, hold_ms: rng.next() as u32 },
         _ => Request::Resume { agency: rng.next() as u32 },
     }
 }

@@ -5,6 +5,7 @@
 //! [`Server::run`]; everything else lives here so tests can run a real central in-process on
 //! port 0 and stop it through a [`ShutdownHandle`].
 
+pub mod completion;
 pub mod config;
 pub mod connections;
 pub mod error;

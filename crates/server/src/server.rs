@@ -162,8 +162,9 @@ impl Server {
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
         shutdown.trigger();
-        // Connections waiting for room in the budget stop waiting.
+        // Connections waiting for room in the budget, or holding a total query, stop waiting.
         limits.budget.close();
+        lottery.stop_holding();
         // Connections end on their own once their last answers are out; one whose peer does
         // not read, or whose write is stuck, is cut at the stop's force-close instant.
         if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {

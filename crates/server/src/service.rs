@@ -4,11 +4,16 @@
 //! requests and writes responses). Every refusal is a typed `Response::Error` with nothing
 //! stored, logged once with the peer's address.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBets};
+use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
 
 use crate::{
+    completion::Completion,
     error::ServerError,
     identity::{Denied, Identities, Session},
     rules,
@@ -50,6 +55,8 @@ pub struct Lottery {
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
     shutdown: ShutdownHandle,
+    /// Where held total queries wait for the lottery to complete.
+    completion: Completion,
 }
 
 impl Lottery {
@@ -62,7 +69,7 @@ impl Lottery {
         winner_delay: Duration,
         shutdown: ShutdownHandle,
     ) -> Lottery {
-        Lottery { store, identities, winner_delay, shutdown }
+        Lottery { store, identities, winner_delay, shutdown, completion: Completion::new() }
     }
 
     /// Answers one request of the connection from `peer`, which has proved what `session`
@@ -73,6 +80,7 @@ impl Lottery {
             Request::BetBatch { agency, .. }
             | Request::AgencyDone { agency, .. }
             | Request::WinnersQuery { agency }
+            | Request::AwaitWinners { agency, .. }
             | Request::Resume { agency } => Some(*agency),
             Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
         };
@@ -90,7 +98,11 @@ impl Lottery {
                 return self.bet_batch(agency, sequence, bets, peer)
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
-            Request::WinnersQuery { agency } => self.winners_query(agency, peer),
+            Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer),
+            Request::AwaitWinners { agency, hold_ms } => {
+                let hold = Duration::from_millis(u64::from(hold_ms.min(MAX_HOLD_MS)));
+                self.winners_query(agency, hold, peer)
+            }
             Request::Resume { agency } => self.resume(agency, peer),
             Request::Hello { agency } => match self.identities.hello(session, agency) {
                 Ok(challenge) => Response::Challenge { nonce: challenge.as_bytes().to_vec() },
@@ -268,6 +280,7 @@ impl Lottery {
                 );
                 if let Progress::Complete { winners } = progress {
                     log::info!("action: lottery_complete | result: success | winners: {winners}");
+                    self.completion.completed(winners);
                 }
                 Response::Ack
             }
@@ -275,24 +288,39 @@ impl Lottery {
         }
     }
 
-    fn winners_query(&self, agency: u32, peer: SocketAddr) -> Response {
+    /// The total, or how many agencies are pending; while some are, waits up to `hold` for the
+    /// lottery to complete (`completion.rs`).
+    fn winners_query(&self, agency: u32, hold: Duration, peer: SocketAddr) -> Response {
         if let Err(e) = self.store.tally(agency) {
             return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer);
         }
-        let progress = match self.store.progress() {
-            Ok(progress) => progress,
-            Err(e) => return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
-        };
+        let until = Instant::now() + hold;
+        let mut progress = self.store.progress();
+        if matches!(progress, Ok(Progress::Pending { .. })) && !hold.is_zero() {
+            progress = match self.completion.wait(until) {
+                Some(winners) => Ok(Progress::Complete { winners }),
+                // The hold ended, or the central is stopping: what the store holds now
+                // (another central on the same database may have completed it).
+                None => self.store.progress(),
+            };
+        }
         match progress {
-            Progress::Complete { winners } => {
+            Ok(Progress::Complete { winners }) => {
                 log::info!("action: winners_query | result: success | agency: {agency} | winners: {winners}");
                 Response::Total { winners }
             }
-            Progress::Pending { agencies } => {
+            Ok(Progress::Pending { agencies }) => {
                 log::info!("action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}");
                 Response::Pending { agencies_pending: agencies }
             }
+            Err(e) => refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
         }
+    }
+
+    /// Answers every held total query now and holds none from here on: the central is
+    /// stopping.
+    pub fn stop_holding(&self) {
+        self.completion.stop();
     }
 
     fn resume(&self, agency: u32, peer: SocketAddr) -> Response {

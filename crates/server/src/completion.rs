@@ -1,0 +1,136 @@
+//! The moment the lottery completes, for total queries held until then.
+//!
+//! An agency that asks for the total while others still load may let the central hold the
+//! answer (`Request::AwaitWinners`). The thread serving it waits here until one of three
+//! things: the connection whose `AgencyDone` completes the lottery says so
+//! ([`Completion::completed`]), the central begins to stop ([`Completion::stop`]), or the hold
+//! ends. Only the completing `AgencyDone` wakes anyone: after any other the answer is still
+//! "pending", so waking the held queries would only have each ask the store again (with 200
+//! agencies on a database, 200 queries per finished agency).
+//!
+//! What this does not see: an agency finished through another central on the same database.
+//! A query held here learns of it when its hold ends and the store is asked again, as it would
+//! have when asking again after its period.
+
+use std::{
+    sync::{Condvar, Mutex, MutexGuard, PoisonError},
+    time::Instant,
+};
+
+/// Shared by every connection of one central.
+#[derive(Debug, Default)]
+pub struct Completion {
+    /// Held only to read or set the two fields, and by waiters inside `Condvar::wait`.
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The total, once the lottery completed through this central.
+    winners: Option<u64>,
+    /// The central is stopping: no query is held from now on.
+    stopping: bool,
+}
+
+impl Completion {
+    /// Nothing completed, not stopping.
+    #[must_use]
+    pub fn new() -> Completion {
+        Completion::default()
+    }
+
+    /// The lottery just completed with `winners` winners (committed): every held query is
+    /// answered with it.
+    pub fn completed(&self, winners: u64) {
+        self.lock().winners = Some(winners);
+        self.changed.notify_all();
+    }
+
+    /// The central is stopping: every held query is answered now, and none is held after.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the lottery completes through this central (its total), the central stops
+    /// or `until` passes (`None` for both: ask the store).
+    #[must_use]
+    pub fn wait(&self, until: Instant) -> Option<u64> {
+        let mut state = self.lock();
+        loop {
+            if state.winners.is_some() || state.stopping {
+                return state.winners;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// The state; a panic elsewhere while it was held left nothing half-written (each write
+    /// is one field), so a poisoned lock is still good.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, thread, time::Duration};
+
+    use super::*;
+
+    #[test]
+    fn a_held_query_gets_the_total_the_moment_it_is_known() {
+        let completion = Arc::new(Completion::new());
+        let waiter = {
+            let completion = Arc::clone(&completion);
+            thread::spawn(move || {
+                let asked = Instant::now();
+                (completion.wait(asked + Duration::from_secs(30)), asked.elapsed())
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        completion.completed(4573);
+        let (total, waited) = waiter.join().unwrap();
+        assert_eq!(total, Some(4573));
+        assert!(waited < Duration::from_secs(5), "woken at once, not at the hold's end: {waited:?}");
+        // Once known, no one waits.
+        assert_eq!(completion.wait(Instant::now() + Duration::from_secs(30)), Some(4573));
+    }
+
+    #[test]
+    fn a_hold_ends_at_its_time_with_nothing_known() {
+        let completion = Completion::new();
+        let asked = Instant::now();
+        assert_eq!(completion.wait(asked + Duration::from_millis(80)), None);
+        assert!(asked.elapsed() >= Duration::from_millis(80));
+    }
+
+    #[test]
+    fn the_stop_ends_every_hold_and_prevents_new_ones() {
+        let completion = Arc::new(Completion::new());
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let completion = Arc::clone(&completion);
+                thread::spawn(move || {
+                    let asked = Instant::now();
+                    (completion.wait(asked + Duration::from_secs(30)), asked.elapsed())
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(50));
+        completion.stop();
+        for waiter in waiters {
+            let (total, waited) = waiter.join().unwrap();
+            assert_eq!(total, None);
+            assert!(waited < Duration::from_secs(5), "{waited:?}");
+        }
+        let asked = Instant::now();
+        assert_eq!(completion.wait(asked + Duration::from_secs(30)), None);
+        assert!(asked.elapsed() < Duration::from_secs(1));
+    }
+}
