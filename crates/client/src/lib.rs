@@ -16,6 +16,7 @@ pub mod config;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod fields;
 pub mod latency;
 pub mod resolve;
 pub mod retry;
