@@ -24,7 +24,7 @@ use std::{
 };
 
 use csv_core::{ReadRecordResult, Reader};
-use memchr::memrchr2;
+use memchr::{memchr, memrchr2};
 
 /// Bytes read from the file at once, and checked for UTF-8 at once.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -92,6 +92,9 @@ pub(crate) struct Records<R> {
     ends: Vec<usize>,
     /// Where the commas of the last line split here are.
     commas: Vec<usize>,
+    /// Where the first quote at or after `text_pos` is in `text` (`usize::MAX`: none): a
+    /// line before it has none, and quotes are rare enough to be looked for a chunk at once.
+    quote: usize,
 }
 
 impl<R: Read> Records<R> {
@@ -119,6 +122,7 @@ impl<R: Read> Records<R> {
             out: vec![0; 256],
             ends: vec![0; 8],
             commas: Vec::with_capacity(8),
+            quote: usize::MAX,
         }
     }
 
@@ -156,20 +160,24 @@ impl<R: Read> Records<R> {
     /// Consumes the next record if it is a whole line of checked text without quotes, and
     /// its terminator; returns where the line is in `text`, its commas in `commas`.
     fn quote_free_line(&mut self) -> Option<Range<usize>> {
-        let rest = &self.text.as_bytes()[self.text_pos..];
+        let text = self.text.as_bytes();
+        if self.quote < self.text_pos {
+            self.quote = memchr(b'"', &text[self.text_pos..]).map_or(usize::MAX, |i| self.text_pos + i);
+        }
+        let rest = &text[self.text_pos..];
         let (len, consumed) = match scan_line(rest, &mut self.commas) {
-            Scan::Quote => return None,
+            Line { len, .. } if self.text_pos + len > self.quote => return None,
             // One terminator is consumed with the record, as `csv_core` does: the `\n` of
             // a `\r\n` is left for the next.
-            Scan::Line { len, terminated: true } => {
+            Line { len, terminated: true } => {
                 self.line += u64::from(rest[len] == b'\n');
                 (len, len + 1)
             }
             // The last line of the source, unterminated: whole only if nothing follows.
-            Scan::Line { len, terminated: false } if self.eof && len > 0 && len == self.end - self.start => {
+            Line { len, terminated: false } if self.eof && len > 0 && len == self.end - self.start => {
                 (len, len)
             }
-            Scan::Line { .. } => return None,
+            Line { .. } => return None,
         };
         let range = self.text_pos..self.text_pos + len;
         self.consume(consumed);
@@ -236,6 +244,7 @@ impl<R: Read> Records<R> {
         self.text.clear();
         self.text.push_str(checked);
         self.text_pos = 0;
+        self.quote = memchr(b'"', self.text.as_bytes()).unwrap_or(usize::MAX);
         Ok(())
     }
 
@@ -302,37 +311,35 @@ fn valid_lines(bytes: &[u8]) -> &str {
     &valid[..valid.rfind(['\n', '\r']).map_or(0, |i| i + 1)]
 }
 
-/// What the first line of some checked text is to the fast path.
+/// The first line of some text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scan {
-    /// A line of `len` bytes without quotes, ended by a terminator at `len` or, if not
-    /// `terminated`, by the end of the text.
-    Line { len: usize, terminated: bool },
-    /// A quote comes before the end of the line.
-    Quote,
+struct Line {
+    /// Its length, without terminator.
+    len: usize,
+    /// Whether a terminator ends it (at `len`), rather than the end of the text.
+    terminated: bool,
 }
 
-/// Scans the first line of `bytes` for its end, a quote, and its commas (into `commas`), eight
-/// bytes at a time: a line of a dataset is about 40 bytes with four of these, too short for
-/// `memchr` to pay for each call.
-fn scan_line(bytes: &[u8], commas: &mut Vec<usize>) -> Scan {
+/// Scans the first line of `bytes` for its end and its commas (into `commas`), eight bytes at
+/// a time: a line of a dataset is about 40 bytes with four of these, too short for `memchr`
+/// to pay for each call.
+fn scan_line(bytes: &[u8], commas: &mut Vec<usize>) -> Line {
     commas.clear();
     let (words, _) = bytes.as_chunks::<8>();
     for (n, word) in words.iter().enumerate() {
         let base = n * 8;
         let w = u64::from_le_bytes(*word);
         let mut comma = zero_bytes(w ^ splat(b','));
-        // Control bytes (both terminators are) and quotes. Only the first one found is sure
+        // Control bytes, both terminators among them. Only the first one found is sure
         // (`below` may mark a byte after a marked one): the rest of the word is not used.
-        let stop = below(w, 0x20) | zero_bytes(w ^ splat(b'"'));
+        let stop = below(w, 0x20);
         if stop != 0 {
             let at = (stop.trailing_zeros() / 8) as usize;
             // Commas before the stop: those whose marks are below its byte.
             comma &= (1u64 << (at * 8)) - 1;
             push_marked(commas, base, comma);
             return match word[at] {
-                b'\n' | b'\r' => Scan::Line { len: base + at, terminated: true },
-                b'"' => Scan::Quote,
+                b'\n' | b'\r' => Line { len: base + at, terminated: true },
                 // Another control byte (a tab, say): the rest byte by byte.
                 _ => scan_bytes(bytes, base + at + 1, commas),
             };
@@ -343,16 +350,15 @@ fn scan_line(bytes: &[u8], commas: &mut Vec<usize>) -> Scan {
 }
 
 /// `scan_line` from `from` on, one byte at a time.
-fn scan_bytes(bytes: &[u8], from: usize, commas: &mut Vec<usize>) -> Scan {
+fn scan_bytes(bytes: &[u8], from: usize, commas: &mut Vec<usize>) -> Line {
     for (i, &b) in bytes.iter().enumerate().skip(from) {
         match b {
             b',' => commas.push(i),
-            b'\n' | b'\r' => return Scan::Line { len: i, terminated: true },
-            b'"' => return Scan::Quote,
+            b'\n' | b'\r' => return Line { len: i, terminated: true },
             _ => {}
         }
     }
-    Scan::Line { len: bytes.len(), terminated: false }
+    Line { len: bytes.len(), terminated: false }
 }
 
 /// Eight copies of `b`, one a byte.
