@@ -21,6 +21,7 @@ pub mod latency;
 mod records;
 pub mod resolve;
 pub mod retry;
+mod scan;
 pub mod stop;
 pub mod window;
 
