@@ -20,7 +20,7 @@ use protocol::{Bet, Digest, WireBets};
 
 use crate::{
     batch::Batcher,
-    bets::Dataset,
+    bets::{Dataset, Row},
     client::{CentralClient, Committed, Winners},
     config::Config,
     endpoint::Endpoint,
@@ -237,9 +237,10 @@ fn upload_once(
         while !at_end || !in_flight.is_empty() {
             let full = !window.allows(in_flight.len());
             if !full && !at_end && !stopped {
-                let ready = match dataset.next_bet()? {
-                    Some(bet) => batcher.push(&bet),
-                    None => {
+                let ready = match dataset.next_row()? {
+                    Row::Bet(bet) => batcher.push(&bet),
+                    Row::Skipped => None,
+                    Row::End => {
                         at_end = true;
                         batcher.finish()
                     }
@@ -295,8 +296,12 @@ fn upload_once(
         // Done before this run: the central must hold the whole dataset, not a part of it
         // (its first bets were checked above); reading on also counts the skipped rows.
         let mut more = 0u64;
-        while dataset.next_bet()?.is_some() {
-            more += 1;
+        loop {
+            match dataset.next_row()? {
+                Row::Bet(_) => more += 1,
+                Row::Skipped => {}
+                Row::End => break,
+            }
         }
         if more > 0 {
             return Err(ClientError::NotThisDataset { committed: committed.bets });

@@ -3,7 +3,9 @@
 //! A batch closes when it holds `batch.maxAmount` bets, or when one more bet would take its
 //! frame past 8 KiB on the wire, whichever comes first.
 
-use protocol::{Bet, Request, WireBets};
+use protocol::{Request, WireBets};
+
+use crate::fields::BetFields;
 
 /// Largest frame (length prefix included) a batch may take on the wire.
 pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
@@ -13,6 +15,8 @@ pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
 pub struct Batcher {
     max_bets: usize,
     max_frame_len: usize,
+    /// The frame of a batch without bets: each bet adds its encoded length to it.
+    empty_frame_len: usize,
     bets: WireBets,
     /// Bytes the current batch's bets take in the payload.
     bets_len: usize,
@@ -28,17 +32,24 @@ impl Batcher {
     /// Batches of at most `max_bets` bets (at least 1) and `max_frame_len` bytes.
     #[must_use]
     pub fn with_frame_limit(max_bets: usize, max_frame_len: usize) -> Batcher {
-        Batcher { max_bets: max_bets.max(1), max_frame_len, bets: WireBets::default(), bets_len: 0 }
+        Batcher {
+            max_bets: max_bets.max(1),
+            max_frame_len,
+            empty_frame_len: Request::bet_batch_frame_len(0),
+            bets: WireBets::default(),
+            bets_len: 0,
+        }
     }
 
     /// Adds `bet`; returns a batch when one is ready to send: the bets before this one if
     /// `bet` would overflow the frame, or the bets up to this one if they reach the count.
-    pub fn push(&mut self, bet: &Bet) -> Option<WireBets> {
+    pub fn push(&mut self, bet: &BetFields<'_>) -> Option<WireBets> {
+        let bet = bet.wire();
         let len = bet.encoded_len();
-        let overflows = Request::bet_batch_frame_len(self.bets_len + len) > self.max_frame_len;
+        let overflows = self.empty_frame_len + self.bets_len + len > self.max_frame_len;
         let ready = if overflows && !self.bets.is_empty() { self.take() } else { None };
         self.bets_len += len;
-        self.bets.push_bet(bet);
+        self.bets.push(bet);
         if self.bets.len() >= self.max_bets {
             // Only one of the two can happen: right after `take` the batch holds one bet,
             // which reaches the count only when `max_bets` is 1, and then the batch was
@@ -69,7 +80,7 @@ impl Batcher {
 mod tests {
     use super::*;
 
-    use protocol::WireBet;
+    use protocol::{Bet, WireBet};
 
     fn bet(n: usize) -> Bet {
         Bet::new(format!("Nombre{n}"), "Álvarez".into(), format!("{:08}", n), "1990-01-01").unwrap()
@@ -77,7 +88,14 @@ mod tests {
 
     fn split(max_bets: usize, max_frame_len: usize, count: usize) -> Vec<WireBets> {
         let mut batcher = Batcher::with_frame_limit(max_bets, max_frame_len);
-        let mut batches: Vec<WireBets> = (0..count).filter_map(|n| batcher.push(&bet(n))).collect();
+        let mut batches: Vec<WireBets> = (0..count)
+            .filter_map(|n| {
+                let bet = bet(n);
+                let fields =
+                    BetFields::check(bet.first_name(), bet.last_name(), bet.document(), "1990-01-01");
+                batcher.push(&fields.unwrap())
+            })
+            .collect();
         batches.extend(batcher.finish());
         batches
     }
