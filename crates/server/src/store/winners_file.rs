@@ -16,7 +16,7 @@ use std::{
     path::Path,
 };
 
-use protocol::Bet;
+use protocol::BetRef;
 
 /// The winners file's header row.
 pub(in crate::store) const HEADER: &str = "agency,first_name,last_name,document,birthdate";
@@ -89,17 +89,16 @@ pub(in crate::store) fn course_line(first: &str, last: &str, document: &str, dat
 }
 
 /// The CSV rows (csv quoting, dates as `YYYY-MM-DD`) for `winners` of `agency`.
-pub(in crate::store) fn format_rows(agency: u32, winners: &[&Bet]) -> io::Result<Vec<u8>> {
+pub(in crate::store) fn format_rows(agency: u32, winners: &[BetRef<'_>]) -> io::Result<Vec<u8>> {
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     let agency = agency.to_string();
     for bet in winners {
-        let date = bet.birthdate_bytes();
         writer.write_record([
             agency.as_bytes(),
             bet.first_name().as_bytes(),
             bet.last_name().as_bytes(),
             bet.document().as_bytes(),
-            &date,
+            bet.birthdate_str().as_bytes(),
         ])?;
     }
     writer.into_inner().map_err(|e| e.into_error())
@@ -144,10 +143,10 @@ mod tests {
     #[test]
     fn the_course_format_is_the_course_helpers_line() {
         let bets = [
-            Bet::new("Ana María".into(), "Díaz".into(), "30123456".into(), "1990-01-31").unwrap(),
-            Bet::new("Joe, Jr".into(), "O\"Brien".into(), "1".into(), "2001-12-02").unwrap(),
+            BetRef::new("Ana María", "Díaz", "30123456", "1990-01-31").unwrap(),
+            BetRef::new("Joe, Jr", "O\"Brien", "1", "2001-12-02").unwrap(),
         ];
-        let rows = format_rows(7, &bets.iter().collect::<Vec<_>>()).unwrap();
+        let rows = format_rows(7, &bets).unwrap();
         assert_eq!(WinnersFormat::Csv.view(&rows).unwrap(), rows.as_slice());
         assert_eq!(
             String::from_utf8(WinnersFormat::Course.view(&rows).unwrap().into_owned()).unwrap(),
