@@ -10,7 +10,14 @@
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::BetRef;
+use crate::{
+    bet::{BIRTHDATE_LEN, MAX_DOCUMENT_LEN, MAX_NAME_LEN},
+    BetRef,
+};
+
+/// The most bytes one bet's hash input takes: its position, three field lengths, the fields
+/// at their caps (a [`BetRef`] is checked, so never longer) and the birth date.
+const MAX_INPUT: usize = 8 + 3 * 4 + 2 * MAX_NAME_LEN + MAX_DOCUMENT_LEN + BIRTHDATE_LEN;
 
 /// A digest of a run of bets; [`Digest::default`] is the digest of no bets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -20,25 +27,31 @@ impl Digest {
     /// The digest of `bets` (each a [`crate::Bet`] or a [`BetRef`], borrowed), the first at
     /// position `first` of the agency's upload.
     pub fn of_bets<'a, B: Into<BetRef<'a>>>(first: u64, bets: impl IntoIterator<Item = B>) -> Digest {
-        let mut buffer = Vec::with_capacity(128);
+        let mut input = [0; MAX_INPUT];
         let mut sum = Digest::default();
         for (position, bet) in (first..).zip(bets) {
-            sum = sum.plus(Digest::of_bet(position, bet.into(), &mut buffer));
+            sum = sum.plus(Digest::of_bet(position, bet.into(), &mut input));
         }
         sum
     }
 
-    /// The digest of one bet at `position`; `buffer` is scratch space, reused.
-    fn of_bet(position: u64, bet: BetRef<'_>, buffer: &mut Vec<u8>) -> Digest {
-        buffer.clear();
-        buffer.extend_from_slice(&position.to_be_bytes());
+    /// The digest of one bet at `position`; `input` is scratch space, reused. A bet's fields
+    /// are checked, so bounded, and its whole input fits `input` (see [`MAX_INPUT`]): built
+    /// there with plain copies, it needs no growth checks and no allocation.
+    fn of_bet(position: u64, bet: BetRef<'_>, input: &mut [u8; MAX_INPUT]) -> Digest {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            input[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&position.to_be_bytes());
         for field in [bet.first_name(), bet.last_name(), bet.document()] {
             // Fields are bounded (a few hundred bytes), so the length fits in a u32.
-            buffer.extend_from_slice(&(field.len() as u32).to_be_bytes());
-            buffer.extend_from_slice(field.as_bytes());
+            put(&(field.len() as u32).to_be_bytes());
+            put(field.as_bytes());
         }
-        buffer.extend_from_slice(&bet.birthdate_bytes());
-        Digest(xxh3_128(buffer))
+        put(bet.birthdate_str().as_bytes());
+        Digest(xxh3_128(&input[..at]))
     }
 
     /// The digest of two runs, one after the other.
