@@ -114,11 +114,26 @@ impl fmt::Display for InvalidBet {
 
 impl std::error::Error for InvalidBet {}
 
+// The reasons are built out of line: the checks, inlined where bets are checked one after
+// another, stay small.
+impl InvalidBet {
+    #[cold]
+    fn document(document: &str) -> InvalidBet {
+        InvalidBet::Document(truncated(document))
+    }
+
+    #[cold]
+    fn birthdate(birthdate: &str) -> InvalidBet {
+        InvalidBet::Birthdate(truncated(birthdate))
+    }
+}
+
 impl<'a> BetRef<'a> {
     /// Checks a bet's fields: the lottery's rules for a bet, the only place they are written.
     ///
     /// # Errors
     /// The first rule the fields break, as an [`InvalidBet`].
+    #[inline]
     pub fn new(
         first_name: &'a str,
         last_name: &'a str,
@@ -131,10 +146,10 @@ impl<'a> BetRef<'a> {
             || document.len() > MAX_DOCUMENT_LEN
             || !document.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(InvalidBet::Document(truncated(document)));
+            return Err(InvalidBet::document(document));
         }
         if parse_date(birthdate).is_none() {
-            return Err(InvalidBet::Birthdate(truncated(birthdate)));
+            return Err(InvalidBet::birthdate(birthdate));
         }
         Ok(BetRef { first_name, last_name, document, birthdate })
     }
@@ -193,6 +208,7 @@ impl<'a> BetRef<'a> {
 impl<'a> TryFrom<WireBetRef<'a>> for BetRef<'a> {
     type Error = InvalidBet;
 
+    #[inline]
     fn try_from(wire: WireBetRef<'a>) -> Result<BetRef<'a>, InvalidBet> {
         BetRef::new(wire.first_name, wire.last_name, wire.document, wire.birthdate)
     }
@@ -297,7 +313,7 @@ impl TryFrom<BetRef<'_>> for Bet {
     fn try_from(bet: BetRef<'_>) -> Result<Bet, InvalidBet> {
         let birthdate = parse_date(bet.birthdate)
             .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day))
-            .ok_or_else(|| InvalidBet::Birthdate(truncated(bet.birthdate)))?;
+            .ok_or_else(|| InvalidBet::birthdate(bet.birthdate))?;
         let mut text = String::with_capacity(bet.encoded_len() - 4 * 8);
         // Every field is bounded (names MAX_NAME_LEN bytes, documents MAX_DOCUMENT_LEN,
         // dates BIRTHDATE_LEN), so every end fits a u16.
@@ -334,6 +350,7 @@ impl From<Bet> for WireBet {
     }
 }
 
+#[inline]
 fn check_name(field: &'static str, value: &str) -> Result<(), InvalidBet> {
     // The same as `value.trim().is_empty()`, but stops at the first character that is not
     // whitespace (the first, for any real name) instead of trimming both ends.
@@ -351,6 +368,7 @@ fn check_name(field: &'static str, value: &str) -> Result<(), InvalidBet> {
 /// `%Y-%m-%d`, which also takes `2000-1-5` or a signed year. Checked here by arithmetic
 /// rather than by building a `NaiveDate`: the central checks every bet it receives, and
 /// accepts exactly the dates `NaiveDate::from_ymd_opt` does (a test compares them).
+#[inline]
 fn parse_date(s: &str) -> Option<(u32, u32, u32)> {
     let b: &[u8; BIRTHDATE_LEN] = s.as_bytes().try_into().ok()?;
     if b[4] != b'-' || b[7] != b'-' {

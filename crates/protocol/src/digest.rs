@@ -12,6 +12,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::{
     bet::{BIRTHDATE_LEN, MAX_DOCUMENT_LEN, MAX_NAME_LEN},
+    short_copy::put,
     BetRef,
 };
 
@@ -39,18 +40,14 @@ impl Digest {
     /// are checked, so bounded, and its whole input fits `input` (see [`MAX_INPUT`]): built
     /// there with plain copies, it needs no growth checks and no allocation.
     fn of_bet(position: u64, bet: BetRef<'_>, input: &mut [u8; MAX_INPUT]) -> Digest {
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            input[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(&position.to_be_bytes());
+        input[..8].copy_from_slice(&position.to_be_bytes());
+        let mut at = 8;
         for field in [bet.first_name(), bet.last_name(), bet.document()] {
             // Fields are bounded (a few hundred bytes), so the length fits in a u32.
-            put(&(field.len() as u32).to_be_bytes());
-            put(field.as_bytes());
+            input[at..at + 4].copy_from_slice(&(field.len() as u32).to_be_bytes());
+            at = put(input, at + 4, field.as_bytes());
         }
-        put(bet.birthdate_str().as_bytes());
+        at = put(input, at, bet.birthdate_str().as_bytes());
         Digest(xxh3_128(&input[..at]))
     }
 

@@ -25,6 +25,7 @@ pub mod digest;
 pub mod error;
 pub mod frame;
 pub mod message;
+mod short_copy;
 
 pub use bet::{Bet, BetRef, InvalidBet};
 pub use budget::Budget;
