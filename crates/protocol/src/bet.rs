@@ -142,9 +142,7 @@ impl<'a> BetRef<'a> {
     ) -> Result<BetRef<'a>, InvalidBet> {
         check_name("first_name", first_name)?;
         check_name("last_name", last_name)?;
-        if document.is_empty()
-            || document.len() > MAX_DOCUMENT_LEN
-            || !document.bytes().all(|b| b.is_ascii_digit())
+        if document.is_empty() || document.len() > MAX_DOCUMENT_LEN || !all_ascii_digits(document.as_bytes())
         {
             return Err(InvalidBet::document(document));
         }
@@ -353,14 +351,31 @@ impl From<Bet> for WireBet {
 #[inline]
 fn check_name(field: &'static str, value: &str) -> Result<(), InvalidBet> {
     // The same as `value.trim().is_empty()`, but stops at the first character that is not
-    // whitespace (the first, for any real name) instead of trimming both ends.
-    if value.chars().all(char::is_whitespace) {
+    // whitespace (the first, for any real name) instead of trimming both ends; a first byte
+    // that is a visible ASCII character answers without decoding anything.
+    let visible_first = value.as_bytes().first().is_some_and(u8::is_ascii_graphic);
+    if !visible_first && value.chars().all(char::is_whitespace) {
         return Err(InvalidBet::EmptyName(field));
     }
     if value.len() > MAX_NAME_LEN {
         return Err(InvalidBet::NameTooLong(field, value.len()));
     }
     Ok(())
+}
+
+/// Whether every byte is an ASCII digit: eight at a time, then one at a time.
+#[inline]
+fn all_ascii_digits(bytes: &[u8]) -> bool {
+    /// A word of eight digits: every byte's high half is 3 (so no byte carries into the next
+    /// when 6 is added), and is still 3 once 6 is added to each (so the low half is 0 to 9).
+    fn eight_digits(word: u64) -> bool {
+        const HIGH_HALVES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+        const THREES: u64 = 0x3030_3030_3030_3030;
+        const SIXES: u64 = 0x0606_0606_0606_0606;
+        word & HIGH_HALVES == THREES && word.wrapping_add(SIXES) & HIGH_HALVES == THREES
+    }
+    let (words, rest) = bytes.as_chunks::<8>();
+    words.iter().all(|&word| eight_digits(u64::from_le_bytes(word))) && rest.iter().all(u8::is_ascii_digit)
 }
 
 /// Parses exactly `YYYY-MM-DD` (four, two and two ASCII digits) naming a real date of the
@@ -424,6 +439,16 @@ mod tests {
     fn names_must_be_present_and_bounded() {
         assert_eq!(bet("", "Lorca", "1", "1999-03-17"), Err(InvalidBet::EmptyName("first_name")));
         assert_eq!(bet("Ana", "  ", "1", "1999-03-17"), Err(InvalidBet::EmptyName("last_name")));
+        for blank in ["\t\n", "\u{a0}", "\u{2003} \u{3000}", "\u{85}"] {
+            assert_eq!(
+                bet(blank, "Lorca", "1", "1999-03-17"),
+                Err(InvalidBet::EmptyName("first_name")),
+                "{blank:?}"
+            );
+        }
+        for name in [" Ana", "\u{a0}Ñ", "~", "Ñ", "\u{200b}"] {
+            assert!(bet(name, "Lorca", "1", "1999-03-17").is_ok(), "{name:?}");
+        }
         let long = "ñ".repeat(129); // 258 bytes
         assert_eq!(bet(&long, "Lorca", "1", "1999-03-17"), Err(InvalidBet::NameTooLong("first_name", 258)));
         assert!(bet(&"a".repeat(MAX_NAME_LEN), "Lorca", "1", "1999-03-17").is_ok());
@@ -435,6 +460,24 @@ mod tests {
             assert!(matches!(bet("Ana", "Díaz", doc, "1999-03-17"), Err(InvalidBet::Document(_))), "{doc}");
         }
         assert!(bet("Ana", "Díaz", "00012", "1999-03-17").is_ok(), "leading zeros are kept");
+    }
+
+    #[test]
+    fn documents_are_checked_eight_digits_at_a_time_as_one_at_a_time() {
+        for len in 0..=24 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut document = vec![b'7'; len];
+                    document[at] = byte;
+                    assert_eq!(
+                        all_ascii_digits(&document),
+                        byte.is_ascii_digit(),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(all_ascii_digits(b""));
     }
 
     #[test]
