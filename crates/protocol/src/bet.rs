@@ -57,7 +57,7 @@ pub struct Bet {
 
 impl fmt::Debug for BetRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Bet")
+        f.debug_struct("BetRef")
             .field("first_name", &self.first_name)
             .field("last_name", &self.last_name)
             .field("document", &self.document)
