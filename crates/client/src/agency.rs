@@ -194,18 +194,19 @@ fn upload_once(
     // another upload under this agency's id (a copied configuration) is caught here, before
     // anything is sent or reported as done.
     let mut held = Digest::default();
-    let mut scratch = Vec::new();
-    for skipped in 0..committed.bets {
-        let Some(bet) = dataset.next_bet()? else {
-            return Err(ClientError::DatasetMismatch { committed: committed.bets, available: skipped });
-        };
-        scratch.push(bet);
-        if scratch.len() == 512 {
-            held = held.plus(Digest::of_bets(skipped + 1 - 512, &scratch));
-            scratch.clear();
+    let mut position = 0;
+    while position < committed.bets {
+        match dataset.next_row()? {
+            Row::Bet(bet) => {
+                held = held.plus(Digest::of_bets(position, [bet]));
+                position += 1;
+            }
+            Row::Skipped => {}
+            Row::End => {
+                return Err(ClientError::DatasetMismatch { committed: committed.bets, available: position })
+            }
         }
     }
-    held = held.plus(Digest::of_bets(committed.bets - scratch.len() as u64, &scratch));
     if held != committed.digest {
         return Err(ClientError::NotThisDataset { committed: committed.bets });
     }

@@ -5,7 +5,7 @@
 
 use protocol::{Request, WireBets};
 
-use crate::fields::BetFields;
+use protocol::BetRef;
 
 /// Largest frame (length prefix included) a batch may take on the wire.
 pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
@@ -43,8 +43,8 @@ impl Batcher {
 
     /// Adds `bet`; returns a batch when one is ready to send: the bets before this one if
     /// `bet` would overflow the frame, or the bets up to this one if they reach the count.
-    pub fn push(&mut self, bet: &BetFields<'_>) -> Option<WireBets> {
-        let bet = bet.wire();
+    pub fn push(&mut self, bet: &BetRef<'_>) -> Option<WireBets> {
+        let bet = bet.to_wire();
         let len = bet.encoded_len();
         let overflows = self.empty_frame_len + self.bets_len + len > self.max_frame_len;
         let ready = if overflows && !self.bets.is_empty() { self.take() } else { None };
@@ -91,8 +91,7 @@ mod tests {
         let mut batches: Vec<WireBets> = (0..count)
             .filter_map(|n| {
                 let bet = bet(n);
-                let fields =
-                    BetFields::check(bet.first_name(), bet.last_name(), bet.document(), "1990-01-01");
+                let fields = BetRef::new(bet.first_name(), bet.last_name(), bet.document(), "1990-01-01");
                 batcher.push(&fields.unwrap())
             })
             .collect();

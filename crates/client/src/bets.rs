@@ -13,12 +13,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use protocol::{Bet, InvalidBet};
+use protocol::{BetRef, InvalidBet};
 
-use crate::{
-    fields::BetFields,
-    records::{Fields, Records, CHUNK},
-};
+use crate::records::{Fields, Records, CHUNK};
 
 /// Reads valid bets from a dataset, one at a time.
 #[derive(Debug)]
@@ -32,7 +29,7 @@ pub struct Dataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row<'a> {
     /// A valid bet.
-    Bet(BetFields<'a>),
+    Bet(BetRef<'a>),
     /// A row that is not a valid bet: already logged and counted in [`Dataset::skipped`].
     Skipped,
     /// The end of the file.
@@ -93,21 +90,6 @@ impl Dataset {
         }
     }
 
-    /// The next valid bet, with its own strings, or `None` at the end of the file. Invalid
-    /// rows on the way are logged and counted in [`Dataset::skipped`].
-    ///
-    /// # Errors
-    /// When reading the file fails.
-    pub fn next_bet(&mut self) -> Result<Option<Bet>, DatasetError> {
-        loop {
-            match self.next_row()? {
-                Row::Bet(bet) => return Ok(Some(bet.to_bet())),
-                Row::Skipped => {}
-                Row::End => return Ok(None),
-            }
-        }
-    }
-
     /// Rows skipped so far because they were not valid bets.
     #[must_use]
     pub fn skipped(&self) -> u64 {
@@ -131,7 +113,7 @@ impl fmt::Display for RowError {
     }
 }
 
-fn parse_row(fields: Fields<'_>) -> Result<BetFields<'_>, RowError> {
+fn parse_row(fields: Fields<'_>) -> Result<BetRef<'_>, RowError> {
     match fields {
         Fields::Line { line, commas } => parse_line(line, commas),
         Fields::Parsed { bytes, ends } => parse_parsed(bytes, ends),
@@ -139,16 +121,16 @@ fn parse_row(fields: Fields<'_>) -> Result<BetFields<'_>, RowError> {
 }
 
 /// A line of text without quotes: its fields are its parts between commas.
-fn parse_line<'a>(line: &'a str, commas: &[usize]) -> Result<BetFields<'a>, RowError> {
+fn parse_line<'a>(line: &'a str, commas: &[usize]) -> Result<BetRef<'a>, RowError> {
     let &[a, b, c] = commas else {
         return Err(RowError::Invalid(InvalidBet::FieldCount(commas.len() + 1)));
     };
     // Commas are ASCII, so every cut is between two characters.
-    BetFields::check(&line[..a], &line[a + 1..b], &line[b + 1..c], &line[c + 1..]).map_err(RowError::Invalid)
+    BetRef::new(&line[..a], &line[a + 1..b], &line[b + 1..c], &line[c + 1..]).map_err(RowError::Invalid)
 }
 
 /// A record `csv_core` read: its fields' bytes are not checked yet.
-fn parse_parsed<'a>(bytes: &'a [u8], ends: &[usize]) -> Result<BetFields<'a>, RowError> {
+fn parse_parsed<'a>(bytes: &'a [u8], ends: &[usize]) -> Result<BetRef<'a>, RowError> {
     if ends.len() != 4 {
         return Err(RowError::Invalid(InvalidBet::FieldCount(ends.len())));
     }
@@ -162,7 +144,7 @@ fn parse_parsed<'a>(bytes: &'a [u8], ends: &[usize]) -> Result<BetFields<'a>, Ro
         return Err(RowError::NotUtf8(bad + 1));
     };
     let field = |i: usize| -> Result<&str, RowError> { row.get(range(i)).ok_or(RowError::NotUtf8(i + 1)) };
-    BetFields::check(field(0)?, field(1)?, field(2)?, field(3)?).map_err(RowError::Invalid)
+    BetRef::new(field(0)?, field(1)?, field(2)?, field(3)?).map_err(RowError::Invalid)
 }
 
 #[cfg(test)]
@@ -170,7 +152,7 @@ mod tests {
     use super::*;
 
     use csv::{ByteRecord, ReaderBuilder};
-    use protocol::WireBet;
+    use protocol::{Bet, WireBet};
 
     /// A dataset holding `bytes`. The file is unlinked at once: the open dataset keeps
     /// reading it, and nothing is left behind in the temp dir.
@@ -180,9 +162,20 @@ mod tests {
         Dataset::open(file.path()).unwrap()
     }
 
+    /// The next valid bet, with its own strings.
+    fn next_bet(d: &mut Dataset) -> Option<Bet> {
+        loop {
+            match d.next_row().unwrap() {
+                Row::Bet(bet) => return Some(Bet::try_from(bet).unwrap()),
+                Row::Skipped => {}
+                Row::End => return None,
+            }
+        }
+    }
+
     fn all(mut d: Dataset) -> (Vec<Bet>, u64) {
         let mut bets = Vec::new();
-        while let Some(bet) = d.next_bet().unwrap() {
+        while let Some(bet) = next_bet(&mut d) {
             bets.push(bet);
         }
         (bets, d.skipped())
@@ -191,8 +184,8 @@ mod tests {
     /// What a row came to: its four fields, or the line and reason it was skipped with.
     type Outcome = Result<[String; 4], (u64, String)>;
 
-    fn owned(bet: BetFields<'_>) -> [String; 4] {
-        [bet.first_name(), bet.last_name(), bet.document(), bet.birthdate()].map(str::to_owned)
+    fn owned(bet: BetRef<'_>) -> [String; 4] {
+        [bet.first_name(), bet.last_name(), bet.document(), bet.birthdate_str()].map(str::to_owned)
     }
 
     /// The rows of `records` as the dataset takes them.
@@ -328,10 +321,10 @@ mod tests {
         // "ñ" is c3 b1, cut by the comma: the row's bytes without it would be UTF-8.
         let mut d =
             dataset(b"Ana\xc3,\xb1ez,1,2000-01-01\nAna,Diaz,2,2000-01-01\nAna,Diaz,3,2000\xff01-01\n");
-        let bet = d.next_bet().unwrap().unwrap();
+        let bet = next_bet(&mut d).unwrap();
         assert_eq!(bet.document(), "2");
         assert_eq!(d.skipped(), 1);
-        assert!(d.next_bet().unwrap().is_none());
+        assert!(next_bet(&mut d).is_none());
         assert_eq!(d.skipped(), 2);
         let reason = |bytes: &[u8]| outcomes(Records::new(bytes, CHUNK))[0].clone().unwrap_err().1;
         assert_eq!(reason(b"Ana\xc3,\xb1ez,1,2000-01-01"), "field 1 is not valid UTF-8");

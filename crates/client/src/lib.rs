@@ -3,8 +3,8 @@
 //!
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
-//! splitting), [`bets`] (CSV rows to bets; `records` splits the file into records),
-//! [`fields`] (a row's fields, checked and borrowed), [`client`] (the conversation with the
+//! splitting), [`bets`] (CSV rows to bets, checked in place as `protocol::BetRef`s; `records`
+//! splits the file into records), [`client`] (the conversation with the
 //! central), [`retry`] (capped exponential backoff, bounded in total), [`resolve`] (name
 //! lookups with a deadline), [`window`] (how many batches go unanswered at once).
 
@@ -16,7 +16,6 @@ pub mod config;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
-pub mod fields;
 pub mod latency;
 mod records;
 pub mod resolve;

@@ -2,10 +2,13 @@
 //!
 //! Both ends validate with the same rules: the agency skips an invalid CSV row before it is
 //! sent, and the central refuses a batch holding an invalid bet before anything is stored.
+//! The rules live in one place, [`BetRef::new`]: a checked bet that borrows its fields, which
+//! is all the central needs (it checks a batch without one allocation per bet). [`Bet`] is
+//! the same bet owning its fields, for those who keep it (the agency, tests).
 
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 
 use crate::{message::WireBetRef, WireBet};
 
@@ -16,20 +19,51 @@ pub const MAX_NAME_LEN: usize = 256;
 /// hostile peer from making the central store and hash megabytes of digits.
 pub const MAX_DOCUMENT_LEN: usize = 32;
 
-/// A player's bet, checked: names present and bounded, document made of digits, birth date a
-/// real calendar date.
+/// Length of a birth date, written `YYYY-MM-DD`.
+pub const BIRTHDATE_LEN: usize = 10;
+
+/// A player's bet, checked, borrowing its fields: names present and bounded, document made of
+/// digits, birth date a real calendar date written `YYYY-MM-DD`.
 ///
-/// The three text fields share one allocation (a bet is built and dropped for every row an
-/// agency reads and every bet the central checks, so allocations per bet are what it costs).
+/// Invariant: only [`BetRef::new`] (and [`Bet::as_ref`], whose fields passed it) makes one, so
+/// every `BetRef` holds fields that passed the checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BetRef<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    document: &'a str,
+    /// Exactly [`BIRTHDATE_LEN`] bytes, `YYYY-MM-DD`, a real date. The accepted spelling is
+    /// the only one (four, two and two digits), so these bytes are also the date's canonical
+    /// form: what the digest, the winner rule and the winners file read.
+    birthdate: &'a str,
+}
+
+/// A player's bet, checked, owning its fields (see [`BetRef`] for the rules).
+///
+/// The four text fields share one allocation (the agency builds one for every row it reads,
+/// so allocations per bet are what it costs).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Bet {
-    /// First name, last name and document, one after the other.
+    /// First name, last name, document and birth date (`YYYY-MM-DD`), one after the other.
     text: String,
     /// Where the first name ends in `text`.
     first_end: u16,
     /// Where the last name ends in `text`.
     last_end: u16,
+    /// Where the document ends in `text` (the birth date's ten bytes follow).
+    document_end: u16,
     birthdate: NaiveDate,
+}
+
+impl fmt::Debug for BetRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BetRef")
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("document", &self.document)
+            .field("birthdate", &self.birthdate)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Bet {
@@ -80,6 +114,116 @@ impl fmt::Display for InvalidBet {
 
 impl std::error::Error for InvalidBet {}
 
+// The reasons are built out of line: the checks, inlined where bets are checked one after
+// another, stay small.
+impl InvalidBet {
+    #[cold]
+    fn document(document: &str) -> InvalidBet {
+        InvalidBet::Document(truncated(document))
+    }
+
+    #[cold]
+    fn birthdate(birthdate: &str) -> InvalidBet {
+        InvalidBet::Birthdate(truncated(birthdate))
+    }
+}
+
+impl<'a> BetRef<'a> {
+    /// Checks a bet's fields: the lottery's rules for a bet, the only place they are written.
+    ///
+    /// # Errors
+    /// The first rule the fields break, as an [`InvalidBet`].
+    #[inline]
+    pub fn new(
+        first_name: &'a str,
+        last_name: &'a str,
+        document: &'a str,
+        birthdate: &'a str,
+    ) -> Result<BetRef<'a>, InvalidBet> {
+        check_name("first_name", first_name)?;
+        check_name("last_name", last_name)?;
+        if document.is_empty() || document.len() > MAX_DOCUMENT_LEN || !all_ascii_digits(document.as_bytes())
+        {
+            return Err(InvalidBet::document(document));
+        }
+        if parse_date(birthdate).is_none() {
+            return Err(InvalidBet::birthdate(birthdate));
+        }
+        Ok(BetRef { first_name, last_name, document, birthdate })
+    }
+
+    /// The player's first name(s).
+    #[must_use]
+    pub fn first_name(&self) -> &'a str {
+        self.first_name
+    }
+
+    /// The player's last name(s).
+    #[must_use]
+    pub fn last_name(&self) -> &'a str {
+        self.last_name
+    }
+
+    /// The player's document, ASCII digits.
+    #[must_use]
+    pub fn document(&self) -> &'a str {
+        self.document
+    }
+
+    /// The birth date, written `YYYY-MM-DD`.
+    #[must_use]
+    pub fn birthdate_str(&self) -> &'a str {
+        self.birthdate
+    }
+
+    /// The birth date as the ten bytes `YYYY-MM-DD`.
+    #[must_use]
+    pub fn birthdate_bytes(&self) -> [u8; BIRTHDATE_LEN] {
+        let mut bytes = [0; BIRTHDATE_LEN];
+        // The invariant: a checked birth date is exactly BIRTHDATE_LEN bytes.
+        bytes.copy_from_slice(self.birthdate.as_bytes());
+        bytes
+    }
+
+    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        4 * 8 + self.first_name.len() + self.last_name.len() + self.document.len() + BIRTHDATE_LEN
+    }
+
+    /// The bet as it travels.
+    #[must_use]
+    pub fn to_wire(&self) -> WireBetRef<'a> {
+        WireBetRef {
+            first_name: self.first_name,
+            last_name: self.last_name,
+            document: self.document,
+            birthdate: self.birthdate,
+        }
+    }
+}
+
+impl<'a> TryFrom<WireBetRef<'a>> for BetRef<'a> {
+    type Error = InvalidBet;
+
+    #[inline]
+    fn try_from(wire: WireBetRef<'a>) -> Result<BetRef<'a>, InvalidBet> {
+        BetRef::new(wire.first_name, wire.last_name, wire.document, wire.birthdate)
+    }
+}
+
+impl<'a> From<&'a Bet> for BetRef<'a> {
+    fn from(bet: &'a Bet) -> BetRef<'a> {
+        bet.as_ref()
+    }
+}
+
+impl<'a> From<&'a BetRef<'_>> for BetRef<'a> {
+    fn from(bet: &'a BetRef<'_>) -> BetRef<'a> {
+        *bet
+    }
+}
+
 impl Bet {
     /// Checks and builds a bet.
     ///
@@ -104,47 +248,45 @@ impl Bet {
         document: &str,
         birthdate: &str,
     ) -> Result<Bet, InvalidBet> {
-        check_name("first_name", first_name)?;
-        check_name("last_name", last_name)?;
-        if document.is_empty()
-            || document.len() > MAX_DOCUMENT_LEN
-            || !document.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(InvalidBet::Document(truncated(document)));
+        Bet::try_from(BetRef::new(first_name, last_name, document, birthdate)?)
+    }
+
+    /// The bet borrowed as a [`BetRef`].
+    #[must_use]
+    pub fn as_ref(&self) -> BetRef<'_> {
+        let (first_end, last_end, document_end) =
+            (usize::from(self.first_end), usize::from(self.last_end), usize::from(self.document_end));
+        // The ends were taken from these very fields when the text was built.
+        BetRef {
+            first_name: &self.text[..first_end],
+            last_name: &self.text[first_end..last_end],
+            document: &self.text[last_end..document_end],
+            birthdate: &self.text[document_end..],
         }
-        let birthdate = parse_date(birthdate).ok_or_else(|| InvalidBet::Birthdate(truncated(birthdate)))?;
-        let mut text = String::with_capacity(first_name.len() + last_name.len() + document.len());
-        text.push_str(first_name);
-        // Names are at most MAX_NAME_LEN (256) bytes each: both ends fit a u16.
-        let first_end = first_name.len() as u16;
-        text.push_str(last_name);
-        let last_end = text.len() as u16;
-        text.push_str(document);
-        Ok(Bet { text, first_end, last_end, birthdate })
     }
 
     /// The player's first name(s).
     #[must_use]
     pub fn first_name(&self) -> &str {
-        &self.text[..usize::from(self.first_end)]
+        self.as_ref().first_name()
     }
 
     /// The player's last name(s).
     #[must_use]
     pub fn last_name(&self) -> &str {
-        &self.text[usize::from(self.first_end)..usize::from(self.last_end)]
+        self.as_ref().last_name()
     }
 
     /// The player's document, ASCII digits.
     #[must_use]
     pub fn document(&self) -> &str {
-        &self.text[usize::from(self.last_end)..]
+        self.as_ref().document()
     }
 
     /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        4 * 8 + self.text.len() + 10
+        4 * 8 + self.text.len()
     }
 
     /// The player's birth date.
@@ -155,8 +297,32 @@ impl Bet {
 
     /// The birth date as the ten bytes `YYYY-MM-DD`, without allocating.
     #[must_use]
-    pub fn birthdate_bytes(&self) -> [u8; 10] {
-        format_date(self.birthdate)
+    pub fn birthdate_bytes(&self) -> [u8; BIRTHDATE_LEN] {
+        self.as_ref().birthdate_bytes()
+    }
+}
+
+impl TryFrom<BetRef<'_>> for Bet {
+    type Error = InvalidBet;
+
+    /// The bet with its own copy of the fields. Fails only if the calendar check and chrono
+    /// disagreed on the birth date, which the tests rule out; it is kept fallible so that no
+    /// such disagreement could ever panic.
+    fn try_from(bet: BetRef<'_>) -> Result<Bet, InvalidBet> {
+        let birthdate = parse_date(bet.birthdate)
+            .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day))
+            .ok_or_else(|| InvalidBet::birthdate(bet.birthdate))?;
+        let mut text = String::with_capacity(bet.encoded_len() - 4 * 8);
+        // Every field is bounded (names MAX_NAME_LEN bytes, documents MAX_DOCUMENT_LEN,
+        // dates BIRTHDATE_LEN), so every end fits a u16.
+        text.push_str(bet.first_name);
+        let first_end = text.len() as u16;
+        text.push_str(bet.last_name);
+        let last_end = text.len() as u16;
+        text.push_str(bet.document);
+        let document_end = text.len() as u16;
+        text.push_str(bet.birthdate);
+        Ok(Bet { text, first_end, last_end, document_end, birthdate })
     }
 }
 
@@ -178,19 +344,17 @@ impl TryFrom<WireBetRef<'_>> for Bet {
 
 impl From<Bet> for WireBet {
     fn from(bet: Bet) -> WireBet {
-        let date = format_date(bet.birthdate);
-        WireBet {
-            first_name: bet.first_name().to_owned(),
-            last_name: bet.last_name().to_owned(),
-            document: bet.document().to_owned(),
-            // format_date writes ASCII digits and dashes only.
-            birthdate: date.iter().map(|&b| char::from(b)).collect(),
-        }
+        bet.as_ref().to_wire().to_owned()
     }
 }
 
+#[inline]
 fn check_name(field: &'static str, value: &str) -> Result<(), InvalidBet> {
-    if value.trim().is_empty() {
+    // The same as `value.trim().is_empty()`, but stops at the first character that is not
+    // whitespace (the first, for any real name) instead of trimming both ends; a first byte
+    // that is a visible ASCII character answers without decoding anything.
+    let visible_first = value.as_bytes().first().is_some_and(u8::is_ascii_graphic);
+    if !visible_first && value.chars().all(char::is_whitespace) {
         return Err(InvalidBet::EmptyName(field));
     }
     if value.len() > MAX_NAME_LEN {
@@ -199,36 +363,51 @@ fn check_name(field: &'static str, value: &str) -> Result<(), InvalidBet> {
     Ok(())
 }
 
-/// Parses exactly `YYYY-MM-DD` (four, two and two ASCII digits) into a real calendar date.
-/// Stricter than chrono's `%Y-%m-%d`, which also takes `2000-1-5` or a signed year.
-fn parse_date(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
+/// Whether every byte is an ASCII digit: eight at a time, then one at a time.
+#[inline]
+fn all_ascii_digits(bytes: &[u8]) -> bool {
+    /// A word of eight digits: every byte's high half is 3 (so no byte carries into the next
+    /// when 6 is added), and is still 3 once 6 is added to each (so the low half is 0 to 9).
+    fn eight_digits(word: u64) -> bool {
+        const HIGH_HALVES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+        const THREES: u64 = 0x3030_3030_3030_3030;
+        const SIXES: u64 = 0x0606_0606_0606_0606;
+        word & HIGH_HALVES == THREES && word.wrapping_add(SIXES) & HIGH_HALVES == THREES
     }
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range].iter().try_fold(0u32, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
-    };
-    let year = i32::try_from(num(0..4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
+    let (words, rest) = bytes.as_chunks::<8>();
+    words.iter().all(|&word| eight_digits(u64::from_le_bytes(word))) && rest.iter().all(u8::is_ascii_digit)
 }
 
-fn format_date(date: NaiveDate) -> [u8; 10] {
-    // Dates only come from `parse_date`, so the year is 0..=9999 and fits four digits.
-    let (y, m, d) = (date.year().clamp(0, 9999) as u32, date.month(), date.day());
-    let digit = |n: u32| b'0' + (n % 10) as u8;
-    [
-        digit(y / 1000),
-        digit(y / 100),
-        digit(y / 10),
-        digit(y),
-        b'-',
-        digit(m / 10),
-        digit(m),
-        b'-',
-        digit(d / 10),
-        digit(d),
-    ]
+/// Parses exactly `YYYY-MM-DD` (four, two and two ASCII digits) naming a real date of the
+/// proleptic Gregorian calendar (chrono's), as year, month and day. Stricter than chrono's
+/// `%Y-%m-%d`, which also takes `2000-1-5` or a signed year. Checked here by arithmetic
+/// rather than by building a `NaiveDate`: the central checks every bet it receives, and
+/// accepts exactly the dates `NaiveDate::from_ymd_opt` does (a test compares them).
+#[inline]
+fn parse_date(s: &str) -> Option<(u32, u32, u32)> {
+    let b: &[u8; BIRTHDATE_LEN] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digit = |i: usize| -> Option<u32> {
+        let d = b[i].wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    };
+    let year = digit(0)? * 1000 + digit(1)? * 100 + digit(2)? * 10 + digit(3)?;
+    let month = digit(5)? * 10 + digit(6)?;
+    let day = digit(8)? * 10 + digit(9)?;
+    (day >= 1 && day <= days_in_month(year, month)).then_some((year, month, day))
+}
+
+/// Days in `month` (1 to 12) of `year`; 0 for any other month, so no day is in it.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 => 28,
+        _ => 0,
+    }
 }
 
 /// A field quoted in an error, cut short so a huge hostile field does not flood the log.
@@ -260,6 +439,16 @@ mod tests {
     fn names_must_be_present_and_bounded() {
         assert_eq!(bet("", "Lorca", "1", "1999-03-17"), Err(InvalidBet::EmptyName("first_name")));
         assert_eq!(bet("Ana", "  ", "1", "1999-03-17"), Err(InvalidBet::EmptyName("last_name")));
+        for blank in ["\t\n", "\u{a0}", "\u{2003} \u{3000}", "\u{85}"] {
+            assert_eq!(
+                bet(blank, "Lorca", "1", "1999-03-17"),
+                Err(InvalidBet::EmptyName("first_name")),
+                "{blank:?}"
+            );
+        }
+        for name in [" Ana", "\u{a0}Ñ", "~", "Ñ", "\u{200b}"] {
+            assert!(bet(name, "Lorca", "1", "1999-03-17").is_ok(), "{name:?}");
+        }
         let long = "ñ".repeat(129); // 258 bytes
         assert_eq!(bet(&long, "Lorca", "1", "1999-03-17"), Err(InvalidBet::NameTooLong("first_name", 258)));
         assert!(bet(&"a".repeat(MAX_NAME_LEN), "Lorca", "1", "1999-03-17").is_ok());
@@ -271,6 +460,24 @@ mod tests {
             assert!(matches!(bet("Ana", "Díaz", doc, "1999-03-17"), Err(InvalidBet::Document(_))), "{doc}");
         }
         assert!(bet("Ana", "Díaz", "00012", "1999-03-17").is_ok(), "leading zeros are kept");
+    }
+
+    #[test]
+    fn documents_are_checked_eight_digits_at_a_time_as_one_at_a_time() {
+        for len in 0..=24 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut document = vec![b'7'; len];
+                    document[at] = byte;
+                    assert_eq!(
+                        all_ascii_digits(&document),
+                        byte.is_ascii_digit(),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(all_ascii_digits(b""));
     }
 
     #[test]
@@ -297,6 +504,64 @@ mod tests {
         let wire = WireBet::from(original.clone());
         assert_eq!(wire.birthdate, "2000-05-10");
         assert_eq!(Bet::try_from(wire).unwrap(), original);
+    }
+
+    #[test]
+    fn a_borrowed_bet_is_checked_as_an_owned_one() {
+        let cases = [
+            ("Tiago Nicolás", "Fornerón", "34407251", "2001-08-29"),
+            ("", "Lorca", "1", "1999-03-17"),
+            ("Ana", "\u{2003}\t", "1", "1999-03-17"),
+            ("Ana", "Díaz", "3090446a", "1999-03-17"),
+            ("Ana", "Díaz", "1", "1999-02-29"),
+            ("Ana", "Díaz", "1", "2000-02-29"),
+        ];
+        for (first, last, doc, date) in cases {
+            let borrowed = BetRef::new(first, last, doc, date);
+            let owned = Bet::from_fields(first, last, doc, date);
+            assert_eq!(
+                borrowed.clone().map(|b| Bet::try_from(b).unwrap()),
+                owned,
+                "{first} {last} {doc} {date}"
+            );
+            if let (Ok(owned), Ok(borrowed)) = (owned, borrowed) {
+                assert_eq!(owned.as_ref(), borrowed);
+                assert_eq!(owned.as_ref().birthdate_str(), date);
+                assert_eq!(owned.encoded_len(), borrowed.encoded_len());
+                assert_eq!(owned.encoded_len(), WireBet::from(owned.clone()).encoded_len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_calendar_check_accepts_exactly_the_dates_chrono_does() {
+        // Every year the format can write, every month and day two digits can (and a few
+        // past them), against chrono's own calendar.
+        for year in 0..=9999u32 {
+            for month in 0..=13u32 {
+                for day in 0..=32u32 {
+                    let digit = |n: u32| b'0' + (n % 10) as u8;
+                    let bytes = [
+                        digit(year / 1000),
+                        digit(year / 100),
+                        digit(year / 10),
+                        digit(year),
+                        b'-',
+                        digit(month / 10),
+                        digit(month),
+                        b'-',
+                        digit(day / 10),
+                        digit(day),
+                    ];
+                    let text = std::str::from_utf8(&bytes).unwrap();
+                    let chrono = NaiveDate::from_ymd_opt(year as i32, month, day);
+                    assert_eq!(parse_date(text), chrono.map(|_| (year, month, day)), "{text}");
+                }
+            }
+        }
+        for text in ["2000-02-2a", "2000-0a-01", "200a-01-01", "2000-01-01 ", "2000-01-001", "2000_01-01"] {
+            assert_eq!(parse_date(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! - [`connection`]: reads and writes whole messages over any `Read + Write`.
 //! - [`deadline`] and [`budget`]: what a connection to an untrusted peer allows it: a
 //!   deadline for each whole frame and answer, and a memory budget shared by all connections.
-//! - [`bet`]: the domain's bet, valid by construction; the only way from a `WireBet` (or a
-//!   CSV row) to a `Bet` is through its validation.
+//! - [`bet`]: the domain's bet, valid by construction, borrowed ([`BetRef`]) or owned
+//!   ([`Bet`]); the only way from a `WireBet` (or a CSV row) to either is through its
+//!   validation.
 //! - [`digest`]: what a run of bets hashes to, the same on both ends, so a replayed batch and
 //!   a finished upload are checked by content.
 
@@ -24,8 +25,9 @@ pub mod digest;
 pub mod error;
 pub mod frame;
 pub mod message;
+mod short_copy;
 
-pub use bet::{Bet, InvalidBet};
+pub use bet::{Bet, BetRef, InvalidBet};
 pub use budget::Budget;
 pub use connection::Connection;
 pub use deadline::{Guards, Timeouts};

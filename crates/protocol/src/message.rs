@@ -78,7 +78,8 @@ impl WireBetRef<'_> {
 pub struct WireBets {
     /// The fields of every bet, one after the other.
     text: String,
-    /// Where each field ends in `text`: four per bet.
+    /// Where each field ends in `text`: four per bet, ascending, each a character boundary
+    /// of `text` (so each field is UTF-8 by itself), the last one its end.
     ends: Vec<u32>,
 }
 
@@ -145,11 +146,53 @@ impl WireBets {
     }
 
     /// Every bet, in order.
-    pub fn iter(&self) -> impl Iterator<Item = WireBetRef<'_>> + '_ {
-        // Every index below `len` has its four ends, so nothing is filtered out.
-        (0..self.len()).filter_map(|i| self.get(i))
+    #[must_use]
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { rest: &self.text, consumed: 0, ends: self.ends.chunks_exact(4) }
     }
 }
+
+/// The bets of a [`WireBets`], in order: see [`WireBets::iter`].
+///
+/// Walks the ends four at a time, cutting each field off the front of the text that is left
+/// (what [`WireBets::get`] computes for one index, without looking it up for every bet, and
+/// with one character-boundary check a field).
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    /// The text after the fields already handed out.
+    rest: &'a str,
+    /// Where `rest` starts in the batch's text.
+    consumed: usize,
+    ends: std::slice::ChunksExact<'a, u32>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = WireBetRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<WireBetRef<'a>> {
+        let ends = self.ends.next()?;
+        // `WireBets`' invariant: its ends ascend, and each is a character boundary of its
+        // text no further than its end, so every cut is in range and on a boundary.
+        let mut field = |end: u32| {
+            let (field, rest) = self.rest.split_at(end as usize - self.consumed);
+            (self.rest, self.consumed) = (rest, end as usize);
+            field
+        };
+        Some(WireBetRef {
+            first_name: field(ends[0]),
+            last_name: field(ends[1]),
+            document: field(ends[2]),
+            birthdate: field(ends[3]),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl From<Vec<WireBet>> for WireBets {
     fn from(bets: Vec<WireBet>) -> WireBets {
@@ -208,7 +251,7 @@ impl<'de> Deserialize<'de> for WireBets {
 
 /// Reads a sequence of bets into one [`WireBets`]: every field's bytes into one buffer, then
 /// one UTF-8 check of the whole (a check per field cost more than the bytes: fields are a few
-/// bytes long) and one that every field ends on a character boundary, so each field is UTF-8
+/// bytes long), with SIMD, and one that every field ends on a character boundary, so each field is UTF-8
 /// by itself, exactly as when each was checked alone.
 struct BetsVisitor;
 
@@ -220,23 +263,75 @@ impl<'de> Visitor<'de> for BetsVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireBets, A::Error> {
-        // The declared count comes from the peer: reserve for a bounded number only (the
-        // payload, already in memory and capped, bounds the rest).
-        let hint = seq.size_hint().unwrap_or(0).min(512);
-        let mut raw = RawBets { bytes: Vec::with_capacity(hint * 48), ends: Vec::with_capacity(hint * 4) };
+        let mut raw = RawBets::with_capacity(seq.size_hint().unwrap_or(0));
         while seq.next_element_seed(BetSeed(&mut raw))?.is_some() {}
-        let text = String::from_utf8(raw.bytes).map_err(|e| de::Error::custom(e.utf8_error()))?;
-        if !raw.ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
-            return Err(de::Error::custom("a field that is not UTF-8 by itself"));
-        }
-        Ok(WireBets { text, ends: raw.ends })
+        raw.finish().map_err(de::Error::custom)
     }
 }
 
-/// A batch's fields as they are read, before their one UTF-8 check.
-struct RawBets {
+/// A batch's fields as they are read, before their one UTF-8 check: what the serde path
+/// above and the codec's direct reading of a batch (`codec::decode_request`) both fill.
+#[derive(Debug)]
+pub(crate) struct RawBets {
     bytes: Vec<u8>,
     ends: Vec<u32>,
+}
+
+impl RawBets {
+    /// Room for `bets` bets, as the peer declares them: a bounded number only is reserved
+    /// (the payload, already in memory and capped, bounds the rest).
+    pub(crate) fn with_capacity(bets: usize) -> RawBets {
+        let bets = bets.min(512);
+        RawBets { bytes: Vec::with_capacity(bets * 48), ends: Vec::with_capacity(bets * 4) }
+    }
+
+    /// Fields already read: `bytes` one after the other, each ending at its entry of `ends`
+    /// (ascending, at most `bytes.len()`).
+    pub(crate) fn from_parts(bytes: Vec<u8>, ends: Vec<u32>) -> RawBets {
+        RawBets { bytes, ends }
+    }
+
+    /// Appends one field's bytes.
+    ///
+    /// # Errors
+    /// When the batch's text would pass 4 GiB (a frame cannot hold that much).
+    pub(crate) fn push(&mut self, field: &[u8]) -> Result<(), &'static str> {
+        self.bytes.extend_from_slice(field);
+        let end = u32::try_from(self.bytes.len()).map_err(|_| "a batch's text passes 4 GiB")?;
+        self.ends.push(end);
+        Ok(())
+    }
+
+    /// The bets, once their bytes are checked: UTF-8 as a whole and every field ending on a
+    /// character boundary, so each field is UTF-8 by itself, exactly as when each was checked
+    /// alone.
+    ///
+    /// # Errors
+    /// Why they are not, for the peer to read; or when the fields do not make whole bets.
+    pub(crate) fn finish(self) -> Result<WireBets, String> {
+        if !self.ends.len().is_multiple_of(4) {
+            return Err("a bet without all four fields".to_owned());
+        }
+        // `unsafe` is forbidden here, so the checked bytes are copied into the `String` (one
+        // copy a batch, far cheaper than std's check of them: names are full of accents).
+        let text = match simdutf8::basic::from_utf8(&self.bytes) {
+            Ok(text) => text.to_owned(),
+            // Only to say where, as the error always did.
+            Err(_) => return Err(utf8_error(self.bytes)),
+        };
+        if !self.ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
+            return Err("a field that is not UTF-8 by itself".to_owned());
+        }
+        Ok(WireBets { text, ends: self.ends })
+    }
+}
+
+/// Why `bytes` are not UTF-8, in std's words (which say where).
+fn utf8_error(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Err(e) => e.utf8_error().to_string(),
+        Ok(_) => "invalid utf-8".to_owned(),
+    }
 }
 
 /// Reads one bet (a struct of four strings) onto the end of a [`RawBets`].
@@ -283,11 +378,7 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
 
 impl FieldSeed<'_> {
     fn push<E: de::Error>(self, field: &[u8]) -> Result<(), E> {
-        let raw = self.0;
-        raw.bytes.extend_from_slice(field);
-        let end = u32::try_from(raw.bytes.len()).map_err(|_| E::custom("a batch's text passes 4 GiB"))?;
-        raw.ends.push(end);
-        Ok(())
+        self.0.push(field).map_err(E::custom)
     }
 }
 

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::Bet;
+use protocol::BetRef;
 
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -24,7 +24,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// Whether `bet` wins: its hash is divisible by 17. The rule alone, free; [`winners`] pays the
 /// simulated cost.
 #[must_use]
-pub fn is_winner(bet: &Bet) -> bool {
+pub fn is_winner(bet: BetRef<'_>) -> bool {
     bet_hash(bet).is_multiple_of(17)
 }
 
@@ -36,15 +36,19 @@ pub fn is_winner(bet: &Bet) -> bool {
 /// stopping) and the batch's check would end after it, the check is abandoned and `None`
 /// returned, so a long batch cannot hold a stop.
 #[must_use]
-pub fn winners(bets: &[Bet], delay: Duration, finish_by: impl Fn() -> Option<Instant>) -> Option<Vec<u32>> {
+pub fn winners(
+    bets: &[BetRef<'_>],
+    delay: Duration,
+    finish_by: impl Fn() -> Option<Instant>,
+) -> Option<Vec<u32>> {
     let start = Instant::now();
     if delay.is_zero() {
-        return Some((0u32..).zip(bets).filter(|(_, bet)| is_winner(bet)).map(|(i, _)| i).collect());
+        return Some((0u32..).zip(bets).filter(|&(_, &bet)| is_winner(bet)).map(|(i, _)| i).collect());
     }
     let end = u32::try_from(bets.len()).ok().and_then(|n| delay.checked_mul(n)).map(|total| start + total);
     let mut deadline = start;
     let mut found = Vec::new();
-    for (i, bet) in (0u32..).zip(bets) {
+    for (i, &bet) in (0u32..).zip(bets) {
         if let Some(limit) = finish_by() {
             if end.is_none_or(|end| end > limit) {
                 return None;
@@ -73,7 +77,7 @@ fn sleep_until(deadline: Instant) {
 /// FNV-1a of `first_name|last_name|document|YYYY-MM-DD`, hashed piece by piece so no string
 /// is built.
 #[must_use]
-pub fn bet_hash(bet: &Bet) -> u64 {
+pub fn bet_hash(bet: BetRef<'_>) -> u64 {
     let mut hash = FNV_OFFSET_BASIS;
     let mut feed = |bytes: &[u8]| {
         for &b in bytes {
@@ -87,7 +91,7 @@ pub fn bet_hash(bet: &Bet) -> u64 {
     feed(b"|");
     feed(bet.document().as_bytes());
     feed(b"|");
-    feed(&bet.birthdate_bytes());
+    feed(bet.birthdate_str().as_bytes());
     hash
 }
 
@@ -97,8 +101,9 @@ mod tests {
 
     use super::*;
 
-    fn bet(first: &str, last: &str, doc: &str, date: &str) -> Bet {
-        Bet::new(first.into(), last.into(), doc.into(), date).unwrap()
+    /// A checked bet; test strings live for the whole test, so it borrows them.
+    fn bet<'a>(first: &'a str, last: &'a str, doc: &'a str, date: &'a str) -> BetRef<'a> {
+        BetRef::new(first, last, doc, date).unwrap()
     }
 
     #[test]
@@ -114,16 +119,16 @@ mod tests {
     fn pinned_winners_from_the_course_dataset() {
         // Hashes computed independently (Python) over the same strings.
         let kiara = bet("Kiara Valentina", "Basile", "32250087", "1987-05-17");
-        assert_eq!(bet_hash(&kiara), 0x3443_1564_4823_85c8);
-        assert!(is_winner(&kiara));
-        assert!(is_winner(&bet("Rodrigo Gabriel", "Varela", "35387663", "1999-07-11")));
-        assert!(is_winner(&bet("Jonathan", "Pérez", "36556481", "2003-10-05")));
+        assert_eq!(bet_hash(kiara), 0x3443_1564_4823_85c8);
+        assert!(is_winner(kiara));
+        assert!(is_winner(bet("Rodrigo Gabriel", "Varela", "35387663", "1999-07-11")));
+        assert!(is_winner(bet("Jonathan", "Pérez", "36556481", "2003-10-05")));
     }
 
     #[test]
     fn pinned_losers_from_the_course_dataset() {
-        assert!(!is_winner(&bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17")));
-        assert!(!is_winner(&bet("Agustin Emanuel", "Zambrano", "21689196", "2000-05-10")));
+        assert!(!is_winner(bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17")));
+        assert!(!is_winner(bet("Agustin Emanuel", "Zambrano", "21689196", "2000-05-10")));
     }
 
     #[test]

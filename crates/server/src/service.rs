@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Bet, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
+use protocol::{BetRef, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
 
 use crate::{
     completion::Completion,
@@ -215,9 +215,10 @@ impl Lottery {
             Ok(admission) => admission,
             Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
         };
+        // Checked in place: each bet borrows its fields from the batch, none is copied.
         let mut valid = Vec::with_capacity(bets.len());
         for (i, wire) in bets.iter().enumerate() {
-            match Bet::try_from(wire) {
+            match BetRef::try_from(wire) {
                 Ok(bet) => valid.push(bet),
                 Err(e) => {
                     let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
@@ -254,7 +255,7 @@ impl Lottery {
             return Err(None);
         };
         // Every `i` was counted out over `valid` just above, so the index is in range.
-        let winning_bets = winners.iter().map(|&i| &valid[i as usize]).collect();
+        let winning_bets = winners.iter().map(|&i| valid[i as usize]).collect();
         let count = winners.len();
         let batch =
             CheckedBatch { agency, sequence, bets: valid.len() as u64, digest, winners, winning_bets };

@@ -68,7 +68,7 @@ fn batch<'a>(
         bets,
         digest: content(sequence, bets, winners),
         winners: positions.to_vec(),
-        winning_bets: winners.iter().collect(),
+        winning_bets: winners.iter().map(Bet::as_ref).collect(),
     }
 }
 

@@ -115,7 +115,7 @@ pub struct CheckedBatch<'a> {
     /// Positions of its winners in the batch, as answered.
     pub winners: Vec<u32>,
     /// The winning bets themselves, in the order of `winners`: what the winners' rows hold.
-    pub winning_bets: Vec<&'a protocol::Bet>,
+    pub winning_bets: Vec<protocol::BetRef<'a>>,
 }
 
 /// What [`Engine::stage`] returns.

@@ -302,7 +302,7 @@ mod tests {
             bets,
             digest,
             winners: positions,
-            winning_bets: winners.iter().collect(),
+            winning_bets: winners.iter().map(Bet::as_ref).collect(),
         }
     }
 

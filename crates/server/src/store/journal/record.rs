@@ -261,19 +261,35 @@ impl<'a> Fields<'a> {
 /// CRC-32 (IEEE 802.3, reflected, the one of zip and Ethernet).
 #[must_use]
 pub fn crc32(bytes: &[u8]) -> u32 {
-    // A byte at a time through a table, not a bit at a time: every record is checksummed
-    // under the store's lock, and the bitwise loop cost 6% of the central's CPU.
+    // Eight bytes at a time through eight tables ("slicing-by-8"), not a byte at a time: a
+    // byte's table lookup waits for the one before, and the byte loop was about 3% of the
+    // central's time over a million-bet upload. Eight lookups of a word are independent.
     let mut crc = !0u32;
-    for &byte in bytes {
-        crc = (crc >> 8) ^ CRC32_TABLE[usize::from((crc as u8) ^ byte)];
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let low = crc ^ u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        let high = u32::from_le_bytes([word[4], word[5], word[6], word[7]]);
+        let byte = |value: u32, shift: u32| usize::from((value >> shift) as u8);
+        crc = CRC32_TABLES[7][byte(low, 0)]
+            ^ CRC32_TABLES[6][byte(low, 8)]
+            ^ CRC32_TABLES[5][byte(low, 16)]
+            ^ CRC32_TABLES[4][byte(low, 24)]
+            ^ CRC32_TABLES[3][byte(high, 0)]
+            ^ CRC32_TABLES[2][byte(high, 8)]
+            ^ CRC32_TABLES[1][byte(high, 16)]
+            ^ CRC32_TABLES[0][byte(high, 24)];
+    }
+    for &byte in words.remainder() {
+        crc = (crc >> 8) ^ CRC32_TABLES[0][usize::from((crc as u8) ^ byte)];
     }
     !crc
 }
 
-/// The CRC-32 (IEEE, reflected, polynomial `0xedb88320`) of every byte value, built when
-/// compiling.
-const CRC32_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// Tables for [`crc32`], built when compiling: the first is the CRC-32 (IEEE, reflected,
+/// polynomial `0xedb88320`) of every byte value; table `k` is the CRC of a byte followed by
+/// `k` zero bytes, so eight bytes are folded in with one lookup each.
+const CRC32_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u32;
@@ -283,10 +299,20 @@ const CRC32_TABLE: [u32; 256] = {
             crc = (crc >> 1) ^ (0xedb8_8320 & mask);
             bit += 1;
         }
-        table[i] = crc;
+        tables[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let previous = tables[k - 1][i];
+            tables[k][i] = (previous >> 8) ^ tables[0][(previous & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    tables
 };
 
 #[cfg(test)]
@@ -324,6 +350,22 @@ mod tests {
     #[test]
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        // Every length around the eight-byte steps, against the bitwise definition.
+        let bitwise = |bytes: &[u8]| {
+            let mut crc = !0u32;
+            for &byte in bytes {
+                crc ^= u32::from(byte);
+                for _ in 0..8 {
+                    crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+                }
+            }
+            !crc
+        };
+        let bytes: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in 0..bytes.len() {
+            assert_eq!(crc32(&bytes[..len]), bitwise(&bytes[..len]), "{len} bytes");
+            assert_eq!(crc32(&bytes[len..]), bitwise(&bytes[len..]), "from {len}");
+        }
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414f_a339);
     }

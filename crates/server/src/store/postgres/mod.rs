@@ -216,7 +216,7 @@ impl Postgres {
         let first: Vec<&str> = batch.winning_bets.iter().map(|b| b.first_name()).collect();
         let last: Vec<&str> = batch.winning_bets.iter().map(|b| b.last_name()).collect();
         let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
-        let dates: Vec<String> = batch.winning_bets.iter().map(|b| b.birthdate().to_string()).collect();
+        let dates: Vec<&str> = batch.winning_bets.iter().map(|b| b.birthdate_str()).collect();
         let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
         let digest = batch.digest.to_bytes().to_vec();
         let params: [&(dyn ToSql + Sync); 9] =
