@@ -259,3 +259,35 @@ fn pipelined_requests_are_answered_in_order() {
     }
     assert_eq!(central.winner_rows().len(), 6);
 }
+
+#[test]
+fn a_slow_batchs_answer_goes_out_as_the_next_batch_is_checked_not_after_it() {
+    // 10 bets at 50 ms: each batch's check takes 500 ms. Two sent at once: the first answer
+    // goes out within the second batch's first check (its sync and write overlap it), so at
+    // about 500 ms; held through the second check it would come after 1 s.
+    let central = Central::start(1, &[("SERVER_WINNER_DELAY_MS", "50")]);
+    let mut conn = central.connect();
+    let mut first = vec![losing_bet(); 10];
+    first[4] = winning_bet();
+    let sent = Instant::now();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 1, bets: first.into() }).unwrap();
+    conn.write_message(&Request::BetBatch { agency: 1, sequence: 2, bets: vec![losing_bet(); 10].into() })
+        .unwrap();
+    assert_eq!(
+        conn.read_message::<Response>().unwrap(),
+        Some(Response::BatchResult { sequence: 1, winners: vec![4] })
+    );
+    let first_at = sent.elapsed();
+    assert_eq!(
+        conn.read_message::<Response>().unwrap(),
+        Some(Response::BatchResult { sequence: 2, winners: vec![] })
+    );
+    let second_at = sent.elapsed();
+    assert!(first_at >= Duration::from_millis(500), "after its own check: {first_at:?}");
+    assert!(first_at < Duration::from_millis(900), "not held through the next check: {first_at:?}");
+    // The two checks back to back: the first batch's sync and answer took none of the second's
+    // time beyond its own 500 ms.
+    assert!(second_at >= Duration::from_millis(1_000), "{second_at:?}");
+    assert!(second_at < Duration::from_millis(1_400), "{second_at:?}");
+    assert_eq!(central.tally(1).bets, 20);
+}

@@ -167,7 +167,15 @@ pub fn serve(
         }
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
-        match lottery.handle(request, peer, &mut session) {
+        // A slow batch's held answer goes out within the next batch's first check.
+        let mut released = Ok(());
+        let reply = lottery.handle(request, peer, &mut session, &mut || {
+            released = held.release_if_slow(&mut conn, lottery, peer);
+        });
+        if let Err(e) = released {
+            break write_failed(&e, peer);
+        }
+        match reply {
             Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
             Reply::Abandoned => break Close::Shutdown,
             Reply::Now(response) => {

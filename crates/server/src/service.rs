@@ -75,7 +75,17 @@ impl Lottery {
     /// Answers one request of the connection from `peer`, which has proved what `session`
     /// says (the only per-connection state: sequences are the agency's, kept durably by the
     /// store, so a request means the same on any connection and after any restart).
-    pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session) -> Reply {
+    ///
+    /// `meanwhile` is the connection's own work that may overlap a batch's simulated check:
+    /// called once, as the check's first wait begins (the connection's held answers of an
+    /// earlier slow batch, `held_answers.rs`). Not called for other requests.
+    pub fn handle(
+        &self,
+        request: Request,
+        peer: SocketAddr,
+        session: &mut Session,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Reply {
         let named = match &request {
             Request::BetBatch { agency, .. }
             | Request::AgencyDone { agency, .. }
@@ -95,7 +105,7 @@ impl Lottery {
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                return self.bet_batch(agency, sequence, bets, peer)
+                return self.bet_batch(agency, sequence, bets, peer, meanwhile)
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer),
@@ -177,9 +187,16 @@ fn refuse_staged(e: &StoreError, staged: &mut [Response], peer: SocketAddr) {
 }
 
 impl Lottery {
-    fn bet_batch(&self, agency: u32, sequence: u64, bets: WireBets, peer: SocketAddr) -> Reply {
+    fn bet_batch(
+        &self,
+        agency: u32,
+        sequence: u64,
+        bets: WireBets,
+        peer: SocketAddr,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
-        match self.stage_batch(agency, sequence, bets, peer) {
+        match self.stage_batch(agency, sequence, bets, peer, meanwhile) {
             Ok((response, ticket)) => Reply::WhenDurable { response, ticket, check },
             Err(Some(refusal)) => Reply::Now(refusal),
             Err(None) => Reply::Abandoned,
@@ -194,6 +211,7 @@ impl Lottery {
         sequence: u64,
         bets: WireBets,
         peer: SocketAddr,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<(Response, Ticket), Option<Response>> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
@@ -247,7 +265,8 @@ impl Lottery {
         };
         let digest = Digest::of_bets(first_bet, &valid);
         // The slow part (the simulated check), with no lock held.
-        let Some(winners) = rules::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE))
+        let Some(winners) =
+            rules::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE), meanwhile)
         else {
             log::info!(
                 "action: bet_batch | result: fail | peer: {peer} | agency: {agency} | sequence: {sequence} | error: abandoned unstored: the central is stopping"
