@@ -51,8 +51,11 @@ pub fn run(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome,
     if let Some(fields) = &config.bet {
         return check_bet(config, endpoint, stop, fields);
     }
-    match upload(config, endpoint, stop)? {
-        Outcome::Done => wait_for_total(config, endpoint, stop),
+    // The upload's connection, already proved (and through its TLS handshake), serves the
+    // total queries too: one connection an agency, not two.
+    let mut connection = None;
+    match upload(config, endpoint, stop, &mut connection)? {
+        Outcome::Done => wait_for_total(config, endpoint, stop, connection),
         Outcome::Stopped => Ok(Outcome::Stopped),
     }
 }
@@ -154,11 +157,17 @@ struct Acknowledged {
 
 /// Exercises 6 and 7: sends the dataset in batches, then `AgencyDone`, and logs the summary;
 /// across broken connections and restarts of either side.
-fn upload(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
+/// The connection that finished the upload is left in `connection`.
+fn upload(
+    config: &Config,
+    endpoint: &Endpoint,
+    stop: &Stop,
+    connection: &mut Option<CentralClient>,
+) -> Result<Outcome, ClientError> {
     let mut backoff = Backoff::new(config.retry);
     let mut acked = Acknowledged::default();
     let outcome = with_retry(config, stop, "upload", &mut backoff, |backoff| {
-        upload_once(config, endpoint, stop, backoff, &mut acked)
+        upload_once(config, endpoint, stop, backoff, &mut acked, connection)
     })?;
     match outcome {
         Some(Outcome::Done) => Ok(Outcome::Done),
@@ -177,13 +186,15 @@ fn upload(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, 
 }
 
 /// One connection's worth of upload: from what the central has committed to the end, or to
-/// the first failure. `acked` follows every answer.
+/// the first failure. `acked` follows every answer; at the end the connection is left in
+/// `keep`, for the total queries.
 fn upload_once(
     config: &Config,
     endpoint: &Endpoint,
     stop: &Stop,
     backoff: &mut Backoff,
     acked: &mut Acknowledged,
+    keep: &mut Option<CentralClient>,
 ) -> Result<Outcome, ClientError> {
     let agency = config.id;
     // No backoff reset here: a central that answers `Resume` but refuses every batch (a full
@@ -308,7 +319,7 @@ fn upload_once(
             return Err(ClientError::NotThisDataset { committed: committed.bets });
         }
     }
-    drop(client);
+    *keep = Some(client);
     let rate = if bets == 0 { 0.0 } else { winners as f64 * 100.0 / bets as f64 };
     log::info!(
         "action: agency_summary | result: success | agency: {agency} | bets: {bets} | skipped: {} | winners: {winners} | winner_rate: {rate:.2}%",
@@ -321,12 +332,16 @@ fn upload_once(
 /// still loading. Each query lets the central hold its answer for that period, so the total
 /// comes the moment the last agency is done, and a partial answer still comes once a period;
 /// a central that answers sooner is asked again only when the period is over. One connection
-/// serves every query (a new one per query would cost the central a thread each time); a
-/// broken one is replaced on the next attempt.
-fn wait_for_total(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome, ClientError> {
+/// serves every query (a new one per query would cost the central a thread each time), the
+/// upload's own when there is one; a broken one is replaced on the next attempt.
+fn wait_for_total(
+    config: &Config,
+    endpoint: &Endpoint,
+    stop: &Stop,
+    mut connection: Option<CentralClient>,
+) -> Result<Outcome, ClientError> {
     let agency = config.id;
     let mut backoff = Backoff::new(config.retry);
-    let mut connection: Option<CentralClient> = None;
     loop {
         let asked = Instant::now();
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {

@@ -238,3 +238,28 @@ fn a_missing_dataset_is_a_clear_error_and_exit_1() {
     // The central stops cleanly: SIGTERM, exit 0.
     central.stop();
 }
+
+#[test]
+fn an_agency_uploads_and_asks_for_the_total_over_one_connection() {
+    // Two agencies, the first done early: its total queries (held, then answered) go over
+    // the connection its upload used, so each agency costs the central one connection (one
+    // thread, one TLS handshake and one proof when those are on).
+    let mut central = Central::start(2, &[]);
+    let mut first = agency(&central, 1, &central.dataset(1, &datasets::generate(31, 500)), &[]);
+    assert!(first.wait_for(&["action: total_winners | result: in_progress"], PATIENCE).is_some());
+    let mut second = agency(&central, 2, &central.dataset(2, &datasets::generate(32, 300)), &[]);
+    assert_success(&mut first);
+    assert_success(&mut second);
+    for client in [&first, &second] {
+        let closes = client.lines().iter().filter(|l| l.contains("action: close_connection")).count();
+        assert_eq!(closes, 1, "one connection, closed once:\n{}", client.transcript());
+    }
+    central.stop();
+    let served = central
+        .process
+        .lines()
+        .iter()
+        .filter(|l| l.contains("action: close_connection") && l.contains("reason: closed by peer"))
+        .count();
+    assert_eq!(served, 2, "the central served two connections:\n{}", central.process.transcript());
+}
