@@ -6,8 +6,9 @@
 # Environment: AGENCIES (default 5), PORT (default 12345), RESUME=1 to go on with the
 # previous lottery instead of starting a new one, and any SERVER_* or CLI_* setting, e.g.
 # SERVER_WINNER_DELAY_MS=0 for a fast run. The agencies ask again for the total every 100 ms
-# (CLI_WINNERS_RETRY_PERIOD), not every 5 s as in the containers: on one machine the query
-# costs nothing, and a fast run is not held up by an agency that asked too early.
+# (CLI_WINNERS_RETRY_PERIOD), not every 5 s as in the containers, so their partial answers
+# show at that pace; either way the central holds each query and answers it as soon as the
+# last agency is done.
 #
 # A dataset already in .data/ (the course's own, say) is used as it is: datagen writes only
 # the missing files and never rewrites one.
