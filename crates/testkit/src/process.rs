@@ -6,6 +6,7 @@ use std::{
     net::SocketAddr,
     process::{Command, ExitStatus, Stdio},
     sync::{
+        atomic::{AtomicBool, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError},
         Arc, Condvar, Mutex,
     },
@@ -27,6 +28,8 @@ struct Output {
 pub struct LoggedChild {
     pid: u32,
     exited: Receiver<io::Result<ExitStatus>>,
+    /// Set by the waiting thread once the child is reaped (its pid may then be reused).
+    reaped: Arc<AtomicBool>,
     output: Arc<Output>,
     threads: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
@@ -55,10 +58,14 @@ impl LoggedChild {
         }
         let pid = child.id();
         let (report, exited) = mpsc::channel();
+        let reaped = Arc::new(AtomicBool::new(false));
+        let reaper = Arc::clone(&reaped);
         threads.push(thread::spawn(move || {
-            let _ = report.send(child.wait());
+            let status = child.wait();
+            reaper.store(true, Ordering::SeqCst);
+            let _ = report.send(status);
         }));
-        LoggedChild { pid, exited, output, threads, status: None }
+        LoggedChild { pid, exited, reaped, output, threads, status: None }
     }
 
     /// The child's process id.
@@ -102,20 +109,39 @@ impl LoggedChild {
         }
     }
 
-    /// Sends SIGTERM.
+    /// Sends SIGTERM, unless the child has already ended by itself.
     ///
     /// # Panics
-    /// When `kill` cannot be run.
+    /// When `kill` fails on a child that is still running.
     pub fn sigterm(&self) {
-        signal(self.pid(), "-TERM");
+        self.signal("-TERM");
     }
 
-    /// Sends SIGKILL: the child ends at once, with no chance to clean up (a crash).
+    /// Sends SIGKILL: the child ends at once, with no chance to clean up (a crash). Nothing is
+    /// sent to a child that already ended by itself.
     ///
     /// # Panics
-    /// When `kill` cannot be run.
+    /// When `kill` fails on a child that is still running.
     pub fn sigkill(&self) {
-        signal(self.pid(), "-KILL");
+        self.signal("-KILL");
+    }
+
+    /// A child that exits on its own may be reaped just before `kill` runs, which then fails;
+    /// that is an ended child, not a failure. Once reaped its pid is not signalled again.
+    fn signal(&self, which: &str) {
+        if self.reaped.load(Ordering::SeqCst) {
+            return;
+        }
+        if signal(self.pid, which) {
+            return;
+        }
+        // `kill` failed: the child is gone, unless something is wrong. Its reaping is being
+        // recorded by the waiting thread right now.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.reaped.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "kill {which} {} failed on a running child", self.pid);
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Waits up to `timeout` for the child to exit; `None` if it is still running. Once it
@@ -183,9 +209,14 @@ fn collect(stream: impl Read + Send + 'static, output: Arc<Output>) -> JoinHandl
     })
 }
 
-fn signal(pid: u32, which: &str) {
-    let status = Command::new("kill").args([which, &pid.to_string()]).status().expect("run kill");
-    assert!(status.success(), "kill {which} {pid} failed");
+/// Whether `kill` succeeded.
+fn signal(pid: u32, which: &str) -> bool {
+    Command::new("kill")
+        .args([which, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run kill")
+        .success()
 }
 
 #[cfg(test)]
