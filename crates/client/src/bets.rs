@@ -166,7 +166,7 @@ mod tests {
     fn next_bet(d: &mut Dataset) -> Option<Bet> {
         loop {
             match d.next_row().unwrap() {
-                Row::Bet(bet) => return Some(Bet::try_from(bet).unwrap()),
+                Row::Bet(bet) => return Some(Bet::from(bet)),
                 Row::Skipped => {}
                 Row::End => return None,
             }

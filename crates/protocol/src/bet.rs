@@ -52,7 +52,6 @@ pub struct Bet {
     last_end: u16,
     /// Where the document ends in `text` (the birth date's ten bytes follow).
     document_end: u16,
-    birthdate: NaiveDate,
 }
 
 impl fmt::Debug for BetRef<'_> {
@@ -72,7 +71,7 @@ impl fmt::Debug for Bet {
             .field("first_name", &self.first_name())
             .field("last_name", &self.last_name())
             .field("document", &self.document())
-            .field("birthdate", &self.birthdate)
+            .field("birthdate", &self.as_ref().birthdate)
             .finish()
     }
 }
@@ -248,7 +247,7 @@ impl Bet {
         document: &str,
         birthdate: &str,
     ) -> Result<Bet, InvalidBet> {
-        Bet::try_from(BetRef::new(first_name, last_name, document, birthdate)?)
+        Ok(Bet::from(BetRef::new(first_name, last_name, document, birthdate)?))
     }
 
     /// The bet borrowed as a [`BetRef`].
@@ -290,9 +289,15 @@ impl Bet {
     }
 
     /// The player's birth date.
+    ///
+    /// # Panics
+    /// Never: the text passed [`BetRef::new`]'s calendar check, which accepts exactly the
+    /// dates chrono does (a test compares them over every day of the years 0 to 9999).
     #[must_use]
     pub fn birthdate(&self) -> NaiveDate {
-        self.birthdate
+        parse_date(self.as_ref().birthdate)
+            .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day))
+            .expect("a checked birth date is a real date")
     }
 
     /// The birth date as the ten bytes `YYYY-MM-DD`, without allocating.
@@ -302,16 +307,9 @@ impl Bet {
     }
 }
 
-impl TryFrom<BetRef<'_>> for Bet {
-    type Error = InvalidBet;
-
-    /// The bet with its own copy of the fields. Fails only if the calendar check and chrono
-    /// disagreed on the birth date, which the tests rule out; it is kept fallible so that no
-    /// such disagreement could ever panic.
-    fn try_from(bet: BetRef<'_>) -> Result<Bet, InvalidBet> {
-        let birthdate = parse_date(bet.birthdate)
-            .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day))
-            .ok_or_else(|| InvalidBet::birthdate(bet.birthdate))?;
+impl From<BetRef<'_>> for Bet {
+    /// The bet with its own copy of the fields.
+    fn from(bet: BetRef<'_>) -> Bet {
         let mut text = String::with_capacity(bet.encoded_len() - 4 * 8);
         // Every field is bounded (names MAX_NAME_LEN bytes, documents MAX_DOCUMENT_LEN,
         // dates BIRTHDATE_LEN), so every end fits a u16.
@@ -322,7 +320,7 @@ impl TryFrom<BetRef<'_>> for Bet {
         text.push_str(bet.document);
         let document_end = text.len() as u16;
         text.push_str(bet.birthdate);
-        Ok(Bet { text, first_end, last_end, document_end, birthdate })
+        Bet { text, first_end, last_end, document_end }
     }
 }
 
@@ -519,11 +517,7 @@ mod tests {
         for (first, last, doc, date) in cases {
             let borrowed = BetRef::new(first, last, doc, date);
             let owned = Bet::from_fields(first, last, doc, date);
-            assert_eq!(
-                borrowed.clone().map(|b| Bet::try_from(b).unwrap()),
-                owned,
-                "{first} {last} {doc} {date}"
-            );
+            assert_eq!(borrowed.clone().map(Bet::from), owned, "{first} {last} {doc} {date}");
             if let (Ok(owned), Ok(borrowed)) = (owned, borrowed) {
                 assert_eq!(owned.as_ref(), borrowed);
                 assert_eq!(owned.as_ref().birthdate_str(), date);
