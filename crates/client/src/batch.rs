@@ -3,9 +3,7 @@
 //! A batch closes when it holds `batch.maxAmount` bets, or when one more bet would take its
 //! frame past 8 KiB on the wire, whichever comes first.
 
-use protocol::{Request, WireBets};
-
-use protocol::BetRef;
+use protocol::{BetRef, Request, WireBets};
 
 /// Largest frame (length prefix included) a batch may take on the wire.
 pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
