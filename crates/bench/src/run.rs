@@ -28,7 +28,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// 28 s), so only a stuck run reaches it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The agencies' dataset files of a scenario (not `client::bets::Dataset`, one agency's bets being read).
+/// The agencies' dataset files of a scenario (not `client::dataset::Dataset`, one agency's bets being read).
 #[derive(Debug, Clone)]
 pub struct AgencyFiles {
     /// Holds `dataset-1.csv` … `dataset-N.csv`.

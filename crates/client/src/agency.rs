@@ -20,9 +20,9 @@ use protocol::{Bet, Digest, WireBets};
 
 use crate::{
     batch::Batcher,
-    bets::{Dataset, Row},
     client::{CentralClient, Committed, Winners},
     config::Config,
+    dataset::{Dataset, Row},
     endpoint::Endpoint,
     error::ClientError,
     latency::Latencies,

@@ -4,7 +4,7 @@ use std::{fmt, io, time::Duration};
 
 use protocol::{ErrorKind, InvalidBet};
 
-use crate::bets::DatasetError;
+use crate::dataset::DatasetError;
 
 /// Why the agency failed; each variant is logged as one `result: fail` line and exits 1.
 #[derive(Debug)]

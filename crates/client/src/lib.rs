@@ -3,24 +3,22 @@
 //!
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`agency::run`]; the parts below are split so each can be tested alone: [`batch`] (pure
-//! splitting), [`bets`] (CSV rows to bets, checked in place as `protocol::BetRef`s; `records`
-//! splits the file into records), [`client`] (the conversation with the
+//! splitting), [`dataset`] (CSV rows to bets, checked in place as `protocol::BetRef`s),
+//! [`client`] (the conversation with the
 //! central), [`retry`] (capped exponential backoff, bounded in total), [`resolve`] (name
 //! lookups with a deadline), [`window`] (how many batches go unanswered at once).
 
 pub mod agency;
 pub mod batch;
-pub mod bets;
 pub mod client;
 pub mod config;
+pub mod dataset;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
 pub mod latency;
-mod records;
 pub mod resolve;
 pub mod retry;
-mod scan;
 pub mod stop;
 pub mod window;
 

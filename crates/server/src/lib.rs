@@ -1,27 +1,25 @@
 //! The central of the lottery: receives the agencies' bets over TCP, decides the winners,
 //! stores them, and answers the total once every agency is done.
 //!
+//! Three layers, each a folder, calling only downward:
+//! - [`net`]: the accept loop, one thread per connection, the stop;
+//! - [`lottery`]: the answer to each request, in the lottery's terms;
+//! - [`store`]: the one seam to storage (`Engine`), with its engines private behind it.
+//!
+//! Beside them at the top: `config` (the settings, which it hands down to each layer),
+//! `error` (why the central cannot start or close) and `healthcheck` (the container's probe).
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`Server::run`]; everything else lives here so tests can run a real central in-process on
 //! port 0 and stop it through a [`ShutdownHandle`].
 
-pub mod completion;
 pub mod config;
-pub mod connections;
 pub mod error;
-pub mod handler;
 pub mod healthcheck;
-pub mod held_answers;
-pub mod identity;
-pub mod peers;
-pub mod rules;
-pub mod server;
-pub mod service;
-pub mod shutdown;
+pub mod lottery;
+pub mod net;
 pub mod store;
 
 pub use config::Config;
 pub use error::ServerError;
-pub use server::Server;
-pub use service::Lottery;
-pub use shutdown::ShutdownHandle;
+pub use lottery::Lottery;
+pub use net::{Server, ShutdownHandle};

@@ -19,17 +19,13 @@ use protocol::{Connection, ErrorKind as WireErrorKind, Response};
 use runtime::throttled;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::{
-    config::Config,
+use super::{
     connections::{Connections, Refusal},
-    error::ServerError,
     handler::{self, Limits},
-    identity::Identities,
     peers::{Backoff, WARNINGS},
-    service::Lottery,
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
-    store,
 };
+use crate::{config::Config, error::ServerError, lottery::Lottery, store};
 
 /// At most one warning line this often for connections refused at the cap: a flood of
 /// connections must not become a flood of log lines.
@@ -85,12 +81,7 @@ impl Server {
         Ok(Server {
             listener,
             busy: (0, None),
-            lottery: Arc::new(Lottery::new(
-                store,
-                Identities::new(keys),
-                config.winner_delay,
-                shutdown.clone(),
-            )),
+            lottery: Arc::new(Lottery::new(store, keys, config.winner_delay, shutdown.clock())),
             connections,
             shutdown,
             limits: Limits {

@@ -15,7 +15,7 @@ use std::{
 
 use protocol::{BetRef, InvalidBet};
 
-use crate::records::{Fields, Records, CHUNK};
+use super::records::{Fields, Records, CHUNK};
 
 /// Reads valid bets from a dataset, one at a time.
 #[derive(Debug)]

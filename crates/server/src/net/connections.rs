@@ -123,12 +123,14 @@ impl Connections {
     }
 
     /// Connections registered now.
+    #[cfg(test)]
     #[must_use]
     pub fn len(&self) -> usize {
         self.lock().sockets.len()
     }
 
     /// Whether no connection is registered.
+    #[cfg(test)]
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -2,15 +2,13 @@
 //! warnings about peers are rate-limited, and a failing `accept` backs off.
 //!
 //! Every line about something a peer did (a malformed frame, a refused batch, a stalled
-//! read) goes through [`WARNINGS`], at most one line per kind per second with the count of
-//! those suppressed, so no peer can fill the disk through the log.
+//! read) goes through [`WARNINGS`] (kept by the lottery layer, which refuses requests too),
+//! at most one line per kind per second with the count of those suppressed, so no peer can
+//! fill the disk through the log.
 
 use std::time::Duration;
 
-use runtime::throttle::Throttle;
-
-/// The throttle of every warning about peers, shared by all connection threads.
-pub static WARNINGS: Throttle = Throttle::new(Duration::from_secs(1));
+pub use crate::lottery::WARNINGS;
 
 /// First pause after a failed `accept` (such as running out of file descriptors).
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);

@@ -12,12 +12,15 @@ use std::{
 
 use protocol::{BetRef, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
 
-use crate::{
+use super::{
     completion::Completion,
-    error::ServerError,
     identity::{Denied, Identities, Session},
     rules,
-    shutdown::{ShutdownHandle, CHECK_GRACE},
+    stop::{StopClock, CHECK_GRACE},
+    WARNINGS,
+};
+use crate::{
+    error::ServerError,
     store::{Admission, CheckedBatch, Engine, Ledger, Progress, StoreError, Ticket},
 };
 
@@ -54,38 +57,38 @@ pub struct Lottery {
     identities: Identities,
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
-    shutdown: ShutdownHandle,
+    stop: StopClock,
     /// Where held total queries wait for the lottery to complete.
     completion: Completion,
 }
 
 impl Lottery {
     /// A lottery kept by `store`, checking each bet at a simulated cost of `winner_delay`, and
-    /// abandoning a check that would outlast `shutdown`'s grace.
+    /// abandoning a check that would outlast the stop's grace (`stop`).
     #[must_use]
     pub fn new(
         store: Arc<dyn Engine>,
-        identities: Identities,
+        keys: Option<security::AgencyKeys>,
         winner_delay: Duration,
-        shutdown: ShutdownHandle,
+        stop: StopClock,
     ) -> Lottery {
-        Lottery { store, identities, winner_delay, shutdown, completion: Completion::new() }
+        Lottery {
+            store,
+            identities: Identities::new(keys),
+            winner_delay,
+            stop,
+            completion: Completion::new(),
+        }
     }
 
     /// Answers one request of the connection from `peer`, which has proved what `session`
     /// says (the only per-connection state: sequences are the agency's, kept durably by the
     /// store, so a request means the same on any connection and after any restart).
     ///
-    /// `meanwhile` is the connection's own work that may overlap a batch's simulated check:
-    /// called once, as the check's first wait begins (the connection's held answers of an
-    /// earlier slow batch, `held_answers.rs`). Not called for other requests.
-    pub fn handle(
-        &self,
-        request: Request,
-        peer: SocketAddr,
-        session: &mut Session,
-        meanwhile: &mut dyn FnMut(),
-    ) -> Reply {
+    /// `taken` is the instant the connection took the request: a batch's simulated check is
+    /// paid from it, so what the connection did since (releasing the held answers of a slow
+    /// batch before, `net/held_answers.rs`) overlaps the check instead of adding to it.
+    pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session, taken: Instant) -> Reply {
         let named = match &request {
             Request::BetBatch { agency, .. }
             | Request::AgencyDone { agency, .. }
@@ -105,7 +108,7 @@ impl Lottery {
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                return self.bet_batch(agency, sequence, bets, peer, meanwhile)
+                return self.bet_batch(agency, sequence, bets, peer, taken)
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer),
@@ -193,10 +196,10 @@ impl Lottery {
         sequence: u64,
         bets: WireBets,
         peer: SocketAddr,
-        meanwhile: &mut dyn FnMut(),
+        taken: Instant,
     ) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
-        match self.stage_batch(agency, sequence, bets, peer, meanwhile) {
+        match self.stage_batch(agency, sequence, bets, peer, taken) {
             Ok((response, ticket)) => Reply::WhenDurable { response, ticket, check },
             Err(Some(refusal)) => Reply::Now(refusal),
             Err(None) => Reply::Abandoned,
@@ -211,7 +214,7 @@ impl Lottery {
         sequence: u64,
         bets: WireBets,
         peer: SocketAddr,
-        meanwhile: &mut dyn FnMut(),
+        taken: Instant,
     ) -> Result<(Response, Ticket), Option<Response>> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
@@ -266,7 +269,7 @@ impl Lottery {
         let digest = Digest::of_bets(first_bet, &valid);
         // The slow part (the simulated check), with no lock held.
         let Some(winners) =
-            rules::winners(&valid, self.winner_delay, || self.shutdown.deadline(CHECK_GRACE), meanwhile)
+            rules::winners(&valid, self.winner_delay, taken, || self.stop.deadline(CHECK_GRACE))
         else {
             log::info!(
                 "action: bet_batch | result: fail | peer: {peer} | agency: {agency} | sequence: {sequence} | error: abandoned unstored: the central is stopping"
@@ -393,7 +396,7 @@ fn deny(denied: &Denied, agency: u32, peer: SocketAddr) -> Response {
 
 fn refuse(kind: ErrorKind, message: String, action: &str, peer: SocketAddr) -> Response {
     runtime::throttled!(
-        crate::peers::WARNINGS,
+        WARNINGS,
         kind.as_str(),
         log::Level::Warn,
         "action: {action} | result: fail | peer: {peer} | kind: {kind} | error: {message}"

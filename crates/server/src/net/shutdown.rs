@@ -10,7 +10,8 @@
 //!   are dropped unanswered; the agency resends them after reconnecting, since only
 //!   committed batches count);
 //! - a batch whose simulated check is under way is finished, stored and answered only if its
-//!   check ends within [`CHECK_GRACE`] of the signal; otherwise it is abandoned, unstored;
+//!   check ends within [`CHECK_GRACE`](crate::lottery::CHECK_GRACE) of the signal; otherwise it is abandoned, unstored (the
+//!   lottery reads the switch's [`StopClock`]);
 //! - a write (held answers, a last refusal) waits at most [`WRITE_GRACE`] for a peer that
 //!   does not read;
 //! - at [`FORCE_CLOSE_AFTER`] the accept loop shuts both halves of every socket still open,
@@ -18,21 +19,15 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, OnceLock,
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::connections::Connections;
+use super::connections::Connections;
+use crate::lottery::StopClock;
 
 /// From the signal to the process's exit, whatever the peers do.
 pub const STOP_BUDGET: Duration = Duration::from_secs(1);
-
-/// A batch being checked when the switch goes on is finished only if its check ends this soon
-/// after; a longer one is abandoned (it was never acknowledged, so the agency resends it).
-pub const CHECK_GRACE: Duration = Duration::from_millis(450);
 
 /// Longest wait of one write once the switch is on: a peer that does not read its answers
 /// cannot hold the stop.
@@ -50,9 +45,8 @@ pub struct ShutdownHandle {
 
 #[derive(Debug)]
 struct Inner {
-    requested: AtomicBool,
-    /// When it was triggered: the stop's clock.
-    triggered_at: OnceLock<Instant>,
+    /// When it was triggered: the stop's clock, which the lottery reads too.
+    clock: StopClock,
     /// Where a connection reaches the listener, to wake a blocked `accept`.
     wake_addr: SocketAddr,
     connections: Arc<Connections>,
@@ -67,8 +61,7 @@ impl ShutdownHandle {
         };
         ShutdownHandle {
             inner: Arc::new(Inner {
-                requested: AtomicBool::new(false),
-                triggered_at: OnceLock::new(),
+                clock: StopClock::new(),
                 wake_addr: SocketAddr::new(wake_ip, listen_addr.port()),
                 connections,
             }),
@@ -79,10 +72,9 @@ impl ShutdownHandle {
     /// request in hand. Returns at once; [`crate::Server::run`] returns when all is closed.
     /// Calling it again does nothing.
     pub fn trigger(&self) {
-        if self.inner.requested.swap(true, Ordering::SeqCst) {
+        if !self.inner.clock.start() {
             return;
         }
-        self.inner.triggered_at.get_or_init(Instant::now);
         let live = self.inner.connections.close_all(WRITE_GRACE);
         log::info!("action: shutdown | result: in_progress | open_connections: {live}");
         // The accept loop checks the flag after every accept; this connection is only there
@@ -98,12 +90,18 @@ impl ShutdownHandle {
     /// Whether shutdown has been triggered.
     #[must_use]
     pub fn is_triggered(&self) -> bool {
-        self.inner.requested.load(Ordering::SeqCst)
+        self.inner.clock.is_stopping()
     }
 
     /// The instant `after` past the trigger, once triggered: the deadlines of the stop.
     #[must_use]
     pub fn deadline(&self, after: Duration) -> Option<Instant> {
-        self.inner.triggered_at.get().map(|&at| at + after)
+        self.inner.clock.deadline(after)
+    }
+
+    /// The stop's clock, for the lottery.
+    #[must_use]
+    pub fn clock(&self) -> StopClock {
+        self.inner.clock.clone()
     }
 }

@@ -26,7 +26,7 @@ use std::{
 use csv_core::{ReadRecordResult, Reader};
 use memchr::{memchr, memrchr2};
 
-use crate::scan::{scan_line, Line};
+use super::scan::{scan_line, Line};
 
 /// Bytes read from the file at once, and checked for UTF-8 at once.
 pub(crate) const CHUNK: usize = 64 * 1024;

@@ -36,25 +36,23 @@ pub fn is_winner(bet: BetRef<'_>) -> bool {
 /// stopping) and the batch's check would end after it, the check is abandoned and `None`
 /// returned, so a long batch cannot hold a stop.
 ///
-/// `meanwhile` runs once, within the first paid check (the connection's held answers of the
-/// batch before, `held_answers.rs`): like a late wake-up, its time comes out of the sleeps,
-/// so the batch still ends at `start + bets.len() × delay`. With no delay there is no wait
-/// to share, and it is not called.
+/// The check's clock starts at `start`, the instant its request was taken: whatever the
+/// connection did since (writing the answers of the batch before, `net/held_answers.rs`)
+/// comes out of the sleeps like a late wake-up, so the batch still ends at
+/// `start + bets.len() × delay`.
 #[must_use]
 pub fn winners(
     bets: &[BetRef<'_>],
     delay: Duration,
+    start: Instant,
     finish_by: impl Fn() -> Option<Instant>,
-    meanwhile: &mut dyn FnMut(),
 ) -> Option<Vec<u32>> {
-    let start = Instant::now();
     if delay.is_zero() {
         return Some((0u32..).zip(bets).filter(|&(_, &bet)| is_winner(bet)).map(|(i, _)| i).collect());
     }
     let end = u32::try_from(bets.len()).ok().and_then(|n| delay.checked_mul(n)).map(|total| start + total);
     let mut deadline = start;
     let mut found = Vec::new();
-    let mut meanwhile = Some(meanwhile);
     for (i, &bet) in (0u32..).zip(bets) {
         if let Some(limit) = finish_by() {
             if end.is_none_or(|end| end > limit) {
@@ -62,10 +60,6 @@ pub fn winners(
             }
         }
         deadline += delay;
-        if let Some(work) = meanwhile.take() {
-            // Inside the first check's time, which ends at its deadline all the same.
-            work();
-        }
         sleep_until(deadline);
         if is_winner(bet) {
             found.push(i);
@@ -146,7 +140,7 @@ mod tests {
     fn the_simulated_cost_is_paid_for_every_bet() {
         let ana = bet("Ana", "Díaz", "1", "2000-01-31");
         let started = Instant::now();
-        assert_eq!(winners(&vec![ana; 10], Duration::from_millis(2), || None, &mut || ()), Some(vec![]));
+        assert_eq!(winners(&vec![ana; 10], Duration::from_millis(2), Instant::now(), || None), Some(vec![]));
         assert!(started.elapsed() >= Duration::from_millis(20));
     }
 
@@ -157,9 +151,9 @@ mod tests {
             bet("Santiago Lionel", "Lorca", "30904465", "1999-03-17"),
             bet("Jonathan", "Pérez", "36556481", "2003-10-05"),
         ];
-        assert_eq!(winners(&bets, Duration::ZERO, || None, &mut || ()), Some(vec![0, 2]));
+        assert_eq!(winners(&bets, Duration::ZERO, Instant::now(), || None), Some(vec![0, 2]));
         let started = Instant::now();
-        assert_eq!(winners(&bets, Duration::from_millis(5), || None, &mut || ()), Some(vec![0, 2]));
+        assert_eq!(winners(&bets, Duration::from_millis(5), Instant::now(), || None), Some(vec![0, 2]));
         assert!(started.elapsed() >= Duration::from_millis(15));
     }
 
@@ -168,7 +162,7 @@ mod tests {
         let bets = vec![bet("Ana", "Díaz", "1", "2000-01-31"); 1000];
         let started = Instant::now();
         let limit = started + Duration::from_millis(100);
-        assert_eq!(winners(&bets, Duration::from_millis(10), || Some(limit), &mut || ()), None);
+        assert_eq!(winners(&bets, Duration::from_millis(10), Instant::now(), || Some(limit)), None);
         assert!(started.elapsed() < Duration::from_secs(5), "abandoned without paying 10 s");
     }
 
@@ -176,6 +170,9 @@ mod tests {
     fn a_check_that_ends_before_the_stop_is_finished() {
         let bets = vec![bet("Kiara Valentina", "Basile", "32250087", "1987-05-17"); 3];
         let limit = Instant::now() + Duration::from_secs(60);
-        assert_eq!(winners(&bets, Duration::from_millis(2), || Some(limit), &mut || ()), Some(vec![0, 1, 2]));
+        assert_eq!(
+            winners(&bets, Duration::from_millis(2), Instant::now(), || Some(limit)),
+            Some(vec![0, 1, 2])
+        );
     }
 }

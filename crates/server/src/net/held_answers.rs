@@ -11,9 +11,10 @@
 //!     ([`Connection::has_buffered_frame`]) nor in the socket (one non-blocking `MSG_PEEK`):
 //!     the next read could block, and an answer must never wait on the peer;
 //!   - [`MAX_HELD`] answers are held, so a peer that never stops sending still gets answers;
-//!   - a held batch was slow to check ([`SLOW_BATCH`]) and the next batch's check begins: its
-//!     first wait covers the sync and the write ([`HeldAnswers::release_if_slow`], called
-//!     from `rules::winners`), so a slow batch's answer costs the next batch nothing, where
+//!   - a held batch was slow to check ([`SLOW_BATCH`]) and the next request is taken: the
+//!     next batch's check is paid from that instant, so its first wait covers the sync and
+//!     the write ([`HeldAnswers::release_if_slow`], called by the handler just before it
+//!     hands the request to the lottery), so a slow batch's answer costs the next batch nothing, where
 //!     syncing before reading it put a sync between every two batches (about 1% of a 1 ms a
 //!     bet lottery); it is never held longer, since the next one will be slow too;
 //!   - any other answer is about to be written (answers go out in request order), or the
@@ -30,7 +31,7 @@ use socket2::SockRef;
 use protocol::{Connection, Response};
 use security::Stream;
 
-use crate::{service::Lottery, store::Ticket};
+use crate::lottery::{Lottery, Ticket};
 
 /// Most batch answers held for one shared sync; past it they are released even if more
 /// requests are buffered, so answers keep flowing to a peer that never stops sending.
@@ -80,8 +81,8 @@ impl HeldAnswers {
         Ok(())
     }
 
-    /// Releases the held answers if one of them is a slow batch's: called as the next batch's
-    /// check begins.
+    /// Releases the held answers if one of them is a slow batch's: called as the next request
+    /// is taken, whose check (if it is a batch) is paid from that instant.
     ///
     /// # Errors
     /// When writing them fails.

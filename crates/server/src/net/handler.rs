@@ -10,7 +10,7 @@
 
 use std::{
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use log::Level;
@@ -18,13 +18,8 @@ use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
 use runtime::throttled;
 use security::{tls::ServerTls, Stream};
 
-use crate::{
-    held_answers::HeldAnswers,
-    identity::Session,
-    peers::WARNINGS,
-    service::{Lottery, Reply, MAX_BATCH_BETS},
-    shutdown::ShutdownHandle,
-};
+use super::{held_answers::HeldAnswers, peers::WARNINGS, shutdown::ShutdownHandle};
+use crate::lottery::{Lottery, Reply, Session, MAX_BATCH_BETS};
 
 /// What a served connection allows its peer.
 #[derive(Debug, Clone)]
@@ -167,14 +162,13 @@ pub fn serve(
         }
         requests += 1;
         echoes += u64::from(matches!(request, Request::Echo(_)));
-        // A slow batch's held answer goes out within the next batch's first check.
-        let mut released = Ok(());
-        let reply = lottery.handle(request, peer, &mut session, &mut || {
-            released = held.release_if_slow(&mut conn, lottery, peer);
-        });
-        if let Err(e) = released {
+        // A slow batch's held answers go out now, within the next request's time: a batch's
+        // check is paid from the instant it was taken, so this write overlaps it.
+        let taken = Instant::now();
+        if let Err(e) = held.release_if_slow(&mut conn, lottery, peer) {
             break write_failed(&e, peer);
         }
+        let reply = lottery.handle(request, peer, &mut session, taken);
         match reply {
             Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
             Reply::Abandoned => break Close::Shutdown,

@@ -1,0 +1,21 @@
+//! The connection layer: sockets, frames and the stop, and nothing of the lottery's rules.
+//!
+//! - `server`: [`Server`], the accept loop, which owns every connection thread;
+//! - `connections`: the registry that enforces the connection cap and lets the stop reach
+//!   every socket;
+//! - `handler`: one connection, from accept to close: read, handle, flush;
+//! - `held_answers`: when a connection's batch answers go out (group commit as it sees it);
+//! - `shutdown`: the switch that stops the central within a second;
+//! - `peers`: the pause after a failed `accept`, and the throttle of warnings about peers.
+//!
+//! Calls go down only: into [`crate::lottery`] for every answer, never into the store.
+
+mod connections;
+mod handler;
+mod held_answers;
+mod peers;
+mod server;
+mod shutdown;
+
+pub use server::Server;
+pub use shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER, STOP_BUDGET, WRITE_GRACE};
