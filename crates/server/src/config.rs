@@ -8,7 +8,7 @@ use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
-use crate::store::{postgres::DatabaseSettings, WinnersFormat};
+use crate::store::{self, DatabaseSettings, WinnersFormat};
 
 use runtime::{
     logging::parse_level,
@@ -237,6 +237,17 @@ impl Config {
         Ok(config)
     }
 
+    /// What the store is told: the agencies, the winners file and its format, the database.
+    #[must_use]
+    pub fn store(&self) -> store::Settings {
+        store::Settings {
+            agencies: self.agencies,
+            storage_path: self.storage_path.clone(),
+            winners_format: self.winners_format,
+            database: self.database(),
+        }
+    }
+
     /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.
     #[must_use]
     pub fn database(&self) -> Option<DatabaseSettings> {
@@ -265,7 +276,7 @@ impl Config {
             self.max_connections,
             self.idle_timeout.as_secs(),
             self.max_frame_len,
-            self.database_url.as_deref().map_or_else(|| "none".to_owned(), redact_password),
+            self.database().map_or_else(|| "none".to_owned(), |database| database.describe()),
             self.database_pool_size,
             self.database_timeout.as_secs(),
             self.frame_timeout.as_secs(),
@@ -275,42 +286,6 @@ impl Config {
             self.winners_format.name(),
         )
     }
-}
-
-/// `url` with its password, if any, replaced by `***`: in URL form
-/// (`postgres://user:secret@host/db`) or key-value form (`password=secret`).
-#[must_use]
-pub fn redact_password(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        // A password may also come as a query parameter.
-        let tail = tail.map(|t| {
-            t.split('&')
-                .map(|part| match part.split_once("password=") {
-                    Some((before, _)) if before.is_empty() || before.ends_with('?') => {
-                        format!("{before}password=***")
-                    }
-                    _ => part.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        });
-        return match tail {
-            Some(tail) => format!("{scheme}://{authority}/{tail}"),
-            None => format!("{scheme}://{authority}"),
-        };
-    }
-    url.split_whitespace()
-        .map(|pair| if pair.starts_with("password=") { "password=***" } else { pair })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -399,19 +374,8 @@ mod tests {
         assert_eq!(database.url, "postgres://lottery:s3cret@db:5432/lottery");
         assert_eq!((database.pool_size, database.timeout), (4, Duration::from_secs(5)));
         let described = config.describe();
-        assert!(described.contains("database_url: postgres://lottery:***@db:5432/lottery"), "{described}");
+        assert!(described.contains("database_url: postgres://lottery@db:5432/lottery"), "{described}");
         assert!(!described.contains("s3cret"), "{described}");
         assert_eq!(Config::load(None, env(&[("SERVER_DATABASE_URL", "\"\"")])).unwrap().database(), None);
-        for (url, shown) in [
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://u:p@h", "postgres://u:***@h"),
-            (
-                "postgres://u@h/db?password=p&sslmode=disable",
-                "postgres://u@h/db?password=***&sslmode=disable",
-            ),
-            ("host=h user=u password=p dbname=d", "host=h user=u password=*** dbname=d"),
-        ] {
-            assert_eq!(redact_password(url), shown);
-        }
     }
 }

@@ -2,34 +2,16 @@
 //! exit status. A refused request is not one of these (it is answered with a typed
 //! `Response::Error` and the central goes on).
 
-use std::{error::Error, fmt, io, net::SocketAddr, path::PathBuf};
+use std::{error::Error, fmt, io, net::SocketAddr};
 
-use crate::store::StoreError;
+use crate::store::{OpenError, StoreError};
 
 /// Why [`Server::bind`](crate::Server::bind) or [`Server::run`](crate::Server::run) failed.
 #[derive(Debug)]
 pub enum ServerError {
-    /// The store's files cannot be created, read, written or synced.
-    OpenStore {
-        /// The winners file.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-    /// The store holds a lottery it cannot continue: a damaged journal, or one among another
-    /// number of agencies. The reason says what to do.
-    Recover {
-        /// The winners file.
-        path: PathBuf,
-        /// What is wrong, and what to do about it.
-        reason: String,
-    },
-    /// The database `SERVER_DATABASE_URL` names cannot be reached, or holds a lottery the
-    /// central cannot continue; the message says which.
-    OpenDatabase {
-        /// What the driver or the database said.
-        source: io::Error,
-    },
+    /// The store cannot be opened: its files, the lottery they hold, or the database (the
+    /// store's own error says which, and what to do).
+    Store(OpenError),
     /// The agencies' keys or the TLS certificate cannot be loaded.
     Credentials(security::SecurityError),
     /// `SERVER_IP` cannot be resolved.
@@ -55,13 +37,7 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::OpenStore { path, source } => {
-                write!(f, "cannot open winners file {}: {source}", path.display())
-            }
-            ServerError::Recover { path, reason } => {
-                write!(f, "cannot open winners file {}: {reason}", path.display())
-            }
-            ServerError::OpenDatabase { source } => write!(f, "cannot open the database: {source}"),
+            ServerError::Store(e) => write!(f, "{e}"),
             ServerError::Credentials(e) => write!(f, "cannot load the credentials: {e}"),
             ServerError::Resolve { source: Some(e), .. } => write!(f, "{e}"),
             ServerError::Resolve { ip, source: None } => write!(f, "{ip} resolves to no address"),
@@ -77,14 +53,18 @@ impl fmt::Display for ServerError {
 impl Error for ServerError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            ServerError::OpenStore { source, .. }
-            | ServerError::Bind { source, .. }
-            | ServerError::OpenDatabase { source } => Some(source),
+            ServerError::Bind { source, .. } => Some(source),
+            ServerError::Store(e) => Some(e),
             ServerError::Resolve { source, .. } => source.as_ref().map(|e| e as &(dyn Error + 'static)),
             ServerError::LocalAddr(e) => Some(e),
             ServerError::CloseStore(e) => Some(e),
             ServerError::Credentials(e) => Some(e),
-            ServerError::Recover { .. } => None,
         }
+    }
+}
+
+impl From<OpenError> for ServerError {
+    fn from(e: OpenError) -> Self {
+        ServerError::Store(e)
     }
 }

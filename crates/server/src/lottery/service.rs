@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     error::ServerError,
-    store::{Admission, CheckedBatch, Engine, Ledger, Progress, StoreError, Ticket},
+    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -253,7 +253,7 @@ impl Lottery {
                 // Answered from what was committed, but only for the same bets: another batch
                 // under a committed sequence is another upload, refused, never merged.
                 let digest = Digest::of_bets(committed.first_bet, &valid);
-                return match Ledger::replay(agency, sequence, committed, digest) {
+                return match self.store.replay(agency, sequence, committed, digest) {
                     Ok(winners) => {
                         log::info!(
                             "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",

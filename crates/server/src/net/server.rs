@@ -65,7 +65,7 @@ impl Server {
             .transpose()
             .map_err(ServerError::Credentials)?;
         log_security(config, keys.as_ref(), tls.is_some());
-        let store = store::open(config)?;
+        let store = store::open(&config.store())?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let resolve = |source| ServerError::Resolve { ip: ip.to_owned(), source };
         let addr = (ip, config.port)

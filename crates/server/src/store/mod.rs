@@ -1,19 +1,23 @@
 //! Storage: what the lottery needs to keep, behind one seam.
 //!
 //! The service holds an `Arc<dyn Engine>` and speaks only the [`Engine`] face: admit a
-//! batch, stage it, make it durable, record an agency done, read a resume point, a tally and
-//! the total, close. How an engine keeps them is its own business; [`open`] picks the one the
-//! configuration asks for.
+//! batch, stage it, make it durable, answer a replay, record an agency done, read a resume
+//! point, a tally and the total, close. How an engine keeps them is its own business; [`open`]
+//! picks the one the [`Settings`] ask for. Everything below the face is private to this
+//! folder, so the compiler keeps code outside it from reaching an engine directly.
 //!
-//! - [`ledger`]: the rules of sequencing and replay (which batch comes next, which one is a
+//! - `ledger`: the rules of sequencing and replay (which batch comes next, which one is a
 //!   replay, when an agency may finish), written once as a pure type any engine can hold, and
-//!   the values the face answers with.
-//! - [`error`]: why storage refuses.
-//! - `journal`: the default engine, private: the winners file plus an append-only journal,
-//!   synced in groups.
-//! - [`postgres`]: the engine for a PostgreSQL database (`SERVER_DATABASE_URL`), which
-//!   several centrals may share.
+//!   the values the face answers with; `replays` keeps each agency's last answers.
+//! - `error`: why storage refuses ([`StoreError`]) or cannot open ([`OpenError`]).
+//! - `settings`: what the store is told by the central's configuration.
+//! - `journal`: the default engine: the winners file plus an append-only journal, synced in
+//!   groups.
+//! - `postgres`: the engine for a PostgreSQL database (`SERVER_DATABASE_URL`), which several
+//!   centrals may share.
+//! - `memory`: an engine that keeps nothing on disk, for the tests of the layers above.
 //! - `winners_file`: the winners file's format (header, rows), the same from either engine.
+//! - `tests`: one behaviour suite that every engine runs.
 //!
 //! The contract every engine keeps: a batch's rows, its sequence and its counts are committed
 //! all or nothing; an answer that reveals a batch as committed (its result after
@@ -22,18 +26,27 @@
 
 mod error;
 mod journal;
-pub mod ledger;
-pub mod postgres;
-pub mod replays;
-pub mod winners_file;
+mod ledger;
+#[cfg(test)]
+pub(crate) mod memory;
+mod postgres;
+mod replays;
+mod settings;
+#[cfg(test)]
+mod tests;
+mod winners_file;
 
 use std::sync::Arc;
 
-pub use error::StoreError;
-pub use ledger::{Admission, Committed, Ledger, Progress, Resume, Tally};
+use protocol::Digest;
+
+pub use error::{OpenError, StoreError};
+pub use ledger::{Admission, Committed, Progress, Resume, Tally};
+pub use postgres::DatabaseSettings;
+pub use settings::{export_winners, ExportError, Settings};
 pub use winners_file::WinnersFormat;
 
-use crate::{config::Config, error::ServerError};
+use ledger::Ledger;
 
 /// What the lottery needs from storage. Every method is callable from many connection threads
 /// at once.
@@ -46,6 +59,23 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// [`StoreError::OutOfSequence`], [`StoreError::NotTheCommittedBatch`], and the engine's
     /// own failures ([`StoreError::Io`], [`StoreError::Broken`]).
     fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError>;
+
+    /// The answer to batch `sequence` of `agency` that [`Engine::admit`] found `committed`:
+    /// its committed winners if it holds the same bets (`digest`, from the committed first
+    /// bet), else a conflict: another upload under the same agency and sequence, never merged.
+    /// The rule is the ledger's, the same for every engine.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`].
+    fn replay(
+        &self,
+        agency: u32,
+        sequence: u64,
+        committed: Committed,
+        digest: Digest,
+    ) -> Result<Vec<u32>, StoreError> {
+        Ledger::replay(agency, sequence, committed, digest)
+    }
 
     /// Records a checked batch (counts, winners' rows, its sequence) all or nothing. Returns
     /// the winner positions to answer with (the original ones if the same batch was committed
@@ -151,27 +181,25 @@ impl Ticket {
     }
 }
 
-/// Opens the storage engine `config` describes: the PostgreSQL database of
-/// `SERVER_DATABASE_URL` when it names one, else the journal at `SERVER_STORAGE_PATH`;
-/// recovers the lottery it holds.
+/// Opens the storage engine `settings` describe: the PostgreSQL database when they name one,
+/// else the journal beside the winners file; recovers the lottery it holds.
 ///
 /// # Errors
-/// [`ServerError::OpenStore`] when its files cannot be created, read, written or synced;
-/// [`ServerError::Recover`] when what it holds cannot be used (a damaged journal, another
-/// number of agencies); [`ServerError::OpenDatabase`] when the database cannot be reached
-/// or holds another lottery: the central must not start then.
-pub fn open(config: &Config) -> Result<Arc<dyn Engine>, ServerError> {
-    if let Some(database) = config.database() {
-        let engine = postgres::Postgres::open(&database, config.agencies)
-            .map_err(|source| ServerError::OpenDatabase { source })?;
+/// [`OpenError::Files`] when its files cannot be created, read, written or synced;
+/// [`OpenError::Recover`] when what it holds cannot be used (a damaged journal, another
+/// number of agencies); [`OpenError::Database`] when the database cannot be reached or holds
+/// another lottery: the central must not start then.
+pub fn open(settings: &Settings) -> Result<Arc<dyn Engine>, OpenError> {
+    if let Some(database) = &settings.database {
+        let engine = postgres::Postgres::open(database, settings.agencies).map_err(OpenError::Database)?;
         return Ok(Arc::new(engine));
     }
-    let engine = journal::Journal::open(&config.storage_path, config.agencies, config.winners_format)?;
+    let engine = journal::Journal::open(&settings.storage_path, settings.agencies, settings.winners_format)?;
     Ok(Arc::new(engine))
 }
 
 #[cfg(test)]
-mod tests {
+mod ticket_tests {
     use super::*;
 
     #[test]

@@ -28,12 +28,12 @@ use std::{
     },
 };
 
-use self::{record::Record, recovery::OpenError};
+use self::{record::Record, recovery::OpenError as RecoveryError};
 use super::{
     winners_file::{self, WinnersFormat},
     Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket,
 };
-use crate::error::ServerError;
+use crate::store::OpenError;
 
 /// The winners file, the journal and the ledger. Shared by every connection through the
 /// service's `Arc<dyn Engine>`.
@@ -72,16 +72,16 @@ impl Journal {
     /// when there is no journal. Logs one line saying which, and what was recovered.
     ///
     /// # Errors
-    /// [`ServerError::OpenStore`] when a file cannot be created, read, written or synced;
-    /// [`ServerError::Recover`] when the journal is damaged beyond a torn last record, or
+    /// [`OpenError::Files`] when a file cannot be created, read, written or synced;
+    /// [`OpenError::Recover`] when the journal is damaged beyond a torn last record, or
     /// holds a lottery among another number of agencies. The central must not start then.
-    pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Journal, ServerError> {
-        let failed = |e: OpenError| match e {
-            OpenError::Io(source) => ServerError::OpenStore { path: path.to_owned(), source },
-            OpenError::Unusable(reason) => ServerError::Recover { path: path.to_owned(), reason },
+    pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Journal, OpenError> {
+        let failed = |e: RecoveryError| match e {
+            RecoveryError::Io(source) => OpenError::Files { path: path.to_owned(), source },
+            RecoveryError::Unusable(reason) => OpenError::Recover { path: path.to_owned(), reason },
         };
         let opened = recovery::open(path, agencies, format).map_err(failed)?;
-        let journal_sync = opened.journal.try_clone().map_err(|e| failed(OpenError::Io(e)))?;
+        let journal_sync = opened.journal.try_clone().map_err(|e| failed(RecoveryError::Io(e)))?;
         Ok(Journal {
             durable: Mutex::new(opened.journal_len),
             journal_sync,
