@@ -13,8 +13,6 @@ use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
 };
 
-use crate::{codec, frame};
-
 /// A bet as it travels: four plain strings, not yet checked. The central turns it into a
 /// [`crate::Bet`] (validating it) before it counts; the agency builds it from a valid `Bet`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -27,14 +25,6 @@ pub struct WireBet {
     pub document: String,
     /// The player's birth date as `YYYY-MM-DD`.
     pub birthdate: String,
-}
-
-impl WireBet {
-    /// Bytes this bet adds to a `BetBatch` payload.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        codec::encoded_len(self)
-    }
 }
 
 /// One bet of a [`WireBets`], borrowed from it: four strings, not yet checked.
@@ -60,13 +50,6 @@ impl WireBetRef<'_> {
             document: self.document.to_owned(),
             birthdate: self.birthdate.to_owned(),
         }
-    }
-
-    /// Bytes this bet adds to a `BetBatch` payload: four strings, each a `u64` length and
-    /// its bytes (what [`WireBet::encoded_len`] computes, without serializing).
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        4 * 8 + self.first_name.len() + self.last_name.len() + self.document.len() + self.birthdate.len()
     }
 }
 
@@ -468,16 +451,6 @@ pub enum Request {
 /// that retries less often waits out the rest of its period itself.
 pub const MAX_HOLD_MS: u32 = 10_000;
 
-impl Request {
-    /// Bytes on the wire, length prefix included, of a `BetBatch` whose bets encode to
-    /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
-    #[must_use]
-    pub fn bet_batch_frame_len(bets_len: usize) -> usize {
-        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: WireBets::default() };
-        frame::PREFIX_LEN + codec::encoded_len(&empty) + bets_len
-    }
-}
-
 /// What the central answers.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Response {
@@ -603,6 +576,7 @@ impl fmt::Display for ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{codec, frame};
 
     #[test]
     fn batch_frame_len_matches_the_encoded_frame() {

@@ -90,7 +90,7 @@ struct AgencyState {
     /// The count of committed batches, and the last ones' bet counts and winner positions,
     /// so a replayed batch gets its original answer (and one of another size is refused);
     /// what is kept does not grow with the number of batches.
-    results: Recent,
+    results: Recent<Committed>,
 }
 
 impl AgencyState {
