@@ -220,50 +220,25 @@ impl Lottery {
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
         );
-        if bets.len() > MAX_BATCH_BETS {
-            let message = format!(
-                "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
-                bets.len()
-            );
-            return Err(Some(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer)));
-        }
-        if bets.is_empty() {
-            // Nothing to check or store; kept, it would only grow the journal and the replays.
-            let message = format!("agency {agency}, batch {sequence}: a batch needs at least one bet");
-            return Err(Some(refuse(ErrorKind::EmptyBatch, message, "bet_batch", peer)));
-        }
-        let admission = match self.store.admit(agency, sequence, bets.len() as u64) {
-            Ok(admission) => admission,
-            Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-        };
-        // Checked in place: each bet borrows its fields from the batch, none is copied.
-        let mut valid = Vec::with_capacity(bets.len());
-        for (i, wire) in bets.iter().enumerate() {
-            match BetRef::try_from(wire) {
-                Ok(bet) => valid.push(bet),
-                Err(e) => {
-                    let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
-                    return Err(Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)));
-                }
-            }
-        }
+        let refused = |e: StoreError| Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer));
+        check_size(agency, sequence, &bets)
+            .map_err(|(kind, message)| Some(refuse(kind, message, "bet_batch", peer)))?;
+        let admission = self.store.admit(agency, sequence, bets.len() as u64).map_err(refused)?;
+        let valid = validate(agency, sequence, &bets)
+            .map_err(|message| Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)))?;
         let first_bet = match admission {
             Admission::Fresh { first_bet } => first_bet,
             Admission::Replay(committed) => {
                 // Answered from what was committed, but only for the same bets: another batch
                 // under a committed sequence is another upload, refused, never merged.
                 let digest = Digest::of_bets(committed.first_bet, &valid);
-                return match self.store.replay(agency, sequence, committed, digest) {
-                    Ok(winners) => {
-                        log::info!(
-                            "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
-                            winners.len()
-                        );
-                        // `admit` synced what the replay reveals.
-                        Err(Some(Response::BatchResult { sequence, winners }))
-                    }
-                    Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-                };
+                let winners = self.store.replay(agency, sequence, committed, digest).map_err(refused)?;
+                log::info!(
+                    "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
+                    winners.len()
+                );
+                // `admit` synced what the replay reveals.
+                return Err(Some(Response::BatchResult { sequence, winners }));
             }
         };
         let digest = Digest::of_bets(first_bet, &valid);
@@ -278,19 +253,15 @@ impl Lottery {
         };
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| valid[i as usize]).collect();
-        let count = winners.len();
         let batch =
             CheckedBatch { agency, sequence, bets: valid.len() as u64, digest, winners, winning_bets };
-        match self.store.stage(&batch) {
-            Ok(staged) => {
-                log::debug!(
-                    "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
-                    valid.len(),
-                );
-                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
-            }
-            Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-        }
+        let staged = self.store.stage(&batch).map_err(refused)?;
+        log::debug!(
+            "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {}",
+            valid.len(),
+            staged.winners.len(),
+        );
+        Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
     }
 
     fn agency_done(&self, agency: u32, batches: u64, peer: SocketAddr) -> Response {
@@ -367,6 +338,37 @@ impl Lottery {
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "resume", peer),
         }
     }
+}
+
+/// Refuses a batch with no bet or more than [`MAX_BATCH_BETS`], before anything is asked of
+/// the store: an empty one would only grow the journal and the replays.
+fn check_size(agency: u32, sequence: u64, bets: &WireBets) -> Result<(), (ErrorKind, String)> {
+    if bets.len() > MAX_BATCH_BETS {
+        let message = format!(
+            "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
+            bets.len()
+        );
+        return Err((ErrorKind::BatchTooLarge, message));
+    }
+    if bets.is_empty() {
+        return Err((
+            ErrorKind::EmptyBatch,
+            format!("agency {agency}, batch {sequence}: a batch needs at least one bet"),
+        ));
+    }
+    Ok(())
+}
+
+/// The batch's bets, each checked in place: it borrows its fields from the batch, none is
+/// copied. The first invalid bet refuses the whole batch, naming it.
+fn validate<'a>(agency: u32, sequence: u64, bets: &'a WireBets) -> Result<Vec<BetRef<'a>>, String> {
+    let mut valid = Vec::with_capacity(bets.len());
+    for (i, wire) in bets.iter().enumerate() {
+        let bet = BetRef::try_from(wire)
+            .map_err(|e| format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1))?;
+        valid.push(bet);
+    }
+    Ok(valid)
 }
 
 fn store_error_kind(e: &StoreError) -> ErrorKind {

@@ -176,7 +176,7 @@ impl Engine for Journal {
         let rows = winners_file::format_rows(agency, &batch.winning_bets).map_err(StoreError::Io)?;
         let bytes =
             record::encode_batch(agency, sequence, bets, batch.digest.to_bytes(), &batch.winners, &rows);
-        let view = self.format.view(&rows).map_err(StoreError::Io)?;
+        let view = self.format.lines(&rows, &batch.winning_bets);
         let mut inner = self.lock();
         let winners = match inner.ledger.admit(agency, sequence, bets)? {
             // Committed meanwhile (by another connection): the same bets get its answer.
