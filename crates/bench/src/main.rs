@@ -11,6 +11,7 @@
 //! Settings: see [`settings`].
 
 mod database;
+mod datasets;
 mod floor;
 mod histogram;
 mod report;

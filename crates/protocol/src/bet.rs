@@ -10,7 +10,7 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
-use crate::{message::WireBetRef, WireBet};
+use crate::message::{WireBet, WireBetRef, WireBets};
 
 /// Longest first or last name accepted, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 256;
@@ -408,6 +408,21 @@ fn truncated(s: &str) -> String {
     match s.char_indices().nth(KEEP) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
+    }
+}
+
+impl WireBets {
+    /// Appends a checked bet, its birth date written `YYYY-MM-DD`.
+    pub fn push_bet(&mut self, bet: &Bet) {
+        let date = bet.birthdate_bytes();
+        // `birthdate_bytes` writes ASCII digits and dashes only.
+        let date = std::str::from_utf8(&date).unwrap_or_default();
+        self.push(WireBetRef {
+            first_name: bet.first_name(),
+            last_name: bet.last_name(),
+            document: bet.document(),
+            birthdate: date,
+        });
     }
 }
 

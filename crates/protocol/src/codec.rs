@@ -10,9 +10,10 @@ use bincode::Options;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
+    bet::{Bet, BetRef},
+    error::Error,
     frame,
-    message::{RawBets, WireBetRef},
-    Bet, BetRef, Error, Request, WireBet, WireBets,
+    message::{RawBets, Request, WireBet, WireBetRef, WireBets},
 };
 
 fn options() -> impl Options {

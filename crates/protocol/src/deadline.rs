@@ -17,7 +17,8 @@ use std::{
 
 use crate::{
     budget::{Budget, Reservation},
-    frame, Error,
+    error::Error,
+    frame,
 };
 
 /// Buffers a guarded connection keeps between messages; bigger ones (a large echo) are freed

@@ -14,7 +14,7 @@ use serde::{
 };
 
 /// A bet as it travels: four plain strings, not yet checked. The central turns it into a
-/// [`crate::Bet`] (validating it) before it counts; the agency builds it from a valid `Bet`.
+/// `Bet` (validating it) before it counts; the agency builds it from a valid `Bet`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WireBet {
     /// The player's first name(s), UTF-8.
@@ -93,19 +93,6 @@ impl WireBets {
         for field in [bet.first_name, bet.last_name, bet.document, bet.birthdate] {
             self.push_field(field);
         }
-    }
-
-    /// Appends a checked bet, its birth date written `YYYY-MM-DD`.
-    pub fn push_bet(&mut self, bet: &crate::Bet) {
-        let date = bet.birthdate_bytes();
-        // `birthdate_bytes` writes ASCII digits and dashes only.
-        let date = std::str::from_utf8(&date).unwrap_or_default();
-        self.push(WireBetRef {
-            first_name: bet.first_name(),
-            last_name: bet.last_name(),
-            document: bet.document(),
-            birthdate: date,
-        });
     }
 
     fn push_field(&mut self, field: &str) {

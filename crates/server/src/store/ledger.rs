@@ -7,7 +7,7 @@
 
 use protocol::Digest;
 
-use super::{replays::Recent, StoreError};
+use super::{error::StoreError, replays::Recent};
 
 /// One agency's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

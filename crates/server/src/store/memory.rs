@@ -6,7 +6,9 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    ledger::Ledger, Admission, CheckedBatch, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::StoreError,
+    ledger::{Admission, Ledger, Progress, Resume, Tally},
 };
 
 /// The ledger alone.

@@ -30,10 +30,11 @@ use std::{
 
 use self::{record::Record, recovery::OpenError as RecoveryError};
 use super::{
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::{OpenError, StoreError},
+    ledger::{Admission, Ledger, Progress, Resume, Tally},
     winners_file::{self, WinnersFormat},
-    Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket,
 };
-use crate::store::OpenError;
 
 /// The winners file, the journal and the ledger. Shared by every connection through the
 /// service's `Arc<dyn Engine>`.

@@ -36,9 +36,10 @@ use self::{
 use protocol::Digest;
 
 use super::{
-    winners_file::{self, HEADER},
-    Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
-    WinnersFormat,
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::StoreError,
+    ledger::{Admission, Committed, Progress, Resume, Tally},
+    winners_file::{self, WinnersFormat, HEADER},
 };
 
 /// What a central knows of an agency from its own commits: the sequence it expects next and
