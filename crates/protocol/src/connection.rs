@@ -91,6 +91,21 @@ impl<S: Read + Write> Connection<S> {
         Ok(conn)
     }
 
+    /// Changes the largest frame accepted from now on and, on a guarded connection, the idle
+    /// timeout and the frame deadline: a server narrows them for a peer that has not proved
+    /// who it is yet, and widens them back once it has.
+    pub fn set_limits(
+        &mut self,
+        max_frame_len: usize,
+        idle: std::time::Duration,
+        frame: std::time::Duration,
+    ) {
+        self.max_frame_len = max_frame_len;
+        if let Some(guard) = &mut self.guard {
+            guard.set_limits(idle, frame);
+        }
+    }
+
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.
     ///
     /// # Errors

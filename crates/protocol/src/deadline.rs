@@ -92,6 +92,15 @@ impl<S: Read + Write> Guard<S> {
         })
     }
 
+    /// New idle timeout and frame deadline, applied from the next read or write on: both
+    /// socket timeouts are marked as lowered so they are set again before use.
+    pub(crate) fn set_limits(&mut self, idle: Duration, frame: Duration) {
+        self.guards.idle = idle;
+        self.guards.frame = frame;
+        self.read_lowered = true;
+        self.write_lowered = true;
+    }
+
     /// Reads the next frame's payload as [`frame::read_frame`] does, within the idle timeout
     /// for its first byte and the frame deadline for the rest, reserving its budget first.
     /// Gives back what the previous request held, and frees big buffers it left.

@@ -16,7 +16,7 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 21] = [
     "SERVER_IP",
     "SERVER_PORT",
     "SERVER_LISTEN_BACKLOG",
@@ -36,6 +36,8 @@ pub const KEYS: [&str; 19] = [
     "SERVER_TLS_CERT",
     "SERVER_TLS_KEY",
     "SERVER_WINNERS_FORMAT",
+    "SERVER_PROOF_TIMEOUT_SECS",
+    "SERVER_UNPROVED_PERCENT",
 ];
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
@@ -61,8 +63,9 @@ pub struct Config {
     pub storage_path: PathBuf,
     /// Simulated cost of checking one bet (`SERVER_WINNER_DELAY_MS`, default 1 ms, 0 allowed).
     pub winner_delay: Duration,
-    /// Connections served at once; more are refused with a `Busy` error
-    /// (`SERVER_MAX_CONNECTIONS`, default 256).
+    /// Connection slots; when all are taken a newcomer evicts a waiting or unproved
+    /// connection, or is refused `Busy` if every one is working (`net/connections.rs`)
+    /// (`SERVER_MAX_CONNECTIONS`, default [`default_max_connections`] of `SERVER_AGENCIES`).
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed (`SERVER_IDLE_TIMEOUT_SECS`,
     /// default 30).
@@ -93,6 +96,20 @@ pub struct Config {
     /// How the winners file writes each winner (`SERVER_WINNERS_FORMAT`: `csv`, the default,
     /// or `course`, the lines of the course's `persist_winners`).
     pub winners_format: WinnersFormat,
+    /// With keys configured, how long a connection has from accept to prove an agency
+    /// (`SERVER_PROOF_TIMEOUT_SECS`, default 5); `Echo` does not extend it.
+    pub proof_timeout: Duration,
+    /// The share of the connection slots unproved connections may hold together, in percent
+    /// (`SERVER_UNPROVED_PERCENT`, default 25; only with keys configured).
+    pub unproved_percent: usize,
+}
+
+/// The connection cap when `SERVER_MAX_CONNECTIONS` is not set: one slot for each agency, a
+/// quarter more for unproved connections and health checks, and at least 256.
+#[must_use]
+pub fn default_max_connections(agencies: u32) -> usize {
+    let agencies = agencies as usize;
+    (agencies + agencies / 4 + 16).max(256)
 }
 
 impl Default for Config {
@@ -116,6 +133,8 @@ impl Default for Config {
             agency_keys: None,
             tls: None,
             winners_format: WinnersFormat::Csv,
+            proof_timeout: Duration::from_secs(5),
+            unproved_percent: 25,
         }
     }
 }
@@ -169,8 +188,16 @@ impl Config {
             config.winner_delay =
                 Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
-        if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
-            config.max_connections = in_range("SERVER_MAX_CONNECTIONS", &v, 1, 4096, "connections")?;
+        config.max_connections = match get("SERVER_MAX_CONNECTIONS") {
+            Some(v) => in_range("SERVER_MAX_CONNECTIONS", &v, 1, 16_384, "connections")?,
+            None => default_max_connections(config.agencies),
+        };
+        if let Some(v) = get("SERVER_PROOF_TIMEOUT_SECS") {
+            config.proof_timeout =
+                Duration::from_secs(in_range("SERVER_PROOF_TIMEOUT_SECS", &v, 1, 300, "seconds")?);
+        }
+        if let Some(v) = get("SERVER_UNPROVED_PERCENT") {
+            config.unproved_percent = in_range("SERVER_UNPROVED_PERCENT", &v, 1, 90, "percent")?;
         }
         if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
             config.idle_timeout =
@@ -248,6 +275,12 @@ impl Config {
         }
     }
 
+    /// Slots unproved connections may hold together: their share of the cap, at least one.
+    #[must_use]
+    pub fn unproved_slots(&self) -> usize {
+        (self.max_connections * self.unproved_percent / 100).max(1)
+    }
+
     /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.
     #[must_use]
     pub fn database(&self) -> Option<DatabaseSettings> {
@@ -265,7 +298,8 @@ impl Config {
             "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
-             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {}",
+             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {} | \
+             proof_timeout_secs: {} | unproved_percent: {}",
             self.ip,
             self.port,
             self.listen_backlog,
@@ -284,6 +318,8 @@ impl Config {
             self.agency_keys.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             self.tls.as_ref().map_or_else(|| "off".to_owned(), |(cert, _)| cert.display().to_string()),
             self.winners_format.name(),
+            self.proof_timeout.as_secs(),
+            self.unproved_percent,
         )
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use runtime::throttle::Throttle;
 
 pub use crate::store::Ticket;
+pub use completion::HoldRelease;
 pub use identity::Session;
 pub use service::{Lottery, Reply, MAX_BATCH_BETS};
 pub use stop::{StopClock, CHECK_GRACE};

@@ -13,7 +13,7 @@ use std::{
 use protocol::{BetRef, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
 
 use super::{
-    completion::Completion,
+    completion::{Completion, HoldRelease},
     identity::{Denied, Identities, Session},
     rules,
     stop::{StopClock, CHECK_GRACE},
@@ -88,7 +88,15 @@ impl Lottery {
     /// `taken` is the instant the connection took the request: a batch's simulated check is
     /// paid from it, so what the connection did since (releasing the held answers of a slow
     /// batch before, `net/held_answers.rs`) overlaps the check instead of adding to it.
-    pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session, taken: Instant) -> Reply {
+    /// `release` ends a held total query early (the connection is making room for another).
+    pub fn handle(
+        &self,
+        request: Request,
+        peer: SocketAddr,
+        session: &mut Session,
+        taken: Instant,
+        release: &HoldRelease,
+    ) -> Reply {
         let named = match &request {
             Request::BetBatch { agency, .. }
             | Request::AgencyDone { agency, .. }
@@ -111,10 +119,10 @@ impl Lottery {
                 return self.bet_batch(agency, sequence, bets, peer, taken)
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
-            Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer),
+            Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer, release),
             Request::AwaitWinners { agency, hold_ms } => {
                 let hold = Duration::from_millis(u64::from(hold_ms.min(MAX_HOLD_MS)));
-                self.winners_query(agency, hold, peer)
+                self.winners_query(agency, hold, peer, release)
             }
             Request::Resume { agency } => self.resume(agency, peer),
             Request::Hello { agency } => match self.identities.hello(session, agency) {
@@ -284,14 +292,20 @@ impl Lottery {
 
     /// The total, or how many agencies are pending; while some are, waits up to `hold` for the
     /// lottery to complete (`completion.rs`).
-    fn winners_query(&self, agency: u32, hold: Duration, peer: SocketAddr) -> Response {
+    fn winners_query(
+        &self,
+        agency: u32,
+        hold: Duration,
+        peer: SocketAddr,
+        release: &HoldRelease,
+    ) -> Response {
         if let Err(e) = self.store.tally(agency) {
             return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer);
         }
         let until = Instant::now() + hold;
         let mut progress = self.store.progress();
         if matches!(progress, Ok(Progress::Pending { .. })) && !hold.is_zero() {
-            progress = match self.completion.wait(until) {
+            progress = match self.completion.wait(until, release) {
                 Some(winners) => Ok(Progress::Complete { winners }),
                 // The hold ended, or the central is stopping: what the store holds now
                 // (another central on the same database may have completed it).
@@ -309,6 +323,17 @@ impl Lottery {
             }
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
         }
+    }
+
+    /// Whether a connection must prove an agency (keys are configured) before acting for one.
+    #[must_use]
+    pub fn proofs_required(&self) -> bool {
+        self.identities.required()
+    }
+
+    /// Answers at once every held total query whose [`HoldRelease`] was released.
+    pub fn wake_released(&self) {
+        self.completion.wake();
     }
 
     /// Answers every held total query now and holds none from here on: the central is

@@ -20,7 +20,8 @@ use runtime::throttled;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    connections::{Connections, Refusal},
+    connections::{Connections, Refusal, Standing},
+    descriptors,
     handler::{self, Limits},
     peers::{Backoff, WARNINGS},
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
@@ -51,7 +52,10 @@ impl Server {
     /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
-        // Credentials first: a central that could not check agencies must not open anything.
+        // Descriptors first: a central that could not serve its cap must not open anything.
+        descriptors::raise_and_check(config.max_connections)
+            .map_err(|too_few| ServerError::Descriptors(too_few.to_string()))?;
+        // Credentials next: a central that could not check agencies must not open anything.
         let keys = config
             .agency_keys
             .as_deref()
@@ -75,7 +79,7 @@ impl Server {
             .ok_or_else(|| resolve(None))?;
         let listener =
             listen(addr, config.listen_backlog).map_err(|source| ServerError::Bind { addr, source })?;
-        let connections = Connections::new(config.max_connections);
+        let connections = Connections::new(config.max_connections, config.unproved_slots());
         let own = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let shutdown = ShutdownHandle::new(own, Arc::clone(&connections));
         Ok(Server {
@@ -90,6 +94,7 @@ impl Server {
                 max_frame_len: config.max_frame_len,
                 budget: protocol::Budget::new(config.memory_budget),
                 tls,
+                proof_timeout: config.proof_timeout,
             },
         })
     }
@@ -178,8 +183,18 @@ impl Server {
 
     /// Registers the connection and starts its thread, or refuses it.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
-        let registration = match self.connections.register(&stream) {
-            Ok(registration) => registration,
+        let standing = if self.lottery.proofs_required() { Standing::Unproved } else { Standing::Working };
+        let registration = match self.connections.register(&stream, standing) {
+            Ok((registration, evicted)) => {
+                if evicted == Some(Standing::Waiting) {
+                    // Its held query, if any, is answered `Pending` now; its agency asks again.
+                    self.lottery.wake_released();
+                }
+                if evicted.is_some() {
+                    log::debug!("action: evict_connection | result: success | standing: {evicted:?} | for_peer: {peer}");
+                }
+                registration
+            }
             Err(Refusal::Full(max)) => {
                 self.busy.0 += 1;
                 if self.busy.1.is_none_or(|last| last.elapsed() >= BUSY_LOG_EVERY) {
@@ -211,8 +226,7 @@ impl Server {
         let shutdown = self.shutdown.clone();
         let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
             // Held for the thread's life: its drop frees the connection's slot.
-            let _registration = registration;
-            handler::serve(stream, peer, &lottery, limits, &shutdown);
+            handler::serve(stream, peer, &lottery, limits, &shutdown, &registration);
         });
         match spawned {
             Ok(worker) => Some(worker),
