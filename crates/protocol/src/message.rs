@@ -434,6 +434,22 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The agency a request acts for, if it names one: what the central authorizes before
+    /// it handles the request.
+    #[must_use]
+    pub fn agency(&self) -> Option<u32> {
+        match self {
+            Request::BetBatch { agency, .. }
+            | Request::AgencyDone { agency, .. }
+            | Request::WinnersQuery { agency }
+            | Request::AwaitWinners { agency, .. }
+            | Request::Resume { agency } => Some(*agency),
+            Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
+        }
+    }
+}
+
 /// The longest the central holds an [`Request::AwaitWinners`], whatever is asked: an agency
 /// that retries less often waits out the rest of its period itself.
 pub const MAX_HOLD_MS: u32 = 10_000;

@@ -14,8 +14,9 @@ use protocol::{BetRef, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_
 
 use super::{
     completion::{Completion, HoldRelease},
-    identity::{Denied, Identities, Session},
+    identity::{Denied, Identities},
     rules,
+    session::Session,
     stop::{StopClock, CHECK_GRACE},
     WARNINGS,
 };
@@ -89,24 +90,9 @@ impl Lottery {
     /// paid from it, so what the connection did since (releasing the held answers of a slow
     /// batch before, `net/held_answers.rs`) overlaps the check instead of adding to it.
     /// `release` ends a held total query early (the connection is making room for another).
-    pub fn handle(
-        &self,
-        request: Request,
-        peer: SocketAddr,
-        session: &mut Session,
-        taken: Instant,
-        release: &HoldRelease,
-    ) -> Reply {
-        let named = match &request {
-            Request::BetBatch { agency, .. }
-            | Request::AgencyDone { agency, .. }
-            | Request::WinnersQuery { agency }
-            | Request::AwaitWinners { agency, .. }
-            | Request::Resume { agency } => Some(*agency),
-            Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
-        };
-        if let Some(agency) = named {
-            if let Err(denied) = self.identities.authorize(session, agency) {
+    pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session, taken: Instant) -> Reply {
+        if let Some(agency) = request.agency() {
+            if let Err(denied) = self.identities.authorize(&session.proof, agency) {
                 return Reply::Now(deny(&denied, agency, peer));
             }
         }
@@ -119,18 +105,20 @@ impl Lottery {
                 return self.bet_batch(agency, sequence, bets, peer, taken)
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
-            Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer, release),
+            Request::WinnersQuery { agency } => {
+                self.winners_query(agency, Duration::ZERO, peer, &session.release)
+            }
             Request::AwaitWinners { agency, hold_ms } => {
                 let hold = Duration::from_millis(u64::from(hold_ms.min(MAX_HOLD_MS)));
-                self.winners_query(agency, hold, peer, release)
+                self.winners_query(agency, hold, peer, &session.release)
             }
             Request::Resume { agency } => self.resume(agency, peer),
-            Request::Hello { agency } => match self.identities.hello(session, agency) {
+            Request::Hello { agency } => match self.identities.hello(&mut session.proof, agency) {
                 Ok(challenge) => Response::Challenge { nonce: challenge.as_bytes().to_vec() },
                 Err(e) => refuse(ErrorKind::Storage, e.to_string(), "hello", peer),
             },
             Request::Prove { agency, signature } => {
-                match self.identities.prove(session, agency, &signature) {
+                match self.identities.prove(&mut session.proof, agency, &signature) {
                     Ok(()) => {
                         log::info!(
                         "action: authenticate | result: success | peer: {peer} | agency: {agency} | mode: {}",

@@ -246,8 +246,8 @@ impl Registration {
 
     /// What ends this connection's held total query when it is evicted.
     #[must_use]
-    pub fn hold_release(&self) -> &HoldRelease {
-        &self.evicted
+    pub fn hold_release(&self) -> Arc<HoldRelease> {
+        Arc::clone(&self.evicted)
     }
 }
 

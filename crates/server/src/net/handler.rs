@@ -134,7 +134,7 @@ pub fn serve(
             return;
         }
     };
-    let mut session = Session::bound_to(binding);
+    let mut session = Session::new(binding, registration.hold_release());
     let mut proof = lottery.proofs_required().then(|| ProofClock {
         deadline: accepted + limits.proof_timeout,
         max_frame_len: limits.max_frame_len,
@@ -253,7 +253,7 @@ pub fn serve(
             // Before the query is held: a held query is what a newcomer may evict.
             registration.set(Standing::Waiting);
         }
-        let reply = lottery.handle(request, peer, &mut session, taken, registration.hold_release());
+        let reply = lottery.handle(request, peer, &mut session, taken);
         if standing == Some(Standing::Working) {
             registration.set(Standing::Working);
         }
