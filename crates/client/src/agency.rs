@@ -354,7 +354,8 @@ fn wait_for_total(
                         backoff.reset();
                         return Ok(answer);
                     }
-                    Err(e) if !e.is_retryable() => return Err(e),
+                    // The stop's own cut-off of the connection is not a reason to ask again.
+                    Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
                     Err(e) => {
                         log::debug!(
                             "action: winners_query | result: in_progress | agency: {agency} | reconnect: {e}"
