@@ -20,7 +20,7 @@ use runtime::throttle::Throttle;
 
 pub use crate::store::Ticket;
 pub use identity::Session;
-pub use service::{Lottery, Reply, MAX_BATCH_BETS};
+pub use service::{Lottery, Reply, Status, MAX_BATCH_BETS};
 pub use stop::{StopClock, CHECK_GRACE};
 
 /// The throttle of every warning about peers (a refused request here, a malformed frame in

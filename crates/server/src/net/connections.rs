@@ -123,7 +123,6 @@ impl Connections {
     }
 
     /// Connections registered now.
-    #[cfg(test)]
     #[must_use]
     pub fn len(&self) -> usize {
         self.lock().sockets.len()

@@ -48,6 +48,8 @@ pub use winners_file::WinnersFormat;
 
 use ledger::Ledger;
 
+use crate::metrics::SyncTimer;
+
 /// What the lottery needs from storage. Every method is callable from many connection threads
 /// at once.
 pub trait Engine: Send + Sync + std::fmt::Debug {
@@ -113,6 +115,20 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::UnknownAgency`], and the engine's own failures.
     fn tally(&self, agency: u32) -> Result<Tally, StoreError>;
+
+    /// Every agency's counts, agency 1 first: what the status page shows. Committed state
+    /// only; with several centrals on one store, all of theirs.
+    ///
+    /// # Errors
+    /// The engine's own failures (a database may be unreachable).
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError>;
+
+    /// Whether the store can take a batch now, answered within about a second: the journal's
+    /// file can be opened for writing and no sync has failed; the database answers a query.
+    ///
+    /// # Errors
+    /// Why not: [`StoreError::Broken`] after a failed sync, [`StoreError::Io`] otherwise.
+    fn ready(&self) -> Result<(), StoreError>;
 
     /// The total if every agency is done, else how many are pending; committed state only.
     ///
@@ -182,20 +198,21 @@ impl Ticket {
 }
 
 /// Opens the storage engine `settings` describe: the PostgreSQL database when they name one,
-/// else the journal beside the winners file; recovers the lottery it holds.
+/// else the journal beside the winners file; recovers the lottery it holds. Each journal
+/// sync or database commit is observed into `timer`.
 ///
 /// # Errors
 /// [`OpenError::Files`] when its files cannot be created, read, written or synced;
 /// [`OpenError::Recover`] when what it holds cannot be used (a damaged journal, another
 /// number of agencies); [`OpenError::Database`] when the database cannot be reached or holds
 /// another lottery: the central must not start then.
-pub fn open(settings: &Settings) -> Result<Arc<dyn Engine>, OpenError> {
+pub fn open(settings: &Settings, timer: SyncTimer) -> Result<Arc<dyn Engine>, OpenError> {
     if let Some(database) = &settings.database {
         let engine = postgres::Postgres::open(database, settings.agencies).map_err(OpenError::Database)?;
-        return Ok(Arc::new(engine));
+        return Ok(Arc::new(engine.timed(timer)));
     }
     let engine = journal::Journal::open(&settings.storage_path, settings.agencies, settings.winners_format)?;
-    Ok(Arc::new(engine))
+    Ok(Arc::new(engine.timed(timer)))
 }
 
 #[cfg(test)]
