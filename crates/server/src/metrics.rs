@@ -83,43 +83,43 @@ impl Metrics {
         let [agencies_expected, agencies_done, complete, connections_open] = gauges;
         registry.register(
             "lottery_agencies_expected",
-            "Agencies taking part in the lottery.",
+            "Agencies taking part in the lottery",
             agencies_expected.clone(),
         );
         registry.register(
             "lottery_agencies_done",
-            "Agencies that said they sent everything, as the store sees it.",
+            "Agencies that said they sent everything, as the store sees it",
             agencies_done.clone(),
         );
         registry.register(
             "lottery_complete",
-            "1 once every agency is done (the draw's total is known), else 0.",
+            "1 once every agency is done (the draw's total is known), else 0",
             complete.clone(),
         );
         registry.register(
             "lottery_connections_open",
-            "Agency connections this central serves now.",
+            "Agency connections this central serves now",
             connections_open.clone(),
         );
-        registry.register("lottery_bets_stored", "Bets this central stored, by agency.", bets_stored.clone());
+        registry.register("lottery_bets_stored", "Bets this central stored, by agency", bets_stored.clone());
         registry.register(
             "lottery_winners_stored",
-            "Winning bets this central stored, by agency.",
+            "Winning bets this central stored, by agency",
             winners_stored.clone(),
         );
         registry.register(
             "lottery_batches",
-            "Batches answered: stored now, or replayed from what was stored before.",
+            "Batches answered: stored now, or replayed from what was stored before",
             batches.clone(),
         );
         registry.register(
             "lottery_refusals",
-            "Requests refused, by the kind of error answered.",
+            "Requests refused, by the kind of error answered",
             refusals.clone(),
         );
         registry.register(
             "lottery_storage_sync_seconds",
-            "Time of each journal sync or database commit.",
+            "Time of each journal sync or database commit",
             sync_seconds.clone(),
         );
         Arc::new(Metrics {
@@ -159,19 +159,42 @@ impl Metrics {
         SyncTimer(Some(self.sync_seconds.clone()))
     }
 
-    /// The page in the Prometheus text format (OpenMetrics), with `snapshot` in the gauges.
+    /// The page in the OpenMetrics text format when `openmetrics` (what Prometheus asks for),
+    /// else in the Prometheus text format 0.0.4 (what `promtool check metrics` and older
+    /// scrapers read), with `snapshot` in the gauges.
     ///
     /// # Errors
     /// Only a formatter's error, which writing to a `String` never gives.
-    pub fn render(&self, snapshot: Snapshot) -> Result<String, std::fmt::Error> {
+    pub fn render(&self, snapshot: Snapshot, openmetrics: bool) -> Result<String, std::fmt::Error> {
         self.agencies_expected.set(i64::from(snapshot.agencies_expected));
         self.agencies_done.set(i64::from(snapshot.agencies_done));
         self.complete.set(i64::from(snapshot.complete));
         self.connections_open.set(i64::try_from(snapshot.connections_open).unwrap_or(i64::MAX));
         let mut page = String::new();
         text::encode(&mut page, &self.registry)?;
-        Ok(page)
+        Ok(if openmetrics { page } else { prometheus_text(&page) })
     }
+}
+
+/// The Prometheus text format 0.0.4 from the library's OpenMetrics page. The two differ only
+/// where this page uses them: a counter's family is named with its `_total` suffix in HELP and
+/// TYPE lines, and there is no `# EOF` line.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut page = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines().filter(|line| *line != "# EOF") {
+        let described = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(&name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        page.push_str(described.as_deref().unwrap_or(line));
+        page.push('\n');
+    }
+    page
 }
 
 /// The histogram a store observes each sync or commit into; the default observes nothing
@@ -211,7 +234,11 @@ mod tests {
         metrics.sync_timer().observe_duration(Duration::from_millis(3));
         let snapshot =
             Snapshot { agencies_expected: 2, agencies_done: 1, complete: false, connections_open: 4 };
-        let page = metrics.render(snapshot).unwrap();
+        let page = metrics.render(snapshot, false).unwrap();
+        assert!(page.contains("# TYPE lottery_bets_stored_total counter\n"), "{page}");
+        assert!(!page.contains("# EOF"));
+        let openmetrics = metrics.render(snapshot, true).unwrap();
+        assert!(openmetrics.contains("# TYPE lottery_bets_stored counter\n") && openmetrics.ends_with("# EOF\n"));
         for line in [
             "lottery_bets_stored_total{agency=\"1\"} 0",
             "lottery_bets_stored_total{agency=\"2\"} 150",

@@ -36,8 +36,12 @@ impl std::fmt::Debug for Observed {
 
 /// Answers `request`; a client that went away meanwhile is not an error worth a line.
 pub(super) fn answer(request: Request, observed: &Observed) {
+    // Prometheus asks for OpenMetrics; anything else gets the older text format.
+    let openmetrics = request.headers().iter().any(|h| {
+        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
+    });
     let (status, content_type, body) = if matches!(request.method(), Method::Get | Method::Head) {
-        route(request.url(), observed)
+        route(request.url(), observed, openmetrics)
     } else {
         (405, "text/plain; charset=utf-8", "read-only: GET only\n".to_owned())
     };
@@ -45,7 +49,7 @@ pub(super) fn answer(request: Request, observed: &Observed) {
     let _ = request.respond(response);
 }
 
-fn route(url: &str, observed: &Observed) -> (u16, &'static str, String) {
+fn route(url: &str, observed: &Observed, openmetrics: bool) -> (u16, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     let path = url.split('?').next().unwrap_or(url);
     match path {
@@ -56,7 +60,7 @@ fn route(url: &str, observed: &Observed) -> (u16, &'static str, String) {
             Ok(status) => (200, "application/json", status_json(observed.agencies, &status)),
             Err(e) => (503, TEXT, format!("the store does not answer: {e}\n")),
         },
-        "/metrics" => metrics(observed),
+        "/metrics" => metrics(observed, openmetrics),
         _ => (404, TEXT, "not found: try /, /metrics, /status.json, /healthz, /readyz\n".to_owned()),
     }
 }
@@ -80,7 +84,7 @@ fn readiness(lottery: &Lottery) -> (u16, &'static str, String) {
 
 /// The metrics page; the gauges of the lottery are left at their last values when the store
 /// does not answer (the counters are this central's own and always shown).
-fn metrics(observed: &Observed) -> (u16, &'static str, String) {
+fn metrics(observed: &Observed, openmetrics: bool) -> (u16, &'static str, String) {
     let mut snapshot = Snapshot {
         agencies_expected: observed.agencies,
         connections_open: (observed.connections)(),
@@ -90,8 +94,13 @@ fn metrics(observed: &Observed) -> (u16, &'static str, String) {
         snapshot.agencies_done = done(&status);
         snapshot.complete = matches!(status.progress, Progress::Complete { .. });
     }
-    match observed.metrics.render(snapshot) {
-        Ok(page) => (200, "application/openmetrics-text; version=1.0.0; charset=utf-8", page),
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    match observed.metrics.render(snapshot, openmetrics) {
+        Ok(page) => (200, content_type, page),
         Err(e) => (500, "text/plain; charset=utf-8", format!("cannot render the metrics: {e}\n")),
     }
 }
