@@ -238,7 +238,9 @@ mod tests {
         assert!(page.contains("# TYPE lottery_bets_stored_total counter\n"), "{page}");
         assert!(!page.contains("# EOF"));
         let openmetrics = metrics.render(snapshot, true).unwrap();
-        assert!(openmetrics.contains("# TYPE lottery_bets_stored counter\n") && openmetrics.ends_with("# EOF\n"));
+        assert!(
+            openmetrics.contains("# TYPE lottery_bets_stored counter\n") && openmetrics.ends_with("# EOF\n")
+        );
         for line in [
             "lottery_bets_stored_total{agency=\"1\"} 0",
             "lottery_bets_stored_total{agency=\"2\"} 150",

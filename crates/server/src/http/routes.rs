@@ -37,9 +37,10 @@ impl std::fmt::Debug for Observed {
 /// Answers `request`; a client that went away meanwhile is not an error worth a line.
 pub(super) fn answer(request: Request, observed: &Observed) {
     // Prometheus asks for OpenMetrics; anything else gets the older text format.
-    let openmetrics = request.headers().iter().any(|h| {
-        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
-    });
+    let openmetrics = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text"));
     let (status, content_type, body) = if matches!(request.method(), Method::Get | Method::Head) {
         route(request.url(), observed, openmetrics)
     } else {
