@@ -184,7 +184,9 @@ impl Server {
         } else {
             log::info!("action: join_connections | result: success | threads: {threads}");
         }
-        http.map(http::Running::stop);
+        if let Some(http) = http {
+            http.stop();
+        }
         lottery.close()
     }
 
