@@ -547,6 +547,25 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in wire order: what a count of refusals by kind starts from.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Malformed,
+        ErrorKind::FrameTooLarge,
+        ErrorKind::InvalidBet,
+        ErrorKind::UnknownAgency,
+        ErrorKind::OutOfSequence,
+        ErrorKind::AgencyFinished,
+        ErrorKind::Busy,
+        ErrorKind::Storage,
+        ErrorKind::BatchTooLarge,
+        ErrorKind::EmptyBatch,
+        ErrorKind::Overloaded,
+        ErrorKind::ReplayExpired,
+        ErrorKind::Unauthenticated,
+        ErrorKind::NotYourAgency,
+        ErrorKind::Conflict,
+    ];
+
     /// The kind's name in log lines (`busy`, `invalid_bet`, ...).
     #[must_use]
     pub fn as_str(self) -> &'static str {

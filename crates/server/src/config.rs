@@ -16,9 +16,10 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "SERVER_IP",
     "SERVER_PORT",
+    "SERVER_HTTP_PORT",
     "SERVER_LISTEN_BACKLOG",
     "LOGGING_LEVEL",
     "SERVER_AGENCIES",
@@ -52,6 +53,9 @@ pub struct Config {
     pub ip: String,
     /// TCP port; 0 asks the system for a free one (`SERVER_PORT`, default 12345).
     pub port: u16,
+    /// Port of the read-only HTTP listener (metrics, status page, readiness), on `SERVER_IP`;
+    /// 0 means off (`SERVER_HTTP_PORT`, default 0).
+    pub http_port: u16,
     /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 128).
     pub listen_backlog: i32,
     /// Least severe level logged (`LOGGING_LEVEL`, default INFO).
@@ -117,6 +121,7 @@ impl Default for Config {
         Config {
             ip: String::new(),
             port: 12345,
+            http_port: 0,
             listen_backlog: 128,
             logging_level: LevelFilter::Info,
             agencies: 5,
@@ -166,6 +171,9 @@ impl Config {
         }
         if let Some(v) = get("SERVER_PORT") {
             config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
+        }
+        if let Some(v) = get("SERVER_HTTP_PORT") {
+            config.http_port = in_range("SERVER_HTTP_PORT", &v, 0, 65535, "a port number, 0 for off")?;
         }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
             config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
@@ -295,13 +303,14 @@ impl Config {
     #[must_use]
     pub fn describe(&self) -> String {
         format!(
-            "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
+            "ip: {:?} | port: {} | http_port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
              frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {} | \
              proof_timeout_secs: {} | unproved_percent: {}",
             self.ip,
             self.port,
+            self.http_port,
             self.listen_backlog,
             self.logging_level,
             self.agencies,

@@ -22,7 +22,7 @@ use runtime::throttle::Throttle;
 
 pub use crate::store::Ticket;
 pub use completion::HoldRelease;
-pub use service::{Lottery, Reply, MAX_BATCH_BETS};
+pub use service::{Lottery, Reply, Status, MAX_BATCH_BETS};
 pub use session::Session;
 pub use stop::{StopClock, CHECK_GRACE};
 

@@ -22,7 +22,8 @@ use super::{
 };
 use crate::{
     error::ServerError,
-    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Ticket},
+    metrics::Metrics,
+    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Tally, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -61,17 +62,30 @@ pub struct Lottery {
     stop: StopClock,
     /// Where held total queries wait for the lottery to complete.
     completion: Completion,
+    /// Batches and refusals counted as they are answered.
+    metrics: Arc<Metrics>,
+}
+
+/// The lottery as the store sees it, for the status page and the metrics' gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Where the draw stands.
+    pub progress: Progress,
+    /// Every agency's counts, agency 1 first.
+    pub agencies: Vec<Tally>,
 }
 
 impl Lottery {
     /// A lottery kept by `store`, checking each bet at a simulated cost of `winner_delay`, and
-    /// abandoning a check that would outlast the stop's grace (`stop`).
+    /// abandoning a check that would outlast the stop's grace (`stop`); batches and refusals
+    /// are counted into `metrics`.
     #[must_use]
     pub fn new(
         store: Arc<dyn Engine>,
         keys: Option<security::AgencyKeys>,
         winner_delay: Duration,
         stop: StopClock,
+        metrics: Arc<Metrics>,
     ) -> Lottery {
         Lottery {
             store,
@@ -79,7 +93,29 @@ impl Lottery {
             winner_delay,
             stop,
             completion: Completion::new(),
+            metrics,
         }
+    }
+
+    /// Where the draw stands and every agency's counts, as the store sees them (read-only).
+    ///
+    /// # Errors
+    /// The store's, when it cannot answer (a database unreachable).
+    pub fn status(&self) -> Result<Status, StoreError> {
+        Ok(Status { progress: self.store.progress()?, agencies: self.store.agencies()? })
+    }
+
+    /// Whether the store can take a batch now (see [`Engine::ready`]).
+    ///
+    /// # Errors
+    /// Why not.
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready()
+    }
+
+    /// Counts a refusal the connection layer made itself (a malformed frame, the cap).
+    pub fn count_refusal(&self, kind: ErrorKind) {
+        self.metrics.refused(kind, 1);
     }
 
     /// Answers one request of the connection from `peer`, which has proved what `session`
@@ -89,11 +125,14 @@ impl Lottery {
     /// `taken` is the instant the connection took the request: a batch's simulated check is
     /// paid from it, so what the connection did since (releasing the held answers of a slow
     /// batch before, `net/held_answers.rs`) overlaps the check instead of adding to it.
-    /// `release` ends a held total query early (the connection is making room for another).
     pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session, taken: Instant) -> Reply {
         if let Some(agency) = request.agency() {
             if let Err(denied) = self.identities.authorize(&session.proof, agency) {
-                return Reply::Now(deny(&denied, agency, peer));
+                let refusal = deny(&denied, agency, peer);
+                if let Response::Error { kind, .. } = &refusal {
+                    self.metrics.refused(*kind, 1);
+                }
+                return Reply::Now(refusal);
             }
         }
         let response = match request {
@@ -102,7 +141,10 @@ impl Lottery {
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                return self.bet_batch(agency, sequence, bets, peer, taken)
+                let count = bets.len() as u64;
+                let reply = self.bet_batch(agency, sequence, bets, peer, taken);
+                self.count_batch(&reply, agency, count);
+                return reply;
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
             Request::WinnersQuery { agency } => {
@@ -130,7 +172,23 @@ impl Lottery {
                 }
             }
         };
+        if let Response::Error { kind, .. } = &response {
+            self.metrics.refused(*kind, 1);
+        }
         Reply::Now(response)
+    }
+
+    /// Counts a batch's answer: stored (once the store took it: a sync that fails afterwards
+    /// breaks the store, and its refusals are counted too), replayed, or refused.
+    fn count_batch(&self, reply: &Reply, agency: u32, bets: u64) {
+        match reply {
+            Reply::WhenDurable { response: Response::BatchResult { winners, .. }, .. } => {
+                self.metrics.batch_stored(agency, bets, winners.len() as u64);
+            }
+            Reply::Now(Response::BatchResult { .. }) => self.metrics.batch_replayed(),
+            Reply::Now(Response::Error { kind, .. }) => self.metrics.refused(*kind, 1),
+            _ => {}
+        }
     }
 
     /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`)
@@ -148,7 +206,10 @@ impl Lottery {
                     }
                 }
             }
-            Err(e) => refuse_staged(&e, staged, peer),
+            Err(e) => {
+                self.metrics.refused(ErrorKind::Storage, staged.len() as u64);
+                refuse_staged(&e, staged, peer);
+            }
         }
     }
 

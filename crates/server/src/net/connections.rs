@@ -198,7 +198,6 @@ impl Connections {
     }
 
     /// Connections registered now, evicted ones still ending included.
-    #[cfg(test)]
     #[must_use]
     pub fn len(&self) -> usize {
         self.lock().slots.len()

@@ -201,6 +201,7 @@ pub fn serve(
                     Level::Warn,
                     "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
                 );
+                lottery.count_refusal(kind);
                 let refusal = Response::Error { kind, message: e.to_string() };
                 if let Err(e) = held.release(&mut conn, lottery, peer) {
                     break write_failed(&e, peer);
@@ -219,6 +220,7 @@ pub fn serve(
                     "action: read_request | result: fail | peer: {peer} | error: {e}"
                 );
                 let _ = held.release(&mut conn, lottery, peer);
+                lottery.count_refusal(ErrorKind::FrameTooLarge);
                 let _ = conn.write_message(&Response::Error {
                     kind: ErrorKind::FrameTooLarge,
                     message: e.to_string(),

@@ -26,7 +26,7 @@ use super::{
     peers::{Backoff, WARNINGS},
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
 };
-use crate::{config::Config, error::ServerError, lottery::Lottery, store};
+use crate::{config::Config, error::ServerError, http, lottery::Lottery, metrics::Metrics, store};
 
 /// At most one warning line this often for connections refused at the cap: a flood of
 /// connections must not become a flood of log lines.
@@ -43,6 +43,8 @@ pub struct Server {
     connections: Arc<Connections>,
     shutdown: ShutdownHandle,
     limits: Limits,
+    /// The HTTP listener (`SERVER_HTTP_PORT`), bound, started with the accept loop.
+    http: Option<(http::Bound, http::Observed)>,
 }
 
 impl Server {
@@ -69,7 +71,8 @@ impl Server {
             .transpose()
             .map_err(ServerError::Credentials)?;
         log_security(config, keys.as_ref(), tls.is_some());
-        let store = store::open(&config.store())?;
+        let metrics = Metrics::new(config.agencies);
+        let store = store::open(&config.store(), metrics.sync_timer())?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let resolve = |source| ServerError::Resolve { ip: ip.to_owned(), source };
         let addr = (ip, config.port)
@@ -82,10 +85,14 @@ impl Server {
         let connections = Connections::new(config.max_connections, config.unproved_slots());
         let own = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let shutdown = ShutdownHandle::new(own, Arc::clone(&connections));
+        let lottery =
+            Arc::new(Lottery::new(store, keys, config.winner_delay, shutdown.clock(), Arc::clone(&metrics)));
+        let http = bind_http(config, addr.ip(), &lottery, metrics, &connections)?;
         Ok(Server {
             listener,
             busy: (0, None),
-            lottery: Arc::new(Lottery::new(store, keys, config.winner_delay, shutdown.clock())),
+            lottery,
+            http,
             connections,
             shutdown,
             limits: Limits {
@@ -120,6 +127,10 @@ impl Server {
     /// [`ServerError::CloseStore`] when that last sync fails.
     pub fn run(mut self) -> Result<(), ServerError> {
         let addr = self.local_addr()?;
+        let http = match self.http.take() {
+            Some((bound, observed)) => Some(bound.start(observed).map_err(ServerError::Http)?),
+            None => None,
+        };
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         let mut backoff = Backoff::default();
@@ -178,6 +189,9 @@ impl Server {
         } else {
             log::info!("action: join_connections | result: success | threads: {threads}");
         }
+        if let Some(http) = http {
+            http.stop();
+        }
         lottery.close()
     }
 
@@ -204,6 +218,7 @@ impl Server {
                     );
                     self.busy = (0, Some(Instant::now()));
                 }
+                self.lottery.count_refusal(WireErrorKind::Busy);
                 // Under TLS a plaintext refusal would only garble the handshake: just close.
                 if self.limits.tls.is_none() {
                     refuse_busy(stream, max);
@@ -241,6 +256,29 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds the HTTP listener when `SERVER_HTTP_PORT` asks for one, on the central's address.
+fn bind_http(
+    config: &Config,
+    ip: std::net::IpAddr,
+    lottery: &Arc<Lottery>,
+    metrics: Arc<Metrics>,
+    connections: &Arc<Connections>,
+) -> Result<Option<(http::Bound, http::Observed)>, ServerError> {
+    if config.http_port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(ip, config.http_port);
+    let bound = http::Bound::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    let open = Arc::clone(connections);
+    let observed = http::Observed {
+        lottery: Arc::clone(lottery),
+        metrics,
+        agencies: config.agencies,
+        connections: Box::new(move || open.len()),
+    };
+    Ok(Some((bound, observed)))
 }
 
 /// Says how agencies are checked: one line, a warning when anyone may act for any agency.

@@ -79,6 +79,20 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// [`StoreError::UnknownAgency`], and the engine's own failures.
     fn tally(&self, agency: u32) -> Result<Tally, StoreError>;
 
+    /// Every agency's counts, agency 1 first: what the status page shows. Committed state
+    /// only; with several centrals on one store, all of theirs.
+    ///
+    /// # Errors
+    /// The engine's own failures (a database may be unreachable).
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError>;
+
+    /// Whether the store can take a batch now, answered within about a second: the journal's
+    /// file can be opened for writing and no sync has failed; the database answers a query.
+    ///
+    /// # Errors
+    /// Why not: [`StoreError::Broken`] after a failed sync, [`StoreError::Io`] otherwise.
+    fn ready(&self) -> Result<(), StoreError>;
+
     /// The total if every agency is done, else how many are pending; committed state only.
     ///
     /// # Errors

@@ -223,6 +223,12 @@ impl Ledger {
         self.slot(agency).map(|s| s.tally)
     }
 
+    /// Every agency's counts, agency 1 first.
+    #[must_use]
+    pub fn tallies(&self) -> Vec<Tally> {
+        self.agencies.iter().map(|s| s.tally).collect()
+    }
+
     /// `agency`'s last committed batch and counts.
     ///
     /// # Errors

@@ -67,6 +67,14 @@ impl Engine for Memory {
         self.lock().tally(agency)
     }
 
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError> {
+        Ok(self.lock().tallies())
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn progress(&self) -> Result<Progress, StoreError> {
         Ok(self.lock().progress())
     }

@@ -42,19 +42,22 @@ pub use postgres::DatabaseSettings;
 pub use settings::{export_winners, ExportError, Settings};
 pub use winners_file::WinnersFormat;
 
+use crate::metrics::SyncTimer;
+
 /// Opens the storage engine `settings` describe: the PostgreSQL database when they name one,
-/// else the journal beside the winners file; recovers the lottery it holds.
+/// else the journal beside the winners file; recovers the lottery it holds. Each journal
+/// sync or database commit is observed into `timer`.
 ///
 /// # Errors
 /// [`OpenError::Files`] when its files cannot be created, read, written or synced;
 /// [`OpenError::Recover`] when what it holds cannot be used (a damaged journal, another
 /// number of agencies); [`OpenError::Database`] when the database cannot be reached or holds
 /// another lottery: the central must not start then.
-pub fn open(settings: &Settings) -> Result<Arc<dyn Engine>, OpenError> {
+pub fn open(settings: &Settings, timer: SyncTimer) -> Result<Arc<dyn Engine>, OpenError> {
     if let Some(database) = &settings.database {
         let engine = postgres::Postgres::open(database, settings.agencies).map_err(OpenError::Database)?;
-        return Ok(Arc::new(engine));
+        return Ok(Arc::new(engine.timed(timer)));
     }
     let engine = journal::Journal::open(&settings.storage_path, settings.agencies, settings.winners_format)?;
-    Ok(Arc::new(engine))
+    Ok(Arc::new(engine.timed(timer)))
 }
