@@ -22,10 +22,11 @@ use protocol::{Connection, Request, Response};
 use security::{generate, tls, Stream};
 use testkit::{datasets, process::LoggedChild, reference};
 
-/// The central's connection slots (its default).
-const SLOTS: usize = 256;
-/// Peers trickling handshakes: a few more than the slots, so every slot is held.
-const TRICKLERS: usize = SLOTS + 16;
+/// The central's connection slots in the handshake test.
+const SLOTS: usize = 1024;
+/// Peers trickling handshakes: the share of the slots unproved connections may hold (25 % by
+/// default), so no trickler evicts another and the deadline is what cuts them.
+const TRICKLERS: usize = SLOTS / 4;
 /// The frame deadline of the handshake test: above the tricklers' gap, so per-read timeouts
 /// alone never cut them.
 const FRAME: Duration = Duration::from_secs(3);
@@ -34,15 +35,14 @@ const GAP: Duration = Duration::from_secs(2);
 /// What a cut may come after the deadline on a loaded machine: 256 peers and the central on
 /// two shared cores.
 const CUT_MARGIN: Duration = Duration::from_secs(2);
-/// Bound on the keyed agencies' whole run while the tricklers reconnect as soon as they are
-/// cut. Each trickler's slot frees every `FRAME` (256 slots turn over about 85 times a
-/// second) and the agency retries every 200 ms at most, racing the trickler's reconnect for
-/// the freed slot; an agency needs a slot for its upload and one for each winners query. With
-/// no eviction of unproved peers, each slot is won within a few seconds (about 10 s measured
-/// at worst over ten runs); 90 s leaves room for a loaded machine and still fails on a central
-/// that never cuts a trickler (its agencies are refused `Busy` for as long as the tricklers
-/// want).
-const AGENCIES_WITHIN: Duration = Duration::from_secs(90);
+/// Bound on the keyed agencies' whole run while the tricklers hold their share of the slots
+/// and reconnect as soon as they are cut. An agency's connection, unproved until its `Prove`,
+/// either finds a free slot or evicts the oldest unproved one (docs/security.md, "Before the
+/// proof"), so it never waits on a trickler: its run is its own (under 1 s measured), plus
+/// its retries if a trickler's reconnect evicts it before it proves (one round trip of
+/// exposure, each retry within 200 ms). 30 s is the other identity tests' patience and
+/// leaves room for a loaded machine.
+const AGENCIES_WITHIN: Duration = Duration::from_secs(30);
 /// The stop's patience, as the other stop tests hold it.
 const STOP_WITHIN: Duration = Duration::from_secs(1);
 
@@ -103,6 +103,8 @@ struct Tricklers {
     cuts: Arc<Mutex<Vec<Duration>>>,
     /// Connections refused `Busy` (all slots taken): not cuts.
     refused: Arc<AtomicUsize>,
+    /// Connections that sent their first byte.
+    sending: Arc<AtomicUsize>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -111,15 +113,21 @@ impl Tricklers {
         let stop = Arc::new(AtomicBool::new(false));
         let cuts = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicUsize::new(0));
+        let sending = Arc::new(AtomicUsize::new(0));
         let threads = (0..TRICKLERS)
             .map(|_| {
-                let (stop, cuts, refused, hello) =
-                    (Arc::clone(&stop), Arc::clone(&cuts), Arc::clone(&refused), hello.to_vec());
+                let (stop, cuts, refused, sending, hello) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&cuts),
+                    Arc::clone(&refused),
+                    Arc::clone(&sending),
+                    hello.to_vec(),
+                );
                 thread::Builder::new()
                     .stack_size(64 * 1024)
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
-                            match trickle_once(addr, &hello, &stop) {
+                            match trickle_once(addr, &hello, &stop, &sending) {
                                 Trickle::Cut(after) => cuts.lock().expect("the cuts").push(after),
                                 Trickle::Refused => {
                                     refused.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +141,7 @@ impl Tricklers {
                     .expect("a trickler thread")
             })
             .collect();
-        Tricklers { stop, cuts, refused, threads }
+        Tricklers { stop, cuts, refused, sending, threads }
     }
 
     /// Stops every trickler (each within one [`GAP`]) and joins them.
@@ -158,7 +166,7 @@ enum Trickle {
 /// One connection sending `hello` a byte every [`GAP`]; the wait for an answer is the pause.
 /// A connection that ends before its first pause is over was refused (`Busy`, written to a
 /// peer whose byte then resets it), not held: not a cut.
-fn trickle_once(addr: SocketAddr, hello: &[u8], stop: &AtomicBool) -> Trickle {
+fn trickle_once(addr: SocketAddr, hello: &[u8], stop: &AtomicBool, sending: &AtomicUsize) -> Trickle {
     let Ok(mut socket) = TcpStream::connect(addr) else { return Trickle::Refused };
     socket.set_read_timeout(Some(GAP)).expect("a read timeout");
     let mut first = None;
@@ -170,7 +178,10 @@ fn trickle_once(addr: SocketAddr, hello: &[u8], stop: &AtomicBool) -> Trickle {
         let ended = match socket.write_all(&[byte]) {
             Err(_) => true,
             Ok(()) => {
-                first.get_or_insert_with(Instant::now);
+                if first.is_none() {
+                    first = Some(Instant::now());
+                    sending.fetch_add(1, Ordering::Relaxed);
+                }
                 match socket.read(&mut answer) {
                     Ok(0) => true,
                     Ok(_) => return Trickle::Refused,
@@ -265,13 +276,13 @@ fn assert_exact(
 fn trickled_tls_handshakes_are_cut_at_the_frame_deadline_and_keyed_agencies_finish() {
     let credentials = Credentials::new(2);
     let frame = FRAME.as_secs().to_string();
-    let mut central = credentials.central(2, &[("SERVER_FRAME_TIMEOUT_SECS", &frame)]);
+    let slots = SLOTS.to_string();
+    let mut central =
+        credentials.central(2, &[("SERVER_FRAME_TIMEOUT_SECS", &frame), ("SERVER_MAX_CONNECTIONS", &slots)]);
     let tricklers = Tricklers::start(central.addr, &client_hello(&credentials));
-    // The agencies come to a central whose every slot a trickler holds.
-    let full = central
-        .process
-        .wait_for(&["action: accept_connection | result: fail", "at the limit of"], common::PATIENCE);
-    assert!(full.is_some(), "the tricklers never held every slot:\n{}", central.process.transcript());
+    // The agencies come once every trickler is at it, holding all the slots it can.
+    let all = wait_until(common::PATIENCE, || tricklers.sending.load(Ordering::Relaxed) >= TRICKLERS);
+    assert!(all, "the tricklers never all connected:\n{}", central.process.transcript());
     let started = Instant::now();
     let mut agencies = start_agencies(&central, &credentials, 2);
     assert_exact(&central, &mut agencies, started, AGENCIES_WITHIN);
@@ -279,7 +290,7 @@ fn trickled_tls_handshakes_are_cut_at_the_frame_deadline_and_keyed_agencies_fini
 
     // Every trickler was cut at least once by now (the agencies needed their slots).
     let cut_once =
-        wait_until(FRAME + CUT_MARGIN + GAP, || tricklers.cuts.lock().expect("the cuts").len() >= SLOTS);
+        wait_until(FRAME + CUT_MARGIN + GAP, || tricklers.cuts.lock().expect("the cuts").len() >= TRICKLERS);
     // The cuts so far: a stopping central closes connections for another reason.
     let cuts = std::mem::take(&mut *tricklers.cuts.lock().expect("the cuts"));
     let refused = tricklers.refused.load(Ordering::Relaxed);
@@ -294,12 +305,18 @@ fn trickled_tls_handshakes_are_cut_at_the_frame_deadline_and_keyed_agencies_fini
     assert!(took < STOP_WITHIN, "stopping took {took:?}");
     tricklers.stop();
 
-    assert!(cut_once && cuts.len() >= SLOTS, "only {} cuts:\n{}", cuts.len(), central.process.transcript());
+    assert!(
+        cut_once && cuts.len() >= TRICKLERS,
+        "only {} cuts:\n{}",
+        cuts.len(),
+        central.process.transcript()
+    );
     let slowest = cuts.iter().max().expect("cuts");
     let fastest = cuts.iter().min().expect("cuts");
+    // Cut earlier is possible too: a newcomer evicts the oldest unproved connection when
+    // their share of the slots is full.
     println!("{} cuts, from {fastest:?} to {slowest:?} after the first byte", cuts.len());
     assert!(*slowest <= FRAME + CUT_MARGIN, "a trickler was cut only after {slowest:?}");
-    assert!(*fastest >= FRAME - Duration::from_millis(100), "a trickler was cut after {fastest:?}");
     let line = central.process.wait_for(
         &["action: accept_connection | result: fail", "TLS handshake: the peer did not send"],
         Duration::ZERO,
