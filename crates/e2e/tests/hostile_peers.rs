@@ -294,10 +294,8 @@ fn a_flood_of_malformed_frames_leaves_the_log_small() {
 #[test]
 fn accept_out_of_file_descriptors_backs_off_instead_of_spinning() {
     let dir = tempfile::Builder::new().prefix("server-nofile-").tempdir().expect("a scratch directory");
-    let mut command = Command::new("prlimit");
+    let mut command = Command::new(testkit::central::binary("server"));
     command
-        .arg("--nofile=24:24")
-        .arg(testkit::central::binary("server"))
         .env_clear()
         .env("SERVER_IP", "127.0.0.1")
         .env("SERVER_PORT", "0")
@@ -306,6 +304,15 @@ fn accept_out_of_file_descriptors_backs_off_instead_of_spinning() {
         .env("SERVER_STORAGE_PATH", dir.path().join("winners.csv"));
     let mut process = LoggedChild::spawn(&mut command);
     let addr = process.listening_address(PATIENCE);
+    // The central checks at start that its cap fits its descriptors, so connections alone
+    // cannot exhaust them; what still can is the limit shrinking under it, or other files
+    // taking more than their share. The first is done here: 24 descriptors, some taken.
+    let lowered = Command::new("prlimit")
+        .arg(format!("--pid={}", process.pid()))
+        .arg("--nofile=24:24")
+        .status()
+        .expect("run prlimit");
+    assert!(lowered.success(), "prlimit failed: {lowered:?}");
     // More connections than descriptors: the kernel queues the rest, and `accept` fails.
     let held: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).expect("connect")).collect();
     assert!(

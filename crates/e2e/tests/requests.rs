@@ -154,12 +154,13 @@ fn bare_connect_and_close_is_harmless_and_quiet() {
     assert_eq!(call(&mut conn, Request::Echo(vec![1, 2])), Response::Echo(vec![1, 2]));
     // At the default level the probes left no line: only the start-up lines are there.
     let lines = central.process.lines();
-    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(lines.len(), 5, "{lines:#?}");
     assert!(
         lines[0].contains("action: config")
-            && lines[1].contains("action: security | result: warning | mode: open")
-            && lines[2].contains("action: store_open | result: success | mode: new")
-            && lines[3].contains("action: accept_connections"),
+            && lines[1].contains("action: descriptors | result: success")
+            && lines[2].contains("action: security | result: warning | mode: open")
+            && lines[3].contains("action: store_open | result: success | mode: new")
+            && lines[4].contains("action: accept_connections"),
         "{lines:#?}"
     );
 }
