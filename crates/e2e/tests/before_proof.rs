@@ -150,14 +150,13 @@ fn keyless_peers_holding_slots_with_echoes_do_not_keep_keyed_agencies_out() {
     drop(hostile);
     let secs = began.elapsed().as_secs() + 1;
     // Each cut is a close the peers provoked: logged at most once a second per kind (two
-    // kinds here), with the count of the suppressed ones.
+    // kinds here: evicted, no proof in time), with the count of the suppressed ones. The
+    // agencies' own connections close with a line each: a few per agency.
     let lines = central.process.lines();
-    let provoked =
-        |l: &&String| l.contains("reason: evicted to make room") || l.contains("reason: no proof in time");
-    let logged = lines.iter().filter(provoked).count() as u64;
-    eprintln!("{cut} cuts in {secs} s: {logged} close lines about them, {} lines in all", lines.len());
+    let closes = lines.iter().filter(|l| l.contains("action: close_connection")).count() as u64;
+    eprintln!("{cut} cuts in {secs} s: {closes} close lines, {} lines in all", lines.len());
     assert!(cut >= 300, "only {cut} cuts: the flood provoked too little to test the log");
-    assert!(logged <= 2 * (secs + 1), "{cut} cuts wrote {logged} close lines in {secs} s");
+    assert!(closes <= 2 * (secs + 1) + 4 * 5, "{cut} cuts wrote {closes} close lines in {secs} s");
     central.stop();
 }
 
