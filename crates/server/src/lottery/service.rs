@@ -346,6 +346,12 @@ impl Lottery {
         self.completion.stop();
     }
 
+    /// The stop is forcing connections closed: storage calls still waiting return now, with
+    /// nothing acknowledged ([`Engine::interrupt`]).
+    pub fn interrupt(&self) {
+        self.store.interrupt();
+    }
+
     fn resume(&self, agency: u32, peer: SocketAddr) -> Response {
         match self.store.resume(agency) {
             Ok(resume) => {

@@ -120,6 +120,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// The engine's own failures (a database may be unreachable).
     fn progress(&self) -> Result<Progress, StoreError>;
 
+    /// The central's stop is forcing connections closed: calls waiting on storage that may not
+    /// answer (a database that stopped answering) return now with an error, which
+    /// acknowledges nothing; what they sent may still commit, and is then a replay. Nothing by
+    /// default (an engine whose calls always end soon).
+    fn interrupt(&self) {}
+
     /// Last sync at shutdown, after every connection is done.
     ///
     /// # Errors

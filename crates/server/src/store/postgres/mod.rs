@@ -13,6 +13,7 @@
 //!   outage) turns into [`StoreError::Io`] (a `Storage` refusal the agency retries) and is
 //!   replaced by a new one on the next use.
 
+mod group;
 mod pool;
 mod progress;
 mod schema;
@@ -41,6 +42,11 @@ use super::{
     WinnersFormat,
 };
 
+/// Groups one central commits at once. Two: while one group's commit waits for its WAL
+/// flush, the next one is sent and fills behind it; more would only split the same batches
+/// into smaller groups, with more commits (see docs/performance.md).
+const GROUPS_IN_FLIGHT: usize = 2;
+
 /// What a central knows of an agency from its own commits: the sequence it expects next and
 /// the bets committed before it (0 and 0: unknown, ask the database).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,6 +61,134 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
         StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, "a batch digest is not 16 bytes"))
     })?;
     Ok(Digest::from_bytes(bytes))
+}
+
+/// A batch as the group commit carries it: owned (its waiter may not be the one sending it),
+/// in the database's types.
+#[derive(Debug)]
+struct Staging {
+    agency: i32,
+    sequence: i64,
+    bets: i64,
+    digest: Vec<u8>,
+    winners: Vec<i32>,
+    first: Vec<String>,
+    last: Vec<String>,
+    documents: Vec<String>,
+    dates: Vec<String>,
+}
+
+impl Staging {
+    fn of(batch: &CheckedBatch<'_>) -> Result<Staging, StoreError> {
+        if batch.winners.len() != batch.winning_bets.len() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} winner positions but {} winning bets",
+                    batch.winners.len(),
+                    batch.winning_bets.len()
+                ),
+            )));
+        }
+        let winners = batch
+            .winners
+            .iter()
+            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
+            .collect::<Result<Vec<i32>, _>>()?;
+        let bets = &batch.winning_bets;
+        Ok(Staging {
+            agency: agency_key(batch.agency),
+            sequence: sql_count(batch.sequence)?,
+            bets: sql_count(batch.bets)?,
+            digest: batch.digest.to_bytes().to_vec(),
+            winners,
+            first: bets.iter().map(|b| b.first_name().to_owned()).collect(),
+            last: bets.iter().map(|b| b.last_name().to_owned()).collect(),
+            documents: bets.iter().map(|b| b.document().to_owned()).collect(),
+            dates: bets.iter().map(|b| b.birthdate_str().to_owned()).collect(),
+        })
+    }
+}
+
+/// What `lottery_stage` answered for one batch.
+#[derive(Debug)]
+struct Outcome {
+    outcome: String,
+    number: Option<i64>,
+    winners: Option<Vec<i32>>,
+}
+
+impl Outcome {
+    /// From a row whose columns from `at` on are outcome, number, winners.
+    fn of(row: &postgres::Row, at: usize) -> Outcome {
+        Outcome { outcome: row.get(at), number: row.get(at + 1), winners: row.get(at + 2) }
+    }
+}
+
+/// A group's batches as the columns `lottery_stage_group` takes: one array per field, the
+/// winners of every batch one after the other (`ends[i]`: where batch i's end, 1-based).
+struct GroupArrays<'a> {
+    agencies: Vec<i32>,
+    sequences: Vec<i64>,
+    bets: Vec<i64>,
+    digests: Vec<&'a [u8]>,
+    ends: Vec<i32>,
+    positions: Vec<i32>,
+    first: Vec<&'a str>,
+    last: Vec<&'a str>,
+    documents: Vec<&'a str>,
+    dates: Vec<&'a str>,
+}
+
+impl<'a> GroupArrays<'a> {
+    fn of(batches: &[&'a Staging]) -> GroupArrays<'a> {
+        let mut arrays = GroupArrays {
+            agencies: Vec::with_capacity(batches.len()),
+            sequences: Vec::with_capacity(batches.len()),
+            bets: Vec::with_capacity(batches.len()),
+            digests: Vec::with_capacity(batches.len()),
+            ends: Vec::with_capacity(batches.len()),
+            positions: Vec::new(),
+            first: Vec::new(),
+            last: Vec::new(),
+            documents: Vec::new(),
+            dates: Vec::new(),
+        };
+        for b in batches {
+            arrays.agencies.push(b.agency);
+            arrays.sequences.push(b.sequence);
+            arrays.bets.push(b.bets);
+            arrays.digests.push(&b.digest);
+            arrays.positions.extend_from_slice(&b.winners);
+            arrays.first.extend(b.first.iter().map(String::as_str));
+            arrays.last.extend(b.last.iter().map(String::as_str));
+            arrays.documents.extend(b.documents.iter().map(String::as_str));
+            arrays.dates.extend(b.dates.iter().map(String::as_str));
+            // Winners per batch are bounded by a frame's bets, far below i32::MAX in all.
+            arrays.ends.push(i32::try_from(arrays.positions.len()).unwrap_or(i32::MAX));
+        }
+        arrays
+    }
+
+    fn query(
+        &self,
+        client: &mut postgres::Client,
+        statement: &postgres::Statement,
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &self.agencies,
+            &self.sequences,
+            &self.bets,
+            &self.digests,
+            &self.ends,
+            &self.positions,
+            &self.first,
+            &self.last,
+            &self.documents,
+            &self.dates,
+        ];
+        client.query(statement, &params)
+    }
 }
 
 /// How the engine connects: the database and its pool.
@@ -97,6 +231,8 @@ pub(super) struct Postgres {
     hints: Mutex<Vec<Hint>>,
     /// The winners queries' progress, asked of the database once at a time.
     progress: progress::Coalesced,
+    /// Batches staged at once by many connections, committed in groups (`group.rs`).
+    group: group::Group<Staging, Outcome>,
 }
 
 impl fmt::Debug for Postgres {
@@ -147,6 +283,7 @@ impl Postgres {
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
             progress: progress::Coalesced::default(),
+            group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -276,6 +413,65 @@ impl Postgres {
         }
     }
 
+    /// Commits a group of batches in one statement and one transaction (the engine's whole
+    /// commit path: a timer around this call times every commit). Gives one outcome per
+    /// batch, in their order. If the database refuses the statement itself (not a rule: those
+    /// are outcomes), each batch is sent again alone, so one bad batch fails alone.
+    fn commit_group(&self, batches: Vec<Staging>) -> Vec<Result<Outcome, StoreError>> {
+        let n = batches.len();
+        // One lock order for every transaction: by agency, then sequence.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (batches[i].agency, batches[i].sequence));
+        let sorted: Vec<&Staging> = order.iter().map(|&i| &batches[i]).collect();
+        let arrays = GroupArrays::of(&sorted);
+        let mut refused = false;
+        let rows = self.call(true, |c| {
+            arrays
+                .query(&mut c.client, &c.statements.stage_group)
+                .inspect_err(|e| refused = e.as_db_error().is_some())
+        });
+        match rows {
+            Ok(rows) => {
+                let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+                for row in rows {
+                    let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+                    if let Some(&i) = at.checked_sub(1).and_then(|k| order.get(k)) {
+                        outcomes[i] = Some(Outcome::of(&row, 1));
+                    }
+                }
+                outcomes
+                    .into_iter()
+                    .map(|o| o.ok_or_else(|| unexpected("lottery_stage_group", "(no row for a batch)")))
+                    .collect()
+            }
+            Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
+            Err(e) => {
+                let (kind, text) = match &e {
+                    StoreError::Io(io) => (io.kind(), io.to_string()),
+                    other => (io::ErrorKind::Other, other.to_string()),
+                };
+                (0..n).map(|_| Err(StoreError::Io(io::Error::new(kind, text.clone())))).collect()
+            }
+        }
+    }
+
+    /// Commits one batch in its own transaction (`lottery_stage`).
+    fn commit_alone(&self, b: &Staging) -> Result<Outcome, StoreError> {
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &b.agency,
+            &b.sequence,
+            &b.bets,
+            &b.digest,
+            &b.winners,
+            &b.first,
+            &b.last,
+            &b.documents,
+            &b.dates,
+        ];
+        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
+        Ok(Outcome { outcome: row.get(0), number: row.get(1), winners: row.get(2) })
+    }
+
     fn db_error(&self, e: &postgres::Error) -> StoreError {
         StoreError::Io(db_io(&self.location, e))
     }
@@ -353,42 +549,19 @@ impl Engine for Postgres {
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
         let CheckedBatch { agency, sequence, bets, .. } = *batch;
         let index = self.index(agency)?;
-        if batch.winners.len() != batch.winning_bets.len() {
-            return Err(StoreError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} winner positions but {} winning bets",
-                    batch.winners.len(),
-                    batch.winning_bets.len()
-                ),
-            )));
-        }
-        let winners = batch
-            .winners
-            .iter()
-            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
-            .collect::<Result<Vec<i32>, _>>()?;
-        let first: Vec<&str> = batch.winning_bets.iter().map(|b| b.first_name()).collect();
-        let last: Vec<&str> = batch.winning_bets.iter().map(|b| b.last_name()).collect();
-        let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
-        let dates: Vec<&str> = batch.winning_bets.iter().map(|b| b.birthdate_str()).collect();
-        let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
-        let digest = batch.digest.to_bytes().to_vec();
-        let params: [&(dyn ToSql + Sync); 9] =
-            [&key, &seq, &count_bets, &digest, &winners, &first, &last, &documents, &dates];
+        let staging = Staging::of(batch)?;
         // Safe to send again after a lost connection: a second commit of the same batch is
         // the replay the key makes it.
-        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
-        let outcome: &str = row.get(0);
-        let number = count(row.get::<_, Option<i64>>(1).unwrap_or_default());
-        match outcome {
+        let staged = self.group.commit(staging, |batches| self.commit_group(batches))?;
+        let number = count(staged.number.unwrap_or_default());
+        match staged.outcome.as_str() {
             "fresh" => {
                 // The function says where the agency stands now: the next batch needs no query.
                 self.hints()[index] = Hint { next: sequence + 1, bets: number };
                 Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
             }
             "replay" => Ok(Staged {
-                winners: positions(row.get::<_, Option<Vec<i32>>>(2).unwrap_or_default()),
+                winners: positions(staged.winners.unwrap_or_default()),
                 ticket: Ticket::default(),
             }),
             "conflict" => Err(StoreError::Conflict { agency, sequence }),
@@ -496,6 +669,13 @@ impl Engine for Postgres {
                 Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
             })
         })
+    }
+
+    /// Batches waiting for their group's commit return now, unacknowledged (`group.rs`).
+    /// A call already sent to the database still waits for its answer (or the connection's
+    /// timeout).
+    fn interrupt(&self) {
+        self.group.interrupt();
     }
 
     /// Closes the idle connections; every answered batch is already committed. Connections

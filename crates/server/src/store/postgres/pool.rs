@@ -19,6 +19,8 @@ use postgres::{Client, NoTls, Statement};
 pub(crate) struct Statements {
     /// `lottery_stage(...)`: commits a batch or says why not.
     pub stage: Statement,
+    /// `lottery_stage_group(...)`: the same for a group of batches, in one transaction.
+    pub stage_group: Statement,
     /// `lottery_finish(...)`: marks an agency done or says why not.
     pub finish: Statement,
     /// An agency's row and, if committed, its batch of a given sequence.
@@ -33,6 +35,8 @@ pub(crate) struct Statements {
 
 const STAGE: &str =
     "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const STAGE_GROUP: &str = "SELECT o_index, o_outcome, o_number, o_winners \
+                           FROM lottery_stage_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const FINISH: &str =
     "SELECT o_outcome, o_expected, o_bets, o_winners, o_pending, o_total FROM lottery_finish($1, $2)";
 const ADMIT: &str = "SELECT a.last_sequence, a.done, b.bets, b.winners, a.bets, b.first_bet, b.digest \
@@ -62,6 +66,7 @@ impl Conn {
         let mut client = config.connect(NoTls)?;
         let statements = Statements {
             stage: client.prepare(STAGE)?,
+            stage_group: client.prepare(STAGE_GROUP)?,
             finish: client.prepare(FINISH)?,
             admit: client.prepare(ADMIT)?,
             agency: client.prepare(AGENCY)?,
