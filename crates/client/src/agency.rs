@@ -345,10 +345,26 @@ fn wait_for_total(
     loop {
         let asked = Instant::now();
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
-            let client = match &mut connection {
-                Some(client) => client,
-                None => connection.insert(CentralClient::connect(endpoint, stop)?),
-            };
+            // A kept connection the central closed between two queries (to make room for an
+            // agency with bets to send, or idle) is no outage: ask once more, at once, on a
+            // new one; only a failure of that one counts.
+            if let Some(client) = &mut connection {
+                match client.winners(config.retry_period) {
+                    Ok(answer) => {
+                        backoff.reset();
+                        return Ok(answer);
+                    }
+                    // The stop's own cut-off of the connection is not a reason to ask again.
+                    Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
+                    Err(e) => {
+                        log::debug!(
+                            "action: winners_query | result: in_progress | agency: {agency} | reconnect: {e}"
+                        );
+                        connection = None;
+                    }
+                }
+            }
+            let client = connection.insert(CentralClient::connect(endpoint, stop)?);
             match client.winners(config.retry_period) {
                 Ok(answer) => {
                     backoff.reset();

@@ -11,7 +11,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{
     codec,
     deadline::{Guard, Guards, Timeouts},
-    frame, Error, Request, Response,
+    error::Error,
+    frame,
+    message::{Request, Response},
 };
 
 /// Read buffer of a connection: room for a few whole 8 KiB batches, so a peer that sends
@@ -25,19 +27,19 @@ impl Message for Request {}
 impl Message for Response {}
 
 mod private {
-    use crate::{codec, Error};
+    use crate::{codec, error::Error};
 
     pub trait Sealed: Sized {
         /// Decodes one from a frame's payload.
         fn decode(payload: &[u8]) -> Result<Self, Error>;
     }
-    impl Sealed for crate::Request {
+    impl Sealed for crate::message::Request {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             // Bet batches, the central's bulk, by their layout (same result, see the codec).
             codec::decode_request(payload)
         }
     }
-    impl Sealed for crate::Response {
+    impl Sealed for crate::message::Response {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             codec::decode(payload)
         }
@@ -56,7 +58,7 @@ pub struct Connection<S: Read + Write> {
 }
 
 impl<S: Read + Write> Connection<S> {
-    /// Wraps `stream`, refusing frames longer than [`crate::DEFAULT_MAX_FRAME_LEN`].
+    /// Wraps `stream`, refusing frames longer than [`frame::DEFAULT_MAX_FRAME_LEN`].
     pub fn new(stream: S) -> Self {
         Self::with_max_frame_len(stream, frame::DEFAULT_MAX_FRAME_LEN)
     }
@@ -87,6 +89,21 @@ impl<S: Read + Write> Connection<S> {
         let mut conn = Self::with_max_frame_len(stream, max_frame_len);
         conn.guard = Some(guard);
         Ok(conn)
+    }
+
+    /// Changes the largest frame accepted from now on and, on a guarded connection, the idle
+    /// timeout and the frame deadline: a server narrows them for a peer that has not proved
+    /// who it is yet, and widens them back once it has.
+    pub fn set_limits(
+        &mut self,
+        max_frame_len: usize,
+        idle: std::time::Duration,
+        frame: std::time::Duration,
+    ) {
+        self.max_frame_len = max_frame_len;
+        if let Some(guard) = &mut self.guard {
+            guard.set_limits(idle, frame);
+        }
     }
 
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.

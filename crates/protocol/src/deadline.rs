@@ -17,7 +17,8 @@ use std::{
 
 use crate::{
     budget::{Budget, Reservation},
-    frame, Error,
+    error::Error,
+    frame,
 };
 
 /// Buffers a guarded connection keeps between messages; bigger ones (a large echo) are freed
@@ -89,6 +90,15 @@ impl<S: Read + Write> Guard<S> {
             write_lowered: false,
             held: None,
         })
+    }
+
+    /// New idle timeout and frame deadline, applied from the next read or write on: both
+    /// socket timeouts are marked as lowered so they are set again before use.
+    pub(crate) fn set_limits(&mut self, idle: Duration, frame: Duration) {
+        self.guards.idle = idle;
+        self.guards.frame = frame;
+        self.read_lowered = true;
+        self.write_lowered = true;
     }
 
     /// Reads the next frame's payload as [`frame::read_frame`] does, within the idle timeout

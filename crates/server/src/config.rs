@@ -16,9 +16,10 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 22] = [
     "SERVER_IP",
     "SERVER_PORT",
+    "SERVER_HTTP_PORT",
     "SERVER_LISTEN_BACKLOG",
     "LOGGING_LEVEL",
     "SERVER_AGENCIES",
@@ -36,6 +37,8 @@ pub const KEYS: [&str; 19] = [
     "SERVER_TLS_CERT",
     "SERVER_TLS_KEY",
     "SERVER_WINNERS_FORMAT",
+    "SERVER_PROOF_TIMEOUT_SECS",
+    "SERVER_UNPROVED_PERCENT",
 ];
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
@@ -50,6 +53,9 @@ pub struct Config {
     pub ip: String,
     /// TCP port; 0 asks the system for a free one (`SERVER_PORT`, default 12345).
     pub port: u16,
+    /// Port of the read-only HTTP listener (metrics, status page, readiness), on `SERVER_IP`;
+    /// 0 means off (`SERVER_HTTP_PORT`, default 0).
+    pub http_port: u16,
     /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 128).
     pub listen_backlog: i32,
     /// Least severe level logged (`LOGGING_LEVEL`, default INFO).
@@ -61,8 +67,9 @@ pub struct Config {
     pub storage_path: PathBuf,
     /// Simulated cost of checking one bet (`SERVER_WINNER_DELAY_MS`, default 1 ms, 0 allowed).
     pub winner_delay: Duration,
-    /// Connections served at once; more are refused with a `Busy` error
-    /// (`SERVER_MAX_CONNECTIONS`, default 256).
+    /// Connection slots; when all are taken a newcomer evicts a waiting or unproved
+    /// connection, or is refused `Busy` if every one is working (`net/connections.rs`)
+    /// (`SERVER_MAX_CONNECTIONS`, default [`default_max_connections`] of `SERVER_AGENCIES`).
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed (`SERVER_IDLE_TIMEOUT_SECS`,
     /// default 30).
@@ -93,6 +100,20 @@ pub struct Config {
     /// How the winners file writes each winner (`SERVER_WINNERS_FORMAT`: `csv`, the default,
     /// or `course`, the lines of the course's `persist_winners`).
     pub winners_format: WinnersFormat,
+    /// With keys configured, how long a connection has from accept to prove an agency
+    /// (`SERVER_PROOF_TIMEOUT_SECS`, default 5); `Echo` does not extend it.
+    pub proof_timeout: Duration,
+    /// The share of the connection slots unproved connections may hold together, in percent
+    /// (`SERVER_UNPROVED_PERCENT`, default 25; only with keys configured).
+    pub unproved_percent: usize,
+}
+
+/// The connection cap when `SERVER_MAX_CONNECTIONS` is not set: one slot for each agency, a
+/// quarter more for unproved connections and health checks, and at least 256.
+#[must_use]
+pub fn default_max_connections(agencies: u32) -> usize {
+    let agencies = agencies as usize;
+    (agencies + agencies / 4 + 16).max(256)
 }
 
 impl Default for Config {
@@ -100,6 +121,7 @@ impl Default for Config {
         Config {
             ip: String::new(),
             port: 12345,
+            http_port: 0,
             listen_backlog: 128,
             logging_level: LevelFilter::Info,
             agencies: 5,
@@ -116,6 +138,8 @@ impl Default for Config {
             agency_keys: None,
             tls: None,
             winners_format: WinnersFormat::Csv,
+            proof_timeout: Duration::from_secs(5),
+            unproved_percent: 25,
         }
     }
 }
@@ -148,6 +172,9 @@ impl Config {
         if let Some(v) = get("SERVER_PORT") {
             config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
         }
+        if let Some(v) = get("SERVER_HTTP_PORT") {
+            config.http_port = in_range("SERVER_HTTP_PORT", &v, 0, 65535, "a port number, 0 for off")?;
+        }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
             config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
         }
@@ -169,8 +196,16 @@ impl Config {
             config.winner_delay =
                 Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
-        if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
-            config.max_connections = in_range("SERVER_MAX_CONNECTIONS", &v, 1, 4096, "connections")?;
+        config.max_connections = match get("SERVER_MAX_CONNECTIONS") {
+            Some(v) => in_range("SERVER_MAX_CONNECTIONS", &v, 1, 16_384, "connections")?,
+            None => default_max_connections(config.agencies),
+        };
+        if let Some(v) = get("SERVER_PROOF_TIMEOUT_SECS") {
+            config.proof_timeout =
+                Duration::from_secs(in_range("SERVER_PROOF_TIMEOUT_SECS", &v, 1, 300, "seconds")?);
+        }
+        if let Some(v) = get("SERVER_UNPROVED_PERCENT") {
+            config.unproved_percent = in_range("SERVER_UNPROVED_PERCENT", &v, 1, 90, "percent")?;
         }
         if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
             config.idle_timeout =
@@ -248,6 +283,12 @@ impl Config {
         }
     }
 
+    /// Slots unproved connections may hold together: their share of the cap, at least one.
+    #[must_use]
+    pub fn unproved_slots(&self) -> usize {
+        (self.max_connections * self.unproved_percent / 100).max(1)
+    }
+
     /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.
     #[must_use]
     pub fn database(&self) -> Option<DatabaseSettings> {
@@ -262,12 +303,14 @@ impl Config {
     #[must_use]
     pub fn describe(&self) -> String {
         format!(
-            "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
+            "ip: {:?} | port: {} | http_port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
-             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {}",
+             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {} | \
+             proof_timeout_secs: {} | unproved_percent: {}",
             self.ip,
             self.port,
+            self.http_port,
             self.listen_backlog,
             self.logging_level,
             self.agencies,
@@ -284,6 +327,8 @@ impl Config {
             self.agency_keys.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             self.tls.as_ref().map_or_else(|| "off".to_owned(), |(cert, _)| cert.display().to_string()),
             self.winners_format.name(),
+            self.proof_timeout.as_secs(),
+            self.unproved_percent,
         )
     }
 }

@@ -30,6 +30,11 @@ pub enum ServerError {
     },
     /// The listening socket cannot report its own address.
     LocalAddr(io::Error),
+    /// The connection cap needs more file descriptors than the system allows; the message
+    /// says how many and what to set.
+    Descriptors(String),
+    /// The HTTP listener (`SERVER_HTTP_PORT`) cannot start.
+    Http(io::Error),
     /// The last sync of the store, at shutdown, failed.
     CloseStore(StoreError),
 }
@@ -43,6 +48,8 @@ impl fmt::Display for ServerError {
             ServerError::Resolve { ip, source: None } => write!(f, "{ip} resolves to no address"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             ServerError::LocalAddr(e) => write!(f, "{e}"),
+            ServerError::Descriptors(why) => write!(f, "{why}"),
+            ServerError::Http(e) => write!(f, "cannot start the HTTP listener: {e}"),
             // The system's words alone, as the close line has always said them.
             ServerError::CloseStore(StoreError::Io(e)) => write!(f, "{e}"),
             ServerError::CloseStore(e) => write!(f, "{e}"),
@@ -56,9 +63,10 @@ impl Error for ServerError {
             ServerError::Bind { source, .. } => Some(source),
             ServerError::Store(e) => Some(e),
             ServerError::Resolve { source, .. } => source.as_ref().map(|e| e as &(dyn Error + 'static)),
-            ServerError::LocalAddr(e) => Some(e),
+            ServerError::LocalAddr(e) | ServerError::Http(e) => Some(e),
             ServerError::CloseStore(e) => Some(e),
             ServerError::Credentials(e) => Some(e),
+            ServerError::Descriptors(_) => None,
         }
     }
 }

@@ -7,6 +7,12 @@
 //!
 //! The loop reads as "read, handle, flush": batch answers wait for the disk in
 //! [`HeldAnswers`], which says when they go out (`held_answers.rs` states the rule).
+//!
+//! The handler also tells the registry the connection's [`Standing`] at the moments it
+//! changes (`connections.rs` states who may hold a slot), and ends the connection once it was
+//! evicted. Before the proof, with keys configured, the connection has [`PROOF_FRAME_LEN`] as
+//! its largest frame and its proof deadline as its idle and frame limit: `Echo` keep-alives do
+//! not extend it.
 
 use std::{
     net::{SocketAddr, TcpStream},
@@ -18,7 +24,12 @@ use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
 use runtime::throttled;
 use security::{tls::ServerTls, Stream};
 
-use super::{held_answers::HeldAnswers, peers::WARNINGS, shutdown::ShutdownHandle};
+use super::{
+    connections::{Registration, Standing},
+    held_answers::HeldAnswers,
+    peers::WARNINGS,
+    shutdown::ShutdownHandle,
+};
 use crate::lottery::{Lottery, Reply, Session, MAX_BATCH_BETS};
 
 /// What a served connection allows its peer.
@@ -34,6 +45,57 @@ pub struct Limits {
     pub budget: Budget,
     /// TLS, when the central has a certificate: every connection starts with a handshake.
     pub tls: Option<std::sync::Arc<ServerTls>>,
+    /// With keys configured, how long after accept a connection has to prove an agency.
+    pub proof_timeout: Duration,
+}
+
+/// Largest frame before the proof: an `Echo` of the netcat check, a `Hello`, a `Prove` (a
+/// 64-byte signature) fit many times over, and announcing a bigger one reserves nothing of
+/// the memory budget: the connection is closed with `FrameTooLarge`.
+pub const PROOF_FRAME_LEN: usize = 4 * 1024;
+
+/// The proof deadline of an unproved connection, and the limits it had before.
+struct ProofClock {
+    deadline: Instant,
+    max_frame_len: usize,
+    idle: Duration,
+    frame: Duration,
+}
+
+impl ProofClock {
+    /// Narrows `conn`'s limits to what is left of the deadline (at least a millisecond: a
+    /// zero socket timeout means none). `false` once the deadline has passed.
+    fn narrow(&self, conn: &mut Connection<Stream>) -> bool {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let left = left.max(Duration::from_millis(1));
+        conn.set_limits(PROOF_FRAME_LEN, self.idle.min(left), self.frame.min(left));
+        true
+    }
+
+    /// Gives `conn` back its full limits: it proved an agency.
+    fn widen(&self, conn: &mut Connection<Stream>) {
+        conn.set_limits(self.max_frame_len, self.idle, self.frame);
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// The standing a request puts its connection in, once the connection is proved (or open):
+/// the total queries only wait, and so does a connection whose agency just said it is done;
+/// uploads and resumes work. `Echo`, `Hello` and `Prove` change nothing.
+fn standing_after(request: &Request) -> Option<Standing> {
+    match request {
+        Request::AgencyDone { .. } | Request::WinnersQuery { .. } | Request::AwaitWinners { .. } => {
+            Some(Standing::Waiting)
+        }
+        Request::BetBatch { .. } | Request::Resume { .. } => Some(Standing::Working),
+        Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
+    }
 }
 
 /// Serves `stream` until the peer closes it, it breaks, it idles out or is too slow, or
@@ -45,7 +107,9 @@ pub fn serve(
     lottery: &Lottery,
     limits: Limits,
     shutdown: &ShutdownHandle,
+    registration: &Registration,
 ) {
+    let accepted = Instant::now();
     let mut conn = match configure(stream, &limits) {
         Ok(conn) => conn,
         Err(e) => {
@@ -70,7 +134,13 @@ pub fn serve(
             return;
         }
     };
-    let mut session = Session::bound_to(binding);
+    let mut session = Session::new(binding, registration.hold_release());
+    let mut proof = lottery.proofs_required().then(|| ProofClock {
+        deadline: accepted + limits.proof_timeout,
+        max_frame_len: limits.max_frame_len,
+        idle: limits.idle_timeout,
+        frame: limits.frame_timeout,
+    });
     let mut held = HeldAnswers::default();
     let mut requests = 0u64;
     let mut echoes = 0u64;
@@ -79,8 +149,18 @@ pub fn serve(
         if let Err(e) = held.release_before_blocking(&mut conn, lottery, peer) {
             break write_failed(&e, peer);
         }
+        if registration.is_evicted() {
+            break Close::Evicted;
+        }
+        if proof.as_ref().is_some_and(|proof| !proof.narrow(&mut conn)) {
+            break Close::ProofTimeout;
+        }
         let request = match conn.read_request(MAX_BATCH_BETS) {
             Ok(Some(request)) => request,
+            Ok(None) if registration.is_evicted() => break Close::Evicted,
+            Err(e) if proof.as_ref().is_some_and(|proof| e.is_timeout() && proof.passed()) => {
+                break Close::ProofTimeout
+            }
             // Shutdown closes the read half, which reads as end-of-stream too.
             Ok(None) if shutdown.is_triggered() => break Close::Shutdown,
             Ok(None) => break Close::ByPeer,
@@ -121,6 +201,7 @@ pub fn serve(
                     Level::Warn,
                     "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
                 );
+                lottery.count_refusal(kind);
                 let refusal = Response::Error { kind, message: e.to_string() };
                 if let Err(e) = held.release(&mut conn, lottery, peer) {
                     break write_failed(&e, peer);
@@ -139,6 +220,7 @@ pub fn serve(
                     "action: read_request | result: fail | peer: {peer} | error: {e}"
                 );
                 let _ = held.release(&mut conn, lottery, peer);
+                lottery.count_refusal(ErrorKind::FrameTooLarge);
                 let _ = conn.write_message(&Response::Error {
                     kind: ErrorKind::FrameTooLarge,
                     message: e.to_string(),
@@ -168,7 +250,20 @@ pub fn serve(
         if let Err(e) = held.release_if_slow(&mut conn, lottery, peer) {
             break write_failed(&e, peer);
         }
+        let standing = standing_after(&request).filter(|_| proof.is_none());
+        if standing == Some(Standing::Waiting) {
+            // Before the query is held: a held query is what a newcomer may evict.
+            registration.set(Standing::Waiting);
+        }
         let reply = lottery.handle(request, peer, &mut session, taken);
+        if standing == Some(Standing::Working) {
+            registration.set(Standing::Working);
+        }
+        if let (Some(clock), Some(_)) = (&proof, session.agency()) {
+            clock.widen(&mut conn);
+            proof = None;
+            registration.set(Standing::Working);
+        }
         match reply {
             Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
             Reply::Abandoned => break Close::Shutdown,
@@ -227,6 +322,8 @@ enum Close {
     ReadFailed,
     WriteFailed,
     Conflict,
+    Evicted,
+    ProofTimeout,
 }
 
 impl Close {
@@ -240,6 +337,8 @@ impl Close {
             Close::ReadFailed => "read failed",
             Close::WriteFailed => "write failed",
             Close::Conflict => "conflict",
+            Close::Evicted => "evicted to make room",
+            Close::ProofTimeout => "no proof in time",
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    ledger::Ledger, Admission, CheckedBatch, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::StoreError,
+    ledger::{Admission, Ledger, Progress, Resume, Tally},
 };
 
 /// The ledger alone.
@@ -63,6 +65,14 @@ impl Engine for Memory {
 
     fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
         self.lock().tally(agency)
+    }
+
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError> {
+        Ok(self.lock().tallies())
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn progress(&self) -> Result<Progress, StoreError> {

@@ -4,8 +4,10 @@
 use std::{fmt, path::Path, path::PathBuf};
 
 use super::{
+    engine::Engine,
+    error::{OpenError, StoreError},
     postgres::{DatabaseSettings, Postgres},
-    Engine, OpenError, StoreError, WinnersFormat,
+    winners_file::WinnersFormat,
 };
 
 /// The store's settings, built by the central's configuration (`crate::config`).

@@ -18,8 +18,9 @@ use protocol::Digest;
 
 use super::record::{self, Record};
 use crate::store::{
+    error::StoreError,
+    ledger::Ledger,
     winners_file::{self, WinnersFormat},
-    Ledger, StoreError,
 };
 
 /// The engine's files, open for appending, and the state they hold.

@@ -25,7 +25,7 @@ use std::{
     path::{Path, PathBuf},
     str::FromStr,
     sync::{Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use postgres::{fallible_iterator::FallibleIterator, types::ToSql};
@@ -36,16 +36,24 @@ use self::{
 };
 use protocol::Digest;
 
+use crate::metrics::SyncTimer;
+
 use super::{
-    winners_file::{self, HEADER},
-    Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
-    WinnersFormat,
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::StoreError,
+    ledger::{Admission, Committed, Progress, Resume, Tally},
+    winners_file::{self, WinnersFormat, HEADER},
 };
 
 /// Groups one central commits at once. Two: while one group's commit waits for its WAL
 /// flush, the next one is sent and fills behind it; more would only split the same batches
 /// into smaller groups, with more commits (see docs/performance.md).
 const GROUPS_IN_FLIGHT: usize = 2;
+/// How long a readiness probe may take to connect and to query.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every agency's counts, agency 1 first (the status page's query).
+const AGENCIES: &str = "SELECT bets, winners, done FROM agencies ORDER BY agency";
 
 /// What a central knows of an agency from its own commits: the sequence it expects next and
 /// the bets committed before it (0 and 0: unknown, ask the database).
@@ -233,6 +241,12 @@ pub(super) struct Postgres {
     progress: progress::Coalesced,
     /// Batches staged at once by many connections, committed in groups (`group.rs`).
     group: group::Group<Staging, Outcome>,
+    /// Where each batch's commit time is observed.
+    timer: SyncTimer,
+    /// The readiness probe's own connection (outside the pool, so a busy pool does not
+    /// read as a dead database), made again after it breaks; its settings bound a probe to
+    /// about a second. A std `Mutex`: probes come one at a time from the HTTP listener.
+    probe: Mutex<(postgres::Config, Option<postgres::Client>)>,
 }
 
 impl fmt::Debug for Postgres {
@@ -277,6 +291,9 @@ impl Postgres {
                 return Err(invalid(format!("{n} agencies: the database engine takes at most {}", i32::MAX)))
             }
         };
+        let mut probe = config.clone();
+        probe.connect_timeout(PROBE_TIMEOUT).tcp_user_timeout(PROBE_TIMEOUT);
+        probe.options(&format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
         let engine = Postgres {
             pool: Pool::new(config, settings.pool_size, settings.timeout),
             agencies,
@@ -284,6 +301,8 @@ impl Postgres {
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
             progress: progress::Coalesced::default(),
             group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
+            timer: SyncTimer::default(),
+            probe: Mutex::new((probe, None)),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -299,6 +318,11 @@ impl Postgres {
             engine.pool.size(),
         );
         Ok(engine)
+    }
+
+    /// The same engine, observing each batch's commit into `timer`.
+    pub(super) fn timed(self, timer: SyncTimer) -> Postgres {
+        Postgres { timer, ..self }
     }
 
     /// Writes the winners file from the database: the header, then every winning bet in
@@ -425,11 +449,13 @@ impl Postgres {
         let sorted: Vec<&Staging> = order.iter().map(|&i| &batches[i]).collect();
         let arrays = GroupArrays::of(&sorted);
         let mut refused = false;
+        let started = Instant::now();
         let rows = self.call(true, |c| {
             arrays
                 .query(&mut c.client, &c.statements.stage_group)
                 .inspect_err(|e| refused = e.as_db_error().is_some())
         });
+        self.timer.observe(started);
         match rows {
             Ok(rows) => {
                 let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
@@ -651,6 +677,39 @@ impl Engine for Postgres {
     fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
         self.index(agency)?;
         Ok(self.agency_row(agency)?.1)
+    }
+
+    /// Every agency's committed tally, from all centrals.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError> {
+        let rows = self.call(true, |c| c.client.query(AGENCIES, &[]))?;
+        Ok(rows
+            .iter()
+            .map(|row| Tally {
+                bets: count(row.get::<_, i64>(0)),
+                winners: count(row.get::<_, i64>(1)),
+                done: row.get(2),
+            })
+            .collect())
+    }
+
+    /// Whether the database answers `SELECT 1` within about a second, on the probe's own
+    /// connection (made again when it broke).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when it cannot connect or the query fails.
+    fn ready(&self) -> Result<(), StoreError> {
+        let mut probe = self.probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (config, client) = &mut *probe;
+        let mut connected = match client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => config.connect(postgres::NoTls).map_err(|e| self.db_error(&e))?,
+        };
+        connected.simple_query("SELECT 1").map_err(|e| self.db_error(&e))?;
+        *client = Some(connected);
+        Ok(())
     }
 
     /// The total of winners if every agency is done, else how many are not; from committed

@@ -47,7 +47,7 @@ pub(super) fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engin
     assert!(matches!(engine.stage(&batch(1, 2, 1, &[], &[])), Err(StoreError::AgencyFinished(1))));
     assert!(matches!(engine.finish_agency(1, 1), Err(StoreError::AgencyFinished(1))));
     // Its committed batch still replays: the agency may not have had the answer.
-    assert!(matches!(engine.admit(1, 1, 4).unwrap(), Admission::Replay(c) if c.winners == vec![]));
+    assert!(matches!(engine.admit(1, 1, 4).unwrap(), Admission::Replay(c) if c.winners.is_empty()));
     engine.finish_agency(2, 0).unwrap();
     assert!(matches!(engine.admit(2, 1, 1), Err(StoreError::AgencyFinished(2))));
 }
@@ -202,4 +202,23 @@ pub(super) fn another_batch_under_a_committed_sequence_is_a_conflict(engine: &dy
     let resume = engine.resume(1).unwrap();
     assert_eq!(resume.digest, content(1, 10, &ours).plus(content(2, 5, &[])));
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 15, winners: 1, done: false });
+}
+
+pub(super) fn agencies_lists_every_tally_in_order_and_the_store_is_ready(engine: &dyn Engine) {
+    assert_eq!(engine.agencies().unwrap(), vec![Tally::default(); 3]);
+    commit(engine, 2, 1, 7, &[bet("A", "B", "1")]);
+    commit(engine, 3, 1, 4, &[]);
+    engine.finish_agency(3, 1).unwrap();
+    assert_eq!(
+        engine.agencies().unwrap(),
+        vec![
+            Tally::default(),
+            Tally { bets: 7, winners: 1, done: false },
+            Tally { bets: 4, winners: 0, done: true },
+        ]
+    );
+    for agency in 1..=3 {
+        assert_eq!(engine.agencies().unwrap()[agency as usize - 1], engine.tally(agency).unwrap());
+    }
+    engine.ready().unwrap();
 }

@@ -152,6 +152,12 @@ macro_rules! engine_suite {
             }
 
             #[test]
+            fn agencies_lists_every_tally_in_order_and_the_store_is_ready() {
+                let Some(h) = open("agencies", 3) else { return };
+                behaviour::agencies_lists_every_tally_in_order_and_the_store_is_ready(h.engine());
+            }
+
+            #[test]
             fn resume_says_what_is_committed() {
                 let Some(h) = open("resume", 2) else { return };
                 behaviour::resume_says_what_is_committed(h.engine());
