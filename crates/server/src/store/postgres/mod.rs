@@ -14,6 +14,7 @@
 //!   replaced by a new one on the next use.
 
 mod group;
+mod notify;
 mod pool;
 mod progress;
 mod schema;
@@ -24,14 +25,14 @@ use std::{
     io,
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use postgres::{fallible_iterator::FallibleIterator, types::ToSql};
 
 use self::{
-    pool::{CheckoutError, Conn, Pool},
+    pool::{CheckoutError, Client, Conn, ConnectError, Cut, Pool},
     schema::InstallError,
 };
 use protocol::Digest;
@@ -180,7 +181,7 @@ impl<'a> GroupArrays<'a> {
 
     fn query(
         &self,
-        client: &mut postgres::Client,
+        client: &mut Client,
         statement: &postgres::Statement,
     ) -> Result<Vec<postgres::Row>, postgres::Error> {
         let params: [&(dyn ToSql + Sync); 10] = [
@@ -218,7 +219,7 @@ impl DatabaseSettings {
     /// cannot parse is not shown at all.
     #[must_use]
     pub fn describe(&self) -> String {
-        match postgres::Config::from_str(&self.url) {
+        match tokio_postgres::Config::from_str(&self.url) {
             Ok(config) => describe(&config),
             Err(_) => "(a connection string that does not parse; not shown)".to_owned(),
         }
@@ -246,7 +247,14 @@ pub(super) struct Postgres {
     /// The readiness probe's own connection (outside the pool, so a busy pool does not
     /// read as a dead database), made again after it breaks; its settings bound a probe to
     /// about a second. A std `Mutex`: probes come one at a time from the HTTP listener.
-    probe: Mutex<(postgres::Config, Option<postgres::Client>)>,
+    probe: Mutex<(tokio_postgres::Config, Option<Client>)>,
+    /// The stop's cut of the pool's and the probe's calls ([`Engine::interrupt`]).
+    cut: Arc<Cut>,
+    /// How the completion listener connects (the pool's settings).
+    config: tokio_postgres::Config,
+    /// The completion listener, once the lottery asked for it (`notify.rs`); a std `Mutex`:
+    /// set once at start, taken at close.
+    listener: Mutex<Option<notify::Listener>>,
 }
 
 impl fmt::Debug for Postgres {
@@ -267,7 +275,7 @@ impl Postgres {
     /// When the URL does not parse, the database cannot be reached or refuses, or it holds a
     /// lottery among another number of agencies; the central must not start then.
     pub(super) fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
-        let mut config = postgres::Config::from_str(&settings.url)
+        let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| invalid(format!("SERVER_DATABASE_URL does not parse: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(settings.timeout);
@@ -277,7 +285,10 @@ impl Postgres {
         config.tcp_user_timeout(settings.timeout.max(Duration::from_secs(10)));
         config.application_name("lottery-central");
         let location = describe(&config);
-        let mut client = config.connect(postgres::NoTls).map_err(|e| db_io(&location, &e))?;
+        // The schema's transaction, once at start, on the `postgres` crate's own client.
+        let mut client = postgres::Config::from(config.clone())
+            .connect(postgres::NoTls)
+            .map_err(|e| db_io(&location, &e))?;
         let new = match schema::install(&mut client, agencies) {
             Ok(new) => new,
             Err(InstallError::Database(e)) => return Err(db_io(&location, &e)),
@@ -293,9 +304,10 @@ impl Postgres {
         };
         let mut probe = config.clone();
         probe.connect_timeout(PROBE_TIMEOUT).tcp_user_timeout(PROBE_TIMEOUT);
-        probe.options(&format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
+        probe.options(format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
+        let cut = Arc::new(Cut::default());
         let engine = Postgres {
-            pool: Pool::new(config, settings.pool_size, settings.timeout),
+            pool: Pool::new(config.clone(), settings.pool_size, settings.timeout, Arc::clone(&cut)),
             agencies,
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
@@ -303,6 +315,9 @@ impl Postgres {
             group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
             timer: SyncTimer::default(),
             probe: Mutex::new((probe, None)),
+            cut,
+            config,
+            listener: Mutex::new(None),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -341,8 +356,7 @@ impl Postgres {
                              FROM winners ORDER BY agency, sequence, position";
         let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
         let conn = lease.conn();
-        let mut rows =
-            conn.client.query_raw(QUERY, std::iter::empty::<i32>()).map_err(|e| self.db_error(&e))?;
+        let mut rows = conn.client.query_rows(QUERY).map_err(|e| self.db_error(&e))?;
         let mut written = 0u64;
         // The course's lines are not CSV: written as they are, never quoted.
         let quoting =
@@ -504,7 +518,10 @@ impl Postgres {
 
     fn checkout_error(&self, e: CheckoutError) -> StoreError {
         match e {
-            CheckoutError::Connect(e) => self.db_error(&e),
+            CheckoutError::Connect(ConnectError::Database(e)) => self.db_error(&e),
+            CheckoutError::Connect(e) => {
+                StoreError::Io(io::Error::other(format!("database {}: {e}", self.location)))
+            }
             CheckoutError::Timeout(after) => StoreError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no connection to {} free within {} ms", self.location, after.as_millis()),
@@ -517,6 +534,11 @@ impl Postgres {
             Some(i) if i < self.agencies => Ok(i as usize),
             _ => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
         }
+    }
+
+    fn listener(&self) -> MutexGuard<'_, Option<notify::Listener>> {
+        // Set or taken whole: poison changes nothing.
+        self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn hints(&self) -> MutexGuard<'_, Vec<Hint>> {
@@ -705,9 +727,12 @@ impl Engine for Postgres {
         let (config, client) = &mut *probe;
         let mut connected = match client.take() {
             Some(client) if !client.is_closed() => client,
-            _ => config.connect(postgres::NoTls).map_err(|e| self.db_error(&e))?,
+            _ => Client::connect(config, &self.cut).map_err(|e| match e {
+                ConnectError::Database(e) => self.db_error(&e),
+                e => StoreError::Io(io::Error::other(format!("database {}: {e}", self.location))),
+            })?,
         };
-        connected.simple_query("SELECT 1").map_err(|e| self.db_error(&e))?;
+        connected.batch_execute("SELECT 1").map_err(|e| self.db_error(&e))?;
         *client = Some(connected);
         Ok(())
     }
@@ -730,19 +755,40 @@ impl Engine for Postgres {
         })
     }
 
-    /// Batches waiting for their group's commit return now, unacknowledged (`group.rs`).
-    /// A call already sent to the database still waits for its answer (or the connection's
-    /// timeout).
-    fn interrupt(&self) {
-        self.group.interrupt();
+    /// Starts the completion listener (`notify.rs`): `completed` is told the total the
+    /// moment the last agency's done commits, through this central or any other on the
+    /// database. Without the thread (it cannot start) held queries learn it when their hold
+    /// ends, as before.
+    fn on_completion(&self, completed: Box<dyn FnOnce(u64) + Send>) {
+        match notify::Listener::start(self.config.clone(), self.location.clone(), completed) {
+            Ok(listener) => *self.listener() = Some(listener),
+            Err(e) => log::error!(
+                "action: completion_listen | result: fail | database: {} | error: cannot start its thread: {e}",
+                self.location
+            ),
+        }
     }
 
-    /// Closes the idle connections; every answered batch is already committed. Connections
-    /// still in use close when they come back.
+    /// Every call on the database ends now: batches waiting for their group's commit
+    /// (`group.rs`), and calls already sent, whose connections are closed (`pool.rs`); each
+    /// returns an error, which acknowledges nothing. No new call starts.
+    fn interrupt(&self) {
+        self.group.interrupt();
+        self.pool.interrupt();
+        if let Some(listener) = self.listener().as_ref() {
+            listener.interrupt();
+        }
+    }
+
+    /// Stops the completion listener and closes the idle connections; every answered batch
+    /// is already committed. Connections still in use close when they come back.
     ///
     /// # Errors
     /// None so far; the signature is the storage trait's.
     fn close(&self) -> Result<(), StoreError> {
+        if let Some(mut listener) = self.listener().take() {
+            listener.stop();
+        }
         self.pool.clear();
         Ok(())
     }
@@ -754,7 +800,7 @@ impl Engine for Postgres {
 }
 
 /// The database's address for logs: user, host, port and database, never the password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = config.get_hosts().first().map_or_else(
         || "localhost".to_owned(),
         |h| match h {

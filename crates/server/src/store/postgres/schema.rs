@@ -168,7 +168,8 @@ $$;
 -- Marks p_agency done after p_batches batches, or says why not (o_outcome: done, finished,
 -- out_of_sequence with o_expected, unknown). On done, also where the lottery stands right
 -- after: o_pending agencies not done, o_total winners of all. Finishes hold the lottery
--- row's lock, so they run one at a time and exactly one of them sees o_pending = 0.
+-- row's lock, so they run one at a time and exactly one of them sees o_pending = 0; that one
+-- notifies channel lottery_complete with the total (store/postgres/notify.rs).
 CREATE OR REPLACE FUNCTION lottery_finish(
     p_agency integer, p_batches bigint,
     OUT o_outcome text, OUT o_expected bigint, OUT o_bets bigint, OUT o_winners bigint,
@@ -199,6 +200,10 @@ BEGIN
     -- A new snapshot (read committed): every finish committed before ours took the lock.
     SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint
         INTO o_pending, o_total FROM agencies;
+    -- Every central listening hears the total when (and only if) this transaction commits.
+    IF o_pending = 0 THEN
+        PERFORM pg_notify('lottery_complete', o_total::text);
+    END IF;
 END
 $$;
 "#;
