@@ -183,6 +183,7 @@ impl Server {
         if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {
             if connections.wait_empty(force_at) > 0 {
                 let cut = connections.force_close();
+                lottery.interrupt();
                 log::warn!("action: force_close | result: success | connections: {cut}");
             }
         }
