@@ -425,36 +425,7 @@ fn wait_for_total(
     loop {
         let asked = Instant::now();
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
-            // A kept connection the central closed between two queries (to make room for an
-            // agency with bets to send, or idle) is no outage: ask once more, at once, on a
-            // new one; only a failure of that one counts.
-            if let Some(client) = &mut connection {
-                match client.winners(config.retry_period) {
-                    Ok(answer) => {
-                        backoff.reset();
-                        return Ok(answer);
-                    }
-                    // The stop's own cut-off of the connection is not a reason to ask again.
-                    Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
-                    Err(e) => {
-                        log::debug!(
-                            "action: winners_query | result: in_progress | agency: {agency} | reconnect: {e}"
-                        );
-                        connection = None;
-                    }
-                }
-            }
-            let client = connection.insert(CentralClient::connect(endpoint, stop)?);
-            match client.winners(config.retry_period) {
-                Ok(answer) => {
-                    backoff.reset();
-                    Ok(answer)
-                }
-                Err(e) => {
-                    connection = None;
-                    Err(e)
-                }
-            }
+            ask_total(config, endpoint, stop, &mut connection, backoff)
         })?;
         match answer {
             None => {
@@ -472,6 +443,47 @@ fn wait_for_total(
         if stop.wait(config.retry_period.saturating_sub(asked.elapsed())) {
             log_stopped(config, "winners_query");
             return Ok(Outcome::Stopped);
+        }
+    }
+}
+
+/// One total query, on the kept connection if there is one, else on a new one. A kept
+/// connection the central closed between two queries (to make room for an agency with bets
+/// to send, or idle) is no outage: the query is asked once more, at once, on a new one; only a
+/// failure of that one counts.
+fn ask_total(
+    config: &Config,
+    endpoint: &Endpoint,
+    stop: &Stop,
+    connection: &mut Option<CentralClient>,
+    backoff: &mut Backoff,
+) -> Result<Winners, ClientError> {
+    if let Some(client) = connection.as_mut() {
+        match client.winners(config.retry_period) {
+            Ok(answer) => {
+                backoff.reset();
+                return Ok(answer);
+            }
+            // The stop's own cut-off of the connection is not a reason to ask again.
+            Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
+            Err(e) => {
+                log::debug!(
+                    "action: winners_query | result: in_progress | agency: {} | reconnect: {e}",
+                    config.id
+                );
+                *connection = None;
+            }
+        }
+    }
+    let client = connection.insert(CentralClient::connect(endpoint, stop)?);
+    match client.winners(config.retry_period) {
+        Ok(answer) => {
+            backoff.reset();
+            Ok(answer)
+        }
+        Err(e) => {
+            *connection = None;
+            Err(e)
         }
     }
 }

@@ -435,7 +435,11 @@ mod tests {
         assert_eq!((config.proof_timeout, config.unproved_percent), (Duration::from_secs(1), 90));
         let config = load(&[("SERVER_PROOF_TIMEOUT_SECS", "300"), ("SERVER_MAX_CONNECTIONS", "3")]).unwrap();
         assert_eq!(config.proof_timeout, Duration::from_secs(300));
-        assert_eq!(config.unproved_slots(config.max_connections), 1, "at least one slot, however small the cap");
+        assert_eq!(
+            config.unproved_slots(config.max_connections),
+            1,
+            "at least one slot, however small the cap"
+        );
         for (key, value) in [
             ("SERVER_PROOF_TIMEOUT_SECS", "0"),
             ("SERVER_PROOF_TIMEOUT_SECS", "301"),
