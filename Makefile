@@ -7,7 +7,7 @@ CENTRALS ?= 3
 STACK ?= tp0swarm
 STACK_FILE ?= docker-stack.yaml
 
-.PHONY: all build run datasets credentials test cargo-test docker-test lint fmt clean \
+.PHONY: all help setup build run datasets credentials test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
 	busybox-image validate-echo-server bench postgres-image \
 	swarm-up swarm-logs swarm-down
@@ -55,6 +55,16 @@ ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; \
 
 all: build
 
+## help: this list: each target and what it does (from the Makefile's `##` comments)
+help:
+	@awk '/^## [a-z-]+:/ { if (t) print t; sub(/^## /, ""); t = "  " $$0; next } \
+		/^## / { sub(/^## */, ""); t = t " " $$0; next } \
+		{ if (t) print t; t = "" }' $(firstword $(MAKEFILE_LIST))
+
+## setup: install the system packages the tests need (as root), or print the command that does
+setup:
+	scripts/setup.sh
+
 ## build: release binaries in target/release (server, client, datagen, expect, bench)
 build:
 	$(CARGO) build --release --locked --bins
@@ -68,9 +78,12 @@ run:
 datasets:
 	$(CARGO) run --release --locked --quiet -p testkit --bin datagen -- --dir .data --agencies $(AGENCIES)
 
-## test: formatting, lints, every unit and integration test, then the Docker end-to-end run
-test: lint cargo-test docker-test
+## test: the system packages checked (scripts/setup.sh), formatting, lints, every unit and
+## integration test, then the Docker end-to-end run
+test: setup
+	$(MAKE) --no-print-directory lint cargo-test docker-test
 
+## cargo-test: every unit and integration test (cargo test --workspace)
 cargo-test:
 	$(CARGO) test --workspace --locked
 
@@ -167,5 +180,6 @@ bench: build
 fmt:
 	$(CARGO) fmt --all
 
+## clean: remove target/ (build output)
 clean:
 	$(CARGO) clean

@@ -40,6 +40,11 @@ if ! $docker info >/dev/null 2>&1; then
   banner "docker-e2e: SKIPPED: no Docker engine answers; Part 1 (exercises 1-4) was NOT checked"
   exit 0
 fi
+# What the swarm check needs beyond the engine, said first, in one line, before any build.
+if ! why=$(scripts/postgres-image.sh --check 2>&1); then
+  banner "docker-e2e: FAIL: $why"
+  exit 1
+fi
 
 for name in server client1 client2 client3 client4 client5; do
   if $docker inspect "$name" >/dev/null 2>&1; then
