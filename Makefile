@@ -46,12 +46,17 @@ IN_RUST_IMAGE =
 DATAGEN = $(STATIC_DIR)/datagen
 CREDENTIALS = $(STATIC_DIR)/credentials
 endif
-# A fresh set of agency keys and TLS certificates is made when the folder holds none for
-# exactly the agencies the compose file runs.
-ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; \
-	[ -f "$$d/central/agencies.pub" ] && [ -f "$$d/central/tls.crt" ] && \
-	[ "$$(grep -c '^[0-9]' "$$d/central/agencies.pub")" = "$(COMPOSE_CLIENTS)" ] || \
+# A fresh set of agency keys and TLS certificates is made unless the folder holds a complete
+# one (every file there and a regular file) for exactly the agencies the compose file runs.
+CREDENTIAL_FILES = central/agencies.pub central/tls.crt central/tls.key ca.crt \
+	$(foreach i,$(shell seq 1 $(COMPOSE_CLIENTS)),agency-$(i).key)
+ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; complete=true; \
+	for f in $(CREDENTIAL_FILES); do [ -f "$$d/$$f" ] || complete=false; done; \
+	$$complete && [ "$$(grep -c '^[0-9]' "$$d/central/agencies.pub")" = "$(COMPOSE_CLIENTS)" ] || \
 	$(CREDENTIALS) "$$d" $(COMPOSE_CLIENTS) server localhost 127.0.0.1
+# Empty directories where datasets belong: what Docker leaves when a mounted file is missing.
+CLEAR_DATASET_DIRS = for f in "$(COMPOSE_DIR)"/.data/dataset-*.csv; do \
+	if [ -d "$$f" ]; then echo "removing $$f: a directory where a dataset belongs"; rmdir "$$f"; fi; done
 
 all: build
 
@@ -115,6 +120,7 @@ credentials:
 ## never rewrites one already there), then $(COMPOSE_FILE) up (the previous draw's winners in
 ## $(COMPOSE_DIR)/.data/winners are cleared)
 docker-compose-up: docker-image
+	@$(CLEAR_DATASET_DIRS)
 	$(DATAGEN) --dir "$(COMPOSE_DIR)/.data" --agencies $(COMPOSE_CLIENTS)
 	@$(ENSURE_CREDENTIALS)
 	$(COMPOSE) down -t 1 --remove-orphans >/dev/null 2>&1 || true
