@@ -6,7 +6,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -60,6 +63,10 @@ pub struct Lottery {
     stop: StopClock,
     /// Where held total queries wait for the lottery to complete.
     completion: Completion,
+    /// The pending count the last `winners_query` answer logged at INFO: every agency asks
+    /// again every few seconds, so only a change is worth a line by default (the repeats are
+    /// at DEBUG). A relaxed atomic: two racing queries may both log one change, which is fine.
+    logged_pending: AtomicU32,
 }
 
 impl Lottery {
@@ -78,6 +85,7 @@ impl Lottery {
             winner_delay,
             stop,
             completion: Completion::new(),
+            logged_pending: AtomicU32::new(u32::MAX),
         }
     }
 
@@ -333,7 +341,15 @@ impl Lottery {
                 Response::Total { winners }
             }
             Ok(Progress::Pending { agencies }) => {
-                log::info!("action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}");
+                let level = if self.logged_pending.swap(agencies, Ordering::Relaxed) == agencies {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
+                    "action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}"
+                );
                 Response::Pending { agencies_pending: agencies }
             }
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
