@@ -10,7 +10,7 @@ STACK_FILE ?= docker-stack.yaml
 .PHONY: all help setup build run datasets credentials test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
 	busybox-image validate-echo-server bench postgres-image \
-	swarm-up swarm-logs swarm-down
+	swarm-up swarm-logs swarm-down status-page
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -135,6 +135,14 @@ docker-compose-down:
 	@$(DOCKER) ps -a --filter label=com.docker.compose.project=$(COMPOSE_PROJECT) \
 		--format 'table {{.Names}}\t{{.Status}}'
 	$(COMPOSE) down
+
+## status-page: where the running central's status page, metrics and readiness are (its HTTP
+## listener, port 8080 on the compose network, is not published)
+status-page:
+	@ip=$$($(DOCKER) inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' server 2>/dev/null | cut -d' ' -f1); \
+	if [ -z "$$ip" ]; then echo "status-page: no running central (make docker-compose-up first)"; exit 1; fi; \
+	echo "status page: http://$$ip:8080/   (also /metrics, /status.json, /healthz, /readyz)"; \
+	echo "from another machine: ssh -L 8080:$$ip:8080 THIS_HOST, then http://localhost:8080/"
 
 ## docker-compose-logs: follow the logs of every container
 docker-compose-logs:

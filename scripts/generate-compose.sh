@@ -65,6 +65,8 @@ services:
     environment:
       - SERVER_AGENCIES=$clients
       - SERVER_STORAGE_PATH=/winners/winners.csv
+      # The HTTP listener (metrics, status page, readiness), not published: make status-page.
+      - SERVER_HTTP_PORT=8080
       - SERVER_AGENCY_KEYS=/credentials/agencies.pub$server_tls
     volumes:
 $(bind ./config/server.ini /config/server.ini ro)

@@ -85,6 +85,8 @@ services:
     user: "\${HOST_UID:-0}:\${HOST_GID:-0}"
     environment:
       - SERVER_AGENCIES=$clients
+      # The HTTP listener (metrics, status page, readiness): the health check asks /readyz.
+      - SERVER_HTTP_PORT=8080
       - SERVER_DATABASE_URL=postgres://lottery@postgres:5432/lottery
       # Per replica ({{.Task.Slot}} is 1 to $centrals; a replacement keeps its slot): the
       # file engine's journal, or the winners file the database engine writes.

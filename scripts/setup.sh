@@ -39,10 +39,11 @@ need debootstrap has debootstrap
 # The Docker end-to-end checks: an engine and Compose (v2's plugin or v1's docker-compose).
 need docker.io has docker
 need docker-compose compose_found
-# Exercise 3 by hand (`nc` on the host); the browser and metrics tests.
+# Exercise 3 by hand (`nc` on the host); the HTTP listener's tests (promtool checks the
+# metrics page, Chromium renders the status page).
 need netcat-openbsd has nc
 need chromium has chromium
-need prometheus has prometheus
+need prometheus has promtool
 
 rust_missing=false
 { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 || rust_missing=true

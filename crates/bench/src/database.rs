@@ -17,7 +17,7 @@ use std::{
 
 use testkit::postgres::Cluster;
 
-use crate::run::AgencyFiles;
+use crate::datasets::AgencyFiles;
 
 /// Rows per transaction in the many-transactions `COPY`.
 pub const SMALL_COPY_ROWS: usize = 100;

@@ -11,6 +11,7 @@
 //! Settings: see [`settings`].
 
 mod database;
+mod datasets;
 mod floor;
 mod histogram;
 mod report;
@@ -44,7 +45,7 @@ struct Scenario {
     tls: bool,
 }
 
-const SCENARIOS: [Scenario; 10] = [
+const SCENARIOS: [Scenario; 11] = [
     Scenario {
         name: "course",
         title: "5 agencies, course sizes",
@@ -64,6 +65,19 @@ const SCENARIOS: [Scenario; 10] = [
         delay_ms: 0,
         centrals: None,
         target: Target { bets_per_s: Some(1_000_000.0), floor_ratio: None, central_rss_mib: Some(32.0) },
+        floor: false,
+        tls: false,
+    },
+    // A national lottery on one central at its default settings (the cap sized from the
+    // agencies): time, bets/s and the central's peak RSS beside the 200-agency figures.
+    Scenario {
+        name: "national",
+        title: "2 000 agencies x 500, defaults",
+        agencies: 2_000,
+        rows: Some(500),
+        delay_ms: 0,
+        centrals: None,
+        target: Target::NONE,
         floor: false,
         tls: false,
     },
@@ -166,7 +180,7 @@ const PROGRAM: Program = Program {
     version: env!("CARGO_PKG_VERSION"),
     usage: "usage: bench",
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
-beside this one, on 127.0.0.1, in several scenarios (course, many, single, delay on the journal;
+beside this one, on 127.0.0.1, in several scenarios (course, many, national, single, delay on the journal;
 single-tls, many-tls the same with agency keys and TLS;
 db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
 PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the single

@@ -20,7 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::run::PATIENCE;
+/// How long the central may take to listen, and a process to stop once asked.
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// GNU time, from the Debian package `time`.
 pub const GNU_TIME: &str = "/usr/bin/time";

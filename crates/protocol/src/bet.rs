@@ -10,7 +10,7 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
-use crate::{message::WireBetRef, WireBet};
+use crate::message::{WireBet, WireBetRef, WireBets};
 
 /// Longest first or last name accepted, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 256;
@@ -151,6 +151,12 @@ impl<'a> BetRef<'a> {
         Ok(BetRef { first_name, last_name, document, birthdate })
     }
 
+    /// Bytes of its four fields together.
+    #[must_use]
+    pub fn text_len(&self) -> usize {
+        self.first_name.len() + self.last_name.len() + self.document.len() + BIRTHDATE_LEN
+    }
+
     /// The player's first name(s).
     #[must_use]
     pub fn first_name(&self) -> &'a str {
@@ -182,12 +188,6 @@ impl<'a> BetRef<'a> {
         // The invariant: a checked birth date is exactly BIRTHDATE_LEN bytes.
         bytes.copy_from_slice(self.birthdate.as_bytes());
         bytes
-    }
-
-    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        4 * 8 + self.first_name.len() + self.last_name.len() + self.document.len() + BIRTHDATE_LEN
     }
 
     /// The bet as it travels.
@@ -282,12 +282,6 @@ impl Bet {
         self.as_ref().document()
     }
 
-    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        4 * 8 + self.text.len()
-    }
-
     /// The player's birth date.
     ///
     /// # Panics
@@ -310,7 +304,7 @@ impl Bet {
 impl From<BetRef<'_>> for Bet {
     /// The bet with its own copy of the fields.
     fn from(bet: BetRef<'_>) -> Bet {
-        let mut text = String::with_capacity(bet.encoded_len() - 4 * 8);
+        let mut text = String::with_capacity(bet.text_len());
         // Every field is bounded (names MAX_NAME_LEN bytes, documents MAX_DOCUMENT_LEN,
         // dates BIRTHDATE_LEN), so every end fits a u16.
         text.push_str(bet.first_name);
@@ -414,6 +408,21 @@ fn truncated(s: &str) -> String {
     match s.char_indices().nth(KEEP) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
+    }
+}
+
+impl WireBets {
+    /// Appends a checked bet, its birth date written `YYYY-MM-DD`.
+    pub fn push_bet(&mut self, bet: &Bet) {
+        let date = bet.birthdate_bytes();
+        // `birthdate_bytes` writes ASCII digits and dashes only.
+        let date = std::str::from_utf8(&date).unwrap_or_default();
+        self.push(WireBetRef {
+            first_name: bet.first_name(),
+            last_name: bet.last_name(),
+            document: bet.document(),
+            birthdate: date,
+        });
     }
 }
 

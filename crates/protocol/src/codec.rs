@@ -3,13 +3,18 @@
 //! bincode 1.3 with fixed-width integers in big-endian order (the same order as the frame's
 //! length prefix, so a hex dump reads left to right), enum variants as a `u32` index, strings
 //! and byte vectors as a `u64` length then the bytes. Trailing bytes after a message are an
-//! error, so a frame holds exactly one message. The README's Protocol section documents this
+//! error, so a frame holds exactly one message. docs/protocol.md documents this
 //! layout byte by byte; `tests::readme_hex_example` keeps the two in step.
 
 use bincode::Options;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{frame, message::RawBets, Error, Request};
+use crate::{
+    bet::{Bet, BetRef},
+    error::Error,
+    frame,
+    message::{RawBets, Request, WireBet, WireBetRef, WireBets},
+};
 
 fn options() -> impl Options {
     bincode::DefaultOptions::new().with_fixint_encoding().with_big_endian().reject_trailing_bytes()
@@ -154,6 +159,58 @@ pub fn declared_bets(payload: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(count))
 }
 
+/// Bytes a string's length takes before its bytes (bincode's fixed-width `u64`).
+const STRING_LEN_PREFIX: usize = 8;
+
+/// Bytes a bet whose four fields hold `text_len` bytes adds to a `BetBatch` payload: four
+/// strings, each its length and its bytes.
+const fn bet_len(text_len: usize) -> usize {
+    4 * STRING_LEN_PREFIX + text_len
+}
+
+impl WireBet {
+    /// Bytes this bet adds to a `BetBatch` payload.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        encoded_len(self)
+    }
+}
+
+impl WireBetRef<'_> {
+    /// Bytes this bet adds to a `BetBatch` payload (what [`WireBet::encoded_len`] computes,
+    /// without serializing).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        bet_len(self.first_name.len() + self.last_name.len() + self.document.len() + self.birthdate.len())
+    }
+}
+
+impl BetRef<'_> {
+    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        bet_len(self.text_len())
+    }
+}
+
+impl Bet {
+    /// Bytes this bet adds to a `BetBatch` payload (as [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        self.as_ref().encoded_len()
+    }
+}
+
+impl Request {
+    /// Bytes on the wire, length prefix included, of a `BetBatch` whose bets encode to
+    /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
+    #[must_use]
+    pub fn bet_batch_frame_len(bets_len: usize) -> usize {
+        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: WireBets::default() };
+        frame::PREFIX_LEN + encoded_len(&empty) + bets_len
+    }
+}
+
 /// Payload bytes `value` takes on the wire (the frame's length prefix not included).
 #[must_use]
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
@@ -224,7 +281,7 @@ mod tests {
 
     #[test]
     fn readme_hex_example() {
-        // The worked example of the README's Protocol section, byte for byte.
+        // The worked example of docs/protocol.md, byte for byte.
         let mut out = Vec::new();
         encode_frame(&Request::WinnersQuery { agency: 1 }, &mut out, 64).unwrap();
         assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 1]);

@@ -4,19 +4,23 @@
 //! central nor the agency ever sees a partial frame. Reads go through a buffer (a small frame
 //! costs one `read` call, not two); each message is written with one `write_all`.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
     codec,
     deadline::{Guard, Guards, Timeouts},
-    frame, Error, Request, Response,
+    error::Error,
+    frame,
+    message::{Request, Response},
+    read_buffer::ReadBuffer,
 };
 
-/// Read buffer of a connection: room for a few whole 8 KiB batches, so a peer that sends
-/// several requests without waiting has them buffered together and the reader can see it
-/// ([`Connection::has_buffered_frame`]) and answer them as a group.
+/// Read buffer of a connection carrying an upload: room for a few whole 8 KiB batches, so a
+/// peer that sends several requests without waiting has them buffered together and the reader
+/// can see it ([`Connection::has_buffered_frame`]) and answer them as a group. It is this big
+/// only while traffic fills it (`read_buffer.rs`).
 const READ_BUFFER: usize = 32 * 1024;
 
 /// A message that travels whole in one frame: [`Request`] or [`Response`].
@@ -25,19 +29,19 @@ impl Message for Request {}
 impl Message for Response {}
 
 mod private {
-    use crate::{codec, Error};
+    use crate::{codec, error::Error};
 
     pub trait Sealed: Sized {
         /// Decodes one from a frame's payload.
         fn decode(payload: &[u8]) -> Result<Self, Error>;
     }
-    impl Sealed for crate::Request {
+    impl Sealed for crate::message::Request {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             // Bet batches, the central's bulk, by their layout (same result, see the codec).
             codec::decode_request(payload)
         }
     }
-    impl Sealed for crate::Response {
+    impl Sealed for crate::message::Response {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             codec::decode(payload)
         }
@@ -47,7 +51,7 @@ mod private {
 /// Reads and writes messages over a stream (a `TcpStream` in the binaries).
 #[derive(Debug)]
 pub struct Connection<S: Read + Write> {
-    reader: BufReader<S>,
+    reader: ReadBuffer<S>,
     payload: Vec<u8>,
     out: Vec<u8>,
     max_frame_len: usize,
@@ -56,7 +60,7 @@ pub struct Connection<S: Read + Write> {
 }
 
 impl<S: Read + Write> Connection<S> {
-    /// Wraps `stream`, refusing frames longer than [`crate::DEFAULT_MAX_FRAME_LEN`].
+    /// Wraps `stream`, refusing frames longer than [`frame::DEFAULT_MAX_FRAME_LEN`].
     pub fn new(stream: S) -> Self {
         Self::with_max_frame_len(stream, frame::DEFAULT_MAX_FRAME_LEN)
     }
@@ -64,7 +68,7 @@ impl<S: Read + Write> Connection<S> {
     /// Wraps `stream`, refusing frames whose payload exceeds `max_frame_len` bytes.
     pub fn with_max_frame_len(stream: S, max_frame_len: usize) -> Self {
         Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
+            reader: ReadBuffer::new(stream, READ_BUFFER),
             payload: Vec::new(),
             out: Vec::new(),
             max_frame_len,
@@ -87,6 +91,32 @@ impl<S: Read + Write> Connection<S> {
         let mut conn = Self::with_max_frame_len(stream, max_frame_len);
         conn.guard = Some(guard);
         Ok(conn)
+    }
+
+    /// Changes the largest frame accepted from now on and, on a guarded connection, the idle
+    /// timeout and the frame deadline: a server narrows them for a peer that has not proved
+    /// who it is yet, and widens them back once it has.
+    pub fn set_limits(
+        &mut self,
+        max_frame_len: usize,
+        idle: std::time::Duration,
+        frame: std::time::Duration,
+    ) {
+        self.max_frame_len = max_frame_len;
+        if let Some(guard) = &mut self.guard {
+            guard.set_limits(idle, frame);
+        }
+    }
+
+    /// Frees the connection's buffers down to a small read buffer (none of them if bytes are
+    /// still buffered): for a connection that is about to wait a long time, such as an agency
+    /// done with its upload. The next upload makes the read buffer grow again.
+    pub fn release_buffers(&mut self) {
+        if self.reader.buffer().is_empty() {
+            self.reader.shrink();
+            self.payload = Vec::new();
+            self.out = Vec::new();
+        }
     }
 
     /// Reads the next message: `Ok(None)` when the peer closed cleanly between messages.

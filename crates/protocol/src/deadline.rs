@@ -10,14 +10,17 @@
 //! (every honest one) costs no extra system call.
 
 use std::{
-    io::{self, BufRead, BufReader, Read, Write},
+    fmt,
+    io::{self, BufRead, Read, Write},
     net::TcpStream,
     time::{Duration, Instant},
 };
 
 use crate::{
     budget::{Budget, Reservation},
-    frame, Error,
+    error::Error,
+    frame,
+    read_buffer::ReadBuffer,
 };
 
 /// Buffers a guarded connection keeps between messages; bigger ones (a large echo) are freed
@@ -46,6 +49,35 @@ impl Timeouts for TcpStream {
         TcpStream::set_write_timeout(self, timeout)
     }
 }
+
+/// What a stream beneath a guarded connection reports when bytes it frames itself (a TLS
+/// record, a TLS handshake) did not all arrive within the frame deadline from the first one.
+/// The connection reads it as [`Error::TooSlow`], like a plaintext frame that trickled: one
+/// refusal and one log line whatever the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct LateBytes;
+
+impl LateBytes {
+    /// As an I/O error (kind `TimedOut`), for a `Read` or `Write` to return.
+    #[must_use]
+    pub fn error() -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, LateBytes)
+    }
+
+    /// Whether `e` is one.
+    #[must_use]
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<LateBytes>())
+    }
+}
+
+impl fmt::Display for LateBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bytes on the wire came slower than the frame deadline")
+    }
+}
+
+impl std::error::Error for LateBytes {}
 
 /// What a guarded connection allows a peer.
 #[derive(Debug, Clone)]
@@ -91,12 +123,21 @@ impl<S: Read + Write> Guard<S> {
         })
     }
 
+    /// New idle timeout and frame deadline, applied from the next read or write on: both
+    /// socket timeouts are marked as lowered so they are set again before use.
+    pub(crate) fn set_limits(&mut self, idle: Duration, frame: Duration) {
+        self.guards.idle = idle;
+        self.guards.frame = frame;
+        self.read_lowered = true;
+        self.write_lowered = true;
+    }
+
     /// Reads the next frame's payload as [`frame::read_frame`] does, within the idle timeout
     /// for its first byte and the frame deadline for the rest, reserving its budget first.
     /// Gives back what the previous request held, and frees big buffers it left.
     pub(crate) fn read_frame(
         &mut self,
-        reader: &mut BufReader<S>,
+        reader: &mut ReadBuffer<S>,
         payload: &mut Vec<u8>,
         out: &mut Vec<u8>,
         max_len: usize,
@@ -113,6 +154,8 @@ impl<S: Read + Write> Guard<S> {
                 Ok([]) => return Ok(false),
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS record that began while we waited and then trickled.
+                Err(e) if LateBytes::is(&e) => return Err(Error::TooSlow { limit: self.guards.frame }),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -191,7 +234,7 @@ impl<S: Read + Write> Guard<S> {
 /// The connection's reader, seen through the frame deadline: a read served from the buffer is
 /// free; one that would block on the socket first lowers its timeout to the time left.
 struct Bounded<'a, S> {
-    reader: &'a mut BufReader<S>,
+    reader: &'a mut ReadBuffer<S>,
     deadline: Instant,
     set: fn(&S, Option<Duration>) -> io::Result<()>,
     lowered: &'a mut bool,

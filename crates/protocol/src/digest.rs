@@ -11,9 +11,8 @@
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::{
-    bet::{BIRTHDATE_LEN, MAX_DOCUMENT_LEN, MAX_NAME_LEN},
+    bet::{BetRef, BIRTHDATE_LEN, MAX_DOCUMENT_LEN, MAX_NAME_LEN},
     short_copy::put,
-    BetRef,
 };
 
 /// The most bytes one bet's hash input takes: its position, three field lengths, the fields

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;

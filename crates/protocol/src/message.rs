@@ -13,10 +13,8 @@ use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
 };
 
-use crate::{codec, frame};
-
 /// A bet as it travels: four plain strings, not yet checked. The central turns it into a
-/// [`crate::Bet`] (validating it) before it counts; the agency builds it from a valid `Bet`.
+/// `Bet` (validating it) before it counts; the agency builds it from a valid `Bet`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WireBet {
     /// The player's first name(s), UTF-8.
@@ -27,14 +25,6 @@ pub struct WireBet {
     pub document: String,
     /// The player's birth date as `YYYY-MM-DD`.
     pub birthdate: String,
-}
-
-impl WireBet {
-    /// Bytes this bet adds to a `BetBatch` payload.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        codec::encoded_len(self)
-    }
 }
 
 /// One bet of a [`WireBets`], borrowed from it: four strings, not yet checked.
@@ -60,13 +50,6 @@ impl WireBetRef<'_> {
             document: self.document.to_owned(),
             birthdate: self.birthdate.to_owned(),
         }
-    }
-
-    /// Bytes this bet adds to a `BetBatch` payload: four strings, each a `u64` length and
-    /// its bytes (what [`WireBet::encoded_len`] computes, without serializing).
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        4 * 8 + self.first_name.len() + self.last_name.len() + self.document.len() + self.birthdate.len()
     }
 }
 
@@ -110,19 +93,6 @@ impl WireBets {
         for field in [bet.first_name, bet.last_name, bet.document, bet.birthdate] {
             self.push_field(field);
         }
-    }
-
-    /// Appends a checked bet, its birth date written `YYYY-MM-DD`.
-    pub fn push_bet(&mut self, bet: &crate::Bet) {
-        let date = bet.birthdate_bytes();
-        // `birthdate_bytes` writes ASCII digits and dashes only.
-        let date = std::str::from_utf8(&date).unwrap_or_default();
-        self.push(WireBetRef {
-            first_name: bet.first_name(),
-            last_name: bet.last_name(),
-            document: bet.document(),
-            birthdate: date,
-        });
     }
 
     fn push_field(&mut self, field: &str) {
@@ -464,19 +434,25 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The agency a request acts for, if it names one: what the central authorizes before
+    /// it handles the request.
+    #[must_use]
+    pub fn agency(&self) -> Option<u32> {
+        match self {
+            Request::BetBatch { agency, .. }
+            | Request::AgencyDone { agency, .. }
+            | Request::WinnersQuery { agency }
+            | Request::AwaitWinners { agency, .. }
+            | Request::Resume { agency } => Some(*agency),
+            Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
+        }
+    }
+}
+
 /// The longest the central holds an [`Request::AwaitWinners`], whatever is asked: an agency
 /// that retries less often waits out the rest of its period itself.
 pub const MAX_HOLD_MS: u32 = 10_000;
-
-impl Request {
-    /// Bytes on the wire, length prefix included, of a `BetBatch` whose bets encode to
-    /// `bets_len` bytes (the sum of their [`WireBet::encoded_len`]).
-    #[must_use]
-    pub fn bet_batch_frame_len(bets_len: usize) -> usize {
-        let empty = Request::BetBatch { agency: 0, sequence: 0, bets: WireBets::default() };
-        frame::PREFIX_LEN + codec::encoded_len(&empty) + bets_len
-    }
-}
 
 /// What the central answers.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -571,6 +547,25 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in wire order: what a count of refusals by kind starts from.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Malformed,
+        ErrorKind::FrameTooLarge,
+        ErrorKind::InvalidBet,
+        ErrorKind::UnknownAgency,
+        ErrorKind::OutOfSequence,
+        ErrorKind::AgencyFinished,
+        ErrorKind::Busy,
+        ErrorKind::Storage,
+        ErrorKind::BatchTooLarge,
+        ErrorKind::EmptyBatch,
+        ErrorKind::Overloaded,
+        ErrorKind::ReplayExpired,
+        ErrorKind::Unauthenticated,
+        ErrorKind::NotYourAgency,
+        ErrorKind::Conflict,
+    ];
+
     /// The kind's name in log lines (`busy`, `invalid_bet`, ...).
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -603,6 +598,7 @@ impl fmt::Display for ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{codec, frame};
 
     #[test]
     fn batch_frame_len_matches_the_encoded_frame() {

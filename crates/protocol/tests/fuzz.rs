@@ -110,60 +110,125 @@ fn random_bet(rng: &mut Rng) -> WireBet {
     WireBet { first_name: rng.text(), last_name: rng.text(), document: rng.text(), birthdate: rng.text() }
 }
 
+/// One maker of a random request per variant of `Request`, in the order of the encoding's
+/// variant index: `every_variant_the_codec_knows_is_generated` fails when a variant is added
+/// to the protocol without a maker here, so the fuzzer covers every request by construction.
+static REQUEST_MAKERS: [fn(&mut Rng) -> Request; 8] = [
+    |rng| Request::Echo(rng.bytes(40)),
+    |rng| Request::BetBatch {
+        agency: rng.next() as u32,
+        sequence: rng.next(),
+        bets: (0..rng.below(6)).map(|_| random_bet(rng)).collect(),
+    },
+    |rng| Request::AgencyDone { agency: rng.next() as u32, batches: rng.next() },
+    |rng| Request::WinnersQuery { agency: rng.next() as u32 },
+    |rng| Request::Resume { agency: rng.next() as u32 },
+    |rng| Request::Hello { agency: rng.next() as u32 },
+    |rng| Request::Prove { agency: rng.next() as u32, signature: rng.bytes(64) },
+    |rng| Request::AwaitWinners { agency: rng.next() as u32, hold_ms: rng.next() as u32 },
+];
+
+/// The error kinds an answer may carry (a new one shows as a decodable `Error` the makers
+/// never make: see `every_error_kind_is_generated`).
+const KINDS: [ErrorKind; 15] = [
+    ErrorKind::Malformed,
+    ErrorKind::FrameTooLarge,
+    ErrorKind::InvalidBet,
+    ErrorKind::UnknownAgency,
+    ErrorKind::OutOfSequence,
+    ErrorKind::AgencyFinished,
+    ErrorKind::Busy,
+    ErrorKind::Storage,
+    ErrorKind::BatchTooLarge,
+    ErrorKind::EmptyBatch,
+    ErrorKind::Overloaded,
+    ErrorKind::ReplayExpired,
+    ErrorKind::Unauthenticated,
+    ErrorKind::NotYourAgency,
+    ErrorKind::Conflict,
+];
+
+/// One maker of a random response per variant of `Response`, in the encoding's order (as
+/// [`REQUEST_MAKERS`]).
+static RESPONSE_MAKERS: [fn(&mut Rng) -> Response; 8] = [
+    |rng| Response::Echo(rng.bytes(40)),
+    |rng| Response::BatchResult {
+        sequence: rng.next(),
+        winners: (0..rng.below(8)).map(|_| rng.next() as u32).collect(),
+    },
+    |_| Response::Ack,
+    |rng| Response::Total { winners: rng.next() },
+    |rng| Response::Pending { agencies_pending: rng.next() as u32 },
+    |rng| Response::Error { kind: KINDS[rng.below(KINDS.len() as u64) as usize], message: rng.text() },
+    |rng| Response::Resumed {
+        last_sequence: rng.next(),
+        bets: rng.next(),
+        winners: rng.next(),
+        done: rng.below(2) == 1,
+        digest: std::array::from_fn(|_| rng.next() as u8),
+    },
+    |rng| Response::Challenge { nonce: rng.bytes(32) },
+];
+
 fn random_request(rng: &mut Rng) -> Request {
-    match rng.below(8) {
-        0 => Request::Echo(rng.bytes(40)),
-        1 => Request::BetBatch {
-            agency: rng.next() as u32,
-            sequence: rng.next(),
-            bets: (0..rng.below(6)).map(|_| random_bet(rng)).collect(),
-        },
-        2 => Request::AgencyDone { agency: rng.next() as u32, batches: rng.next() },
-        3 => Request::WinnersQuery { agency: rng.next() as u32 },
-        4 => Request::Hello { agency: rng.next() as u32 },
-        5 => Request::Prove { agency: rng.next() as u32, signature: rng.bytes(64) },
-        6 => Request::AwaitWinners { agency: rng.next() as u32, hold_ms: rng.next() as u32 },
-        _ => Request::Resume { agency: rng.next() as u32 },
-    }
+    REQUEST_MAKERS[rng.below(REQUEST_MAKERS.len() as u64) as usize](rng)
 }
 
 fn random_response(rng: &mut Rng) -> Response {
-    const KINDS: [ErrorKind; 15] = [
-        ErrorKind::Malformed,
-        ErrorKind::FrameTooLarge,
-        ErrorKind::InvalidBet,
-        ErrorKind::UnknownAgency,
-        ErrorKind::OutOfSequence,
-        ErrorKind::AgencyFinished,
-        ErrorKind::Busy,
-        ErrorKind::Storage,
-        ErrorKind::BatchTooLarge,
-        ErrorKind::EmptyBatch,
-        ErrorKind::Overloaded,
-        ErrorKind::ReplayExpired,
-        ErrorKind::Unauthenticated,
-        ErrorKind::NotYourAgency,
-        ErrorKind::Conflict,
-    ];
-    match rng.below(8) {
-        0 => Response::Echo(rng.bytes(40)),
-        1 => Response::BatchResult {
-            sequence: rng.next(),
-            winners: (0..rng.below(8)).map(|_| rng.next() as u32).collect(),
-        },
-        2 => Response::Ack,
-        3 => Response::Total { winners: rng.next() },
-        4 => Response::Pending { agencies_pending: rng.next() as u32 },
-        5 => Response::Error { kind: KINDS[rng.below(KINDS.len() as u64) as usize], message: rng.text() },
-        6 => Response::Challenge { nonce: rng.bytes(32) },
-        _ => Response::Resumed {
-            last_sequence: rng.next(),
-            bets: rng.next(),
-            winners: rng.next(),
-            done: rng.below(2) == 1,
-            digest: std::array::from_fn(|_| rng.next() as u8),
-        },
+    RESPONSE_MAKERS[rng.below(RESPONSE_MAKERS.len() as u64) as usize](rng)
+}
+
+/// The variant index a message's frame carries (the first four payload bytes).
+fn variant_index(frame: &[u8]) -> u32 {
+    u32::from_be_bytes(frame[4..8].try_into().expect("a frame holds a variant index"))
+}
+
+/// How many variants the codec decodes for `M`: variant indexes, from 0, for which a payload
+/// of that index followed by zeros (a zero length, a zero count, false, the first kind)
+/// decodes at some length.
+fn variants_the_codec_knows<M: protocol::connection::Message>() -> usize {
+    (0u32..)
+        .take_while(|index| {
+            (0..=64usize).any(|zeros| {
+                let mut frame = ((4 + zeros) as u32).to_be_bytes().to_vec();
+                frame.extend(index.to_be_bytes());
+                frame.extend(std::iter::repeat_n(0, zeros));
+                matches!(connection(frame).read_message::<M>(), Ok(Some(_)))
+            })
+        })
+        .count()
+}
+
+#[test]
+fn every_variant_the_codec_knows_is_generated() {
+    let mut rng = Rng(0x5eed_0004);
+    for (i, make) in REQUEST_MAKERS.iter().enumerate() {
+        assert_eq!(variant_index(&encode(&make(&mut rng))) as usize, i, "request maker {i}");
     }
+    for (i, make) in RESPONSE_MAKERS.iter().enumerate() {
+        assert_eq!(variant_index(&encode(&make(&mut rng))) as usize, i, "response maker {i}");
+    }
+    assert_eq!(variants_the_codec_knows::<Request>(), REQUEST_MAKERS.len(), "a request variant has no maker");
+    assert_eq!(
+        variants_the_codec_knows::<Response>(),
+        RESPONSE_MAKERS.len(),
+        "a response variant has no maker"
+    );
+}
+
+#[test]
+fn every_error_kind_is_generated() {
+    // An `Error` answer whose kind index is one past the last known must not decode.
+    let past = encode(&Response::Error { kind: KINDS[KINDS.len() - 1], message: String::new() });
+    let mut frame = past.clone();
+    let at = 8; // after the length prefix and the variant index
+    let last = u32::from_be_bytes(frame[at..at + 4].try_into().unwrap());
+    assert_eq!(last as usize, KINDS.len() - 1, "KINDS lists the kinds in the encoding's order");
+    frame[at..at + 4].copy_from_slice(&(last + 1).to_be_bytes());
+    assert!(
+        !matches!(connection(frame).read_message::<Response>(), Ok(Some(_))),
+        "an error kind past KINDS decodes: add it to KINDS"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::{path::Path, path::PathBuf, time::Duration};
 
 use log::LevelFilter;
 
-use crate::store::{postgres::DatabaseSettings, WinnersFormat};
+use crate::store::{self, DatabaseSettings, WinnersFormat};
 
 use runtime::{
     logging::parse_level,
@@ -16,9 +16,10 @@ use runtime::{
 };
 
 /// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 22] = [
     "SERVER_IP",
     "SERVER_PORT",
+    "SERVER_HTTP_PORT",
     "SERVER_LISTEN_BACKLOG",
     "LOGGING_LEVEL",
     "SERVER_AGENCIES",
@@ -36,6 +37,8 @@ pub const KEYS: [&str; 19] = [
     "SERVER_TLS_CERT",
     "SERVER_TLS_KEY",
     "SERVER_WINNERS_FORMAT",
+    "SERVER_PROOF_TIMEOUT_SECS",
+    "SERVER_UNPROVED_PERCENT",
 ];
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
@@ -50,6 +53,9 @@ pub struct Config {
     pub ip: String,
     /// TCP port; 0 asks the system for a free one (`SERVER_PORT`, default 12345).
     pub port: u16,
+    /// Port of the read-only HTTP listener (metrics, status page, readiness), on `SERVER_IP`;
+    /// 0 means off (`SERVER_HTTP_PORT`, default 0).
+    pub http_port: u16,
     /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 128).
     pub listen_backlog: i32,
     /// Least severe level logged (`LOGGING_LEVEL`, default INFO).
@@ -61,9 +67,13 @@ pub struct Config {
     pub storage_path: PathBuf,
     /// Simulated cost of checking one bet (`SERVER_WINNER_DELAY_MS`, default 1 ms, 0 allowed).
     pub winner_delay: Duration,
-    /// Connections served at once; more are refused with a `Busy` error
-    /// (`SERVER_MAX_CONNECTIONS`, default 256).
+    /// Connection slots; when all are taken a newcomer evicts a waiting or unproved
+    /// connection, or is refused `Busy` if every one is working (`net/connections.rs`)
+    /// (`SERVER_MAX_CONNECTIONS`, default [`default_max_connections`] of `SERVER_AGENCIES`).
     pub max_connections: usize,
+    /// Whether `SERVER_MAX_CONNECTIONS` was set (else the cap is sized from the agencies, and
+    /// lowered at start to what the file-descriptor limit allows).
+    pub max_connections_chosen: bool,
     /// A connection that sends nothing for this long is closed (`SERVER_IDLE_TIMEOUT_SECS`,
     /// default 30).
     pub idle_timeout: Duration,
@@ -93,6 +103,20 @@ pub struct Config {
     /// How the winners file writes each winner (`SERVER_WINNERS_FORMAT`: `csv`, the default,
     /// or `course`, the lines of the course's `persist_winners`).
     pub winners_format: WinnersFormat,
+    /// With keys configured, how long a connection has from accept to prove an agency
+    /// (`SERVER_PROOF_TIMEOUT_SECS`, default 5); `Echo` does not extend it.
+    pub proof_timeout: Duration,
+    /// The share of the connection slots unproved connections may hold together, in percent
+    /// (`SERVER_UNPROVED_PERCENT`, default 25; only with keys configured).
+    pub unproved_percent: usize,
+}
+
+/// The connection cap when `SERVER_MAX_CONNECTIONS` is not set: one slot for each agency, a
+/// quarter more for unproved connections and health checks, and at least 256.
+#[must_use]
+pub fn default_max_connections(agencies: u32) -> usize {
+    let agencies = agencies as usize;
+    (agencies + agencies / 4 + 16).max(256)
 }
 
 impl Default for Config {
@@ -100,12 +124,14 @@ impl Default for Config {
         Config {
             ip: String::new(),
             port: 12345,
+            http_port: 0,
             listen_backlog: 128,
             logging_level: LevelFilter::Info,
             agencies: 5,
             storage_path: PathBuf::from("winners.csv"),
             winner_delay: Duration::from_millis(1),
             max_connections: 256,
+            max_connections_chosen: false,
             idle_timeout: Duration::from_secs(30),
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
             database_url: None,
@@ -116,6 +142,8 @@ impl Default for Config {
             agency_keys: None,
             tls: None,
             winners_format: WinnersFormat::Csv,
+            proof_timeout: Duration::from_secs(5),
+            unproved_percent: 25,
         }
     }
 }
@@ -148,6 +176,9 @@ impl Config {
         if let Some(v) = get("SERVER_PORT") {
             config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
         }
+        if let Some(v) = get("SERVER_HTTP_PORT") {
+            config.http_port = in_range("SERVER_HTTP_PORT", &v, 0, 65535, "a port number, 0 for off")?;
+        }
         if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
             config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
         }
@@ -169,8 +200,17 @@ impl Config {
             config.winner_delay =
                 Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
-        if let Some(v) = get("SERVER_MAX_CONNECTIONS") {
-            config.max_connections = in_range("SERVER_MAX_CONNECTIONS", &v, 1, 4096, "connections")?;
+        config.max_connections_chosen = get("SERVER_MAX_CONNECTIONS").is_some();
+        config.max_connections = match get("SERVER_MAX_CONNECTIONS") {
+            Some(v) => in_range("SERVER_MAX_CONNECTIONS", &v, 1, 16_384, "connections")?,
+            None => default_max_connections(config.agencies),
+        };
+        if let Some(v) = get("SERVER_PROOF_TIMEOUT_SECS") {
+            config.proof_timeout =
+                Duration::from_secs(in_range("SERVER_PROOF_TIMEOUT_SECS", &v, 1, 300, "seconds")?);
+        }
+        if let Some(v) = get("SERVER_UNPROVED_PERCENT") {
+            config.unproved_percent = in_range("SERVER_UNPROVED_PERCENT", &v, 1, 90, "percent")?;
         }
         if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
             config.idle_timeout =
@@ -237,6 +277,24 @@ impl Config {
         Ok(config)
     }
 
+    /// What the store is told: the agencies, the winners file and its format, the database.
+    #[must_use]
+    pub fn store(&self) -> store::Settings {
+        store::Settings {
+            agencies: self.agencies,
+            storage_path: self.storage_path.clone(),
+            winners_format: self.winners_format,
+            database: self.database(),
+        }
+    }
+
+    /// Slots unproved connections may hold together: their share of `cap` (the connection
+    /// cap in force), at least one.
+    #[must_use]
+    pub fn unproved_slots(&self, cap: usize) -> usize {
+        (cap * self.unproved_percent / 100).max(1)
+    }
+
     /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.
     #[must_use]
     pub fn database(&self) -> Option<DatabaseSettings> {
@@ -251,12 +309,14 @@ impl Config {
     #[must_use]
     pub fn describe(&self) -> String {
         format!(
-            "ip: {:?} | port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
+            "ip: {:?} | port: {} | http_port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
              database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
-             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {}",
+             frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {} | \
+             proof_timeout_secs: {} | unproved_percent: {}",
             self.ip,
             self.port,
+            self.http_port,
             self.listen_backlog,
             self.logging_level,
             self.agencies,
@@ -265,7 +325,7 @@ impl Config {
             self.max_connections,
             self.idle_timeout.as_secs(),
             self.max_frame_len,
-            self.database_url.as_deref().map_or_else(|| "none".to_owned(), redact_password),
+            self.database().map_or_else(|| "none".to_owned(), |database| database.describe()),
             self.database_pool_size,
             self.database_timeout.as_secs(),
             self.frame_timeout.as_secs(),
@@ -273,44 +333,10 @@ impl Config {
             self.agency_keys.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             self.tls.as_ref().map_or_else(|| "off".to_owned(), |(cert, _)| cert.display().to_string()),
             self.winners_format.name(),
+            self.proof_timeout.as_secs(),
+            self.unproved_percent,
         )
     }
-}
-
-/// `url` with its password, if any, replaced by `***`: in URL form
-/// (`postgres://user:secret@host/db`) or key-value form (`password=secret`).
-#[must_use]
-pub fn redact_password(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        // A password may also come as a query parameter.
-        let tail = tail.map(|t| {
-            t.split('&')
-                .map(|part| match part.split_once("password=") {
-                    Some((before, _)) if before.is_empty() || before.ends_with('?') => {
-                        format!("{before}password=***")
-                    }
-                    _ => part.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        });
-        return match tail {
-            Some(tail) => format!("{scheme}://{authority}/{tail}"),
-            None => format!("{scheme}://{authority}"),
-        };
-    }
-    url.split_whitespace()
-        .map(|pair| if pair.starts_with("password=") { "password=***" } else { pair })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -385,6 +411,49 @@ mod tests {
     }
 
     #[test]
+    fn the_cap_is_sized_from_the_agencies_unless_set() {
+        let cap = |pairs: &[(&str, &str)]| Config::load(None, env(pairs)).unwrap().max_connections;
+        assert_eq!(cap(&[]), 256, "the course's five agencies");
+        assert_eq!(cap(&[("SERVER_AGENCIES", "1000")]), 1266);
+        assert_eq!(cap(&[("SERVER_AGENCIES", "10000")]), 12_516);
+        assert_eq!(cap(&[("SERVER_AGENCIES", "1000"), ("SERVER_MAX_CONNECTIONS", "100")]), 100);
+        // The agencies may come from the file, the cap still follows them.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.ini");
+        std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCIES = 2000\n").unwrap();
+        assert_eq!(Config::load(Some(&path), env(&[])).unwrap().max_connections, 2516);
+    }
+
+    #[test]
+    fn the_proof_settings_have_defaults_and_ranges() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        let config = load(&[]).unwrap();
+        assert_eq!((config.proof_timeout, config.unproved_percent), (Duration::from_secs(5), 25));
+        assert_eq!(config.unproved_slots(config.max_connections), 64, "a quarter of the 256 slots");
+        let edges = [("SERVER_PROOF_TIMEOUT_SECS", "1"), ("SERVER_UNPROVED_PERCENT", "90")];
+        let config = load(&edges).unwrap();
+        assert_eq!((config.proof_timeout, config.unproved_percent), (Duration::from_secs(1), 90));
+        let config = load(&[("SERVER_PROOF_TIMEOUT_SECS", "300"), ("SERVER_MAX_CONNECTIONS", "3")]).unwrap();
+        assert_eq!(config.proof_timeout, Duration::from_secs(300));
+        assert_eq!(
+            config.unproved_slots(config.max_connections),
+            1,
+            "at least one slot, however small the cap"
+        );
+        for (key, value) in [
+            ("SERVER_PROOF_TIMEOUT_SECS", "0"),
+            ("SERVER_PROOF_TIMEOUT_SECS", "301"),
+            ("SERVER_PROOF_TIMEOUT_SECS", "5s"),
+            ("SERVER_UNPROVED_PERCENT", "0"),
+            ("SERVER_UNPROVED_PERCENT", "91"),
+            ("SERVER_MAX_CONNECTIONS", "16385"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn a_database_url_selects_the_database_and_its_password_is_never_described() {
         assert_eq!(Config::default().database(), None);
         let config = Config::load(
@@ -399,19 +468,8 @@ mod tests {
         assert_eq!(database.url, "postgres://lottery:s3cret@db:5432/lottery");
         assert_eq!((database.pool_size, database.timeout), (4, Duration::from_secs(5)));
         let described = config.describe();
-        assert!(described.contains("database_url: postgres://lottery:***@db:5432/lottery"), "{described}");
+        assert!(described.contains("database_url: postgres://lottery@db:5432/lottery"), "{described}");
         assert!(!described.contains("s3cret"), "{described}");
         assert_eq!(Config::load(None, env(&[("SERVER_DATABASE_URL", "\"\"")])).unwrap().database(), None);
-        for (url, shown) in [
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://u:p@h", "postgres://u:***@h"),
-            (
-                "postgres://u@h/db?password=p&sslmode=disable",
-                "postgres://u@h/db?password=***&sslmode=disable",
-            ),
-            ("host=h user=u password=p dbname=d", "host=h user=u password=*** dbname=d"),
-        ] {
-            assert_eq!(redact_password(url), shown);
-        }
     }
 }

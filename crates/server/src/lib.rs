@@ -6,8 +6,12 @@
 //! - [`lottery`]: the answer to each request, in the lottery's terms;
 //! - [`store`]: the one seam to storage (`Engine`), with its engines private behind it.
 //!
-//! Beside them at the top: `config` (the settings, which it hands down to each layer),
-//! `error` (why the central cannot start or close) and `healthcheck` (the container's probe).
+//! Beside them, [`http`]: the read-only HTTP listener (metrics, status page, readiness),
+//! another entry layer that calls down into the lottery.
+//!
+//! At the top: `config` (the settings, which it hands down to each layer),
+//! `error` (why the central cannot start or close), `healthcheck` (the container's probe) and
+//! `metrics` (the counters every layer adds to).
 //! `main.rs` only reads the configuration, installs the signal handler and calls
 //! [`Server::run`]; everything else lives here so tests can run a real central in-process on
 //! port 0 and stop it through a [`ShutdownHandle`].
@@ -15,7 +19,9 @@
 pub mod config;
 pub mod error;
 pub mod healthcheck;
+pub mod http;
 pub mod lottery;
+pub mod metrics;
 pub mod net;
 pub mod store;
 

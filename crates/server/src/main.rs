@@ -18,7 +18,7 @@ use runtime::{
     logging,
     signals::{self, SignalWatcher},
 };
-use server::{healthcheck, store::postgres::Postgres, Config, Server};
+use server::{healthcheck, store, Config, Server};
 
 /// How long the health check waits to connect, and then for the echo.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -127,20 +127,10 @@ fn export_winners(config: &Config, out: &std::path::Path) -> ExitCode {
         log::error!("action: export_winners | result: fail | error: SERVER_DATABASE_URL names no database");
         return ExitCode::from(2);
     };
-    let engine = match Postgres::open(&database, config.agencies) {
-        Ok(engine) => engine,
-        Err(e) => {
-            log::error!("action: export_winners | result: fail | error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = engine.export_winners_file(out, config.winners_format);
-    let _ = engine.close();
-    match result {
-        Ok(rows) => {
+    match store::export_winners(&database, config.agencies, config.winners_format, out) {
+        Ok((rows, database)) => {
             log::info!(
-                "action: export_winners | result: success | database: {} | path: {} | winners: {rows}",
-                engine.location(),
+                "action: export_winners | result: success | database: {database} | path: {} | winners: {rows}",
                 out.display()
             );
             ExitCode::SUCCESS

@@ -19,7 +19,7 @@ pub struct Identities {
 
 /// What one connection has proved, and what it is proving.
 #[derive(Debug, Default)]
-pub struct Session {
+pub struct Proof {
     /// The agency of a `Hello` and the challenge it was sent, until its `Prove` (one try).
     pending: Option<(u32, Challenge)>,
     /// The agency this connection proved it acts for.
@@ -58,9 +58,9 @@ impl Identities {
     ///
     /// # Errors
     /// When the system's random source fails.
-    pub fn hello(&self, session: &mut Session, agency: u32) -> Result<Challenge, security::SecurityError> {
+    pub fn hello(&self, proved: &mut Proof, agency: u32) -> Result<Challenge, security::SecurityError> {
         let challenge = Challenge::new()?;
-        session.pending = Some((agency, challenge.clone()));
+        proved.pending = Some((agency, challenge.clone()));
         Ok(challenge)
     }
 
@@ -70,8 +70,8 @@ impl Identities {
     ///
     /// # Errors
     /// [`Denied::Unauthenticated`] saying why.
-    pub fn prove(&self, session: &mut Session, agency: u32, signature: &[u8]) -> Result<(), Denied> {
-        let Some((asked, challenge)) = session.pending.take() else {
+    pub fn prove(&self, proved: &mut Proof, agency: u32, signature: &[u8]) -> Result<(), Denied> {
+        let Some((asked, challenge)) = proved.pending.take() else {
             return Err(Denied::Unauthenticated(
                 "no challenge was sent on this connection: send Hello first".into(),
             ));
@@ -82,10 +82,10 @@ impl Identities {
             )));
         }
         if let Some(keys) = &self.keys {
-            proof::verify(keys, agency, &challenge, &session.binding, signature)
+            proof::verify(keys, agency, &challenge, &proved.binding, signature)
                 .map_err(|refusal| Denied::Unauthenticated(format!("agency {agency}: {refusal}")))?;
         }
-        session.agency = Some(agency);
+        proved.agency = Some(agency);
         Ok(())
     }
 
@@ -93,8 +93,8 @@ impl Identities {
     ///
     /// # Errors
     /// [`Denied`] saying why not.
-    pub fn authorize(&self, session: &Session, agency: u32) -> Result<(), Denied> {
-        match session.agency {
+    pub fn authorize(&self, proved: &Proof, agency: u32) -> Result<(), Denied> {
+        match proved.agency {
             Some(bound) if bound == agency => Ok(()),
             Some(bound) => Err(Denied::NotYourAgency { bound }),
             None if self.keys.is_some() => Err(Denied::Unauthenticated(format!(
@@ -105,11 +105,11 @@ impl Identities {
     }
 }
 
-impl Session {
-    /// A session whose proofs are bound to `binding` (see [`Session::binding`]).
+impl Proof {
+    /// Nothing proved yet, proofs to be bound to `binding` (see [`Proof::binding`]).
     #[must_use]
-    pub fn bound_to(binding: Vec<u8>) -> Session {
-        Session { binding, ..Session::default() }
+    pub fn bound_to(binding: Vec<u8>) -> Proof {
+        Proof { binding, ..Proof::default() }
     }
 
     /// The agency this connection proved, if any.
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn a_proof_binds_the_connection_to_its_agency_only() {
         let (keys, ids) = keys();
-        let mut session = Session::bound_to(b"tls".to_vec());
+        let mut session = Proof::bound_to(b"tls".to_vec());
         assert!(matches!(ids.authorize(&session, 1), Err(Denied::Unauthenticated(_))));
         let challenge = ids.hello(&mut session, 1).unwrap();
         ids.prove(&mut session, 1, &proof::sign(&keys[0], &challenge, b"tls")).unwrap();
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn a_wrong_key_another_agency_or_a_reused_challenge_is_refused() {
         let (keys, ids) = keys();
-        let mut session = Session::default();
+        let mut session = Proof::default();
         // Agency 2's key claiming agency 1.
         let challenge = ids.hello(&mut session, 1).unwrap();
         let forged = proof::sign(&keys[1], &challenge, b"");
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn open_without_keys_unless_a_connection_proved_an_agency() {
         let ids = Identities::new(None);
-        let mut session = Session::default();
+        let mut session = Proof::default();
         assert_eq!(ids.authorize(&session, 3), Ok(()));
         let _ = ids.hello(&mut session, 3).unwrap();
         ids.prove(&mut session, 3, b"anything").unwrap();

@@ -6,12 +6,14 @@
 //! - `rules`: which bets win, and the simulated cost of checking them;
 //! - `identity`: who a connection may act for (the agencies' keys and the proofs);
 //! - `completion`: where held total queries wait for the lottery to complete;
+//! - `session`: what the lottery keeps of one connection between its requests;
 //! - `stop`: the stop's clock, which a batch's check is measured against.
 
 mod completion;
 mod identity;
 pub mod rules;
 mod service;
+mod session;
 mod stop;
 
 use std::time::Duration;
@@ -19,8 +21,9 @@ use std::time::Duration;
 use runtime::throttle::Throttle;
 
 pub use crate::store::Ticket;
-pub use identity::Session;
-pub use service::{Lottery, Reply, MAX_BATCH_BETS};
+pub use completion::HoldRelease;
+pub use service::{Lottery, Reply, Status, MAX_BATCH_BETS};
+pub use session::Session;
 pub use stop::{StopClock, CHECK_GRACE};
 
 /// The throttle of every warning about peers (a refused request here, a malformed frame in

@@ -16,15 +16,17 @@ use std::{
 use protocol::{BetRef, Digest, ErrorKind, Request, Response, WireBets, MAX_HOLD_MS};
 
 use super::{
-    completion::Completion,
-    identity::{Denied, Identities, Session},
+    completion::{Completion, HoldRelease},
+    identity::{Denied, Identities},
     rules,
+    session::Session,
     stop::{StopClock, CHECK_GRACE},
     WARNINGS,
 };
 use crate::{
     error::ServerError,
-    store::{Admission, CheckedBatch, Engine, Ledger, Progress, StoreError, Ticket},
+    metrics::Metrics,
+    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Tally, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -61,32 +63,70 @@ pub struct Lottery {
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
     stop: StopClock,
-    /// Where held total queries wait for the lottery to complete.
-    completion: Completion,
+    /// Where held total queries wait for the lottery to complete; shared with the store,
+    /// which tells it of completions through other centrals ([`Engine::on_completion`]).
+    completion: Arc<Completion>,
+    /// Batches and refusals counted as they are answered.
+    metrics: Arc<Metrics>,
     /// The pending count the last `winners_query` answer logged at INFO: every agency asks
     /// again every few seconds, so only a change is worth a line by default (the repeats are
     /// at DEBUG). A relaxed atomic: two racing queries may both log one change, which is fine.
     logged_pending: AtomicU32,
 }
 
+/// The lottery as the store sees it, for the status page and the metrics' gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Where the draw stands.
+    pub progress: Progress,
+    /// Every agency's counts, agency 1 first.
+    pub agencies: Vec<Tally>,
+}
+
 impl Lottery {
     /// A lottery kept by `store`, checking each bet at a simulated cost of `winner_delay`, and
-    /// abandoning a check that would outlast the stop's grace (`stop`).
+    /// abandoning a check that would outlast the stop's grace (`stop`); batches and refusals
+    /// are counted into `metrics`.
     #[must_use]
     pub fn new(
         store: Arc<dyn Engine>,
         keys: Option<security::AgencyKeys>,
         winner_delay: Duration,
         stop: StopClock,
+        metrics: Arc<Metrics>,
     ) -> Lottery {
+        let completion = Arc::new(Completion::new());
+        store.on_completion(Completion::told_by_store(&completion));
         Lottery {
             store,
             identities: Identities::new(keys),
             winner_delay,
             stop,
-            completion: Completion::new(),
+            completion,
+            metrics,
             logged_pending: AtomicU32::new(u32::MAX),
         }
+    }
+
+    /// Where the draw stands and every agency's counts, as the store sees them (read-only).
+    ///
+    /// # Errors
+    /// The store's, when it cannot answer (a database unreachable).
+    pub fn status(&self) -> Result<Status, StoreError> {
+        Ok(Status { progress: self.store.progress()?, agencies: self.store.agencies()? })
+    }
+
+    /// Whether the store can take a batch now (see [`Engine::ready`]).
+    ///
+    /// # Errors
+    /// Why not.
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready()
+    }
+
+    /// Counts a refusal the connection layer made itself (a malformed frame, the cap).
+    pub fn count_refusal(&self, kind: ErrorKind) {
+        self.metrics.refused(kind, 1);
     }
 
     /// Answers one request of the connection from `peer`, which has proved what `session`
@@ -97,17 +137,13 @@ impl Lottery {
     /// paid from it, so what the connection did since (releasing the held answers of a slow
     /// batch before, `net/held_answers.rs`) overlaps the check instead of adding to it.
     pub fn handle(&self, request: Request, peer: SocketAddr, session: &mut Session, taken: Instant) -> Reply {
-        let named = match &request {
-            Request::BetBatch { agency, .. }
-            | Request::AgencyDone { agency, .. }
-            | Request::WinnersQuery { agency }
-            | Request::AwaitWinners { agency, .. }
-            | Request::Resume { agency } => Some(*agency),
-            Request::Echo(_) | Request::Hello { .. } | Request::Prove { .. } => None,
-        };
-        if let Some(agency) = named {
-            if let Err(denied) = self.identities.authorize(session, agency) {
-                return Reply::Now(deny(&denied, agency, peer));
+        if let Some(agency) = request.agency() {
+            if let Err(denied) = self.identities.authorize(&session.proof, agency) {
+                let refusal = deny(&denied, agency, peer);
+                if let Response::Error { kind, .. } = &refusal {
+                    self.metrics.refused(*kind, 1);
+                }
+                return Reply::Now(refusal);
             }
         }
         let response = match request {
@@ -116,21 +152,26 @@ impl Lottery {
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                return self.bet_batch(agency, sequence, bets, peer, taken)
+                let count = bets.len() as u64;
+                let reply = self.bet_batch(agency, sequence, bets, peer, taken);
+                self.count_batch(&reply, agency, count);
+                return reply;
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
-            Request::WinnersQuery { agency } => self.winners_query(agency, Duration::ZERO, peer),
+            Request::WinnersQuery { agency } => {
+                self.winners_query(agency, Duration::ZERO, peer, &session.release)
+            }
             Request::AwaitWinners { agency, hold_ms } => {
                 let hold = Duration::from_millis(u64::from(hold_ms.min(MAX_HOLD_MS)));
-                self.winners_query(agency, hold, peer)
+                self.winners_query(agency, hold, peer, &session.release)
             }
             Request::Resume { agency } => self.resume(agency, peer),
-            Request::Hello { agency } => match self.identities.hello(session, agency) {
+            Request::Hello { agency } => match self.identities.hello(&mut session.proof, agency) {
                 Ok(challenge) => Response::Challenge { nonce: challenge.as_bytes().to_vec() },
                 Err(e) => refuse(ErrorKind::Storage, e.to_string(), "hello", peer),
             },
             Request::Prove { agency, signature } => {
-                match self.identities.prove(session, agency, &signature) {
+                match self.identities.prove(&mut session.proof, agency, &signature) {
                     Ok(()) => {
                         log::info!(
                         "action: authenticate | result: success | peer: {peer} | agency: {agency} | mode: {}",
@@ -142,7 +183,23 @@ impl Lottery {
                 }
             }
         };
+        if let Response::Error { kind, .. } = &response {
+            self.metrics.refused(*kind, 1);
+        }
         Reply::Now(response)
+    }
+
+    /// Counts a batch's answer: stored (once the store took it: a sync that fails afterwards
+    /// breaks the store, and its refusals are counted too), replayed, or refused.
+    fn count_batch(&self, reply: &Reply, agency: u32, bets: u64) {
+        match reply {
+            Reply::WhenDurable { response: Response::BatchResult { winners, .. }, .. } => {
+                self.metrics.batch_stored(agency, bets, winners.len() as u64);
+            }
+            Reply::Now(Response::BatchResult { .. }) => self.metrics.batch_replayed(),
+            Reply::Now(Response::Error { kind, .. }) => self.metrics.refused(*kind, 1),
+            _ => {}
+        }
     }
 
     /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`)
@@ -160,7 +217,10 @@ impl Lottery {
                     }
                 }
             }
-            Err(e) => refuse_staged(&e, staged, peer),
+            Err(e) => {
+                self.metrics.refused(ErrorKind::Storage, staged.len() as u64);
+                refuse_staged(&e, staged, peer);
+            }
         }
     }
 
@@ -228,50 +288,25 @@ impl Lottery {
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
         );
-        if bets.len() > MAX_BATCH_BETS {
-            let message = format!(
-                "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
-                bets.len()
-            );
-            return Err(Some(refuse(ErrorKind::BatchTooLarge, message, "bet_batch", peer)));
-        }
-        if bets.is_empty() {
-            // Nothing to check or store; kept, it would only grow the journal and the replays.
-            let message = format!("agency {agency}, batch {sequence}: a batch needs at least one bet");
-            return Err(Some(refuse(ErrorKind::EmptyBatch, message, "bet_batch", peer)));
-        }
-        let admission = match self.store.admit(agency, sequence, bets.len() as u64) {
-            Ok(admission) => admission,
-            Err(e) => return Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-        };
-        // Checked in place: each bet borrows its fields from the batch, none is copied.
-        let mut valid = Vec::with_capacity(bets.len());
-        for (i, wire) in bets.iter().enumerate() {
-            match BetRef::try_from(wire) {
-                Ok(bet) => valid.push(bet),
-                Err(e) => {
-                    let message = format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1);
-                    return Err(Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)));
-                }
-            }
-        }
+        let refused = |e: StoreError| Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer));
+        check_size(agency, sequence, &bets)
+            .map_err(|(kind, message)| Some(refuse(kind, message, "bet_batch", peer)))?;
+        let admission = self.store.admit(agency, sequence, bets.len() as u64).map_err(refused)?;
+        let valid = validate(agency, sequence, &bets)
+            .map_err(|message| Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)))?;
         let first_bet = match admission {
             Admission::Fresh { first_bet } => first_bet,
             Admission::Replay(committed) => {
                 // Answered from what was committed, but only for the same bets: another batch
                 // under a committed sequence is another upload, refused, never merged.
                 let digest = Digest::of_bets(committed.first_bet, &valid);
-                return match Ledger::replay(agency, sequence, committed, digest) {
-                    Ok(winners) => {
-                        log::info!(
-                            "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
-                            winners.len()
-                        );
-                        // `admit` synced what the replay reveals.
-                        Err(Some(Response::BatchResult { sequence, winners }))
-                    }
-                    Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-                };
+                let winners = self.store.replay(agency, sequence, committed, digest).map_err(refused)?;
+                log::info!(
+                    "action: batch_replayed | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {}",
+                    winners.len()
+                );
+                // `admit` synced what the replay reveals.
+                return Err(Some(Response::BatchResult { sequence, winners }));
             }
         };
         let digest = Digest::of_bets(first_bet, &valid);
@@ -286,19 +321,15 @@ impl Lottery {
         };
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| valid[i as usize]).collect();
-        let count = winners.len();
         let batch =
             CheckedBatch { agency, sequence, bets: valid.len() as u64, digest, winners, winning_bets };
-        match self.store.stage(&batch) {
-            Ok(staged) => {
-                log::debug!(
-                    "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {count}",
-                    valid.len(),
-                );
-                Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
-            }
-            Err(e) => Err(Some(refuse(store_error_kind(&e), e.to_string(), "bet_batch", peer))),
-        }
+        let staged = self.store.stage(&batch).map_err(refused)?;
+        log::debug!(
+            "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {}",
+            valid.len(),
+            staged.winners.len(),
+        );
+        Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
     }
 
     fn agency_done(&self, agency: u32, batches: u64, peer: SocketAddr) -> Response {
@@ -321,14 +352,20 @@ impl Lottery {
 
     /// The total, or how many agencies are pending; while some are, waits up to `hold` for the
     /// lottery to complete (`completion.rs`).
-    fn winners_query(&self, agency: u32, hold: Duration, peer: SocketAddr) -> Response {
+    fn winners_query(
+        &self,
+        agency: u32,
+        hold: Duration,
+        peer: SocketAddr,
+        release: &HoldRelease,
+    ) -> Response {
         if let Err(e) = self.store.tally(agency) {
             return refuse(store_error_kind(&e), e.to_string(), "winners_query", peer);
         }
         let until = Instant::now() + hold;
         let mut progress = self.store.progress();
         if matches!(progress, Ok(Progress::Pending { .. })) && !hold.is_zero() {
-            progress = match self.completion.wait(until) {
+            progress = match self.completion.wait(until, release) {
                 Some(winners) => Ok(Progress::Complete { winners }),
                 // The hold ended, or the central is stopping: what the store holds now
                 // (another central on the same database may have completed it).
@@ -356,10 +393,27 @@ impl Lottery {
         }
     }
 
+    /// Whether a connection must prove an agency (keys are configured) before acting for one.
+    #[must_use]
+    pub fn proofs_required(&self) -> bool {
+        self.identities.required()
+    }
+
+    /// Answers at once every held total query whose [`HoldRelease`] was released.
+    pub fn wake_released(&self) {
+        self.completion.wake();
+    }
+
     /// Answers every held total query now and holds none from here on: the central is
     /// stopping.
     pub fn stop_holding(&self) {
         self.completion.stop();
+    }
+
+    /// The stop is forcing connections closed: storage calls still waiting return now, with
+    /// nothing acknowledged ([`Engine::interrupt`]).
+    pub fn interrupt(&self) {
+        self.store.interrupt();
     }
 
     fn resume(&self, agency: u32, peer: SocketAddr) -> Response {
@@ -383,6 +437,37 @@ impl Lottery {
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "resume", peer),
         }
     }
+}
+
+/// Refuses a batch with no bet or more than [`MAX_BATCH_BETS`], before anything is asked of
+/// the store: an empty one would only grow the journal and the replays.
+fn check_size(agency: u32, sequence: u64, bets: &WireBets) -> Result<(), (ErrorKind, String)> {
+    if bets.len() > MAX_BATCH_BETS {
+        let message = format!(
+            "agency {agency}, batch {sequence}: {} bets, the most in one batch is {MAX_BATCH_BETS}",
+            bets.len()
+        );
+        return Err((ErrorKind::BatchTooLarge, message));
+    }
+    if bets.is_empty() {
+        return Err((
+            ErrorKind::EmptyBatch,
+            format!("agency {agency}, batch {sequence}: a batch needs at least one bet"),
+        ));
+    }
+    Ok(())
+}
+
+/// The batch's bets, each checked in place: it borrows its fields from the batch, none is
+/// copied. The first invalid bet refuses the whole batch, naming it.
+fn validate<'a>(agency: u32, sequence: u64, bets: &'a WireBets) -> Result<Vec<BetRef<'a>>, String> {
+    let mut valid = Vec::with_capacity(bets.len());
+    for (i, wire) in bets.iter().enumerate() {
+        let bet = BetRef::try_from(wire)
+            .map_err(|e| format!("agency {agency}, batch {sequence}, bet {}: {e}", i + 1))?;
+        valid.push(bet);
+    }
+    Ok(valid)
 }
 
 fn store_error_kind(e: &StoreError) -> ErrorKind {

@@ -20,16 +20,23 @@ use runtime::throttled;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    connections::{Connections, Refusal},
+    connections::{Connections, Refusal, Standing},
+    descriptors,
     handler::{self, Limits},
     peers::{Backoff, WARNINGS},
     shutdown::{ShutdownHandle, FORCE_CLOSE_AFTER},
 };
-use crate::{config::Config, error::ServerError, lottery::Lottery, store};
+use crate::{config::Config, error::ServerError, http, lottery::Lottery, metrics::Metrics, store};
 
 /// At most one warning line this often for connections refused at the cap: a flood of
 /// connections must not become a flood of log lines.
 const BUSY_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Stack of a connection thread. The deepest path (a TLS handshake, a batch's checks, a
+/// database call) fits with a wide margin in debug builds, which use the most stack; std's
+/// default of 2 MiB would reserve four times as much address space for each of thousands of
+/// connections (docs/scale.md has the figures).
+const CONNECTION_STACK: usize = 512 * 1024;
 
 /// A bound central, ready to [`run`](Server::run).
 #[derive(Debug)]
@@ -42,6 +49,8 @@ pub struct Server {
     connections: Arc<Connections>,
     shutdown: ShutdownHandle,
     limits: Limits,
+    /// The HTTP listener (`SERVER_HTTP_PORT`), bound, started with the accept loop.
+    http: Option<(http::Bound, http::Observed)>,
 }
 
 impl Server {
@@ -51,7 +60,10 @@ impl Server {
     /// When the store cannot be opened (checked first, so a central that could not
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
-        // Credentials first: a central that could not check agencies must not open anything.
+        // Descriptors first: a central that could not serve its cap must not open anything.
+        let cap = descriptors::fit_cap(config.max_connections, config.max_connections_chosen)
+            .map_err(|too_few| ServerError::Descriptors(too_few.to_string()))?;
+        // Credentials next: a central that could not check agencies must not open anything.
         let keys = config
             .agency_keys
             .as_deref()
@@ -65,7 +77,8 @@ impl Server {
             .transpose()
             .map_err(ServerError::Credentials)?;
         log_security(config, keys.as_ref(), tls.is_some());
-        let store = store::open(config)?;
+        let metrics = Metrics::new(config.agencies);
+        let store = store::open(&config.store(), metrics.sync_timer())?;
         let ip = if config.ip.is_empty() { "0.0.0.0" } else { config.ip.as_str() };
         let resolve = |source| ServerError::Resolve { ip: ip.to_owned(), source };
         let addr = (ip, config.port)
@@ -75,13 +88,17 @@ impl Server {
             .ok_or_else(|| resolve(None))?;
         let listener =
             listen(addr, config.listen_backlog).map_err(|source| ServerError::Bind { addr, source })?;
-        let connections = Connections::new(config.max_connections);
+        let connections = Connections::new(cap, config.unproved_slots(cap));
         let own = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let shutdown = ShutdownHandle::new(own, Arc::clone(&connections));
+        let lottery =
+            Arc::new(Lottery::new(store, keys, config.winner_delay, shutdown.clock(), Arc::clone(&metrics)));
+        let http = bind_http(config, addr.ip(), &lottery, metrics, &connections)?;
         Ok(Server {
             listener,
             busy: (0, None),
-            lottery: Arc::new(Lottery::new(store, keys, config.winner_delay, shutdown.clock())),
+            lottery,
+            http,
             connections,
             shutdown,
             limits: Limits {
@@ -90,6 +107,7 @@ impl Server {
                 max_frame_len: config.max_frame_len,
                 budget: protocol::Budget::new(config.memory_budget),
                 tls,
+                proof_timeout: config.proof_timeout,
             },
         })
     }
@@ -115,6 +133,10 @@ impl Server {
     /// [`ServerError::CloseStore`] when that last sync fails.
     pub fn run(mut self) -> Result<(), ServerError> {
         let addr = self.local_addr()?;
+        let http = match self.http.take() {
+            Some((bound, observed)) => Some(bound.start(observed).map_err(ServerError::Http)?),
+            None => None,
+        };
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         let mut backoff = Backoff::default();
@@ -161,6 +183,7 @@ impl Server {
         if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {
             if connections.wait_empty(force_at) > 0 {
                 let cut = connections.force_close();
+                lottery.interrupt();
                 log::warn!("action: force_close | result: success | connections: {cut}");
             }
         }
@@ -173,13 +196,26 @@ impl Server {
         } else {
             log::info!("action: join_connections | result: success | threads: {threads}");
         }
+        if let Some(http) = http {
+            http.stop();
+        }
         lottery.close()
     }
 
     /// Registers the connection and starts its thread, or refuses it.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
-        let registration = match self.connections.register(&stream) {
-            Ok(registration) => registration,
+        let standing = if self.lottery.proofs_required() { Standing::Unproved } else { Standing::Working };
+        let registration = match self.connections.register(&stream, standing) {
+            Ok((registration, evicted)) => {
+                if evicted == Some(Standing::Waiting) {
+                    // Its held query, if any, is answered `Pending` now; its agency asks again.
+                    self.lottery.wake_released();
+                }
+                if evicted.is_some() {
+                    log::debug!("action: evict_connection | result: success | standing: {evicted:?} | for_peer: {peer}");
+                }
+                registration
+            }
             Err(Refusal::Full(max)) => {
                 self.busy.0 += 1;
                 if self.busy.1.is_none_or(|last| last.elapsed() >= BUSY_LOG_EVERY) {
@@ -189,6 +225,7 @@ impl Server {
                     );
                     self.busy = (0, Some(Instant::now()));
                 }
+                self.lottery.count_refusal(WireErrorKind::Busy);
                 // Under TLS a plaintext refusal would only garble the handshake: just close.
                 if self.limits.tls.is_none() {
                     refuse_busy(stream, max);
@@ -209,11 +246,12 @@ impl Server {
         let lottery = Arc::clone(&self.lottery);
         let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
-        let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
-            // Held for the thread's life: its drop frees the connection's slot.
-            let _registration = registration;
-            handler::serve(stream, peer, &lottery, limits, &shutdown);
-        });
+        let spawned = thread::Builder::new().name(format!("conn {peer}")).stack_size(CONNECTION_STACK).spawn(
+            move || {
+                // Held for the thread's life: its drop frees the connection's slot.
+                handler::serve(stream, peer, &lottery, limits, &shutdown, &registration);
+            },
+        );
         match spawned {
             Ok(worker) => Some(worker),
             Err(e) => {
@@ -227,6 +265,29 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds the HTTP listener when `SERVER_HTTP_PORT` asks for one, on the central's address.
+fn bind_http(
+    config: &Config,
+    ip: std::net::IpAddr,
+    lottery: &Arc<Lottery>,
+    metrics: Arc<Metrics>,
+    connections: &Arc<Connections>,
+) -> Result<Option<(http::Bound, http::Observed)>, ServerError> {
+    if config.http_port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(ip, config.http_port);
+    let bound = http::Bound::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    let open = Arc::clone(connections);
+    let observed = http::Observed {
+        lottery: Arc::clone(lottery),
+        metrics,
+        agencies: config.agencies,
+        connections: Box::new(move || open.len()),
+    };
+    Ok(Some((bound, observed)))
 }
 
 /// Says how agencies are checked: one line, a warning when anyone may act for any agency.

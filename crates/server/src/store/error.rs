@@ -100,3 +100,49 @@ impl Error for StoreError {
         }
     }
 }
+
+/// Why a store cannot be opened: the central must not start then.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The store's files cannot be created, read, written or synced.
+    Files {
+        /// The winners file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The store holds a lottery it cannot continue: a damaged journal, or one among another
+    /// number of agencies. The reason says what to do.
+    Recover {
+        /// The winners file.
+        path: std::path::PathBuf,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+    /// The database cannot be reached, or holds a lottery the central cannot continue; the
+    /// message says which.
+    Database(io::Error),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Files { path, source } => {
+                write!(f, "cannot open winners file {}: {source}", path.display())
+            }
+            OpenError::Recover { path, reason } => {
+                write!(f, "cannot open winners file {}: {reason}", path.display())
+            }
+            OpenError::Database(source) => write!(f, "cannot open the database: {source}"),
+        }
+    }
+}
+
+impl Error for OpenError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            OpenError::Files { source, .. } | OpenError::Database(source) => Some(source),
+            OpenError::Recover { .. } => None,
+        }
+    }
+}

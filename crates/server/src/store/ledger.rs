@@ -7,7 +7,7 @@
 
 use protocol::Digest;
 
-use super::{replays::Recent, StoreError};
+use super::{error::StoreError, replays::Recent};
 
 /// One agency's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,7 +90,7 @@ struct AgencyState {
     /// The count of committed batches, and the last ones' bet counts and winner positions,
     /// so a replayed batch gets its original answer (and one of another size is refused);
     /// what is kept does not grow with the number of batches.
-    results: Recent,
+    results: Recent<Committed>,
 }
 
 impl AgencyState {
@@ -221,6 +221,12 @@ impl Ledger {
     /// [`StoreError::UnknownAgency`].
     pub fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
         self.slot(agency).map(|s| s.tally)
+    }
+
+    /// Every agency's counts, agency 1 first.
+    #[must_use]
+    pub fn tallies(&self) -> Vec<Tally> {
+        self.agencies.iter().map(|s| s.tally).collect()
     }
 
     /// `agency`'s last committed batch and counts.

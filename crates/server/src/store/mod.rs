@@ -1,185 +1,63 @@
 //! Storage: what the lottery needs to keep, behind one seam.
 //!
 //! The service holds an `Arc<dyn Engine>` and speaks only the [`Engine`] face: admit a
-//! batch, stage it, make it durable, record an agency done, read a resume point, a tally and
-//! the total, close. How an engine keeps them is its own business; [`open`] picks the one the
-//! configuration asks for.
+//! batch, stage it, make it durable, answer a replay, record an agency done, read a resume
+//! point, a tally and the total, close. How an engine keeps them is its own business; [`open`]
+//! picks the one the [`Settings`] ask for. Everything below the face is private to this
+//! folder, so the compiler keeps code outside it from reaching an engine directly.
 //!
-//! - [`ledger`]: the rules of sequencing and replay (which batch comes next, which one is a
+//! - `engine`: the face itself: the [`Engine`] trait and the values it takes and gives.
+//! - `ledger`: the rules of sequencing and replay (which batch comes next, which one is a
 //!   replay, when an agency may finish), written once as a pure type any engine can hold, and
-//!   the values the face answers with.
-//! - [`error`]: why storage refuses.
-//! - `journal`: the default engine, private: the winners file plus an append-only journal,
-//!   synced in groups.
-//! - [`postgres`]: the engine for a PostgreSQL database (`SERVER_DATABASE_URL`), which
-//!   several centrals may share.
+//!   the values the face answers with; `replays` keeps each agency's last answers.
+//! - `error`: why storage refuses ([`StoreError`]) or cannot open ([`OpenError`]).
+//! - `settings`: what the store is told by the central's configuration.
+//! - `journal`: the default engine: the winners file plus an append-only journal, synced in
+//!   groups.
+//! - `postgres`: the engine for a PostgreSQL database (`SERVER_DATABASE_URL`), which several
+//!   centrals may share.
+//! - `memory`: an engine that keeps nothing on disk, for the tests of the layers above.
 //! - `winners_file`: the winners file's format (header, rows), the same from either engine.
+//! - `tests`: one behaviour suite that every engine runs.
 //!
-//! The contract every engine keeps: a batch's rows, its sequence and its counts are committed
-//! all or nothing; an answer that reveals a batch as committed (its result after
-//! [`Engine::make_durable`], a replay from [`Engine::admit`], a resume point) is given only
-//! once it is durable; `finish_agency` is durable before any caller can see it.
-
+mod engine;
 mod error;
 mod journal;
-pub mod ledger;
-pub mod postgres;
-pub mod replays;
-pub mod winners_file;
+mod ledger;
+#[cfg(test)]
+pub(crate) mod memory;
+mod postgres;
+mod replays;
+mod settings;
+#[cfg(test)]
+mod tests;
+mod winners_file;
 
 use std::sync::Arc;
 
-pub use error::StoreError;
-pub use ledger::{Admission, Committed, Ledger, Progress, Resume, Tally};
+pub use engine::{CheckedBatch, Engine, Staged, Ticket};
+pub use error::{OpenError, StoreError};
+pub use ledger::{Admission, Committed, Progress, Resume, Tally};
+pub use postgres::DatabaseSettings;
+pub use settings::{export_winners, ExportError, Settings};
 pub use winners_file::WinnersFormat;
 
-use crate::{config::Config, error::ServerError};
+use crate::metrics::SyncTimer;
 
-/// What the lottery needs from storage. Every method is callable from many connection threads
-/// at once.
-pub trait Engine: Send + Sync + std::fmt::Debug {
-    /// Decides batch `sequence` of `agency` (with `bets` bets) before its winners are
-    /// computed: refuse, replay, or fresh. A replay is durable when it returns.
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
-    /// [`StoreError::OutOfSequence`], [`StoreError::NotTheCommittedBatch`], and the engine's
-    /// own failures ([`StoreError::Io`], [`StoreError::Broken`]).
-    fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError>;
-
-    /// Records a checked batch (counts, winners' rows, its sequence) all or nothing. Returns
-    /// the winner positions to answer with (the original ones if the same batch was committed
-    /// meanwhile, e.g. by another connection) and a [`Ticket`]; the answer may be sent only
-    /// after [`Engine::make_durable`] with that ticket.
-    ///
-    /// # Errors
-    /// As [`Engine::admit`]; after a failure nothing of the batch is kept.
-    fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError>;
-
-    /// Makes everything covered by `ticket` durable (the journal: one shared `fdatasync`; an
-    /// engine that commits in `stage` returns at once).
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] when it cannot, [`StoreError::Broken`] after an earlier failure.
-    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError>;
-
-    /// Marks `agency` done after `batches` batches, durably; returns its final tally and the
-    /// progress right after (exactly one caller sees the lottery complete).
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
-    /// [`StoreError::OutOfSequence`] when `batches` is not the count committed, and the
-    /// engine's own failures.
-    fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError>;
-
-    /// What is committed for `agency` (durable when it returns).
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], and the engine's own failures.
-    fn resume(&self, agency: u32) -> Result<Resume, StoreError>;
-
-    /// One agency's counts.
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], and the engine's own failures.
-    fn tally(&self, agency: u32) -> Result<Tally, StoreError>;
-
-    /// The total if every agency is done, else how many are pending; committed state only.
-    ///
-    /// # Errors
-    /// The engine's own failures (a database may be unreachable).
-    fn progress(&self) -> Result<Progress, StoreError>;
-
-    /// Last sync at shutdown, after every connection is done.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] when the last sync fails.
-    fn close(&self) -> Result<(), StoreError>;
-
-    /// Where the data lives, for log lines (today the winners file's path).
-    fn location(&self) -> String;
-}
-
-/// A batch that passed validation and the winner check, ready to store.
-#[derive(Debug)]
-pub struct CheckedBatch<'a> {
-    /// Its agency.
-    pub agency: u32,
-    /// Its sequence within the agency's upload.
-    pub sequence: u64,
-    /// How many bets it held.
-    pub bets: u64,
-    /// The digest of its bets from its first bet's place in the agency's upload (the
-    /// `first_bet` [`Admission::Fresh`] gave): a replay is answered only for the same bets.
-    pub digest: protocol::Digest,
-    /// Positions of its winners in the batch, as answered.
-    pub winners: Vec<u32>,
-    /// The winning bets themselves, in the order of `winners`: what the winners' rows hold.
-    pub winning_bets: Vec<protocol::BetRef<'a>>,
-}
-
-/// What [`Engine::stage`] returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Staged {
-    /// Positions of the batch's winners, to answer with once durable.
-    pub winners: Vec<u32>,
-    /// What [`Engine::make_durable`] must cover before the answer goes out.
-    pub ticket: Ticket,
-}
-
-/// An opaque commit ticket: what must be durable before an answer goes out. The journal keeps
-/// the byte offset its sync must reach; callers only hold tickets and combine them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ticket(u64);
-
-impl Ticket {
-    /// A ticket covering both: the later of the two (held answers share one sync).
-    #[must_use]
-    pub fn covering(self, other: Ticket) -> Ticket {
-        Ticket(self.0.max(other.0))
-    }
-
-    /// A ticket for position `at` in an engine's commit order (the journal: a byte offset).
-    /// Only engines make tickets.
-    pub(in crate::store) fn at(at: u64) -> Ticket {
-        Ticket(at)
-    }
-
-    /// The position this ticket stands for; only the engine that made it reads it.
-    pub(in crate::store) fn position(self) -> u64 {
-        self.0
-    }
-}
-
-/// Opens the storage engine `config` describes: the PostgreSQL database of
-/// `SERVER_DATABASE_URL` when it names one, else the journal at `SERVER_STORAGE_PATH`;
-/// recovers the lottery it holds.
+/// Opens the storage engine `settings` describe: the PostgreSQL database when they name one,
+/// else the journal beside the winners file; recovers the lottery it holds. Each journal
+/// sync or database commit is observed into `timer`.
 ///
 /// # Errors
-/// [`ServerError::OpenStore`] when its files cannot be created, read, written or synced;
-/// [`ServerError::Recover`] when what it holds cannot be used (a damaged journal, another
-/// number of agencies); [`ServerError::OpenDatabase`] when the database cannot be reached
-/// or holds another lottery: the central must not start then.
-pub fn open(config: &Config) -> Result<Arc<dyn Engine>, ServerError> {
-    if let Some(database) = config.database() {
-        let engine = postgres::Postgres::open(&database, config.agencies)
-            .map_err(|source| ServerError::OpenDatabase { source })?;
-        return Ok(Arc::new(engine));
+/// [`OpenError::Files`] when its files cannot be created, read, written or synced;
+/// [`OpenError::Recover`] when what it holds cannot be used (a damaged journal, another
+/// number of agencies); [`OpenError::Database`] when the database cannot be reached or holds
+/// another lottery: the central must not start then.
+pub fn open(settings: &Settings, timer: SyncTimer) -> Result<Arc<dyn Engine>, OpenError> {
+    if let Some(database) = &settings.database {
+        let engine = postgres::Postgres::open(database, settings.agencies).map_err(OpenError::Database)?;
+        return Ok(Arc::new(engine.timed(timer)));
     }
-    let engine = journal::Journal::open(&config.storage_path, config.agencies, config.winners_format)?;
-    Ok(Arc::new(engine))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_ticket_covers_the_later_of_two_and_the_default_covers_nothing() {
-        let (early, late) = (Ticket::at(10), Ticket::at(20));
-        assert_eq!(early.covering(late), late);
-        assert_eq!(late.covering(early), late);
-        assert_eq!(Ticket::default().covering(early), early);
-        assert_eq!(Ticket::default().position(), 0);
-    }
+    let engine = journal::Journal::open(&settings.storage_path, settings.agencies, settings.winners_format)?;
+    Ok(Arc::new(engine.timed(timer)))
 }

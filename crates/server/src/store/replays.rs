@@ -7,25 +7,29 @@
 
 use std::collections::VecDeque;
 
-use super::ledger::Committed;
-
 /// Answers kept per agency: an agency's window is at most 64 batches (16 by default), so
 /// every batch it may legitimately send again is among these.
 pub const KEPT: usize = 64;
 
-/// One agency's committed batches: how many, and the bet counts and winner positions of the
-/// last [`KEPT`].
-#[derive(Debug, Clone, Default)]
-pub struct Recent {
+/// One agency's committed batches: how many, and the answers (`T`, the ledger's record of a
+/// committed batch) of the last [`KEPT`].
+#[derive(Debug, Clone)]
+pub struct Recent<T> {
     /// Batches committed: the last sequence.
     committed: u64,
     /// Batches `committed - len + 1` to `committed`.
-    kept: VecDeque<Committed>,
+    kept: VecDeque<T>,
 }
 
-impl Recent {
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Recent { committed: 0, kept: VecDeque::new() }
+    }
+}
+
+impl<T> Recent<T> {
     /// Counts the next batch and keeps its answer, forgetting the oldest beyond [`KEPT`].
-    pub fn push(&mut self, result: Committed) {
+    pub fn push(&mut self, result: T) {
         self.committed += 1;
         if self.kept.len() == KEPT {
             self.kept.pop_front();
@@ -47,7 +51,7 @@ impl Recent {
 
     /// Committed batch `sequence`, if still kept.
     #[must_use]
-    pub fn get(&self, sequence: u64) -> Option<&Committed> {
+    pub fn get(&self, sequence: u64) -> Option<&T> {
         let index = sequence.checked_sub(self.oldest_kept())?;
         self.kept.get(usize::try_from(index).ok()?)
     }
@@ -62,12 +66,7 @@ mod tests {
         let mut recent = Recent::default();
         assert_eq!(recent.last_sequence(), 0);
         assert_eq!(recent.get(1), None);
-        let batch = |sequence: u64| Committed {
-            bets: sequence,
-            first_bet: 0,
-            winners: vec![u32::try_from(sequence).unwrap()],
-            digest: protocol::Digest::default(),
-        };
+        let batch = |sequence: u64| (sequence, vec![u32::try_from(sequence).unwrap()]);
         for sequence in 1..=(KEPT as u64 + 10) {
             recent.push(batch(sequence));
         }

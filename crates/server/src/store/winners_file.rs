@@ -61,8 +61,26 @@ impl WinnersFormat {
         }
     }
 
-    /// The file's lines for `csv_rows` (rows as [`format_rows`] makes them, as the journal
-    /// keeps them).
+    /// The file's lines for a batch being stored: its `csv_rows` ([`format_rows`] of
+    /// `winners`) as they are, or the course's lines rendered from the checked bets
+    /// themselves.
+    pub(in crate::store) fn lines<'a>(self, csv_rows: &'a [u8], winners: &[BetRef<'_>]) -> Cow<'a, [u8]> {
+        match self {
+            WinnersFormat::Csv => Cow::Borrowed(csv_rows),
+            WinnersFormat::Course => Cow::Owned(
+                winners
+                    .iter()
+                    .flat_map(|bet| {
+                        course_line(bet.first_name(), bet.last_name(), bet.document(), bet.birthdate_str())
+                            .into_bytes()
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The file's lines for `csv_rows` as the journal keeps them (rows as [`format_rows`]
+    /// makes them): what recovery rebuilds the file from, where no checked bet is at hand.
     pub(in crate::store) fn view<'a>(self, csv_rows: &'a [u8]) -> io::Result<Cow<'a, [u8]>> {
         match self {
             WinnersFormat::Csv => Ok(Cow::Borrowed(csv_rows)),

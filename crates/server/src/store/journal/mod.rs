@@ -19,21 +19,24 @@ mod record;
 mod recovery;
 
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Mutex, MutexGuard,
     },
+    time::Instant,
 };
 
-use self::{record::Record, recovery::OpenError};
+use self::{record::Record, recovery::OpenError as RecoveryError};
 use super::{
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::{OpenError, StoreError},
+    ledger::{Admission, Ledger, Progress, Resume, Tally},
     winners_file::{self, WinnersFormat},
-    Admission, CheckedBatch, Engine, Ledger, Progress, Resume, Staged, StoreError, Tally, Ticket,
 };
-use crate::error::ServerError;
+use crate::metrics::SyncTimer;
 
 /// The winners file, the journal and the ledger. Shared by every connection through the
 /// service's `Arc<dyn Engine>`.
@@ -53,6 +56,8 @@ pub(super) struct Journal {
     /// How the winners file writes each winner (the journal always keeps CSV rows).
     format: WinnersFormat,
     path: PathBuf,
+    /// Where each shared sync's time is observed.
+    timer: SyncTimer,
 }
 
 #[derive(Debug)]
@@ -72,16 +77,16 @@ impl Journal {
     /// when there is no journal. Logs one line saying which, and what was recovered.
     ///
     /// # Errors
-    /// [`ServerError::OpenStore`] when a file cannot be created, read, written or synced;
-    /// [`ServerError::Recover`] when the journal is damaged beyond a torn last record, or
+    /// [`OpenError::Files`] when a file cannot be created, read, written or synced;
+    /// [`OpenError::Recover`] when the journal is damaged beyond a torn last record, or
     /// holds a lottery among another number of agencies. The central must not start then.
-    pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Journal, ServerError> {
-        let failed = |e: OpenError| match e {
-            OpenError::Io(source) => ServerError::OpenStore { path: path.to_owned(), source },
-            OpenError::Unusable(reason) => ServerError::Recover { path: path.to_owned(), reason },
+    pub(super) fn open(path: &Path, agencies: u32, format: WinnersFormat) -> Result<Journal, OpenError> {
+        let failed = |e: RecoveryError| match e {
+            RecoveryError::Io(source) => OpenError::Files { path: path.to_owned(), source },
+            RecoveryError::Unusable(reason) => OpenError::Recover { path: path.to_owned(), reason },
         };
         let opened = recovery::open(path, agencies, format).map_err(failed)?;
-        let journal_sync = opened.journal.try_clone().map_err(|e| failed(OpenError::Io(e)))?;
+        let journal_sync = opened.journal.try_clone().map_err(|e| failed(RecoveryError::Io(e)))?;
         Ok(Journal {
             durable: Mutex::new(opened.journal_len),
             journal_sync,
@@ -95,7 +100,13 @@ impl Journal {
             broken: AtomicBool::new(false),
             format,
             path: path.to_owned(),
+            timer: SyncTimer::default(),
         })
+    }
+
+    /// The same engine, observing each shared sync into `timer`.
+    pub(super) fn timed(self, timer: SyncTimer) -> Journal {
+        Journal { timer, ..self }
     }
 
     /// Stages and syncs in one step: durable when it returns. The service stages and syncs
@@ -118,7 +129,10 @@ impl Journal {
         if *durable >= end {
             return Ok(());
         }
-        if let Err(e) = self.journal_sync.sync_data() {
+        let started = Instant::now();
+        let synced = self.journal_sync.sync_data();
+        self.timer.observe(started);
+        if let Err(e) = synced {
             // Linux may drop the dirty pages of a failed fsync: what is on disk is unknown,
             // so take no more changes until a restart recovers from the journal.
             self.broken.store(true, Ordering::SeqCst);
@@ -176,7 +190,7 @@ impl Engine for Journal {
         let rows = winners_file::format_rows(agency, &batch.winning_bets).map_err(StoreError::Io)?;
         let bytes =
             record::encode_batch(agency, sequence, bets, batch.digest.to_bytes(), &batch.winners, &rows);
-        let view = self.format.view(&rows).map_err(StoreError::Io)?;
+        let view = self.format.lines(&rows, &batch.winning_bets);
         let mut inner = self.lock();
         let winners = match inner.ledger.admit(agency, sequence, bets)? {
             // Committed meanwhile (by another connection): the same bets get its answer.
@@ -228,6 +242,22 @@ impl Engine for Journal {
 
     fn progress(&self) -> Result<Progress, StoreError> {
         Ok(self.lock().ledger.progress())
+    }
+
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError> {
+        Ok(self.lock().ledger.tallies())
+    }
+
+    /// Ready while no sync has failed and the journal can still be opened for writing where
+    /// it lives: a folder removed, made read-only or a full file system's refusal shows here
+    /// before a batch meets it. No lock is taken, so a probe never waits behind a sync.
+    fn ready(&self) -> Result<(), StoreError> {
+        self.check_broken()?;
+        OpenOptions::new()
+            .append(true)
+            .open(recovery::journal_path(&self.path))
+            .map(drop)
+            .map_err(StoreError::Io)
     }
 
     /// Syncs both files one last time: the point where a shutdown logs the store closed.

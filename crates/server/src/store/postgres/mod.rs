@@ -13,6 +13,8 @@
 //!   outage) turns into [`StoreError::Io`] (a `Storage` refusal the agency retries) and is
 //!   replaced by a new one on the next use.
 
+mod group;
+mod notify;
 mod pool;
 mod progress;
 mod schema;
@@ -23,23 +25,36 @@ use std::{
     io,
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Mutex, MutexGuard},
-    time::Duration,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use postgres::{fallible_iterator::FallibleIterator, types::ToSql};
 
 use self::{
-    pool::{CheckoutError, Conn, Pool},
+    pool::{CheckoutError, Client, Conn, ConnectError, Cut, Pool},
     schema::InstallError,
 };
 use protocol::Digest;
 
-use crate::store::{
-    winners_file::{self, HEADER},
-    Admission, CheckedBatch, Committed, Engine, Progress, Resume, Staged, StoreError, Tally, Ticket,
-    WinnersFormat,
+use crate::metrics::SyncTimer;
+
+use super::{
+    engine::{CheckedBatch, Engine, Staged, Ticket},
+    error::StoreError,
+    ledger::{Admission, Committed, Progress, Resume, Tally},
+    winners_file::{self, WinnersFormat, HEADER},
 };
+
+/// Groups one central commits at once. Two: while one group's commit waits for its WAL
+/// flush, the next one is sent and fills behind it; more would only split the same batches
+/// into smaller groups, with more commits (see docs/performance.md).
+const GROUPS_IN_FLIGHT: usize = 2;
+/// How long a readiness probe may take to connect and to query.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every agency's counts, agency 1 first (the status page's query).
+const AGENCIES: &str = "SELECT bets, winners, done FROM agencies ORDER BY agency";
 
 /// What a central knows of an agency from its own commits: the sequence it expects next and
 /// the bets committed before it (0 and 0: unknown, ask the database).
@@ -57,6 +72,134 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
     Ok(Digest::from_bytes(bytes))
 }
 
+/// A batch as the group commit carries it: owned (its waiter may not be the one sending it),
+/// in the database's types.
+#[derive(Debug)]
+struct Staging {
+    agency: i32,
+    sequence: i64,
+    bets: i64,
+    digest: Vec<u8>,
+    winners: Vec<i32>,
+    first: Vec<String>,
+    last: Vec<String>,
+    documents: Vec<String>,
+    dates: Vec<String>,
+}
+
+impl Staging {
+    fn of(batch: &CheckedBatch<'_>) -> Result<Staging, StoreError> {
+        if batch.winners.len() != batch.winning_bets.len() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} winner positions but {} winning bets",
+                    batch.winners.len(),
+                    batch.winning_bets.len()
+                ),
+            )));
+        }
+        let winners = batch
+            .winners
+            .iter()
+            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
+            .collect::<Result<Vec<i32>, _>>()?;
+        let bets = &batch.winning_bets;
+        Ok(Staging {
+            agency: agency_key(batch.agency),
+            sequence: sql_count(batch.sequence)?,
+            bets: sql_count(batch.bets)?,
+            digest: batch.digest.to_bytes().to_vec(),
+            winners,
+            first: bets.iter().map(|b| b.first_name().to_owned()).collect(),
+            last: bets.iter().map(|b| b.last_name().to_owned()).collect(),
+            documents: bets.iter().map(|b| b.document().to_owned()).collect(),
+            dates: bets.iter().map(|b| b.birthdate_str().to_owned()).collect(),
+        })
+    }
+}
+
+/// What `lottery_stage` answered for one batch.
+#[derive(Debug)]
+struct Outcome {
+    outcome: String,
+    number: Option<i64>,
+    winners: Option<Vec<i32>>,
+}
+
+impl Outcome {
+    /// From a row whose columns from `at` on are outcome, number, winners.
+    fn of(row: &postgres::Row, at: usize) -> Outcome {
+        Outcome { outcome: row.get(at), number: row.get(at + 1), winners: row.get(at + 2) }
+    }
+}
+
+/// A group's batches as the columns `lottery_stage_group` takes: one array per field, the
+/// winners of every batch one after the other (`ends[i]`: where batch i's end, 1-based).
+struct GroupArrays<'a> {
+    agencies: Vec<i32>,
+    sequences: Vec<i64>,
+    bets: Vec<i64>,
+    digests: Vec<&'a [u8]>,
+    ends: Vec<i32>,
+    positions: Vec<i32>,
+    first: Vec<&'a str>,
+    last: Vec<&'a str>,
+    documents: Vec<&'a str>,
+    dates: Vec<&'a str>,
+}
+
+impl<'a> GroupArrays<'a> {
+    fn of(batches: &[&'a Staging]) -> GroupArrays<'a> {
+        let mut arrays = GroupArrays {
+            agencies: Vec::with_capacity(batches.len()),
+            sequences: Vec::with_capacity(batches.len()),
+            bets: Vec::with_capacity(batches.len()),
+            digests: Vec::with_capacity(batches.len()),
+            ends: Vec::with_capacity(batches.len()),
+            positions: Vec::new(),
+            first: Vec::new(),
+            last: Vec::new(),
+            documents: Vec::new(),
+            dates: Vec::new(),
+        };
+        for b in batches {
+            arrays.agencies.push(b.agency);
+            arrays.sequences.push(b.sequence);
+            arrays.bets.push(b.bets);
+            arrays.digests.push(&b.digest);
+            arrays.positions.extend_from_slice(&b.winners);
+            arrays.first.extend(b.first.iter().map(String::as_str));
+            arrays.last.extend(b.last.iter().map(String::as_str));
+            arrays.documents.extend(b.documents.iter().map(String::as_str));
+            arrays.dates.extend(b.dates.iter().map(String::as_str));
+            // Winners per batch are bounded by a frame's bets, far below i32::MAX in all.
+            arrays.ends.push(i32::try_from(arrays.positions.len()).unwrap_or(i32::MAX));
+        }
+        arrays
+    }
+
+    fn query(
+        &self,
+        client: &mut Client,
+        statement: &postgres::Statement,
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &self.agencies,
+            &self.sequences,
+            &self.bets,
+            &self.digests,
+            &self.ends,
+            &self.positions,
+            &self.first,
+            &self.last,
+            &self.documents,
+            &self.dates,
+        ];
+        client.query(statement, &params)
+    }
+}
+
 /// How the engine connects: the database and its pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
@@ -69,9 +212,23 @@ pub struct DatabaseSettings {
     pub timeout: Duration,
 }
 
+impl DatabaseSettings {
+    /// The database as the logs name it: user, host, port and database, read with the
+    /// driver's own parser, so no form of password (in a URL, percent-encoded or not, or a
+    /// `password = '...'` pair with spaces or quotes) can reach a log. A string the driver
+    /// cannot parse is not shown at all.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match tokio_postgres::Config::from_str(&self.url) {
+            Ok(config) => describe(&config),
+            Err(_) => "(a connection string that does not parse; not shown)".to_owned(),
+        }
+    }
+}
+
 /// The store in a PostgreSQL database. Shared by every connection of a central through an
 /// `Arc`; several centrals may share one database.
-pub struct Postgres {
+pub(super) struct Postgres {
     pool: Pool,
     agencies: u32,
     location: String,
@@ -83,6 +240,21 @@ pub struct Postgres {
     hints: Mutex<Vec<Hint>>,
     /// The winners queries' progress, asked of the database once at a time.
     progress: progress::Coalesced,
+    /// Batches staged at once by many connections, committed in groups (`group.rs`).
+    group: group::Group<Staging, Outcome>,
+    /// Where each batch's commit time is observed.
+    timer: SyncTimer,
+    /// The readiness probe's own connection (outside the pool, so a busy pool does not
+    /// read as a dead database), made again after it breaks; its settings bound a probe to
+    /// about a second. A std `Mutex`: probes come one at a time from the HTTP listener.
+    probe: Mutex<(tokio_postgres::Config, Option<Client>)>,
+    /// The stop's cut of the pool's and the probe's calls ([`Engine::interrupt`]).
+    cut: Arc<Cut>,
+    /// How the completion listener connects (the pool's settings).
+    config: tokio_postgres::Config,
+    /// The completion listener, once the lottery asked for it (`notify.rs`); a std `Mutex`:
+    /// set once at start, taken at close.
+    listener: Mutex<Option<notify::Listener>>,
 }
 
 impl fmt::Debug for Postgres {
@@ -102,8 +274,8 @@ impl Postgres {
     /// # Errors
     /// When the URL does not parse, the database cannot be reached or refuses, or it holds a
     /// lottery among another number of agencies; the central must not start then.
-    pub fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
-        let mut config = postgres::Config::from_str(&settings.url)
+    pub(super) fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
+        let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| invalid(format!("SERVER_DATABASE_URL does not parse: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(settings.timeout);
@@ -113,7 +285,10 @@ impl Postgres {
         config.tcp_user_timeout(settings.timeout.max(Duration::from_secs(10)));
         config.application_name("lottery-central");
         let location = describe(&config);
-        let mut client = config.connect(postgres::NoTls).map_err(|e| db_io(&location, &e))?;
+        // The schema's transaction, once at start, on the `postgres` crate's own client.
+        let mut client = postgres::Config::from(config.clone())
+            .connect(postgres::NoTls)
+            .map_err(|e| db_io(&location, &e))?;
         let new = match schema::install(&mut client, agencies) {
             Ok(new) => new,
             Err(InstallError::Database(e)) => return Err(db_io(&location, &e)),
@@ -127,12 +302,22 @@ impl Postgres {
                 return Err(invalid(format!("{n} agencies: the database engine takes at most {}", i32::MAX)))
             }
         };
+        let mut probe = config.clone();
+        probe.connect_timeout(PROBE_TIMEOUT).tcp_user_timeout(PROBE_TIMEOUT);
+        probe.options(format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
+        let cut = Arc::new(Cut::default());
         let engine = Postgres {
-            pool: Pool::new(config, settings.pool_size, settings.timeout),
+            pool: Pool::new(config.clone(), settings.pool_size, settings.timeout, Arc::clone(&cut)),
             agencies,
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
             progress: progress::Coalesced::default(),
+            group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
+            timer: SyncTimer::default(),
+            probe: Mutex::new((probe, None)),
+            cut,
+            config,
+            listener: Mutex::new(None),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -150,213 +335,9 @@ impl Postgres {
         Ok(engine)
     }
 
-    /// Decides what to do with batch `sequence` of `agency` before its winners are computed:
-    /// refuse it, replay it, or check and commit it.
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
-    /// [`StoreError::OutOfSequence`] (a batch past the next one),
-    /// [`StoreError::NotTheCommittedBatch`], [`StoreError::Io`] (the database).
-    pub fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
-        let index = self.index(agency)?;
-        let hint = self.hints()[index];
-        if sequence != 0 && hint.next == sequence {
-            return Ok(Admission::Fresh { first_bet: hint.bets });
-        }
-        let (key, seq) = (agency_key(agency), sql_count(sequence)?);
-        let row = self.call(true, |c| c.client.query_one(&c.statements.admit, &[&key, &seq]))?;
-        let last = count(row.get::<_, i64>(0));
-        let done: bool = row.get(1);
-        let agency_bets = count(row.get::<_, i64>(4));
-        if sequence >= 1 && sequence <= last {
-            let committed = count(row.get::<_, Option<i64>>(2).unwrap_or_default());
-            if committed != bets {
-                return Err(StoreError::NotTheCommittedBatch { agency, sequence, committed, got: bets });
-            }
-            let winners = positions(row.get::<_, Option<Vec<i32>>>(3).unwrap_or_default());
-            let first_bet = count(row.get::<_, Option<i64>>(5).unwrap_or_default());
-            let digest = digest_of(row.get::<_, Option<Vec<u8>>>(6).unwrap_or_default())?;
-            return Ok(Admission::Replay(Committed { bets: committed, first_bet, winners, digest }));
-        }
-        if done {
-            return Err(StoreError::AgencyFinished(agency));
-        }
-        self.hints()[index] = Hint { next: last + 1, bets: agency_bets };
-        if sequence != last + 1 {
-            return Err(StoreError::OutOfSequence { agency, expected: last + 1, got: sequence });
-        }
-        Ok(Admission::Fresh { first_bet: agency_bets })
-    }
-
-    /// Commits `batch` (its winners, its sequence and its agency's counts, in one
-    /// transaction), or, if that sequence of that agency is already committed, returns the
-    /// original winners and stores nothing. Committed when it returns.
-    ///
-    /// # Errors
-    /// As [`Postgres::admit`]; on [`StoreError::Io`] the batch may or may not have committed
-    /// (the connection broke before the answer): sending it again gives the right answer.
-    pub fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
-        let CheckedBatch { agency, sequence, bets, .. } = *batch;
-        let index = self.index(agency)?;
-        if batch.winners.len() != batch.winning_bets.len() {
-            return Err(StoreError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} winner positions but {} winning bets",
-                    batch.winners.len(),
-                    batch.winning_bets.len()
-                ),
-            )));
-        }
-        let winners = batch
-            .winners
-            .iter()
-            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
-            .collect::<Result<Vec<i32>, _>>()?;
-        let first: Vec<&str> = batch.winning_bets.iter().map(|b| b.first_name()).collect();
-        let last: Vec<&str> = batch.winning_bets.iter().map(|b| b.last_name()).collect();
-        let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
-        let dates: Vec<&str> = batch.winning_bets.iter().map(|b| b.birthdate_str()).collect();
-        let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
-        let digest = batch.digest.to_bytes().to_vec();
-        let params: [&(dyn ToSql + Sync); 9] =
-            [&key, &seq, &count_bets, &digest, &winners, &first, &last, &documents, &dates];
-        // Safe to send again after a lost connection: a second commit of the same batch is
-        // the replay the key makes it.
-        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
-        let outcome: &str = row.get(0);
-        let number = count(row.get::<_, Option<i64>>(1).unwrap_or_default());
-        match outcome {
-            "fresh" => {
-                // The function says where the agency stands now: the next batch needs no query.
-                self.hints()[index] = Hint { next: sequence + 1, bets: number };
-                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
-            }
-            "replay" => Ok(Staged {
-                winners: positions(row.get::<_, Option<Vec<i32>>>(2).unwrap_or_default()),
-                ticket: Ticket::default(),
-            }),
-            "conflict" => Err(StoreError::Conflict { agency, sequence }),
-            "not_the_batch" => {
-                Err(StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets })
-            }
-            "finished" => {
-                self.hints()[index] = Hint::default();
-                Err(StoreError::AgencyFinished(agency))
-            }
-            "out_of_sequence" => {
-                self.hints()[index] = Hint::default();
-                Err(StoreError::OutOfSequence { agency, expected: number, got: sequence })
-            }
-            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
-            other => Err(unexpected("lottery_stage", other)),
-        }
-    }
-
-    /// Nothing to wait for: [`Postgres::stage`] returns after its commit.
-    ///
-    /// # Errors
-    /// None; the signature is the storage trait's.
-    pub fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        let _ = ticket;
-        Ok(())
-    }
-
-    /// Marks `agency` done after its `batches` batches, committed; returns its final tally
-    /// and where the lottery stands right after (finishes run one at a time, so exactly one
-    /// caller sees the lottery complete).
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
-    /// [`StoreError::OutOfSequence`] when `batches` is not the count committed,
-    /// [`StoreError::Io`].
-    pub fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
-        let index = self.index(agency)?;
-        let (key, count_batches) = (agency_key(agency), sql_count(batches)?);
-        // Not sent again by the engine after a lost connection: if the first one committed, a
-        // second would answer AgencyFinished, which the agency must not take for a refusal of
-        // a done it never got acknowledged. The agency retries, and resumes if it must.
-        let row = self.call(false, |c| c.client.query_one(&c.statements.finish, &[&key, &count_batches]))?;
-        let outcome: &str = row.get(0);
-        let number = |i: usize| count(row.get::<_, Option<i64>>(i).unwrap_or_default());
-        match outcome {
-            "done" => {
-                self.hints()[index] = Hint::default();
-                let tally = Tally { bets: number(2), winners: number(3), done: true };
-                let pending = number(4);
-                let progress = if pending == 0 {
-                    Progress::Complete { winners: number(5) }
-                } else {
-                    Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
-                };
-                Ok((tally, progress))
-            }
-            "finished" => Err(StoreError::AgencyFinished(agency)),
-            "out_of_sequence" => Err(StoreError::OutOfSequence { agency, expected: number(1), got: batches }),
-            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
-            other => Err(unexpected("lottery_finish", other)),
-        }
-    }
-
-    /// What is committed for `agency`.
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
-    pub fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
-        let index = self.index(agency)?;
-        let (last_sequence, tally) = self.agency_row(agency)?;
-        let key = agency_key(agency);
-        let rows = self.call(true, |c| c.client.query(&c.statements.digests, &[&key]))?;
-        let mut digest = Digest::default();
-        for row in rows {
-            digest = digest.plus(digest_of(row.get::<_, Vec<u8>>(0))?);
-        }
-        self.hints()[index] =
-            if tally.done { Hint::default() } else { Hint { next: last_sequence + 1, bets: tally.bets } };
-        Ok(Resume { last_sequence, tally, digest })
-    }
-
-    /// One agency's committed tally.
-    ///
-    /// # Errors
-    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
-    pub fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
-        self.index(agency)?;
-        Ok(self.agency_row(agency)?.1)
-    }
-
-    /// The total of winners if every agency is done, else how many are not; from committed
-    /// rows only, by a query that started after this call (callers at the same moment share
-    /// one, see `progress.rs`).
-    ///
-    /// # Errors
-    /// [`StoreError::Io`].
-    pub fn progress(&self) -> Result<Progress, StoreError> {
-        self.progress.get(|| {
-            let row = self.call(true, |c| c.client.query_one(&c.statements.progress, &[]))?;
-            let pending = count(row.get::<_, i64>(0));
-            Ok(if pending == 0 {
-                Progress::Complete { winners: count(row.get::<_, i64>(1)) }
-            } else {
-                Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
-            })
-        })
-    }
-
-    /// Closes the idle connections; every answered batch is already committed. Connections
-    /// still in use close when they come back.
-    ///
-    /// # Errors
-    /// None so far; the signature is the storage trait's.
-    pub fn close(&self) -> Result<(), StoreError> {
-        self.pool.clear();
-        Ok(())
-    }
-
-    /// Where the lottery is kept, for logs: the database's address, without its password.
-    #[must_use]
-    pub fn location(&self) -> String {
-        self.location.clone()
+    /// The same engine, observing each batch's commit into `timer`.
+    pub(super) fn timed(self, timer: SyncTimer) -> Postgres {
+        Postgres { timer, ..self }
     }
 
     /// Writes the winners file from the database: the header, then every winning bet in
@@ -365,14 +346,17 @@ impl Postgres {
     ///
     /// # Errors
     /// [`StoreError::Io`] from the database or from `out`.
-    pub fn export_winners(&self, out: &mut dyn io::Write, format: WinnersFormat) -> Result<u64, StoreError> {
+    pub(super) fn export_winners(
+        &self,
+        out: &mut dyn io::Write,
+        format: WinnersFormat,
+    ) -> Result<u64, StoreError> {
         const QUERY: &str =
             "SELECT agency, first_name, last_name, document, to_char(birthdate, 'YYYY-MM-DD') \
                              FROM winners ORDER BY agency, sequence, position";
         let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
         let conn = lease.conn();
-        let mut rows =
-            conn.client.query_raw(QUERY, std::iter::empty::<i32>()).map_err(|e| self.db_error(&e))?;
+        let mut rows = conn.client.query_rows(QUERY).map_err(|e| self.db_error(&e))?;
         let mut written = 0u64;
         // The course's lines are not CSV: written as they are, never quoted.
         let quoting =
@@ -406,7 +390,7 @@ impl Postgres {
     ///
     /// # Errors
     /// [`StoreError::Io`] from the database or the file system.
-    pub fn export_winners_file(&self, path: &Path, format: WinnersFormat) -> Result<u64, StoreError> {
+    pub(super) fn export_winners_file(&self, path: &Path, format: WinnersFormat) -> Result<u64, StoreError> {
         let mut aside = path.as_os_str().to_owned();
         aside.push(".part");
         let aside = PathBuf::from(aside);
@@ -467,13 +451,77 @@ impl Postgres {
         }
     }
 
+    /// Commits a group of batches in one statement and one transaction (the engine's whole
+    /// commit path: a timer around this call times every commit). Gives one outcome per
+    /// batch, in their order. If the database refuses the statement itself (not a rule: those
+    /// are outcomes), each batch is sent again alone, so one bad batch fails alone.
+    fn commit_group(&self, batches: Vec<Staging>) -> Vec<Result<Outcome, StoreError>> {
+        let n = batches.len();
+        // One lock order for every transaction: by agency, then sequence.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (batches[i].agency, batches[i].sequence));
+        let sorted: Vec<&Staging> = order.iter().map(|&i| &batches[i]).collect();
+        let arrays = GroupArrays::of(&sorted);
+        let mut refused = false;
+        let started = Instant::now();
+        let rows = self.call(true, |c| {
+            arrays
+                .query(&mut c.client, &c.statements.stage_group)
+                .inspect_err(|e| refused = e.as_db_error().is_some())
+        });
+        self.timer.observe(started);
+        match rows {
+            Ok(rows) => {
+                let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+                for row in rows {
+                    let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+                    if let Some(&i) = at.checked_sub(1).and_then(|k| order.get(k)) {
+                        outcomes[i] = Some(Outcome::of(&row, 1));
+                    }
+                }
+                outcomes
+                    .into_iter()
+                    .map(|o| o.ok_or_else(|| unexpected("lottery_stage_group", "(no row for a batch)")))
+                    .collect()
+            }
+            Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
+            Err(e) => {
+                let (kind, text) = match &e {
+                    StoreError::Io(io) => (io.kind(), io.to_string()),
+                    other => (io::ErrorKind::Other, other.to_string()),
+                };
+                (0..n).map(|_| Err(StoreError::Io(io::Error::new(kind, text.clone())))).collect()
+            }
+        }
+    }
+
+    /// Commits one batch in its own transaction (`lottery_stage`).
+    fn commit_alone(&self, b: &Staging) -> Result<Outcome, StoreError> {
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &b.agency,
+            &b.sequence,
+            &b.bets,
+            &b.digest,
+            &b.winners,
+            &b.first,
+            &b.last,
+            &b.documents,
+            &b.dates,
+        ];
+        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
+        Ok(Outcome { outcome: row.get(0), number: row.get(1), winners: row.get(2) })
+    }
+
     fn db_error(&self, e: &postgres::Error) -> StoreError {
         StoreError::Io(db_io(&self.location, e))
     }
 
     fn checkout_error(&self, e: CheckoutError) -> StoreError {
         match e {
-            CheckoutError::Connect(e) => self.db_error(&e),
+            CheckoutError::Connect(ConnectError::Database(e)) => self.db_error(&e),
+            CheckoutError::Connect(e) => {
+                StoreError::Io(io::Error::other(format!("database {}: {e}", self.location)))
+            }
             CheckoutError::Timeout(after) => StoreError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no connection to {} free within {} ms", self.location, after.as_millis()),
@@ -488,45 +536,271 @@ impl Postgres {
         }
     }
 
+    fn listener(&self) -> MutexGuard<'_, Option<notify::Listener>> {
+        // Set or taken whole: poison changes nothing.
+        self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn hints(&self) -> MutexGuard<'_, Vec<Hint>> {
         // A hint is only ever a guess checked again by the database: poison changes nothing.
         self.hints.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// The storage face, over the methods above (each documents its errors).
+/// The storage face (each method documents its errors in the trait).
 impl Engine for Postgres {
+    /// Decides what to do with batch `sequence` of `agency` before its winners are computed:
+    /// refuse it, replay it, or check and commit it.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
+    /// [`StoreError::OutOfSequence`] (a batch past the next one),
+    /// [`StoreError::NotTheCommittedBatch`], [`StoreError::Io`] (the database).
     fn admit(&self, agency: u32, sequence: u64, bets: u64) -> Result<Admission, StoreError> {
-        Postgres::admit(self, agency, sequence, bets)
+        let index = self.index(agency)?;
+        let hint = self.hints()[index];
+        if sequence != 0 && hint.next == sequence {
+            return Ok(Admission::Fresh { first_bet: hint.bets });
+        }
+        let (key, seq) = (agency_key(agency), sql_count(sequence)?);
+        let row = self.call(true, |c| c.client.query_one(&c.statements.admit, &[&key, &seq]))?;
+        let last = count(row.get::<_, i64>(0));
+        let done: bool = row.get(1);
+        let agency_bets = count(row.get::<_, i64>(4));
+        if sequence >= 1 && sequence <= last {
+            let committed = count(row.get::<_, Option<i64>>(2).unwrap_or_default());
+            if committed != bets {
+                return Err(StoreError::NotTheCommittedBatch { agency, sequence, committed, got: bets });
+            }
+            let winners = positions(row.get::<_, Option<Vec<i32>>>(3).unwrap_or_default());
+            let first_bet = count(row.get::<_, Option<i64>>(5).unwrap_or_default());
+            let digest = digest_of(row.get::<_, Option<Vec<u8>>>(6).unwrap_or_default())?;
+            return Ok(Admission::Replay(Committed { bets: committed, first_bet, winners, digest }));
+        }
+        if done {
+            return Err(StoreError::AgencyFinished(agency));
+        }
+        self.hints()[index] = Hint { next: last + 1, bets: agency_bets };
+        if sequence != last + 1 {
+            return Err(StoreError::OutOfSequence { agency, expected: last + 1, got: sequence });
+        }
+        Ok(Admission::Fresh { first_bet: agency_bets })
     }
+
+    /// Commits `batch` (its winners, its sequence and its agency's counts, in one
+    /// transaction), or, if that sequence of that agency is already committed, returns the
+    /// original winners and stores nothing. Committed when it returns.
+    ///
+    /// # Errors
+    /// As [`Postgres::admit`]; on [`StoreError::Io`] the batch may or may not have committed
+    /// (the connection broke before the answer): sending it again gives the right answer.
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
-        Postgres::stage(self, batch)
+        let CheckedBatch { agency, sequence, bets, .. } = *batch;
+        let index = self.index(agency)?;
+        let staging = Staging::of(batch)?;
+        // Safe to send again after a lost connection: a second commit of the same batch is
+        // the replay the key makes it.
+        let staged = self.group.commit(staging, |batches| self.commit_group(batches))?;
+        let number = count(staged.number.unwrap_or_default());
+        match staged.outcome.as_str() {
+            "fresh" => {
+                // The function says where the agency stands now: the next batch needs no query.
+                self.hints()[index] = Hint { next: sequence + 1, bets: number };
+                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
+            }
+            "replay" => Ok(Staged {
+                winners: positions(staged.winners.unwrap_or_default()),
+                ticket: Ticket::default(),
+            }),
+            "conflict" => Err(StoreError::Conflict { agency, sequence }),
+            "not_the_batch" => {
+                Err(StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets })
+            }
+            "finished" => {
+                self.hints()[index] = Hint::default();
+                Err(StoreError::AgencyFinished(agency))
+            }
+            "out_of_sequence" => {
+                self.hints()[index] = Hint::default();
+                Err(StoreError::OutOfSequence { agency, expected: number, got: sequence })
+            }
+            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
+            other => Err(unexpected("lottery_stage", other)),
+        }
     }
+
+    /// Nothing to wait for: [`Postgres::stage`] returns after its commit.
+    ///
+    /// # Errors
+    /// None; the signature is the storage trait's.
     fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        Postgres::make_durable(self, ticket)
+        let _ = ticket;
+        Ok(())
     }
+
+    /// Marks `agency` done after its `batches` batches, committed; returns its final tally
+    /// and where the lottery stands right after (finishes run one at a time, so exactly one
+    /// caller sees the lottery complete).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::AgencyFinished`],
+    /// [`StoreError::OutOfSequence`] when `batches` is not the count committed,
+    /// [`StoreError::Io`].
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
-        Postgres::finish_agency(self, agency, batches)
+        let index = self.index(agency)?;
+        let (key, count_batches) = (agency_key(agency), sql_count(batches)?);
+        // Not sent again by the engine after a lost connection: if the first one committed, a
+        // second would answer AgencyFinished, which the agency must not take for a refusal of
+        // a done it never got acknowledged. The agency retries, and resumes if it must.
+        let row = self.call(false, |c| c.client.query_one(&c.statements.finish, &[&key, &count_batches]))?;
+        let outcome: &str = row.get(0);
+        let number = |i: usize| count(row.get::<_, Option<i64>>(i).unwrap_or_default());
+        match outcome {
+            "done" => {
+                self.hints()[index] = Hint::default();
+                let tally = Tally { bets: number(2), winners: number(3), done: true };
+                let pending = number(4);
+                let progress = if pending == 0 {
+                    Progress::Complete { winners: number(5) }
+                } else {
+                    Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+                };
+                Ok((tally, progress))
+            }
+            "finished" => Err(StoreError::AgencyFinished(agency)),
+            "out_of_sequence" => Err(StoreError::OutOfSequence { agency, expected: number(1), got: batches }),
+            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
+            other => Err(unexpected("lottery_finish", other)),
+        }
     }
+
+    /// What is committed for `agency`.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
     fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
-        Postgres::resume(self, agency)
+        let index = self.index(agency)?;
+        let (last_sequence, tally) = self.agency_row(agency)?;
+        let key = agency_key(agency);
+        let rows = self.call(true, |c| c.client.query(&c.statements.digests, &[&key]))?;
+        let mut digest = Digest::default();
+        for row in rows {
+            digest = digest.plus(digest_of(row.get::<_, Vec<u8>>(0))?);
+        }
+        self.hints()[index] =
+            if tally.done { Hint::default() } else { Hint { next: last_sequence + 1, bets: tally.bets } };
+        Ok(Resume { last_sequence, tally, digest })
     }
+
+    /// One agency's committed tally.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
     fn tally(&self, agency: u32) -> Result<Tally, StoreError> {
-        Postgres::tally(self, agency)
+        self.index(agency)?;
+        Ok(self.agency_row(agency)?.1)
     }
+
+    /// Every agency's committed tally, from all centrals.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    fn agencies(&self) -> Result<Vec<Tally>, StoreError> {
+        let rows = self.call(true, |c| c.client.query(AGENCIES, &[]))?;
+        Ok(rows
+            .iter()
+            .map(|row| Tally {
+                bets: count(row.get::<_, i64>(0)),
+                winners: count(row.get::<_, i64>(1)),
+                done: row.get(2),
+            })
+            .collect())
+    }
+
+    /// Whether the database answers `SELECT 1` within about a second, on the probe's own
+    /// connection (made again when it broke).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when it cannot connect or the query fails.
+    fn ready(&self) -> Result<(), StoreError> {
+        let mut probe = self.probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (config, client) = &mut *probe;
+        let mut connected = match client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => Client::connect(config, &self.cut).map_err(|e| match e {
+                ConnectError::Database(e) => self.db_error(&e),
+                e => StoreError::Io(io::Error::other(format!("database {}: {e}", self.location))),
+            })?,
+        };
+        connected.batch_execute("SELECT 1").map_err(|e| self.db_error(&e))?;
+        *client = Some(connected);
+        Ok(())
+    }
+
+    /// The total of winners if every agency is done, else how many are not; from committed
+    /// rows only, by a query that started after this call (callers at the same moment share
+    /// one, see `progress.rs`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
     fn progress(&self) -> Result<Progress, StoreError> {
-        Postgres::progress(self)
+        self.progress.get(|| {
+            let row = self.call(true, |c| c.client.query_one(&c.statements.progress, &[]))?;
+            let pending = count(row.get::<_, i64>(0));
+            Ok(if pending == 0 {
+                Progress::Complete { winners: count(row.get::<_, i64>(1)) }
+            } else {
+                Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
+            })
+        })
     }
+
+    /// Starts the completion listener (`notify.rs`): `completed` is told the total the
+    /// moment the last agency's done commits, through this central or any other on the
+    /// database. Without the thread (it cannot start) held queries learn it when their hold
+    /// ends, as before.
+    fn on_completion(&self, completed: Box<dyn FnOnce(u64) + Send>) {
+        match notify::Listener::start(self.config.clone(), self.location.clone(), completed) {
+            Ok(listener) => *self.listener() = Some(listener),
+            Err(e) => log::error!(
+                "action: completion_listen | result: fail | database: {} | error: cannot start its thread: {e}",
+                self.location
+            ),
+        }
+    }
+
+    /// Every call on the database ends now: batches waiting for their group's commit
+    /// (`group.rs`), and calls already sent, whose connections are closed (`pool.rs`); each
+    /// returns an error, which acknowledges nothing. No new call starts.
+    fn interrupt(&self) {
+        self.group.interrupt();
+        self.pool.interrupt();
+        if let Some(listener) = self.listener().as_ref() {
+            listener.interrupt();
+        }
+    }
+
+    /// Stops the completion listener and closes the idle connections; every answered batch
+    /// is already committed. Connections still in use close when they come back.
+    ///
+    /// # Errors
+    /// None so far; the signature is the storage trait's.
     fn close(&self) -> Result<(), StoreError> {
-        Postgres::close(self)
+        if let Some(mut listener) = self.listener().take() {
+            listener.stop();
+        }
+        self.pool.clear();
+        Ok(())
     }
+
+    /// Where the lottery is kept, for logs: the database's address, without its password.
     fn location(&self) -> String {
-        Postgres::location(self)
+        self.location.clone()
     }
 }
 
 /// The database's address for logs: user, host, port and database, never the password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = config.get_hosts().first().map_or_else(
         || "localhost".to_owned(),
         |h| match h {
@@ -585,4 +859,56 @@ fn count(value: i64) -> u64 {
 fn positions(stored: Vec<i32>) -> Vec<u32> {
     // Written from `u32` positions by `stage`, so never negative.
     stored.into_iter().map(|p| u32::try_from(p).unwrap_or_default()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(url: &str) -> String {
+        DatabaseSettings { url: url.to_owned(), pool_size: 1, timeout: Duration::from_secs(1) }.describe()
+    }
+
+    /// Asserts the description names the database and shows no trace of `secret`.
+    fn hides(url: &str, secret: &str, shown: &str) {
+        let text = described(url);
+        assert_eq!(text, shown, "{url}");
+        assert!(!text.contains(secret), "{url}: {text}");
+    }
+
+    #[test]
+    fn a_url_password_with_any_character_is_never_described() {
+        hides("postgres://u:pa/ss@host:1/db", "pa/ss", "postgres://u@host:1/db");
+        // An '@' the driver cannot tell from the host's: not taken, and not shown either.
+        let text = described("postgres://u:p@ss:w0rd@host/db");
+        assert!(!text.contains("w0rd") && !text.contains("p@ss"), "{text}");
+        hides("postgresql://u:s3cret@host", "s3cret", "postgres://u@host:5432/u");
+    }
+
+    #[test]
+    fn a_percent_encoded_url_password_is_never_described() {
+        hides("postgres://u:s3%2Fcr%40et@host:7/db", "s3", "postgres://u@host:7/db");
+    }
+
+    #[test]
+    fn a_url_password_in_the_query_is_never_described() {
+        hides("postgres://u@host/db?password=s3cret&sslmode=disable", "s3cret", "postgres://u@host:5432/db");
+    }
+
+    #[test]
+    fn a_key_value_password_with_spaces_is_never_described() {
+        hides("host=h user=u password = s3cret dbname=d", "s3cret", "postgres://u@h:5432/d");
+    }
+
+    #[test]
+    fn a_quoted_key_value_password_is_never_described() {
+        hides("host=h user=u password='my s3cret' dbname=d", "s3cret", "postgres://u@h:5432/d");
+        hides(r"host=h password='it\'s s3cret' user=u", "s3cret", "postgres://u@h:5432/u");
+    }
+
+    #[test]
+    fn a_string_the_driver_cannot_parse_is_not_shown_at_all() {
+        let text = described("host=h password='s3cret");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 }

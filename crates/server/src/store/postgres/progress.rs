@@ -12,7 +12,7 @@ use std::{
     sync::{Condvar, Mutex, MutexGuard, PoisonError},
 };
 
-use crate::store::{Progress, StoreError};
+use crate::store::{error::StoreError, ledger::Progress};
 
 /// Coalesces the engine's progress queries.
 #[derive(Debug, Default)]
