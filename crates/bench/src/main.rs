@@ -189,7 +189,7 @@ figure in target/bench/results.json.
 
 Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
-BENCH_RETRY_PERIOD (10ms), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
+BENCH_RETRY_PERIOD (2s), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
 
 Exit status: 0 when every run passed its checks, 1 otherwise, 2 for a bad setting or
 command line.",
