@@ -265,7 +265,9 @@ pub fn serve(
             registration.set(Standing::Working);
         }
         match reply {
-            Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
+            Reply::WhenDurable { response, ticket, check, counted } => {
+                held.hold(response, ticket, check, counted);
+            }
             Reply::Abandoned => break Close::Shutdown,
             Reply::Now(response) => {
                 // Answers go out in the order of their requests.
