@@ -270,21 +270,26 @@ fn a_flood_of_malformed_frames_leaves_the_log_small() {
         malformed
     });
     let garbage: Vec<u8> = [0u8, 0, 0, 4, 0, 0, 0, 99].repeat(256); // an unknown request, 256 times
-    let until = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(5);
     while Instant::now() < until {
         raw.write_all(&garbage).expect("flood");
     }
     raw.shutdown(std::net::Shutdown::Write).expect("end the flood");
     let malformed = counter.join().expect("the answer reader");
+    // How long the central was answering the flood: 5 s on an idle machine, longer on a busy
+    // one, where it works through what the peer queued.
+    let answering = started.elapsed().as_secs() + 1;
     honest.finish(&central);
     // Stopped, its output is read to the end.
     stop(&mut central);
     let grown = log_bytes(&central);
     eprintln!("{malformed} malformed frames answered, {grown} bytes of log about the peer");
     assert!(malformed > 10_000, "only {malformed} malformed frames answered");
-    // At most a line a second for the warnings, plus the connection's own lines.
+    // At most a line a second for the warnings (each well under 256 bytes), plus the
+    // connection's own few lines.
     assert!(
-        grown < 4096,
+        grown < (answering as usize + 4) * 256,
         "{malformed} malformed frames wrote {grown} bytes of log:\n{}",
         central.process.transcript()
     );
@@ -294,10 +299,8 @@ fn a_flood_of_malformed_frames_leaves_the_log_small() {
 #[test]
 fn accept_out_of_file_descriptors_backs_off_instead_of_spinning() {
     let dir = tempfile::Builder::new().prefix("server-nofile-").tempdir().expect("a scratch directory");
-    let mut command = Command::new("prlimit");
+    let mut command = Command::new(testkit::central::binary("server"));
     command
-        .arg("--nofile=24:24")
-        .arg(testkit::central::binary("server"))
         .env_clear()
         .env("SERVER_IP", "127.0.0.1")
         .env("SERVER_PORT", "0")
@@ -306,6 +309,14 @@ fn accept_out_of_file_descriptors_backs_off_instead_of_spinning() {
         .env("SERVER_STORAGE_PATH", dir.path().join("winners.csv"));
     let mut process = LoggedChild::spawn(&mut command);
     let addr = process.listening_address(PATIENCE);
+    // Started within its limit (the central checks its cap fits the descriptors at start);
+    // then the limit drops under it, as when something else on the host takes descriptors.
+    let lowered = Command::new("prlimit")
+        .arg(format!("--pid={}", process.pid()))
+        .arg("--nofile=24:24")
+        .status()
+        .expect("run prlimit");
+    assert!(lowered.success(), "prlimit could not lower the central's limit");
     // More connections than descriptors: the kernel queues the rest, and `accept` fails.
     let held: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).expect("connect")).collect();
     assert!(

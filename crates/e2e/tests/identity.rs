@@ -150,7 +150,8 @@ fn count_lines(central: &Central, needles: &[&str]) -> usize {
 
 /// The attack of the issue: before the agencies start, a peer with no credential sends
 /// `AgencyDone` for agency 3, a forged batch for agency 2 and two for agency 1; every one is
-/// refused, and the honest lottery ends exact.
+/// refused, and the honest lottery ends exact. A batch too large for an unproved connection
+/// (over its few KiB) is refused before it is read, and that connection closed.
 fn forged_requests_without_a_credential(tls_on: bool) {
     let credentials = Credentials::new(3);
     let mut central = Central::start(3, &pairs(&credentials.central_env(tls_on)));
@@ -159,12 +160,16 @@ fn forged_requests_without_a_credential(tls_on: bool) {
         refusal(call(&mut forger, &Request::AgencyDone { agency: 3, batches: 0 })),
         ErrorKind::Unauthenticated
     );
-    let forged = Request::BetBatch { agency: 2, sequence: 1, bets: (0..100).map(bet).collect() };
+    let forged = Request::BetBatch { agency: 2, sequence: 1, bets: (0..20).map(bet).collect() };
     assert_eq!(refusal(call(&mut forger, &forged)), ErrorKind::Unauthenticated);
     for sequence in 1..=2 {
-        let forged = Request::BetBatch { agency: 1, sequence, bets: (0..512).map(bet).collect() };
+        let forged = Request::BetBatch { agency: 1, sequence, bets: (0..20).map(bet).collect() };
         assert_eq!(refusal(call(&mut forger, &forged)), ErrorKind::Unauthenticated);
     }
+    let mut large = connect(&central, &credentials, tls_on);
+    let forged = Request::BetBatch { agency: 1, sequence: 1, bets: (0..512).map(bet).collect() };
+    assert_eq!(refusal(call(&mut large, &forged)), ErrorKind::FrameTooLarge);
+    drop(large);
     assert_eq!(refusal(call(&mut forger, &Request::Resume { agency: 1 })), ErrorKind::Unauthenticated);
     // A held total query is refused at once, not held.
     let asked = std::time::Instant::now();

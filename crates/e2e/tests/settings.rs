@@ -62,7 +62,7 @@ const SERVER_CASES: &[Case] = &[
     ("SERVER_LISTEN_BACKLOG", &["1", "65535"], &["0", "65536"], &[]),
     ("SERVER_AGENCIES", &["1", "10000"], &["0", "10001", "4294967295"], &[]),
     ("SERVER_WINNER_DELAY_MS", &["0", "1000"], &["-1", "1001"], &[]),
-    ("SERVER_MAX_CONNECTIONS", &["1", "4096"], &["0", "4097"], &[]),
+    ("SERVER_MAX_CONNECTIONS", &["1", "4096"], &["0", "16385"], &[]),
     ("SERVER_IDLE_TIMEOUT_SECS", &["1", "86400"], &["0", "86401", "18446744073709551616"], &[]),
     (
         "SERVER_MAX_FRAME_BYTES",

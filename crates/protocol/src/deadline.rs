@@ -10,6 +10,7 @@
 //! (every honest one) costs no extra system call.
 
 use std::{
+    fmt,
     io::{self, BufRead, BufReader, Read, Write},
     net::TcpStream,
     time::{Duration, Instant},
@@ -47,6 +48,35 @@ impl Timeouts for TcpStream {
         TcpStream::set_write_timeout(self, timeout)
     }
 }
+
+/// What a stream beneath a guarded connection reports when bytes it frames itself (a TLS
+/// record, a TLS handshake) did not all arrive within the frame deadline from the first one.
+/// The connection reads it as [`Error::TooSlow`], like a plaintext frame that trickled: one
+/// refusal and one log line whatever the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct LateBytes;
+
+impl LateBytes {
+    /// As an I/O error (kind `TimedOut`), for a `Read` or `Write` to return.
+    #[must_use]
+    pub fn error() -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, LateBytes)
+    }
+
+    /// Whether `e` is one.
+    #[must_use]
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<LateBytes>())
+    }
+}
+
+impl fmt::Display for LateBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bytes on the wire came slower than the frame deadline")
+    }
+}
+
+impl std::error::Error for LateBytes {}
 
 /// What a guarded connection allows a peer.
 #[derive(Debug, Clone)]
@@ -123,6 +153,8 @@ impl<S: Read + Write> Guard<S> {
                 Ok([]) => return Ok(false),
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS record that began while we waited and then trickled.
+                Err(e) if LateBytes::is(&e) => return Err(Error::TooSlow { limit: self.guards.frame }),
                 Err(e) => return Err(e.into()),
             }
         }

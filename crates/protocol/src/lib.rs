@@ -30,7 +30,7 @@ mod short_copy;
 pub use bet::{Bet, BetRef, InvalidBet};
 pub use budget::Budget;
 pub use connection::Connection;
-pub use deadline::{Guards, Timeouts};
+pub use deadline::{Guards, LateBytes, Timeouts};
 pub use digest::Digest;
 pub use error::Error;
 pub use frame::DEFAULT_MAX_FRAME_LEN;

@@ -127,7 +127,12 @@ mod tests {
         proof::{self, Challenge},
         stream::Stream,
         tls,
+        wire::Deadlines,
     };
+
+    /// Generous: these handshakes run on loopback, whole.
+    const DEADLINES: Deadlines =
+        Deadlines { idle: std::time::Duration::from_secs(20), frame: std::time::Duration::from_secs(20) };
 
     #[test]
     fn a_generated_set_serves_tls_and_proves_each_agency() {
@@ -149,7 +154,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let central = thread::spawn(move || {
             let (socket, _) = listener.accept().unwrap();
-            let stream = Stream::accept_tls(socket, server).unwrap();
+            let stream = Stream::accept_tls(socket, server, DEADLINES).unwrap();
             stream.binding().unwrap()
         });
         let socket = TcpStream::connect(addr).unwrap();
@@ -175,7 +180,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let central = thread::spawn(move || {
             let (socket, _) = listener.accept().unwrap();
-            Stream::accept_tls(socket, impostor).is_err()
+            Stream::accept_tls(socket, impostor, DEADLINES).is_err()
         });
         let socket = TcpStream::connect(addr).unwrap();
         let name = tls::server_name("localhost:1").unwrap();
@@ -193,7 +198,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let central = thread::spawn(move || {
             let (socket, _) = listener.accept().unwrap();
-            Stream::accept_tls(socket, server).is_ok()
+            Stream::accept_tls(socket, server, DEADLINES).is_ok()
         });
         // Reached as 127.0.0.1 though the certificate names `server`: pinning ignores names.
         let socket = TcpStream::connect(addr).unwrap();
@@ -210,7 +215,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let central = thread::spawn(move || {
             let (socket, _) = listener.accept().unwrap();
-            Stream::accept_tls(socket, server).map(|_| ()).map_err(|e| e.kind())
+            Stream::accept_tls(socket, server, DEADLINES).map(|_| ()).map_err(|e| e.kind())
         });
         let mut socket = TcpStream::connect(addr).unwrap();
         // An echo frame, as netcat would send it.

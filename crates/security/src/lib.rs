@@ -8,6 +8,8 @@
 //! - [`tls`]: rustls configurations for the central and the agencies, from PEM files.
 //! - [`stream`]: one stream type for plain TCP and TLS, so the rest of the code reads and
 //!   writes bytes without knowing which.
+//! - [`wire`]: the central's TLS socket, whose reads are bounded by the time left for the
+//!   handshake or record under way, so ciphertext that trickles is cut like plaintext.
 //! - [`generate`]: a fresh set of credentials for N agencies (the `credentials` binary).
 
 pub mod error;
@@ -16,8 +18,10 @@ pub mod keys;
 pub mod proof;
 pub mod stream;
 pub mod tls;
+pub mod wire;
 
 pub use error::SecurityError;
 pub use keys::{AgencyKey, AgencyKeys};
 pub use proof::{Challenge, CHALLENGE_LEN, SIGNATURE_LEN};
 pub use stream::Stream;
+pub use wire::Deadlines;

@@ -11,6 +11,8 @@ use rustls::{
     pki_types::ServerName, ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned,
 };
 
+use crate::wire::{Deadlines, Wire};
+
 /// The label of the keying material exported for the agency's proof (RFC 8446 §7.5).
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-tp0-lottery-agency-proof";
 
@@ -22,25 +24,33 @@ const BINDING_LEN: usize = 32;
 pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
-    /// TLS, the central's side.
-    Server(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// TLS, the central's side, over a socket that times records as they arrive.
+    Server(Box<StreamOwned<ServerConnection, Wire>>),
     /// TLS, an agency's side.
     Client(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Stream {
-    /// The central's side of a TLS connection on `socket`, handshake done. The socket's
-    /// timeouts bound the handshake.
+    /// The central's side of a TLS connection on `socket`, handshake done: its first byte
+    /// awaited for `deadlines.idle`, the whole handshake within `deadlines.frame` of that byte;
+    /// afterwards each record must arrive whole within `deadlines.frame` of its first byte
+    /// (see [`crate::wire`]).
     ///
     /// # Errors
     /// When the handshake fails: a peer speaking plain TCP, an old or broken TLS client, a
-    /// timeout.
-    pub fn accept_tls(mut socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<Stream> {
+    /// timeout ([`protocol::LateBytes`] when the handshake began but did not end in time).
+    pub fn accept_tls(
+        socket: TcpStream,
+        config: Arc<ServerConfig>,
+        deadlines: Deadlines,
+    ) -> io::Result<Stream> {
+        let mut wire = Wire::for_handshake(socket, deadlines)?;
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut socket)?;
+            conn.complete_io(&mut wire)?;
         }
-        Ok(Stream::Server(Box::new(StreamOwned::new(conn, socket))))
+        wire.handshake_done();
+        Ok(Stream::Server(Box::new(StreamOwned::new(conn, wire))))
     }
 
     /// An agency's side of a TLS connection on `socket` to the central named `name`,
@@ -65,7 +75,7 @@ impl Stream {
     pub fn socket(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
-            Stream::Server(s) => s.get_ref(),
+            Stream::Server(s) => s.get_ref().socket(),
             Stream::Client(s) => s.get_ref(),
         }
     }
@@ -87,10 +97,17 @@ impl Stream {
     }
 }
 
-/// Timeouts go to the socket underneath: a TLS read or write waits on it like a plain one.
+/// Timeouts go to the socket underneath: a TLS read or write waits on it like a plain one,
+/// the central's reads within its record clock too.
 impl protocol::Timeouts for Stream {
     fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        self.socket().set_read_timeout(timeout)
+        match self {
+            Stream::Server(s) => {
+                s.get_ref().set_read_timeout(timeout);
+                Ok(())
+            }
+            _ => self.socket().set_read_timeout(timeout),
+        }
     }
     fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         self.socket().set_write_timeout(timeout)

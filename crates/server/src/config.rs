@@ -71,6 +71,9 @@ pub struct Config {
     /// connection, or is refused `Busy` if every one is working (`net/connections.rs`)
     /// (`SERVER_MAX_CONNECTIONS`, default [`default_max_connections`] of `SERVER_AGENCIES`).
     pub max_connections: usize,
+    /// Whether `SERVER_MAX_CONNECTIONS` was set (else the cap is sized from the agencies, and
+    /// lowered at start to what the file-descriptor limit allows).
+    pub max_connections_chosen: bool,
     /// A connection that sends nothing for this long is closed (`SERVER_IDLE_TIMEOUT_SECS`,
     /// default 30).
     pub idle_timeout: Duration,
@@ -128,6 +131,7 @@ impl Default for Config {
             storage_path: PathBuf::from("winners.csv"),
             winner_delay: Duration::from_millis(1),
             max_connections: 256,
+            max_connections_chosen: false,
             idle_timeout: Duration::from_secs(30),
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
             database_url: None,
@@ -196,6 +200,7 @@ impl Config {
             config.winner_delay =
                 Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
         }
+        config.max_connections_chosen = get("SERVER_MAX_CONNECTIONS").is_some();
         config.max_connections = match get("SERVER_MAX_CONNECTIONS") {
             Some(v) => in_range("SERVER_MAX_CONNECTIONS", &v, 1, 16_384, "connections")?,
             None => default_max_connections(config.agencies),
@@ -283,10 +288,11 @@ impl Config {
         }
     }
 
-    /// Slots unproved connections may hold together: their share of the cap, at least one.
+    /// Slots unproved connections may hold together: their share of `cap` (the connection
+    /// cap in force), at least one.
     #[must_use]
-    pub fn unproved_slots(&self) -> usize {
-        (self.max_connections * self.unproved_percent / 100).max(1)
+    pub fn unproved_slots(&self, cap: usize) -> usize {
+        (cap * self.unproved_percent / 100).max(1)
     }
 
     /// The database engine's settings, when `SERVER_DATABASE_URL` names a database.

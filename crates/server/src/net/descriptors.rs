@@ -37,29 +37,46 @@ impl fmt::Display for TooFew {
 
 impl std::error::Error for TooFew {}
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard one, then checks that `max_connections` fit.
+/// Raises the soft `RLIMIT_NOFILE` to the hard one, then fits the connection cap to it:
+/// `max_connections` as it is when it fits; when it does not, the most that fits if the cap
+/// is the default sized from the agencies (`chosen` false: a lottery the settings accept must
+/// start, and its waiting agencies make room for the others, see `connections.rs`), or an
+/// error if the operator chose it. Returns the cap to serve.
 ///
 /// # Errors
-/// [`TooFew`] when they do not.
-pub fn raise_and_check(max_connections: usize) -> Result<u64, TooFew> {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+/// [`TooFew`] when an operator's cap does not fit, or not even one connection does.
+pub fn fit_cap(max_connections: usize, chosen: bool) -> Result<usize, TooFew> {
+    let allowed = raise_limit();
     let needed = 2 * max_connections as u64 + RESERVED;
+    if needed <= allowed {
+        log::debug!("action: descriptors | result: success | allowed: {allowed} | needed: {needed}");
+        return Ok(max_connections);
+    }
+    let most = usize::try_from(allowed.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX);
+    if chosen || most == 0 {
+        return Err(TooFew { needed, allowed, max_connections });
+    }
+    log::warn!(
+        "action: descriptors | result: warning | max_connections: {most} | sized_for_agencies: {max_connections} | \
+         allowed: {allowed} | note: the file-descriptor limit holds fewer connections than agencies; \
+         waiting agencies make room for the others; raise the hard limit (ulimit -Hn) to serve all at once"
+    );
+    Ok(most)
+}
+
+/// Raises the soft limit to the hard one (always permitted), and returns the soft limit then
+/// in force (`u64::MAX` for none).
+fn raise_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
         if soft < hard {
             let raised = Rlimit { current: Some(hard), maximum: Some(hard) };
-            // Raising the soft limit up to the hard one is always permitted; if it fails all
-            // the same, the check below says what the current limit allows.
+            // If it fails all the same, the caller says what the current limit allows.
             if setrlimit(Resource::Nofile, raised).is_ok() {
                 limit = raised;
             }
         }
     }
-    // `None` is no limit at all.
-    let allowed = limit.current.unwrap_or(u64::MAX);
-    if needed > allowed {
-        return Err(TooFew { needed, allowed, max_connections });
-    }
-    log::info!("action: descriptors | result: success | allowed: {allowed} | needed: {needed}");
-    Ok(allowed)
+    limit.current.unwrap_or(u64::MAX)
 }

@@ -20,9 +20,9 @@ use std::{
 };
 
 use log::Level;
-use protocol::{Budget, Connection, Error, ErrorKind, Guards, Request, Response};
+use protocol::{Budget, Connection, Error, ErrorKind, Guards, LateBytes, Request, Response};
 use runtime::throttled;
-use security::{tls::ServerTls, Stream};
+use security::{tls::ServerTls, Deadlines, Stream};
 
 use super::{
     connections::{Registration, Standing},
@@ -345,19 +345,25 @@ impl Close {
     }
 }
 
-/// The connection's stream, plain or (after its handshake, bounded by the frame deadline)
-/// TLS, guarded by the deadlines and the budget.
+/// The connection's stream, plain or TLS, guarded by the deadlines and the budget. A TLS
+/// handshake is awaited for the idle timeout, then must end within the frame deadline of its
+/// first byte; after it, each TLS record must arrive whole within the frame deadline of its
+/// first byte, as a plaintext frame must (`security::wire`).
 fn configure(stream: TcpStream, limits: &Limits) -> std::io::Result<Connection<Stream>> {
     // Answers are small and each one completes a round trip: send them now.
     stream.set_nodelay(true)?;
     let stream = match &limits.tls {
         Some(tls) => {
-            // A peer that never finishes its handshake (or speaks plain TCP) is cut off like a
-            // peer that never finishes a frame.
-            stream.set_read_timeout(Some(limits.frame_timeout))?;
-            stream.set_write_timeout(Some(limits.frame_timeout))?;
-            Stream::accept_tls(stream, std::sync::Arc::clone(tls))
-                .map_err(|e| std::io::Error::new(e.kind(), format!("TLS handshake: {e}")))?
+            let deadlines = Deadlines { idle: limits.idle_timeout, frame: limits.frame_timeout };
+            Stream::accept_tls(stream, std::sync::Arc::clone(tls), deadlines).map_err(|e| {
+                // A handshake that trickled is refused as a trickling frame is.
+                let reason = if LateBytes::is(&e) {
+                    Error::TooSlow { limit: limits.frame_timeout }.to_string()
+                } else {
+                    e.to_string()
+                };
+                std::io::Error::new(e.kind(), format!("TLS handshake: {reason}"))
+            })?
         }
         None => Stream::Plain(stream),
     };

@@ -55,7 +55,7 @@ impl Server {
     /// store anything never accepts a bet) or the address cannot be bound.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
         // Descriptors first: a central that could not serve its cap must not open anything.
-        descriptors::raise_and_check(config.max_connections)
+        let cap = descriptors::fit_cap(config.max_connections, config.max_connections_chosen)
             .map_err(|too_few| ServerError::Descriptors(too_few.to_string()))?;
         // Credentials next: a central that could not check agencies must not open anything.
         let keys = config
@@ -82,7 +82,7 @@ impl Server {
             .ok_or_else(|| resolve(None))?;
         let listener =
             listen(addr, config.listen_backlog).map_err(|source| ServerError::Bind { addr, source })?;
-        let connections = Connections::new(config.max_connections, config.unproved_slots());
+        let connections = Connections::new(cap, config.unproved_slots(cap));
         let own = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let shutdown = ShutdownHandle::new(own, Arc::clone(&connections));
         let lottery =

@@ -338,7 +338,7 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
 }
 
 /// The cost of a batch commit: `THREADS` agencies upload at once, one connection each, in
-/// batches of 100 bets of which 6 win (about the lottery's rate). Printed for the README;
+/// batches of 100 bets of which 6 win (about the lottery's rate). Printed for docs/performance.md;
 /// asserts only that every batch committed.
 
 #[test]
