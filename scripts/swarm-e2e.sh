@@ -43,6 +43,11 @@ if ! $docker info >/dev/null 2>&1; then
   banner "docker-e2e: SKIPPED: no Docker engine answers; the swarm stack was NOT checked"
   exit 0
 fi
+# What the swarm check needs beyond the engine, said first, in one line, before any build.
+if ! why=$(scripts/postgres-image.sh --check 2>&1); then
+  banner "docker-e2e: FAIL: $why"
+  exit 1
+fi
 
 stack=tp0swarme2e
 work=target/swarm-e2e

@@ -6,7 +6,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -85,6 +88,10 @@ pub struct Lottery {
     completion: Arc<Completion>,
     /// Batches and refusals counted as they are answered.
     metrics: Arc<Metrics>,
+    /// The pending count the last `winners_query` answer logged at INFO: every agency asks
+    /// again every few seconds, so only a change is worth a line by default (the repeats are
+    /// at DEBUG). A relaxed atomic: two racing queries may both log one change, which is fine.
+    logged_pending: AtomicU32,
 }
 
 /// The lottery as the store sees it, for the status page and the metrics' gauges.
@@ -110,7 +117,15 @@ impl Lottery {
     ) -> Lottery {
         let completion = Arc::new(Completion::new());
         store.on_completion(Completion::told_by_store(&completion));
-        Lottery { store, identities: Identities::new(keys), winner_delay, stop, completion, metrics }
+        Lottery {
+            store,
+            identities: Identities::new(keys),
+            winner_delay,
+            stop,
+            completion,
+            metrics,
+            logged_pending: AtomicU32::new(u32::MAX),
+        }
     }
 
     /// Where the draw stands and every agency's counts, as the store sees them (read-only).
@@ -393,7 +408,15 @@ impl Lottery {
                 Response::Total { winners }
             }
             Ok(Progress::Pending { agencies }) => {
-                log::info!("action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}");
+                let level = if self.logged_pending.swap(agencies, Ordering::Relaxed) == agencies {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
+                    "action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}"
+                );
                 Response::Pending { agencies_pending: agencies }
             }
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),
