@@ -10,7 +10,7 @@ STACK_FILE ?= docker-stack.yaml
 .PHONY: all help setup build run datasets credentials test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
 	busybox-image validate-echo-server bench postgres-image \
-	swarm-up swarm-logs swarm-down status-page
+	swarm-up swarm-logs swarm-down status-page prometheus-image
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -154,7 +154,7 @@ docker-compose-logs:
 ## returns once every central is healthy
 SWARM = STACK=$(STACK) STACK_FILE=$(STACK_FILE) AGENCIES=$(AGENCIES) CENTRALS=$(CENTRALS) \
 	DATAGEN="$(DATAGEN)" CREDENTIALS="$(CREDENTIALS)" DOCKER="$(DOCKER)" scripts/swarm.sh
-swarm-up: docker-image postgres-image
+swarm-up: docker-image postgres-image prometheus-image
 	$(SWARM) up
 
 ## swarm-logs: follow the logs of every service of the stack
@@ -175,6 +175,11 @@ busybox-image:
 ## pulled; needs root the first time, about a minute and a half; then seconds)
 postgres-image:
 	scripts/postgres-image.sh
+
+## prometheus-image: tp0-prometheus:2, Debian's prometheus package on the database image's
+## Debian base (nothing pulled; seconds once built)
+prometheus-image: postgres-image
+	scripts/prometheus-image.sh
 
 ## validate-echo-server: exercise 3, netcat against the running central over testing_net
 validate-echo-server: busybox-image

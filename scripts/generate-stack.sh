@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes a Docker stack file (compose format 3.8, for `docker stack deploy`): PostgreSQL,
-# R centrals and N agencies on one overlay network.
+# R centrals, N agencies and Prometheus on one overlay network.
 #
 #   scripts/generate-stack.sh <output-file> <clients> <centrals>
 #
@@ -10,6 +10,10 @@
 # is published by DNS round robin (`endpoint_mode: dnsrr`): `server` resolves to every
 # healthy central and an agency connects to one of them, then to another after a failure;
 # no virtual IP (it needs IPVS, which some kernels lack) and no published port.
+#
+# Service `prometheus` (image tp0-prometheus:2, scripts/prometheus-image.sh) scrapes every
+# central's HTTP listener (8080) through DNS service discovery of `tasks.server`; it is not
+# published, and read-only (no admin or lifecycle API): `make swarm-up` says how to open it.
 #
 # Credentials and TLS are always on here: the agencies reach the centrals over a network
 # they share with every other service. Each central mounts `.data/credentials/central/`
@@ -23,7 +27,7 @@
 #   STACK_SUBNET    the overlay network's subnet (default 10.213.0.0/24): pick one no other
 #                   network of the hosts uses; the database trusts this subnet alone
 # and, when it is deployed: IMAGE_TAG (latest), HOST_UID/HOST_GID (who the containers run
-# as), POSTGRES_IMAGE (tp0-postgres:15), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
+# as), POSTGRES_IMAGE (tp0-postgres:15), PROMETHEUS_IMAGE (tp0-prometheus:2), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
 set -euo pipefail
 
 usage() {
@@ -113,6 +117,19 @@ services:
         condition: any
         delay: 1s
 YAML
+  cat <<YAML
+
+  prometheus:
+    image: \${PROMETHEUS_IMAGE:-tp0-prometheus:2}
+    networks:
+      - testing_net
+    deploy:
+      replicas: 1
+      endpoint_mode: dnsrr
+      restart_policy:
+        condition: any
+        delay: 1s
+YAML
   for i in $(seq 1 "$clients"); do
     cat <<YAML
 
@@ -159,4 +176,4 @@ volumes:
   pgdata:
 YAML
 } > "$output"
-echo "wrote $output: postgres, $centrals central(s) and $clients client(s)"
+echo "wrote $output: postgres, $centrals central(s), $clients client(s) and prometheus"

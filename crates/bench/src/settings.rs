@@ -5,7 +5,7 @@
 //! | `BENCH_RUNS` | 5 | runs of each fast scenario; the table shows medians |
 //! | `BENCH_DELAY_RUNS` | 2 | runs of the 1 ms scenario (about 27 s each) |
 //! | `BENCH_QUICK` | unset | `1`: one run of each fast scenario, the 1 ms one skipped |
-//! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` (the journal), `db-course,db-course-3,db-many,db-many-3` (the database engine, 1 or 3 centrals), `copy` (PostgreSQL's own `COPY`) |
+//! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` (the journal), `single-http` (`single` with the HTTP listener on, scraped each second), `db-course,db-course-3,db-many,db-many-3` (the database engine, 1 or 3 centrals), `copy` (PostgreSQL's own `COPY`) |
 //! | `BENCH_RETRY_PERIOD` | `2s` | the agencies' `CLI_WINNERS_RETRY_PERIOD`: how long the central may hold each total query; it answers the moment the lottery completes, through any central |
 //! | `BENCH_IMAGES` | `tp0-server:latest tp0-client:latest` | Docker images whose size to report |
 //! | `BENCH_RUN_DIR` | `target/bench/runs` | where each run's logs and winners file go; a tmpfs there makes the syncs free, a control that shows what they cost |

@@ -609,11 +609,12 @@ impl Engine for Postgres {
             "fresh" => {
                 // The function says where the agency stands now: the next batch needs no query.
                 self.hints()[index] = Hint { next: sequence + 1, bets: number };
-                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
+                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default(), replayed: false })
             }
             "replay" => Ok(Staged {
                 winners: positions(staged.winners.unwrap_or_default()),
                 ticket: Ticket::default(),
+                replayed: true,
             }),
             "conflict" => Err(StoreError::Conflict { agency, sequence }),
             "not_the_batch" => {
