@@ -30,7 +30,8 @@ setting or command line.",
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
+    if let Some(code) = PROGRAM.answer_help_listing(&args, &runtime::settings::help(client::config::SETTINGS))
+    {
         return code;
     }
     let path = match PROGRAM.positionals(args, 1) {
@@ -53,6 +54,9 @@ fn main() -> ExitCode {
     };
     logging::init(config.log_level);
     log::info!("action: config | result: success | {}", config.describe());
+    for warning in client::config::environment_warnings() {
+        log::warn!("action: config | result: warning | {warning}");
+    }
 
     let stop = Stop::new();
     let watcher = {

@@ -26,9 +26,19 @@ impl Program {
     /// printed the help or the version.
     #[must_use]
     pub fn answer_help_or_version(&self, args: &[OsString]) -> Option<ExitCode> {
+        self.answer_help_listing(args, "")
+    }
+
+    /// [`Program::answer_help_or_version`], the help ending with `settings` (the list of
+    /// every setting, from the binary's settings table).
+    #[must_use]
+    pub fn answer_help_listing(&self, args: &[OsString], settings: &str) -> Option<ExitCode> {
         for arg in args {
             if arg == "-h" || arg == "--help" {
                 println!("{}\n\n{}", self.usage, self.about.trim_end());
+                if !settings.is_empty() {
+                    println!("\n{}", settings.trim_end());
+                }
                 return Some(ExitCode::SUCCESS);
             }
             if arg == "-V" || arg == "--version" {

@@ -39,7 +39,8 @@ or command line.",
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
+    if let Some(code) = PROGRAM.answer_help_listing(&args, &runtime::settings::help(server::config::SETTINGS))
+    {
         return code;
     }
     let mut args = match PROGRAM.positionals(args, 3) {
@@ -83,6 +84,9 @@ fn main() -> ExitCode {
         return export_winners(&config, &out);
     }
     log::info!("action: config | result: success | {}", config.describe());
+    for warning in server::config::environment_warnings() {
+        log::warn!("action: config | result: warning | {warning}");
+    }
 
     // Before the store opens: a write past a file size limit must fail, not kill the central.
     if let Err(e) = signals::survive_file_size_limit() {

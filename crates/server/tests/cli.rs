@@ -89,3 +89,42 @@ fn rust_log_is_applied_over_logging_level() {
     let blank = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "")]);
     assert!(!blank.contains(CONFIG_LINE) && blank.contains(START_FAILED), "{blank}");
 }
+
+#[test]
+fn help_lists_every_setting_with_its_default() {
+    let said = text(&server(&["--help"]).stdout);
+    for setting in server::config::SETTINGS {
+        let default = format!("default {};", setting.default);
+        assert!(
+            said.contains(&format!("  {}\n", setting.key)) && said.contains(&default),
+            "{}: {said}",
+            setting.key
+        );
+    }
+}
+
+#[test]
+fn a_typo_in_the_file_exits_2_naming_the_closest_key() {
+    let dir = tempfile::Builder::new().prefix("server-cli-").tempdir().expect("a scratch directory");
+    let path = dir.path().join("server.ini");
+    std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCEIS = 5\n").expect("write the file");
+    let out = server(&[path.to_str().expect("a UTF-8 path")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        text(&out.stderr),
+        "action: config | result: fail | error: unknown setting SERVER_AGENCEIS; did you mean SERVER_AGENCIES?\n"
+    );
+}
+
+#[test]
+fn a_typo_in_a_variable_is_warned_of_and_the_central_goes_on() {
+    let said = failed_start(&[("SERVER_AGENCEIS", "5")]);
+    let warnings: Vec<_> =
+        said.lines().filter(|line| line.contains("result: warning | unknown variable")).collect();
+    assert_eq!(warnings.len(), 1, "{said}");
+    assert!(
+        warnings[0].ends_with("unknown variable SERVER_AGENCEIS, ignored; did you mean SERVER_AGENCIES?"),
+        "{said}"
+    );
+    assert!(said.contains(START_FAILED), "it went on to start: {said}");
+}
