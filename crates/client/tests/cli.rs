@@ -23,7 +23,7 @@ fn help_version_and_unknown_flags() {
     for help in ["--help", "-h"] {
         let out = client(&[help], &[]);
         assert_eq!(out.status.code(), Some(0), "{help}: {out:?}");
-        assert!(text(&out.stdout).starts_with("usage: client [CONFIG.yaml]"), "{out:?}");
+        assert!(text(&out.stdout).contains("Usage: client [CONFIG.yaml]"), "{out:?}");
     }
     for version in ["--version", "-V"] {
         let out = client(&[version], &[]);
@@ -31,7 +31,7 @@ fn help_version_and_unknown_flags() {
         assert_eq!(text(&out.stdout), format!("client {}\n", env!("CARGO_PKG_VERSION")));
     }
     for (args, says) in [
-        (&["--id=1"][..], "unknown option '--id=1'"),
+        (&["--id=1"][..], "unexpected argument '--id'"),
         (&["a.yaml", "b.yaml"], "unexpected argument 'b.yaml'"),
     ] {
         let out = client(args, &[("CLI_ID", "1")]);

@@ -20,12 +20,22 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn help_and_version_exit_0_on_standard_output() {
-    for help in [&["--help"][..], &["-h"], &["healthcheck", "--help"], &["config.ini", "--help"]] {
+    for help in [&["--help"][..], &["-h"], &["config.ini", "--help"]] {
         let out = server(help);
         assert_eq!(out.status.code(), Some(0), "{help:?}: {out:?}");
         let said = text(&out.stdout);
-        assert!(said.starts_with("usage: server [healthcheck] [CONFIG.ini]"), "{said}");
+        assert!(said.contains("Usage: server [CONFIG.ini]\n       server <COMMAND>"), "{said}");
         assert!(said.contains("Exit status"), "{said}");
+    }
+    // Each subcommand has a help of its own.
+    for (command, usage) in [
+        ("healthcheck", "Usage: server healthcheck [CONFIG.ini]"),
+        ("export-winners", "Usage: server export-winners [CONFIG.ini] OUT.csv"),
+    ] {
+        let out = server(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let said = text(&out.stdout);
+        assert!(said.contains(usage) && !said.contains("Commands:"), "{command}: {said}");
     }
     for version in ["--version", "-V"] {
         let out = server(&[version]);
@@ -38,15 +48,19 @@ fn help_and_version_exit_0_on_standard_output() {
 #[test]
 fn unknown_flags_and_extra_arguments_exit_2() {
     for (args, says) in [
-        (&["--verbose"][..], "unknown option '--verbose'"),
-        (&["-x", "config.ini"], "unknown option '-x'"),
-        (&["a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+        (&["--verbose"][..], "unexpected argument '--verbose'"),
+        (&["-x", "config.ini"], "unexpected argument '-x'"),
+        (&["--port=1"], "unexpected argument '--port'"),
+        (&["a.ini", "b.ini"], "'b.ini'"),
         (&["healthcheck", "a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+        (&["export-winners"], "required arguments were not provided"),
+        (&["export-winners", "a.ini", "out.csv", "c"], "unexpected value 'c'"),
     ] {
         let out = server(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let said = text(&out.stderr);
-        assert!(said.contains(says) && said.contains("usage: server"), "{args:?}: {said}");
+        assert!(said.contains(says) && said.contains("Usage: server"), "{args:?}: {said}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
     }
 }
 
