@@ -98,7 +98,7 @@ fn help_lists_every_setting_with_its_variable_and_default() {
     let said = text(&client(&["--help"], &[]).stdout);
     for setting in client::config::SETTINGS {
         let name = format!("  {} ({})\n", setting.key, setting.var);
-        let default = format!("default {};", setting.default);
+        let default = format!("default: {}; accepts: {}\n", setting.default, setting.range());
         assert!(said.contains(&name) && said.contains(&default), "{}: {said}", setting.key);
     }
 }

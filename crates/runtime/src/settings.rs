@@ -121,10 +121,15 @@ impl<C> Setting<C> {
 /// meaning.
 #[must_use]
 pub fn help<C>(table: &[Setting<C>]) -> String {
-    let mut text = String::from("Settings (file key, environment variable, default, range):\n");
+    let mut text = String::from("Settings (the file's key, the environment variable that wins over it):\n");
     for s in table {
         let name = if s.key == s.var { s.key.to_owned() } else { format!("{} ({})", s.key, s.var) };
-        text.push_str(&format!("  {name}\n      default {}; {}; {}\n", s.default, s.range(), s.meaning));
+        text.push_str(&format!(
+            "  {name}\n      {}\n      default: {}; accepts: {}\n",
+            s.meaning,
+            s.default,
+            s.range()
+        ));
     }
     text
 }
@@ -184,6 +189,16 @@ pub fn unknown_variables(
         .collect()
 }
 
+/// Whether `docs` holds `table`'s Markdown table whole, alone between blank lines (so a row
+/// added or left out in the docs is a difference), and each key and variable of `table` once.
+#[must_use]
+pub fn documented<C>(table: &[Setting<C>], docs: &str) -> bool {
+    let unique = |names: Vec<&str>| names.iter().all(|n| names.iter().filter(|m| *m == n).count() == 1);
+    unique(table.iter().map(|s| s.key).collect())
+        && unique(table.iter().map(|s| s.var).collect())
+        && docs.contains(&format!("\n\n{}\n", markdown(table)))
+}
+
 /// The Markdown table of `table` that `docs/configuration.md` carries: key (and variable,
 /// when it differs), default, range, meaning. The docs' tests check the file holds it as is.
 #[must_use]
@@ -239,5 +254,28 @@ mod tests {
         let warned =
             unknown_variables(["SERVER_PROT".into(), "SERVER_PORT".into(), "PATH".into()], "SERVER_", &known);
         assert_eq!(warned, ["unknown variable SERVER_PROT, ignored; did you mean SERVER_PORT?"]);
+    }
+
+    #[test]
+    fn the_docs_hold_the_table_exactly() {
+        fn set(_: &mut (), _: &str) -> Result<(), ConfigError> {
+            Ok(())
+        }
+        let row = |key| Setting {
+            key,
+            var: key,
+            default: "1",
+            meaning: "m",
+            parse: Parse::Text { accepted: "a", set },
+        };
+        let table = [row("A"), row("B")];
+        let docs = format!("# Settings\n\n{}\nMore.\n", markdown(&table));
+        assert!(documented(&table, &docs));
+        assert!(!documented(&table[..1], &docs), "a row more in the docs");
+        assert!(!documented(&[row("A"), row("B"), row("C")], &docs), "a row less in the docs");
+        assert!(
+            !documented(&[row("A"), row("A")], &format!("\n\n{}\n", markdown(&[row("A"), row("A")]))),
+            "a key twice"
+        );
     }
 }

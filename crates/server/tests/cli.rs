@@ -108,7 +108,7 @@ fn rust_log_is_applied_over_logging_level() {
 fn help_lists_every_setting_with_its_default() {
     let said = text(&server(&["--help"]).stdout);
     for setting in server::config::SETTINGS {
-        let default = format!("default {};", setting.default);
+        let default = format!("default: {}; accepts: {}\n", setting.default, setting.range());
         assert!(
             said.contains(&format!("  {}\n", setting.key)) && said.contains(&default),
             "{}: {said}",
