@@ -470,6 +470,18 @@ mod tests {
     }
 
     #[test]
+    fn the_table_states_the_defaults() {
+        let defaults = Config::load(None, env(&[("CLI_ID", "2")])).unwrap();
+        // The rows whose default is a value (not "required", "unset" or a description).
+        let valued = |s: &&Setting<Config>| !["id", "data.path", "credentials.key"].contains(&s.key);
+        for setting in SETTINGS.iter().filter(valued).filter(|s| !s.default.contains(' ')) {
+            let mut config = defaults.clone();
+            setting.apply(&mut config, setting.default, setting.key).unwrap();
+            assert_eq!(config, defaults, "{}", setting.key);
+        }
+    }
+
+    #[test]
     fn the_docs_list_exactly_the_table_s_settings() {
         let docs = include_str!("../../../docs/configuration.md");
         let table = runtime::settings::markdown(SETTINGS);

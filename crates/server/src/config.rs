@@ -179,7 +179,8 @@ pub const SETTINGS: &[Setting<Config>] = &[
     ),
 ];
 
-/// A row for a whole number within `(min, max, unit)`.
+/// A row for a whole number within `(min, max, unit)`. `set` receives a number already
+/// checked against the row's range, so each row's `as` cast to its field's type is exact.
 const fn number(
     key: &'static str,
     default: &'static str,
@@ -595,6 +596,15 @@ mod tests {
         std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCEIS = 5\n").unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err();
         assert_eq!(err.to_string(), "unknown setting SERVER_AGENCEIS; did you mean SERVER_AGENCIES?");
+    }
+
+    #[test]
+    fn the_table_states_the_defaults() {
+        for setting in SETTINGS.iter().filter(|s| s.default.parse::<u64>().is_ok()) {
+            let mut config = Config::default();
+            setting.apply(&mut config, setting.default, setting.key).unwrap();
+            assert_eq!(config.settle().unwrap(), Config::default(), "{}", setting.key);
+        }
     }
 
     #[test]
