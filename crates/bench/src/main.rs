@@ -23,7 +23,6 @@ use std::{fs, path::Path, process::ExitCode, time::Duration};
 
 use report::{FloorRow, Outcome, Target};
 use run::{AgencyFiles, OnDatabase, Plan};
-use runtime::cli::Program;
 use settings::Settings;
 use timed::GNU_TIME;
 
@@ -189,34 +188,27 @@ const SCRAPED: Scenario = Scenario {
 const COPY_AGENCIES: u32 = 200;
 const COPY_ROWS: u64 = 5_000;
 
-const PROGRAM: Program = Program {
-    name: "bench",
-    version: env!("CARGO_PKG_VERSION"),
-    usage: "usage: bench",
-    about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
-beside this one, on 127.0.0.1, in several scenarios (course, many, national, single, delay on the journal;
-single-tls, many-tls the same with agency keys and TLS; single-http with the HTTP listener scraped each second;
-db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
-PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the single
-one timed on this machine; the medians beside the targets as a Markdown table, and every
-figure in target/bench/results.json.
+/// The end-to-end benchmark behind `make bench`: the release server and client binaries
+/// beside this one, on 127.0.0.1, in several scenarios (course, many, national, single, delay
+/// on the journal; single-tls, many-tls the same with agency keys and TLS; single-http with
+/// the HTTP listener scraped each second; db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
+/// PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the
+/// single one timed on this machine; the medians beside the targets as a Markdown table, and
+/// every figure in target/bench/results.json.
+#[derive(clap::Parser)]
+#[command(name = "bench", version, after_help = BENCH_HELP)]
+struct Cli {}
 
-Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
+const BENCH_HELP: &str =
+    "Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
 BENCH_RETRY_PERIOD (2s), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
 
 Exit status: 0 when every run passed its checks, 1 otherwise, 2 for a bad setting or
-command line.",
-};
+command line.";
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
-        return code;
-    }
-    if let Err(code) = PROGRAM.positionals(args, 0) {
-        return code;
-    }
+    let Cli {} = runtime::cli::parse("");
     let settings = match Settings::load(|key| std::env::var(key).ok()) {
         Ok(settings) => settings,
         Err(e) => {

@@ -11,28 +11,151 @@ use log::LevelFilter;
 
 use runtime::{
     logging::parse_level,
-    settings::{in_range, ConfigError},
+    settings::{unknown_key, ConfigError, Parse, Setting},
 };
 
 use crate::{duration, retry::RetryPolicy};
 
-/// Each YAML key and the environment variable that overrides it.
-pub const KEYS: [(&str, &str); 14] = [
-    ("id", "CLI_ID"),
-    ("server.address", "CLI_SERVER_ADDRESS"),
-    ("server.timeout", "CLI_SERVER_TIMEOUT"),
-    ("log.level", "CLI_LOG_LEVEL"),
-    ("data.path", "CLI_DATA_PATH"),
-    ("batch.maxAmount", "CLI_BATCH_MAX_AMOUNT"),
-    ("batch.window", "CLI_BATCH_WINDOW"),
-    ("winners.retryPeriod", "CLI_WINNERS_RETRY_PERIOD"),
-    ("retry.initial", "CLI_RETRY_INITIAL"),
-    ("retry.max", "CLI_RETRY_MAX"),
-    ("retry.total", "CLI_RETRY_TOTAL"),
-    ("credentials.key", "CLI_KEY"),
-    ("tls.ca", "CLI_TLS_CA"),
-    ("tls.name", "CLI_TLS_NAME"),
+/// Every setting an agency reads: its YAML path in the file and the environment variable
+/// that wins over it. The loader, `--help` and the test on `docs/configuration.md` read this
+/// table; a new setting is one more row.
+pub const SETTINGS: &[Setting<Config>] = &[
+    Setting {
+        key: "id",
+        var: "CLI_ID",
+        default: "required",
+        meaning: "the agency's number, 1 to SERVER_AGENCIES",
+        parse: Parse::Number {
+            min: 1,
+            max: MAX_AGENCY as u64,
+            unit: "an agency number",
+            set: |c, v| c.id = v as u32,
+        },
+    },
+    text(
+        "server.address",
+        "CLI_SERVER_ADDRESS",
+        "127.0.0.1:12345",
+        "host:port",
+        "the central's address",
+        |c, v| {
+            if v.is_empty() {
+                return Err(ConfigError::invalid("server.address", v, "host:port"));
+            }
+            c.server_address = v.to_owned();
+            Ok(())
+        },
+    ),
+    text(
+        "server.timeout",
+        "CLI_SERVER_TIMEOUT",
+        "60s",
+        "1ms to 1h",
+        "longest wait to resolve and connect (together), or for an answer",
+        |c, v| ranged_duration("server.timeout", v).map(|d| c.server_timeout = d),
+    ),
+    text(
+        "log.level",
+        "CLI_LOG_LEVEL",
+        "info",
+        "debug, info, warn, error, off",
+        "least severe level logged",
+        |c, v| {
+            c.log_level = parse_level(v).ok_or_else(|| {
+                ConfigError::invalid("log.level", v, "one of debug, info, warn, error, off")
+            })?;
+            Ok(())
+        },
+    ),
+    text("data.path", "CLI_DATA_PATH", ".data/dataset-ID.csv", "a path", "the agency's dataset", |c, v| {
+        c.data_path = PathBuf::from(v);
+        Ok(())
+    }),
+    Setting {
+        key: "batch.maxAmount",
+        var: "CLI_BATCH_MAX_AMOUNT",
+        default: "100",
+        meaning: "most bets per batch (and never over 8 KiB)",
+        parse: Parse::Number {
+            min: 1,
+            max: MAX_BATCH_AMOUNT as u64,
+            unit: "bets",
+            set: |c, v| c.batch_max_amount = v as usize,
+        },
+    },
+    Setting {
+        key: "batch.window",
+        var: "CLI_BATCH_WINDOW",
+        default: "64",
+        meaning: "batches sent before waiting for the first answer",
+        parse: Parse::Number { min: 1, max: 64, unit: "batches", set: |c, v| c.batch_window = v as usize },
+    },
+    text(
+        "winners.retryPeriod",
+        "CLI_WINNERS_RETRY_PERIOD",
+        "5s",
+        "1ms to 1h",
+        "period between two total queries",
+        |c, v| ranged_duration("winners.retryPeriod", v).map(|d| c.retry_period = d),
+    ),
+    text(
+        "retry.initial",
+        "CLI_RETRY_INITIAL",
+        "100ms",
+        "1ms to 1h",
+        "first wait after a failed connection or a Busy, Overloaded or Storage answer; doubles after each",
+        |c, v| ranged_duration("retry.initial", v).map(|d| c.retry.initial = d),
+    ),
+    text("retry.max", "CLI_RETRY_MAX", "5s", "1ms to 1h", "longest single wait", |c, v| {
+        ranged_duration("retry.max", v).map(|d| c.retry.max = d)
+    }),
+    text(
+        "retry.total",
+        "CLI_RETRY_TOTAL",
+        "60s",
+        "1ms to 24h",
+        "most waited in one outage; then the agency gives up (exit 1)",
+        |c, v| ranged_duration("retry.total", v).map(|d| c.retry.total = d),
+    ),
+    text("credentials.key", "CLI_KEY", "unset", "a file", "the agency's private key", |c, v| {
+        c.key_path = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        Ok(())
+    }),
+    text(
+        "tls.ca",
+        "CLI_TLS_CA",
+        "unset (plain TCP)",
+        "a file",
+        "TLS, trusting only this authority",
+        |c, v| {
+            c.tls_ca = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+            Ok(())
+        },
+    ),
+    text(
+        "tls.name",
+        "CLI_TLS_NAME",
+        "the host of server.address",
+        "a DNS name or IP",
+        "the name the central's certificate must carry",
+        |c, v| {
+            c.tls_name = Some(v.to_owned()).filter(|v| !v.is_empty());
+            Ok(())
+        },
+    ),
 ];
+
+/// A row for text checked by `set`.
+const fn text(
+    key: &'static str,
+    var: &'static str,
+    default: &'static str,
+    accepted: &'static str,
+    meaning: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), ConfigError>,
+) -> Setting<Config> {
+    Setting { key, var, default, meaning, parse: Parse::Text { accepted, set } }
+}
 
 /// Most agencies a lottery has (the central's `SERVER_AGENCIES` takes at most this too).
 pub const MAX_AGENCY: u32 = 10_000;
@@ -101,80 +224,57 @@ impl Config {
     /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
     ///
     /// # Errors
-    /// A missing or unreadable file, a missing agency id, an incomplete bet, or a value that
-    /// does not parse, naming the key.
+    /// A missing or unreadable file, a key the file has but no setting, a missing agency id,
+    /// an incomplete bet, or a value that does not parse, naming the key.
     pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
         }
-        for (key, var) in KEYS {
-            if let Some(value) = env(var) {
-                builder =
-                    builder.set_override(key, value).map_err(|e| ConfigError::new(format!("{var}: {e}")))?;
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.var) {
+                builder = builder
+                    .set_override(setting.key, value)
+                    .map_err(|e| ConfigError::new(format!("{}: {e}", setting.var)))?;
             }
         }
         let raw = builder.build().map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
+        check_keys(&raw)?;
         let get = |key: &str| raw.get_string(key).ok().map(|v| v.trim().to_owned());
-
-        let id_text =
-            get("id").ok_or_else(|| ConfigError::new("id (CLI_ID) is required: the agency's number"))?;
-        let id: u32 = in_range(&named("id"), &id_text, 1, MAX_AGENCY, "an agency number")?;
-        let server_address = get("server.address").unwrap_or_else(|| "127.0.0.1:12345".into());
-        if server_address.is_empty() {
-            return Err(ConfigError::invalid("server.address", &server_address, "host:port"));
+        if get("id").is_none() {
+            return Err(ConfigError::new("id (CLI_ID) is required: the agency's number"));
         }
-        let server_timeout = match get("server.timeout") {
-            Some(v) => ranged_duration("server.timeout", &v)?,
-            None => Duration::from_secs(60),
-        };
-        let log_level = match get("log.level") {
-            Some(v) => parse_level(&v).ok_or_else(|| {
-                ConfigError::invalid("log.level", &v, "one of debug, info, warn, error, off")
-            })?,
-            None => LevelFilter::Info,
-        };
-        let data_path = match get("data.path") {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => PathBuf::from(format!(".data/dataset-{id}.csv")),
-        };
-        let batch_max_amount = match get("batch.maxAmount") {
-            Some(v) => in_range(&named("batch.maxAmount"), &v, 1, MAX_BATCH_AMOUNT, "bets")?,
-            None => 100,
-        };
-        let batch_window = match get("batch.window") {
-            Some(v) => in_range(&named("batch.window"), &v, 1, 64, "batches")?,
-            None => 64,
-        };
-        let retry_period = match get("winners.retryPeriod") {
-            Some(v) => ranged_duration("winners.retryPeriod", &v)?,
-            None => Duration::from_secs(5),
-        };
-        let mut retry = RetryPolicy::default();
-        for (key, slot) in [
-            ("retry.initial", &mut retry.initial),
-            ("retry.max", &mut retry.max),
-            ("retry.total", &mut retry.total),
-        ] {
-            if let Some(v) = get(key) {
-                *slot = ranged_duration(key, &v)?;
+        let mut config = Config::blank();
+        for setting in SETTINGS {
+            if let Some(value) = get(setting.key) {
+                setting.apply(&mut config, &value, &named(setting.key))?;
             }
         }
-        Ok(Config {
-            id,
-            server_address,
-            server_timeout,
-            log_level,
-            data_path,
-            batch_max_amount,
-            batch_window,
-            retry_period,
-            retry,
-            bet: bet_from(&env)?,
-            key_path: get("credentials.key").filter(|v| !v.is_empty()).map(PathBuf::from),
-            tls_ca: get("tls.ca").filter(|v| !v.is_empty()).map(PathBuf::from),
-            tls_name: get("tls.name").filter(|v| !v.is_empty()),
-        })
+        if config.data_path.as_os_str().is_empty() {
+            config.data_path = PathBuf::from(format!(".data/dataset-{}.csv", config.id));
+        }
+        config.bet = bet_from(&env)?;
+        Ok(config)
+    }
+
+    /// The defaults, before the table's settings are read (the id is required, the dataset's
+    /// default follows it).
+    fn blank() -> Config {
+        Config {
+            id: 0,
+            server_address: "127.0.0.1:12345".into(),
+            server_timeout: Duration::from_secs(60),
+            log_level: LevelFilter::Info,
+            data_path: PathBuf::new(),
+            batch_max_amount: 100,
+            batch_window: 64,
+            retry_period: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            bet: None,
+            key_path: None,
+            tls_ca: None,
+            tls_name: None,
+        }
     }
 
     /// The settings as `key: value` pairs, for the `action: config` log line.
@@ -219,9 +319,33 @@ fn bet_from(env: &impl Fn(&str) -> Option<String>) -> Result<Option<[String; 4]>
 
 /// `key (VARIABLE)`, so an error names both ways of setting it.
 fn named(key: &str) -> String {
-    match KEYS.iter().find(|(k, _)| *k == key) {
-        Some((_, var)) => format!("{key} ({var})"),
+    match SETTINGS.iter().find(|s| s.key == key) {
+        Some(setting) => format!("{key} ({})", setting.var),
         None => key.to_owned(),
+    }
+}
+
+/// Refuses a key in the file that no setting has (a typo would otherwise be ignored), naming
+/// the closest known one.
+fn check_keys(raw: &config::Config) -> Result<(), ConfigError> {
+    let mut keys = Vec::new();
+    let table = raw.clone().try_deserialize::<config::Map<String, config::Value>>().unwrap_or_default();
+    flatten(String::new(), table, &mut keys);
+    let known = || SETTINGS.iter().map(|s| s.key);
+    match keys.iter().find(|key| !known().any(|k| k == key.as_str())) {
+        Some(unknown) => Err(unknown_key(unknown, known())),
+        None => Ok(()),
+    }
+}
+
+/// The dotted paths of every leaf of a YAML table (`batch.maxAmount`).
+fn flatten(prefix: String, table: config::Map<String, config::Value>, keys: &mut Vec<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+        match value.clone().into_table() {
+            Ok(inner) if !inner.is_empty() => flatten(path, inner, keys),
+            _ => keys.push(path),
+        }
     }
 }
 
@@ -236,6 +360,14 @@ fn ranged_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
         Ok(d) if (min..=max).contains(&d) => Ok(d),
         _ => Err(ConfigError::invalid(&named(key), value, &range)),
     }
+}
+
+/// A warning line for each environment variable starting with `CLI_` that names no
+/// setting of an agency, with the closest one: a typo there would otherwise be ignored.
+#[must_use]
+pub fn environment_warnings() -> Vec<String> {
+    let known: Vec<&str> = SETTINGS.iter().map(|s| s.var).collect();
+    runtime::settings::unknown_variables(runtime::settings::environment_names(), "CLI_", &known)
 }
 
 #[cfg(test)]
@@ -326,5 +458,36 @@ mod tests {
             let err = Config::load(None, env(&vars)).unwrap_err();
             assert!(err.to_string().starts_with(key), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_names_the_closest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "batch:\n  maxAmmount: 10\n").unwrap();
+        let err = Config::load(Some(&path), env(&[("CLI_ID", "1")])).unwrap_err();
+        assert_eq!(err.to_string(), "unknown setting batch.maxAmmount; did you mean batch.maxAmount?");
+    }
+
+    #[test]
+    fn the_table_states_the_defaults() {
+        let defaults = Config::load(None, env(&[("CLI_ID", "2")])).unwrap();
+        // The rows whose default is a value (not "required", "unset" or a description).
+        let valued = |s: &&Setting<Config>| !["id", "data.path", "credentials.key"].contains(&s.key);
+        for setting in SETTINGS.iter().filter(valued).filter(|s| !s.default.contains(' ')) {
+            let mut config = defaults.clone();
+            setting.apply(&mut config, setting.default, setting.key).unwrap();
+            assert_eq!(config, defaults, "{}", setting.key);
+        }
+    }
+
+    #[test]
+    fn the_docs_list_exactly_the_table_s_settings() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let table = runtime::settings::markdown(SETTINGS);
+        assert!(
+            runtime::settings::documented(SETTINGS, docs),
+            "docs/configuration.md must hold the agency's table, between blank lines:\n{table}"
+        );
     }
 }

@@ -23,7 +23,7 @@ fn help_version_and_unknown_flags() {
     for help in ["--help", "-h"] {
         let out = client(&[help], &[]);
         assert_eq!(out.status.code(), Some(0), "{help}: {out:?}");
-        assert!(text(&out.stdout).starts_with("usage: client [CONFIG.yaml]"), "{out:?}");
+        assert!(text(&out.stdout).contains("Usage: client [CONFIG.yaml]"), "{out:?}");
     }
     for version in ["--version", "-V"] {
         let out = client(&[version], &[]);
@@ -31,7 +31,7 @@ fn help_version_and_unknown_flags() {
         assert_eq!(text(&out.stdout), format!("client {}\n", env!("CARGO_PKG_VERSION")));
     }
     for (args, says) in [
-        (&["--id=1"][..], "unknown option '--id=1'"),
+        (&["--id=1"][..], "unexpected argument '--id'"),
         (&["a.yaml", "b.yaml"], "unexpected argument 'b.yaml'"),
     ] {
         let out = client(args, &[("CLI_ID", "1")]);
@@ -91,4 +91,52 @@ fn a_dataset_that_cannot_be_read_fails_at_once_before_any_connection() {
         assert!(!said.contains("action: retry"), "no connection was tried: {said}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
     }
+}
+
+#[test]
+fn help_lists_every_setting_with_its_variable_and_default() {
+    let said = text(&client(&["--help"], &[]).stdout);
+    for setting in client::config::SETTINGS {
+        let name = format!("  {} ({})\n", setting.key, setting.var);
+        let default = format!("default: {}; accepts: {}\n", setting.default, setting.range());
+        assert!(said.contains(&name) && said.contains(&default), "{}: {said}", setting.key);
+    }
+}
+
+#[test]
+fn a_typo_in_the_file_exits_2_naming_the_closest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.yaml");
+    std::fs::write(&path, "batch:\n  maxAmmount: 10\n").unwrap();
+    let out = client(&[path.to_str().unwrap()], &[("CLI_ID", "1")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        text(&out.stderr),
+        "action: config | result: fail | error: unknown setting batch.maxAmmount; did you mean batch.maxAmount?\n"
+    );
+}
+
+#[test]
+fn a_typo_in_a_variable_is_warned_of_and_the_agency_goes_on() {
+    // An invalid bet: the agency logs its settings and warnings, then fails before any I/O.
+    let env = [
+        ("CLI_ID", "1"),
+        ("CLI_BATCH_MAX_AMMOUNT", "10"),
+        ("NOMBRE", "Ana"),
+        ("APELLIDO", "Díaz"),
+        ("DOCUMENTO", "x1"),
+        ("NACIMIENTO", "1987-05-17"),
+    ];
+    let out = client(&[], &env);
+    assert_eq!(out.status.code(), Some(1), "it went on: {out:?}");
+    let said = text(&out.stderr);
+    let warnings: Vec<_> =
+        said.lines().filter(|line| line.contains("result: warning | unknown variable")).collect();
+    assert_eq!(warnings.len(), 1, "{said}");
+    assert!(
+        warnings[0]
+            .ends_with("unknown variable CLI_BATCH_MAX_AMMOUNT, ignored; did you mean CLI_BATCH_MAX_AMOUNT?"),
+        "{said}"
+    );
+    assert!(said.contains("ERROR    action: bet_checked | result: fail"), "{said}");
 }

@@ -169,11 +169,17 @@ fn keyless_peers_announcing_large_frames_do_not_delay_an_honest_echo_or_agency()
     let announce = (1u32 << 20).to_be_bytes().to_vec();
     let hostile = Hostile::start(&central, 200, announce, Duration::from_secs(2));
     for _ in 0..5 {
-        let asked = Instant::now();
+        // Connecting competes with 200 peers reconnecting as fast as they are cut: the
+        // listen backlog holds them all, so it takes no SYN retransmission (a second each).
+        let connecting = Instant::now();
         let mut honest = central.connect();
+        assert!(connecting.elapsed() < Duration::from_secs(1), "connecting took {:?}", connecting.elapsed());
+        // What this test is about: announcing large frames reserves nothing of the budget,
+        // so an honest echo is answered at once, not after the frame deadline.
+        let asked = Instant::now();
         let answer = honest.call(&Request::Echo(b"ping".to_vec())).expect("an echo answer");
         assert_eq!(answer, Response::Echo(b"ping".to_vec()));
-        assert!(asked.elapsed() < Duration::from_secs(1), "the echo waited {:?}", asked.elapsed());
+        assert!(asked.elapsed() < Duration::from_millis(500), "the echo waited {:?}", asked.elapsed());
     }
     keyed_agencies_finish_exact(&central, &keys, 3);
     drop(hostile);

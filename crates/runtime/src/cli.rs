@@ -1,99 +1,53 @@
-//! The command line every binary shares: `-h`/`--help` and `-V`/`--version` answered on
-//! standard output with exit 0, the way Rust tools answer them, and a flag the program does
-//! not know refused on standard error with its usage and exit 2.
+//! The command line every binary shares: clap, each binary's flags derived beside its code.
+//! `-h`/`--help` and `-V`/`--version` are answered on standard output with exit 0; a flag
+//! the program does not know, a missing or extra argument is refused on standard error with
+//! the usage and exit 2 (clap's statuses, the shells' convention); `--flag=value` and
+//! `--flag value` are the same.
 
-use std::{ffi::OsString, process::ExitCode};
+use clap::Parser;
 
-/// Exit status for a command line the program does not understand (as clap and the shells use).
-const USAGE_ERROR: u8 = 2;
-
-/// What a binary says about itself.
-#[derive(Debug, Clone, Copy)]
-pub struct Program {
-    /// The binary's name, as typed.
-    pub name: &'static str,
-    /// Its version: the crate's `CARGO_PKG_VERSION`, taken in the binary's own crate.
-    pub version: &'static str,
-    /// The usage line, `usage: NAME ...`.
-    pub usage: &'static str,
-    /// What follows the usage line in `--help`: what it does, settings, exit status.
-    pub about: &'static str,
-}
-
-impl Program {
-    /// Answers `-h`/`--help` or `-V`/`--version` when either is among `args` (the arguments
-    /// after the program's name): `Some(exit code)` when the process must exit now, having
-    /// printed the help or the version.
-    #[must_use]
-    pub fn answer_help_or_version(&self, args: &[OsString]) -> Option<ExitCode> {
-        for arg in args {
-            if arg == "-h" || arg == "--help" {
-                println!("{}\n\n{}", self.usage, self.about.trim_end());
-                return Some(ExitCode::SUCCESS);
-            }
-            if arg == "-V" || arg == "--version" {
-                println!("{} {}", self.name, self.version);
-                return Some(ExitCode::SUCCESS);
-            }
-        }
-        None
-    }
-
-    /// Says on standard error what is wrong with the command line, then the usage; the exit
-    /// code to return (2).
-    #[must_use]
-    pub fn usage_error(&self, what: &str) -> ExitCode {
-        eprintln!("{}: {what}\n{}\nFor more, try '{} --help'.", self.name, self.usage, self.name);
-        ExitCode::from(USAGE_ERROR)
-    }
-
-    /// The positional arguments of a program that takes no flags: at most `max` of them.
-    ///
-    /// # Errors
-    /// An argument that looks like a flag (`-x`, `--x`; a lone `-` is a positional), or more
-    /// than `max` arguments: the exit code of [`Program::usage_error`], already reported.
-    pub fn positionals(&self, args: Vec<OsString>, max: usize) -> Result<Vec<OsString>, ExitCode> {
-        if let Some(flag) = args.iter().find(|a| is_flag(a)) {
-            return Err(self.usage_error(&format!("unknown option '{}'", flag.to_string_lossy())));
-        }
-        if args.len() > max {
-            let extra = args[max].to_string_lossy().into_owned();
-            return Err(self.usage_error(&format!("unexpected argument '{extra}'")));
-        }
-        Ok(args)
-    }
-}
-
-/// Whether `arg` is written as a flag: a dash and something after it.
+/// Parses this process's arguments into `T`, or exits (0 after help or version, 2 for a
+/// command line it does not understand). `settings`, when not empty, ends `--help`: the list
+/// of every setting, from the binary's settings table.
 #[must_use]
-pub fn is_flag(arg: &OsString) -> bool {
-    let bytes = arg.as_encoded_bytes();
-    bytes.len() > 1 && bytes[0] == b'-'
+pub fn parse<T: Parser>(settings: &str) -> T {
+    parse_from(std::env::args_os(), settings)
+}
+
+/// [`parse`] over `args` (the program's name first).
+#[must_use]
+pub fn parse_from<T: Parser>(args: impl IntoIterator<Item = std::ffi::OsString>, settings: &str) -> T {
+    let mut command = T::command();
+    if !settings.is_empty() {
+        let before = command.get_after_help().map(ToString::to_string).unwrap_or_default();
+        command = command.after_help(format!("{}\n\n{}", settings.trim_end(), before.trim_end()));
+    }
+    let matches = command.get_matches_from(args);
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PROGRAM: Program =
-        Program { name: "demo", version: "1.2.3", usage: "usage: demo [FILE]", about: "" };
-
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
+    /// A command line like datagen's.
+    #[derive(Parser, Debug, PartialEq)]
+    #[command(name = "demo")]
+    struct Demo {
+        #[arg(long, default_value = ".data")]
+        dir: String,
+        #[arg(long, default_value_t = 5)]
+        agencies: u32,
     }
 
     #[test]
-    fn help_and_version_are_answered_anywhere() {
-        assert!(PROGRAM.answer_help_or_version(&args(&["x", "--version"])).is_some());
-        assert!(PROGRAM.answer_help_or_version(&args(&["-h"])).is_some());
-        assert!(PROGRAM.answer_help_or_version(&args(&["config.ini"])).is_none());
-    }
-
-    #[test]
-    fn flags_and_extra_arguments_are_refused() {
-        assert_eq!(PROGRAM.positionals(args(&["a.ini"]), 1).ok(), Some(args(&["a.ini"])));
-        assert_eq!(PROGRAM.positionals(args(&["-"]), 1).ok(), Some(args(&["-"])));
-        assert!(PROGRAM.positionals(args(&["--verbose"]), 1).is_err());
-        assert!(PROGRAM.positionals(args(&["a", "b"]), 1).is_err());
+    fn a_value_may_follow_an_equals_sign_or_a_space() {
+        let args = |list: &[&str]| list.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let expected = Demo { dir: "/tmp/x".into(), agencies: 3 };
+        assert_eq!(parse_from::<Demo>(args(&["demo", "--dir=/tmp/x", "--agencies", "3"]), ""), expected);
+        assert_eq!(
+            parse_from::<Demo>(args(&["demo", "--dir", "/tmp/x", "--agencies=3"]), "settings"),
+            expected
+        );
     }
 }

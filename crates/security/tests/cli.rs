@@ -11,7 +11,7 @@ fn an_unknown_flag_exits_2_and_writes_nothing() {
         let out = Command::new(env!("CARGO_BIN_EXE_credentials")).arg(&dir).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let said = String::from_utf8_lossy(&out.stderr);
-        assert!(said.starts_with("credentials: unknown option '-"), "{args:?}: {said}");
+        assert!(said.starts_with("error: unexpected argument '-"), "{args:?}: {said}");
         assert!(!dir.exists(), "{args:?}: nothing is written");
     }
     let out =

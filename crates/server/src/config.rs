@@ -12,34 +12,205 @@ use crate::store::{self, DatabaseSettings, WinnersFormat};
 
 use runtime::{
     logging::parse_level,
-    settings::{in_range, ConfigError},
+    settings::{unknown_key, ConfigError, Parse, Setting},
 };
 
-/// Every key the central reads, as written in the INI file and the environment.
-pub const KEYS: [&str; 22] = [
-    "SERVER_IP",
-    "SERVER_PORT",
-    "SERVER_HTTP_PORT",
-    "SERVER_LISTEN_BACKLOG",
-    "LOGGING_LEVEL",
-    "SERVER_AGENCIES",
-    "SERVER_STORAGE_PATH",
-    "SERVER_WINNER_DELAY_MS",
-    "SERVER_MAX_CONNECTIONS",
-    "SERVER_IDLE_TIMEOUT_SECS",
-    "SERVER_MAX_FRAME_BYTES",
-    "SERVER_DATABASE_URL",
-    "SERVER_DATABASE_POOL_SIZE",
-    "SERVER_DATABASE_TIMEOUT_SECS",
-    "SERVER_FRAME_TIMEOUT_SECS",
-    "SERVER_MEMORY_BUDGET_MIB",
-    "SERVER_AGENCY_KEYS",
-    "SERVER_TLS_CERT",
-    "SERVER_TLS_KEY",
-    "SERVER_WINNERS_FORMAT",
-    "SERVER_PROOF_TIMEOUT_SECS",
-    "SERVER_UNPROVED_PERCENT",
+/// Every setting the central reads: its INI key (in `[DEFAULT]`), also the name of the
+/// environment variable that wins over the file. The loader, `--help` and the test on
+/// `docs/configuration.md` read this table; a new setting is one more row.
+pub const SETTINGS: &[Setting<Config>] = &[
+    text("SERVER_IP", "empty (every interface)", "an address", "address to listen on", |c, v| {
+        c.ip = unquoted(v).to_owned();
+        Ok(())
+    }),
+    number("SERVER_PORT", "12345", (0, 65535, "a port number"), "TCP port (0: any free port)", |c, v| {
+        c.port = v as u16;
+    }),
+    number(
+        "SERVER_HTTP_PORT",
+        "0 (off)",
+        (0, 65535, "a port number, 0 for off"),
+        "the read-only HTTP listener: metrics, status page, health and readiness",
+        |c, v| c.http_port = v as u16,
+    ),
+    number(
+        "SERVER_LISTEN_BACKLOG",
+        "1024",
+        (1, 65535, "connections"),
+        "connections queued by the kernel before accept (capped by net.core.somaxconn)",
+        |c, v| c.listen_backlog = v as i32,
+    ),
+    text("LOGGING_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR, OFF", "least severe level logged", |c, v| {
+        c.logging_level = parse_level(v).ok_or_else(|| {
+            ConfigError::invalid("LOGGING_LEVEL", v, "one of DEBUG, INFO, WARNING, ERROR, OFF")
+        })?;
+        Ok(())
+    }),
+    number(
+        "SERVER_AGENCIES",
+        "5",
+        (1, MAX_AGENCIES as u64, "agencies"),
+        "agencies taking part, numbered 1 to this",
+        |c, v| c.agencies = v as u32,
+    ),
+    text(
+        "SERVER_STORAGE_PATH",
+        "winners.csv",
+        "not blank",
+        "the winners file; its journal is beside it, named as it plus .journal",
+        |c, v| {
+            if v.trim().is_empty() {
+                return Err(ConfigError::invalid("SERVER_STORAGE_PATH", v, "a file path"));
+            }
+            c.storage_path = PathBuf::from(v.trim());
+            Ok(())
+        },
+    ),
+    number(
+        "SERVER_WINNER_DELAY_MS",
+        "1",
+        (0, 1000, "milliseconds"),
+        "simulated cost of checking one bet",
+        |c, v| c.winner_delay = Duration::from_millis(v),
+    ),
+    number(
+        "SERVER_MAX_CONNECTIONS",
+        "SERVER_AGENCIES plus a quarter plus 16, at least 256",
+        (1, 16_384, "connections"),
+        "connection slots (lowered at start to what the file-descriptor limit allows when not set)",
+        |c, v| {
+            c.max_connections = v as usize;
+            c.max_connections_chosen = true;
+        },
+    ),
+    number(
+        "SERVER_PROOF_TIMEOUT_SECS",
+        "5",
+        (1, 300, "seconds"),
+        "with keys, how long a connection has to prove an agency",
+        |c, v| c.proof_timeout = Duration::from_secs(v),
+    ),
+    number(
+        "SERVER_UNPROVED_PERCENT",
+        "25",
+        (1, 90, "percent"),
+        "with keys, the share of the slots unproved connections may hold together",
+        |c, v| c.unproved_percent = v as usize,
+    ),
+    number(
+        "SERVER_IDLE_TIMEOUT_SECS",
+        "30",
+        (1, 86_400, "seconds"),
+        "a connection silent this long (before a request's first byte) is closed",
+        |c, v| c.idle_timeout = Duration::from_secs(v),
+    ),
+    number("SERVER_MAX_FRAME_BYTES", "1048576", (64, 64 << 20, "bytes"), "largest frame accepted", |c, v| {
+        c.max_frame_len = v as usize;
+    }),
+    number(
+        "SERVER_FRAME_TIMEOUT_SECS",
+        "5",
+        (1, 3600, "seconds"),
+        "from a request's first byte, the time its frame has to arrive and its answer to leave",
+        |c, v| c.frame_timeout = Duration::from_secs(v),
+    ),
+    number(
+        "SERVER_MEMORY_BUDGET_MIB",
+        "64",
+        (1, 4096, "MiB"),
+        "memory requests and answers in flight may hold together; at least twice SERVER_MAX_FRAME_BYTES",
+        |c, v| c.memory_budget = (v as usize) << 20,
+    ),
+    text(
+        "SERVER_DATABASE_URL",
+        "empty (none)",
+        "a URL or empty",
+        "a PostgreSQL database for the lottery",
+        |c, v| {
+            let url = unquoted(v);
+            c.database_url = (!url.is_empty()).then(|| url.to_owned());
+            Ok(())
+        },
+    ),
+    number(
+        "SERVER_DATABASE_POOL_SIZE",
+        "16",
+        (1, 1024, "connections"),
+        "database connections the central keeps at most",
+        |c, v| c.database_pool_size = v as usize,
+    ),
+    number(
+        "SERVER_DATABASE_TIMEOUT_SECS",
+        "5",
+        (1, 3600, "seconds"),
+        "longest wait to connect to the database or for a pooled connection",
+        |c, v| c.database_timeout = Duration::from_secs(v),
+    ),
+    text("SERVER_WINNERS_FORMAT", "csv", "csv, course", "how the winners file writes each winner", |c, v| {
+        c.winners_format = WinnersFormat::parse(unquoted(v))
+            .ok_or_else(|| ConfigError::invalid("SERVER_WINNERS_FORMAT", v, "csv or course"))?;
+        Ok(())
+    }),
+    text("SERVER_AGENCY_KEYS", "empty (open)", "a file", "the agencies' public keys", |c, v| {
+        c.agency_keys = path(v);
+        Ok(())
+    }),
+    text(
+        "SERVER_TLS_CERT",
+        "empty (plain TCP)",
+        "a file, with SERVER_TLS_KEY",
+        "the TLS certificate chain (PEM)",
+        |c, v| {
+            let key = c.tls.take().map(|(_, key)| key).unwrap_or_default();
+            c.tls = Some((path(v).unwrap_or_default(), key));
+            Ok(())
+        },
+    ),
+    text(
+        "SERVER_TLS_KEY",
+        "empty (plain TCP)",
+        "a file, with SERVER_TLS_CERT",
+        "the TLS private key (PEM)",
+        |c, v| {
+            let cert = c.tls.take().map(|(cert, _)| cert).unwrap_or_default();
+            c.tls = Some((cert, path(v).unwrap_or_default()));
+            Ok(())
+        },
+    ),
 ];
+
+/// A row for a whole number within `(min, max, unit)`. `set` receives a number already
+/// checked against the row's range, so each row's `as` cast to its field's type is exact.
+const fn number(
+    key: &'static str,
+    default: &'static str,
+    (min, max, unit): (u64, u64, &'static str),
+    meaning: &'static str,
+    set: fn(&mut Config, u64),
+) -> Setting<Config> {
+    Setting { key, var: key, default, meaning, parse: Parse::Number { min, max, unit, set } }
+}
+
+/// A row for any other text, checked by `set`.
+const fn text(
+    key: &'static str,
+    default: &'static str,
+    accepted: &'static str,
+    meaning: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), ConfigError>,
+) -> Setting<Config> {
+    Setting { key, var: key, default, meaning, parse: Parse::Text { accepted, set } }
+}
+
+/// A value without the quotes an INI file may put around it (`SERVER_IP = ""`).
+fn unquoted(value: &str) -> &str {
+    value.trim().trim_matches('"').trim()
+}
+
+/// A path, or none when empty.
+fn path(value: &str) -> Option<PathBuf> {
+    Some(unquoted(value)).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
 
 /// Most agencies a central takes (`SERVER_AGENCIES`). The store keeps a small state for each
 /// from the start, and the course runs five; this leaves room for any real lottery while
@@ -56,7 +227,9 @@ pub struct Config {
     /// Port of the read-only HTTP listener (metrics, status page, readiness), on `SERVER_IP`;
     /// 0 means off (`SERVER_HTTP_PORT`, default 0).
     pub http_port: u16,
-    /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 128).
+    /// Connections the kernel queues before `accept` (`SERVER_LISTEN_BACKLOG`, default 1024:
+    /// thousands of agencies, or a flood of peers reconnecting, connecting at once must not
+    /// overflow it, or the kernel drops their SYNs and each waits a second to retry).
     pub listen_backlog: i32,
     /// Least severe level logged (`LOGGING_LEVEL`, default INFO).
     pub logging_level: LevelFilter,
@@ -125,7 +298,7 @@ impl Default for Config {
             ip: String::new(),
             port: 12345,
             http_port: 0,
-            listen_backlog: 128,
+            listen_backlog: 1024,
             logging_level: LevelFilter::Info,
             agencies: 5,
             storage_path: PathBuf::from("winners.csv"),
@@ -153,128 +326,65 @@ impl Config {
     /// exist), overridden by `env` (a lookup such as `|k| std::env::var(k).ok()`).
     ///
     /// # Errors
-    /// A missing or unreadable file, or a value that does not parse, naming the key.
+    /// A missing or unreadable file, a key the file has but no setting, or a value that does
+    /// not parse, naming the key.
     pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Ini));
         }
-        for key in KEYS {
-            if let Some(value) = env(key) {
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.var) {
                 builder = builder
-                    .set_override(format!("DEFAULT.{key}"), value)
-                    .map_err(|e| ConfigError::new(format!("{key}: {e}")))?;
+                    .set_override(format!("DEFAULT.{}", setting.key), value)
+                    .map_err(|e| ConfigError::new(format!("{}: {e}", setting.key)))?;
             }
         }
         let raw = builder.build().map_err(|e| ConfigError::new(format!("cannot read configuration: {e}")))?;
-        let get = |key: &str| raw.get_string(&format!("DEFAULT.{key}")).ok();
-
+        let section = raw.get_table("DEFAULT").unwrap_or_default();
+        let known = || SETTINGS.iter().map(|s| s.key);
+        if let Some(unknown) = section.keys().find(|key| !known().any(|k| k == key.as_str())) {
+            return Err(unknown_key(unknown, known()));
+        }
         let mut config = Config::default();
-        if let Some(v) = get("SERVER_IP") {
-            config.ip = v.trim().trim_matches('"').to_owned();
-        }
-        if let Some(v) = get("SERVER_PORT") {
-            config.port = in_range("SERVER_PORT", &v, 0, 65535, "a port number")?;
-        }
-        if let Some(v) = get("SERVER_HTTP_PORT") {
-            config.http_port = in_range("SERVER_HTTP_PORT", &v, 0, 65535, "a port number, 0 for off")?;
-        }
-        if let Some(v) = get("SERVER_LISTEN_BACKLOG") {
-            config.listen_backlog = in_range("SERVER_LISTEN_BACKLOG", &v, 1, 65535, "connections")?;
-        }
-        if let Some(v) = get("LOGGING_LEVEL") {
-            config.logging_level = parse_level(&v).ok_or_else(|| {
-                ConfigError::invalid("LOGGING_LEVEL", &v, "one of DEBUG, INFO, WARNING, ERROR, OFF")
-            })?;
-        }
-        if let Some(v) = get("SERVER_AGENCIES") {
-            config.agencies = in_range("SERVER_AGENCIES", &v, 1, MAX_AGENCIES, "agencies")?;
-        }
-        if let Some(v) = get("SERVER_STORAGE_PATH") {
-            if v.trim().is_empty() {
-                return Err(ConfigError::invalid("SERVER_STORAGE_PATH", &v, "a file path"));
+        for setting in SETTINGS {
+            if let Ok(value) = raw.get_string(&format!("DEFAULT.{}", setting.key)) {
+                setting.apply(&mut config, &value, setting.key)?;
             }
-            config.storage_path = PathBuf::from(v.trim());
         }
-        if let Some(v) = get("SERVER_WINNER_DELAY_MS") {
-            config.winner_delay =
-                Duration::from_millis(in_range("SERVER_WINNER_DELAY_MS", &v, 0, 1000, "milliseconds")?);
-        }
-        config.max_connections_chosen = get("SERVER_MAX_CONNECTIONS").is_some();
-        config.max_connections = match get("SERVER_MAX_CONNECTIONS") {
-            Some(v) => in_range("SERVER_MAX_CONNECTIONS", &v, 1, 16_384, "connections")?,
-            None => default_max_connections(config.agencies),
-        };
-        if let Some(v) = get("SERVER_PROOF_TIMEOUT_SECS") {
-            config.proof_timeout =
-                Duration::from_secs(in_range("SERVER_PROOF_TIMEOUT_SECS", &v, 1, 300, "seconds")?);
-        }
-        if let Some(v) = get("SERVER_UNPROVED_PERCENT") {
-            config.unproved_percent = in_range("SERVER_UNPROVED_PERCENT", &v, 1, 90, "percent")?;
-        }
-        if let Some(v) = get("SERVER_IDLE_TIMEOUT_SECS") {
-            config.idle_timeout =
-                Duration::from_secs(in_range("SERVER_IDLE_TIMEOUT_SECS", &v, 1, 86_400, "seconds")?);
-        }
-        if let Some(v) = get("SERVER_MAX_FRAME_BYTES") {
-            config.max_frame_len = in_range("SERVER_MAX_FRAME_BYTES", &v, 64, 64 << 20, "bytes")?;
-        }
-        if let Some(v) = get("SERVER_FRAME_TIMEOUT_SECS") {
-            config.frame_timeout =
-                Duration::from_secs(in_range("SERVER_FRAME_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
-        }
-        if let Some(v) = get("SERVER_MEMORY_BUDGET_MIB") {
-            let mib: usize = in_range("SERVER_MEMORY_BUDGET_MIB", &v, 1, 4096, "MiB")?;
-            config.memory_budget = mib << 20;
+        config.settle()
+    }
+
+    /// The checks that join several settings, once each is read.
+    fn settle(mut self) -> Result<Config, ConfigError> {
+        if !self.max_connections_chosen {
+            self.max_connections = default_max_connections(self.agencies);
         }
         // A frame reserves twice its payload (request and answer): a budget smaller than that
         // for the largest frame would refuse it every time.
-        if config.memory_budget < 2 * config.max_frame_len {
+        if self.memory_budget < 2 * self.max_frame_len {
             return Err(ConfigError::new(format!(
                 "SERVER_MEMORY_BUDGET_MIB: {} MiB is less than twice SERVER_MAX_FRAME_BYTES ({} bytes): \
                  the largest frame would never fit",
-                config.memory_budget >> 20,
-                config.max_frame_len
+                self.memory_budget >> 20,
+                self.max_frame_len
             )));
         }
-        if let Some(v) = get("SERVER_DATABASE_URL") {
-            let url = v.trim().trim_matches('"').trim();
-            config.database_url = (!url.is_empty()).then(|| url.to_owned());
-        }
-        if let Some(v) = get("SERVER_DATABASE_POOL_SIZE") {
-            config.database_pool_size = in_range("SERVER_DATABASE_POOL_SIZE", &v, 1, 1024, "connections")?;
-        }
-        if let Some(v) = get("SERVER_DATABASE_TIMEOUT_SECS") {
-            config.database_timeout =
-                Duration::from_secs(in_range("SERVER_DATABASE_TIMEOUT_SECS", &v, 1, 3600, "seconds")?);
-        }
-        if let Some(v) = get("SERVER_WINNERS_FORMAT") {
-            config.winners_format = WinnersFormat::parse(v.trim().trim_matches('"'))
-                .ok_or_else(|| ConfigError::invalid("SERVER_WINNERS_FORMAT", &v, "csv or course"))?;
-        }
-        let path = |key: &str| {
-            get(key).map(|v| v.trim().trim_matches('"').trim().to_owned()).filter(|v| !v.is_empty())
-        };
-        config.agency_keys = path("SERVER_AGENCY_KEYS").map(PathBuf::from);
-        config.tls = match (path("SERVER_TLS_CERT"), path("SERVER_TLS_KEY")) {
-            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-            (None, None) => None,
-            (Some(cert), None) => {
-                return Err(ConfigError::invalid(
-                    "SERVER_TLS_KEY",
-                    "",
-                    &format!("a key file, since SERVER_TLS_CERT is {cert}"),
-                ))
+        let empty = |p: &PathBuf| p.as_os_str().is_empty();
+        self.tls = match self.tls.take() {
+            None => None,
+            Some((cert, key)) if empty(&cert) && empty(&key) => None,
+            Some((cert, key)) if empty(&key) => {
+                let expected = format!("a key file, since SERVER_TLS_CERT is {}", cert.display());
+                return Err(ConfigError::invalid("SERVER_TLS_KEY", "", &expected));
             }
-            (None, Some(key)) => {
-                return Err(ConfigError::invalid(
-                    "SERVER_TLS_CERT",
-                    "",
-                    &format!("a certificate file, since SERVER_TLS_KEY is {key}"),
-                ))
+            Some((cert, key)) if empty(&cert) => {
+                let expected = format!("a certificate file, since SERVER_TLS_KEY is {}", key.display());
+                return Err(ConfigError::invalid("SERVER_TLS_CERT", "", &expected));
             }
+            pair => pair,
         };
-        Ok(config)
+        Ok(self)
     }
 
     /// What the store is told: the agencies, the winners file and its format, the database.
@@ -337,6 +447,14 @@ impl Config {
             self.unproved_percent,
         )
     }
+}
+
+/// A warning line for each environment variable starting with `SERVER_` that names no
+/// setting of the central, with the closest one: a typo there would otherwise be ignored.
+#[must_use]
+pub fn environment_warnings() -> Vec<String> {
+    let known: Vec<&str> = SETTINGS.iter().map(|s| s.var).collect();
+    runtime::settings::unknown_variables(runtime::settings::environment_names(), "SERVER_", &known)
 }
 
 #[cfg(test)]
@@ -471,5 +589,33 @@ mod tests {
         assert!(described.contains("database_url: postgres://lottery@db:5432/lottery"), "{described}");
         assert!(!described.contains("s3cret"), "{described}");
         assert_eq!(Config::load(None, env(&[("SERVER_DATABASE_URL", "\"\"")])).unwrap().database(), None);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_names_the_closest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.ini");
+        std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCEIS = 5\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "unknown setting SERVER_AGENCEIS; did you mean SERVER_AGENCIES?");
+    }
+
+    #[test]
+    fn the_table_states_the_defaults() {
+        for setting in SETTINGS.iter().filter(|s| s.default.parse::<u64>().is_ok()) {
+            let mut config = Config::default();
+            setting.apply(&mut config, setting.default, setting.key).unwrap();
+            assert_eq!(config.settle().unwrap(), Config::default(), "{}", setting.key);
+        }
+    }
+
+    #[test]
+    fn the_docs_list_exactly_the_table_s_settings() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let table = runtime::settings::markdown(SETTINGS);
+        assert!(
+            runtime::settings::documented(SETTINGS, docs),
+            "docs/configuration.md must hold the central's table, between blank lines:\n{table}"
+        );
     }
 }

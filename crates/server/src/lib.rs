@@ -12,10 +12,12 @@
 //! At the top: `config` (the settings, which it hands down to each layer),
 //! `error` (why the central cannot start or close), `healthcheck` (the container's probe) and
 //! `metrics` (the counters every layer adds to).
-//! `main.rs` only reads the configuration, installs the signal handler and calls
-//! [`Server::run`]; everything else lives here so tests can run a real central in-process on
+//! `commands` holds what each of the binary's commands does (serve, healthcheck,
+//! export-winners); `main.rs` only parses the command line and reads the configuration;
+//! everything else lives here so tests can run a real central in-process on
 //! port 0 and stop it through a [`ShutdownHandle`].
 
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod healthcheck;

@@ -1,62 +1,65 @@
-//! The `server` binary: the central of the lottery.
-//!
-//! Usage: `server [CONFIG.ini]` (also `--help`, `--version`). Settings come from the optional
-//! INI file, overridden by the environment; see `server::config`. SIGTERM or SIGINT stops it gracefully (exit 0).
-//! Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting.
-//!
-//! `server healthcheck [CONFIG.ini]` asks the central those settings describe, on this host,
-//! for an echo: exit 0 when it answers, 1 when not (the container's health check).
-//!
-//! `server export-winners [CONFIG.ini] OUT` writes the winners file (the same CSV the file
-//! engine keeps) to OUT from the database `SERVER_DATABASE_URL` names: exit 0 when written,
-//! 1 when the database or the file fails, 2 for a bad setting or no database.
+//! The `server` binary: the central of the lottery. `server [CONFIG.ini]` serves;
+//! `server healthcheck [CONFIG.ini]` probes a central on this host; `server export-winners
+//! [CONFIG.ini] OUT.csv` writes the winners file from the database. Settings: the INI file,
+//! overridden by the environment (`server::config`). The commands' bodies are in
+//! `server::commands`; this file is the command line.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode};
 
-use runtime::{
-    cli::Program,
-    logging,
-    signals::{self, SignalWatcher},
-};
-use server::{healthcheck, store, Config, Server};
+use clap::{Parser, Subcommand};
+use runtime::{logging, settings};
+use server::{commands, config, Config};
 
-/// How long the health check waits to connect, and then for the echo.
-const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+const EXIT_STATUS: &str =
+    "RUST_LOG, when set, is applied over LOGGING_LEVEL. SIGTERM or SIGINT stops the central
+gracefully.
 
-const PROGRAM: Program = Program {
-    name: "server",
-    version: env!("CARGO_PKG_VERSION"),
-    usage: "usage: server [healthcheck] [CONFIG.ini]\n       server export-winners [CONFIG.ini] OUT.csv",
-    about: "The central of the lottery. Settings: the INI file's [DEFAULT] section, overridden by
-environment variables of the same names (SERVER_PORT, SERVER_AGENCIES, LOGGING_LEVEL, ...);
-RUST_LOG, when set, is applied over LOGGING_LEVEL. SIGTERM or SIGINT stops it gracefully.
-`healthcheck` asks the central those settings describe for an echo instead;
-`export-winners` writes the winners file from the database SERVER_DATABASE_URL names.
+Exit status: 0 after a graceful stop (healthcheck: the central answered; export-winners: the
+file is written), 1 when it cannot start or fails, 2 for a bad setting or command line.";
 
-Exit status: 0 after a graceful stop, 1 when it cannot start or fails, 2 for a bad setting
-or command line.",
-};
+/// The central of the lottery: receives the agencies' bets, decides the winners, answers the
+/// total. Settings: the INI file's [DEFAULT] section, overridden by environment variables of
+/// the same names.
+#[derive(Parser)]
+#[command(name = "server", version, after_help = EXIT_STATUS, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// The INI file (section [DEFAULT]); without it, the defaults and the environment.
+    #[arg(value_name = "CONFIG.ini")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Asks the central those settings describe, on this host, for an echo (or GET /readyz
+    /// with SERVER_HTTP_PORT): exit 0 when it answers, 1 when not.
+    Healthcheck {
+        /// The central's INI file.
+        #[arg(value_name = "CONFIG.ini")]
+        config: Option<PathBuf>,
+    },
+    /// Writes the winners file (the CSV the file engine keeps) from the database
+    /// SERVER_DATABASE_URL names: exit 0 when written, 1 when the database or the file fails,
+    /// 2 for a bad setting or no database.
+    #[command(override_usage = "server export-winners [CONFIG.ini] OUT.csv")]
+    ExportWinners {
+        /// The central's INI file (optional), then the file to write.
+        #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
+        files: Vec<PathBuf>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&args) {
-        return code;
-    }
-    let mut args = match PROGRAM.positionals(args, 3) {
-        Ok(args) => args.into_iter().peekable(),
-        Err(code) => return code,
-    };
-    let healthcheck = args.next_if(|arg| arg == "healthcheck").is_some();
-    let export = !healthcheck && args.next_if(|arg| arg == "export-winners").is_some();
-    let rest: Vec<PathBuf> = args.map(PathBuf::from).collect();
-    let (path, out) = match (export, <[PathBuf]>::len(&rest)) {
-        (false, 0) => (None, None),
-        (false, 1) => (rest.first().cloned(), None),
-        (true, 1) => (None, rest.first().cloned()),
-        (true, 2) => (rest.first().cloned(), rest.get(1).cloned()),
-        (true, 0) => return PROGRAM.usage_error("export-winners needs the file to write"),
-        _ => {
-            return PROGRAM.usage_error(&format!("unexpected argument '{}'", rest[rest.len() - 1].display()))
+    let cli: Cli = runtime::cli::parse(&settings::help(config::SETTINGS));
+    let healthcheck = matches!(cli.command, Some(Command::Healthcheck { .. }));
+    let (path, out) = match cli.command {
+        None => (cli.config, None),
+        Some(Command::Healthcheck { config }) => (config, None),
+        // clap has checked there are one or two: the file to write is the last.
+        Some(Command::ExportWinners { mut files }) => {
+            let out = files.pop();
+            (files.pop(), out)
         }
     };
     let config = match Config::load(path.as_deref(), |key| std::env::var(key).ok()) {
@@ -66,78 +69,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if healthcheck {
-        return match healthcheck::probe(&config, HEALTHCHECK_TIMEOUT) {
-            Ok(address) => {
-                println!("action: healthcheck | result: success | address: {address}");
-                ExitCode::SUCCESS
+    match (healthcheck, out) {
+        (true, None) => commands::healthcheck(&config),
+        (_, Some(out)) => {
+            logging::init(config.logging_level);
+            commands::export_winners(&config, &out)
+        }
+        (false, None) => {
+            logging::init(config.logging_level);
+            log::info!("action: config | result: success | {}", config.describe());
+            for warning in config::environment_warnings() {
+                log::warn!("action: config | result: warning | {warning}");
             }
-            Err(e) => {
-                println!("action: healthcheck | result: fail | error: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    logging::init(config.logging_level);
-    if let Some(out) = out {
-        return export_winners(&config, &out);
-    }
-    log::info!("action: config | result: success | {}", config.describe());
-
-    // Before the store opens: a write past a file size limit must fail, not kill the central.
-    if let Err(e) = signals::survive_file_size_limit() {
-        log::error!("action: install_signal_handler | result: fail | error: {e}");
-        return ExitCode::FAILURE;
-    }
-    let server = match Server::bind(&config) {
-        Ok(server) => server,
-        Err(e) => {
-            log::error!("action: start | result: fail | error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Until the watcher is installed a signal ends the process outright, which loses
-    // nothing: no connection has been accepted yet.
-    let shutdown = server.shutdown_handle();
-    let watcher = match SignalWatcher::start(move || shutdown.trigger()) {
-        Ok(watcher) => watcher,
-        Err(e) => {
-            log::error!("action: install_signal_handler | result: fail | error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    let result = server.run();
-    watcher.stop();
-    match result {
-        Ok(()) => {
-            log::info!("action: exit | result: success");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            log::error!("action: exit | result: fail | error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Writes the winners file from the database to `out`.
-fn export_winners(config: &Config, out: &std::path::Path) -> ExitCode {
-    let Some(database) = config.database() else {
-        log::error!("action: export_winners | result: fail | error: SERVER_DATABASE_URL names no database");
-        return ExitCode::from(2);
-    };
-    match store::export_winners(&database, config.agencies, config.winners_format, out) {
-        Ok((rows, database)) => {
-            log::info!(
-                "action: export_winners | result: success | database: {database} | path: {} | winners: {rows}",
-                out.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            log::error!("action: export_winners | result: fail | path: {} | error: {e}", out.display());
-            ExitCode::FAILURE
+            commands::serve(&config)
         }
     }
 }

@@ -20,12 +20,22 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn help_and_version_exit_0_on_standard_output() {
-    for help in [&["--help"][..], &["-h"], &["healthcheck", "--help"], &["config.ini", "--help"]] {
+    for help in [&["--help"][..], &["-h"], &["config.ini", "--help"]] {
         let out = server(help);
         assert_eq!(out.status.code(), Some(0), "{help:?}: {out:?}");
         let said = text(&out.stdout);
-        assert!(said.starts_with("usage: server [healthcheck] [CONFIG.ini]"), "{said}");
+        assert!(said.contains("Usage: server [CONFIG.ini]\n       server <COMMAND>"), "{said}");
         assert!(said.contains("Exit status"), "{said}");
+    }
+    // Each subcommand has a help of its own.
+    for (command, usage) in [
+        ("healthcheck", "Usage: server healthcheck [CONFIG.ini]"),
+        ("export-winners", "Usage: server export-winners [CONFIG.ini] OUT.csv"),
+    ] {
+        let out = server(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let said = text(&out.stdout);
+        assert!(said.contains(usage) && !said.contains("Commands:"), "{command}: {said}");
     }
     for version in ["--version", "-V"] {
         let out = server(&[version]);
@@ -38,15 +48,19 @@ fn help_and_version_exit_0_on_standard_output() {
 #[test]
 fn unknown_flags_and_extra_arguments_exit_2() {
     for (args, says) in [
-        (&["--verbose"][..], "unknown option '--verbose'"),
-        (&["-x", "config.ini"], "unknown option '-x'"),
-        (&["a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+        (&["--verbose"][..], "unexpected argument '--verbose'"),
+        (&["-x", "config.ini"], "unexpected argument '-x'"),
+        (&["--port=1"], "unexpected argument '--port'"),
+        (&["a.ini", "b.ini"], "'b.ini'"),
         (&["healthcheck", "a.ini", "b.ini"], "unexpected argument 'b.ini'"),
+        (&["export-winners"], "required arguments were not provided"),
+        (&["export-winners", "a.ini", "out.csv", "c"], "unexpected value 'c'"),
     ] {
         let out = server(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let said = text(&out.stderr);
-        assert!(said.contains(says) && said.contains("usage: server"), "{args:?}: {said}");
+        assert!(said.contains(says) && said.contains("Usage: server"), "{args:?}: {said}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
     }
 }
 
@@ -88,4 +102,43 @@ fn rust_log_is_applied_over_logging_level() {
 
     let blank = failed_start(&[("LOGGING_LEVEL", "ERROR"), ("RUST_LOG", "")]);
     assert!(!blank.contains(CONFIG_LINE) && blank.contains(START_FAILED), "{blank}");
+}
+
+#[test]
+fn help_lists_every_setting_with_its_default() {
+    let said = text(&server(&["--help"]).stdout);
+    for setting in server::config::SETTINGS {
+        let default = format!("default: {}; accepts: {}\n", setting.default, setting.range());
+        assert!(
+            said.contains(&format!("  {}\n", setting.key)) && said.contains(&default),
+            "{}: {said}",
+            setting.key
+        );
+    }
+}
+
+#[test]
+fn a_typo_in_the_file_exits_2_naming_the_closest_key() {
+    let dir = tempfile::Builder::new().prefix("server-cli-").tempdir().expect("a scratch directory");
+    let path = dir.path().join("server.ini");
+    std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCEIS = 5\n").expect("write the file");
+    let out = server(&[path.to_str().expect("a UTF-8 path")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        text(&out.stderr),
+        "action: config | result: fail | error: unknown setting SERVER_AGENCEIS; did you mean SERVER_AGENCIES?\n"
+    );
+}
+
+#[test]
+fn a_typo_in_a_variable_is_warned_of_and_the_central_goes_on() {
+    let said = failed_start(&[("SERVER_AGENCEIS", "5")]);
+    let warnings: Vec<_> =
+        said.lines().filter(|line| line.contains("result: warning | unknown variable")).collect();
+    assert_eq!(warnings.len(), 1, "{said}");
+    assert!(
+        warnings[0].ends_with("unknown variable SERVER_AGENCEIS, ignored; did you mean SERVER_AGENCIES?"),
+        "{said}"
+    );
+    assert!(said.contains(START_FAILED), "it went on to start: {said}");
 }

@@ -7,42 +7,35 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-const USAGE: &str = "usage: credentials DIR AGENCIES [HOST...]\n\
-Writes a fresh set of credentials for agencies 1..AGENCIES into DIR: central/agencies.pub,\n\
-central/tls.crt, central/tls.key, ca.crt and agency-N.key. HOSTs are the names the central's\n\
-certificate is valid for (default: server localhost 127.0.0.1).";
+use clap::Parser;
+
+/// Writes a fresh set of credentials for agencies 1..AGENCIES into DIR: central/agencies.pub,
+/// central/tls.crt, central/tls.key, ca.crt and agency-N.key. Replaces whatever set DIR held.
+#[derive(Parser)]
+#[command(
+    name = "credentials",
+    version,
+    after_help = "Exit status: 0 when written, 1 when a file cannot be written, 2 for a bad command line."
+)]
+struct Cli {
+    /// The folder to write the set into.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// How many agencies (1 to AGENCIES) get a key.
+    #[arg(value_name = "AGENCIES")]
+    agencies: u32,
+    /// The names the central's certificate is valid for (default: server localhost 127.0.0.1).
+    /// A flag is never taken for one (`credentials DIR 1 --force` exits 2).
+    #[arg(value_name = "HOST")]
+    hosts: Vec<String>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("-h" | "--help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V" | "--version") => {
-            println!("credentials {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        _ => {}
-    }
-    // A flag is never a host name (`credentials DIR 1 --force`): refused, as every binary does.
-    if let Some(flag) = args.iter().find(|a| a.len() > 1 && a.starts_with('-')) {
-        eprintln!("credentials: unknown option '{flag}'\n{USAGE}");
-        return ExitCode::from(2);
-    }
-    let (Some(dir), Some(agencies)) = (args.first(), args.get(1)) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let Ok(agencies) = agencies.parse::<u32>() else {
-        eprintln!("credentials: AGENCIES must be a number, not `{agencies}`\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let mut hosts: Vec<String> = args[2..].to_vec();
+    let Cli { dir, agencies, mut hosts } = Cli::parse();
     if hosts.is_empty() {
         hosts = ["server", "localhost", "127.0.0.1"].map(String::from).to_vec();
     }
-    match security::generate::write(&PathBuf::from(dir), agencies, &hosts) {
+    match security::generate::write(&dir, agencies, &hosts) {
         Ok(written) => {
             println!(
                 "action: credentials | result: success | dir: {} | agencies: {} | hosts: {}",

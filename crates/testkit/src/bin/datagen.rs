@@ -9,51 +9,39 @@
 
 use std::{fs::OpenOptions, io::ErrorKind, path::PathBuf, process::ExitCode};
 
-use runtime::cli::Program;
+use clap::Parser;
 use testkit::datasets;
 
 /// The row counts of the course's five datasets.
 const COURSE_SIZES: [usize; 5] = [26_936, 25_518, 16_014, 9_238, 991];
 
-const PROGRAM: Program = Program {
-    name: "datagen",
-    version: env!("CARGO_PKG_VERSION"),
-    usage: "usage: datagen [--dir DIR] [--agencies N] [--rows ROWS] [--seed SEED]",
-    about: "Writes the missing ones of DIR/dataset-1.csv ... DIR/dataset-N.csv (default .data, 5
-agencies) in the course's format, the same bytes for the same seed (default 2026). A file
-already there is kept as it is, never rewritten. Without --rows the sizes follow the course's
-datasets (26936, 25518, 16014, 9238 and 991 rows, repeated); with it, ROWS rows each.
-
-Exit status: 0 when every file is there, 1 when one cannot be written, 2 for a bad command
-line.",
-};
+/// Writes the missing ones of DIR/dataset-1.csv ... DIR/dataset-N.csv in the course's format,
+/// the same bytes for the same seed. A file already there is kept as it is, never rewritten.
+/// Without --rows the sizes follow the course's datasets (26936, 25518, 16014, 9238 and 991
+/// rows, repeated); with it, ROWS rows each.
+#[derive(Parser)]
+#[command(
+    name = "datagen",
+    version,
+    after_help = "Exit status: 0 when every file is there, 1 when one cannot be written, 2 for a bad command line."
+)]
+struct Cli {
+    /// The folder to write into.
+    #[arg(long, value_name = "DIR", default_value = ".data")]
+    dir: PathBuf,
+    /// How many agencies' datasets.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    agencies: u64,
+    /// Rows in each dataset (default: the course's sizes).
+    #[arg(long)]
+    rows: Option<usize>,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+}
 
 fn main() -> ExitCode {
-    let (mut dir, mut agencies, mut rows, mut seed) = (PathBuf::from(".data"), 5u64, None, 2026u64);
-    let argv: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&argv) {
-        return code;
-    }
-    let mut args = argv.into_iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        let parsed = match (flag.as_str(), &value) {
-            ("--dir", Some(v)) => {
-                dir = PathBuf::from(v);
-                Some(())
-            }
-            ("--agencies", Some(v)) => v.parse().ok().map(|n| agencies = n),
-            ("--rows", Some(v)) => v.parse().ok().map(|n| rows = Some(n)),
-            ("--seed", Some(v)) => v.parse().ok().map(|n| seed = n),
-            ("--dir" | "--agencies" | "--rows" | "--seed", None) => {
-                return PROGRAM.usage_error(&format!("{flag} needs a value"))
-            }
-            _ => return PROGRAM.usage_error(&format!("unknown argument '{flag}'")),
-        };
-        if parsed.is_none() {
-            return PROGRAM.usage_error(&format!("{flag}: not a number: {}", value.unwrap_or_default()));
-        }
-    }
+    let Cli { dir, agencies, rows, seed } = runtime::cli::parse("");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("datagen: cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;

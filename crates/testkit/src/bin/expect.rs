@@ -8,43 +8,31 @@
 
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
-use runtime::cli::Program;
+use clap::Parser;
 use testkit::{datasets, reference};
 
-const PROGRAM: Program = Program {
-    name: "expect",
-    version: env!("CARGO_PKG_VERSION"),
-    usage: "usage: expect --dir DIR --agencies N [--winners-file OUT]",
-    about: "What a lottery over DIR/dataset-1.csv ... DIR/dataset-N.csv must give, from the winning
-rule's definition: one line per agency, `agency I bets B winners W`, then `total T`. With
---winners-file, also writes the winners file's rows (header excluded), sorted, to OUT.
-
-Exit status: 0 when done, 1 when a file cannot be read or written, 2 for a bad command line.",
-};
+/// What a lottery over DIR/dataset-1.csv ... DIR/dataset-N.csv must give, from the winning
+/// rule's definition: one line per agency, `agency I bets B winners W`, then `total T`.
+#[derive(Parser)]
+#[command(
+    name = "expect",
+    version,
+    after_help = "Exit status: 0 when done, 1 when a file cannot be read or written, 2 for a bad command line."
+)]
+struct Cli {
+    /// The folder of the datasets.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// How many agencies' datasets.
+    #[arg(long, value_name = "N")]
+    agencies: u32,
+    /// Also writes the winners file's rows (header excluded), sorted, to OUT.
+    #[arg(long, value_name = "OUT")]
+    winners_file: Option<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    let (mut dir, mut agencies, mut out) = (None, None, None);
-    let argv: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = PROGRAM.answer_help_or_version(&argv) {
-        return code;
-    }
-    let mut args = argv.into_iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        match (flag.as_str(), value.as_deref().map(str::parse::<u32>)) {
-            ("--dir", Some(_)) => dir = value.map(PathBuf::from),
-            ("--agencies", Some(Ok(n))) => agencies = Some(n),
-            ("--winners-file", Some(_)) => out = value.map(PathBuf::from),
-            ("--dir" | "--agencies" | "--winners-file", _) => {
-                return PROGRAM.usage_error(&format!("{flag} needs a value (a number for --agencies)"))
-            }
-            _ => return PROGRAM.usage_error(&format!("unknown argument '{flag}'")),
-        }
-    }
-    let (Some(dir), Some(agencies)) = (dir, agencies) else {
-        return PROGRAM.usage_error("--dir and --agencies are required");
-    };
-
+    let Cli { dir, agencies, winners_file: out } = runtime::cli::parse("");
     let mut rows_out = Vec::new();
     let mut report = String::new();
     let mut total = 0;
