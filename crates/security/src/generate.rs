@@ -8,6 +8,7 @@
 //! | `central/tls.crt`, `central/tls.key` | the central's certificate and private key | the central |
 //! | `ca.crt` | the lottery's certificate authority | every agency |
 //! | `agency-N.key` | agency N's private key | agency N only |
+//! | `database.password` | the centrals' database password, random | the centrals and the database |
 //!
 //! The authority's own private key is not kept: it signs the central's certificate once and
 //! is dropped, so a stolen folder cannot mint another central. A new set replaces the old one
@@ -55,6 +56,11 @@ pub fn central_key(dir: &Path) -> PathBuf {
 pub fn ca_cert(dir: &Path) -> PathBuf {
     dir.join("ca.crt")
 }
+/// The password the centrals' role has in the database (the Swarm stack's secret), in `dir`.
+#[must_use]
+pub fn database_password(dir: &Path) -> PathBuf {
+    dir.join("database.password")
+}
 /// Agency `n`'s private key, in `dir`.
 #[must_use]
 pub fn agency_key(dir: &Path, n: u32) -> PathBuf {
@@ -69,11 +75,13 @@ pub fn agency_key(dir: &Path, n: u32) -> PathBuf {
 pub fn write(dir: &Path, agencies: u32, hosts: &[String]) -> Result<Written, SecurityError> {
     let keys = (1..=agencies).map(AgencyKey::generate).collect::<Result<Vec<_>, _>>()?;
     let (ca, cert, key) = certificates(hosts)?;
+    let password = random_password()?;
     create_dir(&dir.join("central"))?;
     write_file(&agencies_file(dir), AgencyKeys::of(&keys).to_file_text().as_bytes(), false)?;
     write_file(&central_cert(dir), cert.as_bytes(), false)?;
     write_file(&central_key(dir), key.as_bytes(), true)?;
     write_file(&ca_cert(dir), ca.as_bytes(), false)?;
+    write_file(&database_password(dir), format!("{password}\n").as_bytes(), true)?;
     for key in &keys {
         write_file(&agency_key(dir, key.agency()), key.to_file_text().as_bytes(), true)?;
     }
@@ -95,14 +103,27 @@ fn certificates(hosts: &[String]) -> Result<(String, String, String), SecurityEr
     Ok((ca.pem(), central.pem(), key.serialize_pem()))
 }
 
+/// 32 bytes of the system's random source, as 64 lower-case hex digits: nothing a
+/// connection string, a shell or SQL would need to quote.
+fn random_password() -> Result<String, SecurityError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn create_dir(dir: &Path) -> Result<(), SecurityError> {
     fs::create_dir_all(dir).map_err(|source| SecurityError::Io { path: dir.to_owned(), source })
 }
 
-/// Writes `bytes` to `path` (replacing it), readable by its owner only when `secret`.
+/// Writes `bytes` to `path` (replacing it), readable by its owner only when `secret`. All or
+/// nothing: the bytes go to a new file beside it, renamed over `path` once synced, so a
+/// reader never sees half a key, and a secret is never readable by others, even briefly.
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SecurityError> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".new");
+    let staging = PathBuf::from(staging);
     let fail = |source| SecurityError::Io { path: path.to_owned(), source };
-    let _ = fs::remove_file(path);
+    let _ = fs::remove_file(&staging);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -110,9 +131,13 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SecurityErr
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if secret { 0o600 } else { 0o644 });
     }
-    let mut file = options.open(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)
+    let mut file = options.open(&staging).map_err(fail)?;
+    let written =
+        file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&staging, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&staging);
+    }
+    written.map_err(fail)
 }
 
 #[cfg(test)]
@@ -166,6 +191,33 @@ mod tests {
         let challenge = Challenge::new().unwrap();
         let signed = proof::sign(&agency, &challenge, &binding);
         assert_eq!(proof::verify(&keys, 2, &challenge, &binding, &signed), Ok(()));
+    }
+
+    #[test]
+    fn each_set_has_its_own_database_password_readable_by_its_owner_only() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write(first.path(), 1, &["server".into()]).unwrap();
+        write(second.path(), 1, &["server".into()]).unwrap();
+        let read = |dir: &Path| fs::read_to_string(database_password(dir)).unwrap();
+        let password = read(first.path());
+        let password = password.strip_suffix('\n').expect("one line");
+        assert_eq!(password.len(), 64, "{password}");
+        assert!(password.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{password}");
+        assert_ne!(read(first.path()), read(second.path()), "random, not a constant");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(database_password(first.path())).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A new set replaces the old password whole and leaves no staging file behind.
+        write(first.path(), 1, &["server".into()]).unwrap();
+        assert_ne!(read(first.path()), format!("{password}\n"));
+        assert!(fs::read_dir(first.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".new")));
     }
 
     #[test]

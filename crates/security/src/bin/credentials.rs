@@ -1,16 +1,16 @@
 //! The `credentials` binary: a fresh set of agency keys and TLS certificates.
 //!
 //! Usage: `credentials DIR AGENCIES [HOST...]`. Writes into DIR the central's list of public
-//! keys, its certificate and key, the authority agencies trust, and one private key per
-//! agency (see `security::generate`). The central's certificate names each HOST (default:
+//! keys, its certificate and key, the authority agencies trust, the centrals' database
+//! password, and one private key per agency (see `security::generate`). The central's certificate names each HOST (default:
 //! `server localhost 127.0.0.1`). Replaces whatever set DIR held.
 
 use std::{path::PathBuf, process::ExitCode};
 
 const USAGE: &str = "usage: credentials DIR AGENCIES [HOST...]\n\
 Writes a fresh set of credentials for agencies 1..AGENCIES into DIR: central/agencies.pub,\n\
-central/tls.crt, central/tls.key, ca.crt and agency-N.key. HOSTs are the names the central's\n\
-certificate is valid for (default: server localhost 127.0.0.1).";
+central/tls.crt, central/tls.key, ca.crt, database.password and agency-N.key. HOSTs are the\n\
+names the central's certificate is valid for (default: server localhost 127.0.0.1).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
