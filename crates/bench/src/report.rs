@@ -171,7 +171,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The table, one row per scenario, medians only, in Markdown (header, separator row, one row
-/// per scenario, then `COPY`'s two rows if measured), with the README's words: the central,
+/// per scenario, then `COPY`'s two rows if measured), with docs/performance.md's words: the central,
 /// the agencies.
 #[must_use]
 pub fn table(outcomes: &[Outcome], floors: &[FloorRow], copies: Option<&CopyOutcome>) -> String {

@@ -201,9 +201,49 @@ fn upload_once(
     // disk) is still an outage; only a stored batch ends it.
     let (mut client, committed) = connect_and_resume(endpoint, stop)?;
     let mut dataset = Dataset::open(&config.data_path)?;
-    // What the central holds must be this dataset's first bets: checked by their digest, so
-    // another upload under this agency's id (a copied configuration) is caught here, before
-    // anything is sent or reported as done.
+    check_held(&mut dataset, &committed)?;
+    *acked = Acknowledged { batches: committed.last_sequence, bets: committed.bets };
+    let mut counts =
+        Counts { batches: committed.last_sequence, bets: committed.bets, winners: committed.winners };
+    if committed.last_sequence > 0 || committed.done {
+        log::info!(
+            "action: resume | result: success | agency: {agency} | batches: {} | bets: {} | winners: {} | done: {}",
+            counts.batches,
+            counts.bets,
+            counts.winners,
+            committed.done
+        );
+    }
+    if committed.done {
+        check_nothing_more(&mut dataset, &committed)?;
+    } else {
+        log::info!(
+            "action: upload | result: in_progress | agency: {agency} | data_path: {}",
+            config.data_path.display()
+        );
+        let mut upload = Upload::new(config, counts);
+        if upload.run(&mut client, &mut dataset, stop, backoff, acked)? == Outcome::Stopped {
+            return Ok(Outcome::Stopped);
+        }
+        counts = upload.counts;
+        client.agency_done(counts.batches)?;
+        upload.round_trips.log(agency);
+    }
+    *keep = Some(client);
+    let rate = if counts.bets == 0 { 0.0 } else { counts.winners as f64 * 100.0 / counts.bets as f64 };
+    log::info!(
+        "action: agency_summary | result: success | agency: {agency} | bets: {} | skipped: {} | winners: {} | winner_rate: {rate:.2}%",
+        counts.bets,
+        dataset.skipped(),
+        counts.winners
+    );
+    Ok(Outcome::Done)
+}
+
+/// Checks that what the central holds is this dataset's first bets, by their digest, so
+/// another upload under this agency's id (a copied configuration) is caught before anything
+/// is sent or reported as done. Leaves `dataset` at the first bet not committed.
+fn check_held(dataset: &mut Dataset, committed: &Committed) -> Result<(), ClientError> {
     let mut held = Digest::default();
     let mut position = 0;
     while position < committed.bets {
@@ -221,56 +261,80 @@ fn upload_once(
     if held != committed.digest {
         return Err(ClientError::NotThisDataset { committed: committed.bets });
     }
-    *acked = Acknowledged { batches: committed.last_sequence, bets: committed.bets };
-    let (mut batches, mut bets, mut winners) = (committed.last_sequence, committed.bets, committed.winners);
-    if committed.last_sequence > 0 || committed.done {
-        log::info!(
-            "action: resume | result: success | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners} | done: {}",
-            committed.done
-        );
+    Ok(())
+}
+
+/// Done before this run: the central must hold the whole dataset, not a part of it (its
+/// first bets were checked by [`check_held`]); reading on also counts the skipped rows.
+fn check_nothing_more(dataset: &mut Dataset, committed: &Committed) -> Result<(), ClientError> {
+    loop {
+        match dataset.next_row()? {
+            Row::Bet(_) => return Err(ClientError::NotThisDataset { committed: committed.bets }),
+            Row::Skipped => {}
+            Row::End => return Ok(()),
+        }
     }
-    if !committed.done {
-        log::info!(
-            "action: upload | result: in_progress | agency: {agency} | data_path: {}",
-            config.data_path.display()
-        );
-        let mut batcher = Batcher::new(config.batch_max_amount);
-        // Batches sent and not yet answered, oldest first: the central answers in order. On a
-        // broken connection they are dropped with it; the next attempt asks the central what
-        // it committed and reads them again from the dataset.
-        // Each with the instant it was sent, for its round-trip time.
-        let mut in_flight: VecDeque<(u64, WireBets, Instant)> = VecDeque::with_capacity(config.batch_window);
-        let mut last_progress = Instant::now();
-        let mut at_end = false;
-        let mut stopped = false;
-        // This connection's batches only: an attempt cut short by a failure is not timed.
-        let mut round_trips = Latencies::default();
-        let mut window = Window::new(config.batch_window);
-        while !at_end || !in_flight.is_empty() {
-            let full = !window.allows(in_flight.len());
-            if !full && !at_end && !stopped {
-                let ready = match dataset.next_row()? {
-                    Row::Bet(bet) => batcher.push(&bet),
-                    Row::Skipped => None,
-                    Row::End => {
-                        at_end = true;
-                        batcher.finish()
-                    }
-                };
-                if let Some(batch) = ready {
-                    if stop.is_requested() {
-                        // Answers still owed are awaited below; nothing new is sent.
-                        stopped = true;
-                        at_end = true;
-                    } else {
-                        let sequence = batches + in_flight.len() as u64 + 1;
-                        let sent = client.post_batch(sequence, batch)?;
-                        in_flight.push_back((sequence, sent, Instant::now()));
-                    }
-                }
+}
+
+/// What the central has acknowledged of this agency's upload, as the summary reports it.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    batches: u64,
+    bets: u64,
+    winners: u64,
+}
+
+/// One connection's upload under way: batches sent and not yet answered, and the window that
+/// decides how many may be.
+struct Upload {
+    agency: u32,
+    counts: Counts,
+    batcher: Batcher,
+    /// Batches sent and not yet answered, oldest first: the central answers in order. On a
+    /// broken connection they are dropped with it; the next attempt asks the central what it
+    /// committed and reads them again from the dataset. Each with the instant it was sent.
+    in_flight: VecDeque<(u64, WireBets, Instant)>,
+    window: Window,
+    /// The dataset is read to its end, or the stop asked for no new batch.
+    at_end: bool,
+    stopped: bool,
+    /// This connection's batches only: an attempt cut short by a failure is not timed.
+    round_trips: Latencies,
+    last_progress: Instant,
+}
+
+impl Upload {
+    fn new(config: &Config, counts: Counts) -> Upload {
+        Upload {
+            agency: config.id,
+            counts,
+            batcher: Batcher::new(config.batch_max_amount),
+            in_flight: VecDeque::with_capacity(config.batch_window),
+            window: Window::new(config.batch_window),
+            at_end: false,
+            stopped: false,
+            round_trips: Latencies::default(),
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// Sends the rest of the dataset, as many batches ahead as the window allows, and reads
+    /// every answer; `Stopped` when the stop asked for no new batch (answers owed are still
+    /// read) or cut the connection while they were owed.
+    fn run(
+        &mut self,
+        client: &mut CentralClient,
+        dataset: &mut Dataset,
+        stop: &Stop,
+        backoff: &mut Backoff,
+        acked: &mut Acknowledged,
+    ) -> Result<Outcome, ClientError> {
+        while !self.at_end || !self.in_flight.is_empty() {
+            if !self.at_end && self.window.allows(self.in_flight.len()) {
+                self.send_next(client, dataset, stop)?;
                 continue;
             }
-            let Some((sequence, sent, sent_at)) = in_flight.pop_front() else { break };
+            let Some((sequence, sent, sent_at)) = self.in_flight.pop_front() else { break };
             let won = match client.batch_result(sequence, sent.len()) {
                 Ok(won) => won,
                 // The stop cut the connection while answers were owed: they were never
@@ -278,54 +342,70 @@ fn upload_once(
                 Err(_) if stop.is_requested() => return Ok(Outcome::Stopped),
                 Err(e) => return Err(e),
             };
-            let now = Instant::now();
-            round_trips.record(now.saturating_duration_since(sent_at));
-            window.answered(now);
-            batches = sequence;
             backoff.reset();
-            for &i in &won {
-                log::debug!(
-                    "action: bet_checked | result: success | agency: {agency} | document: {} | winner: true",
-                    sent.get(i as usize).map_or("", |b| b.document)
-                );
-            }
-            bets += sent.len() as u64;
-            winners += won.len() as u64;
-            *acked = Acknowledged { batches, bets };
-            if last_progress.elapsed() >= PROGRESS_EVERY {
-                last_progress = Instant::now();
-                log::info!(
-                    "action: upload | result: in_progress | agency: {agency} | batches: {batches} | bets: {bets} | winners: {winners}"
-                );
-            }
+            self.answered(sequence, &sent, sent_at, &won);
+            *acked = Acknowledged { batches: self.counts.batches, bets: self.counts.bets };
         }
-        if stopped {
-            return Ok(Outcome::Stopped);
-        }
-        client.agency_done(batches)?;
-        round_trips.log(agency);
-    } else {
-        // Done before this run: the central must hold the whole dataset, not a part of it
-        // (its first bets were checked above); reading on also counts the skipped rows.
-        let mut more = 0u64;
-        loop {
-            match dataset.next_row()? {
-                Row::Bet(_) => more += 1,
-                Row::Skipped => {}
-                Row::End => break,
+        Ok(if self.stopped { Outcome::Stopped } else { Outcome::Done })
+    }
+
+    /// Reads the next row, and sends the batch it completes, if any (unless the stop asked for
+    /// no new batch).
+    fn send_next(
+        &mut self,
+        client: &mut CentralClient,
+        dataset: &mut Dataset,
+        stop: &Stop,
+    ) -> Result<(), ClientError> {
+        let ready = match dataset.next_row()? {
+            Row::Bet(bet) => self.batcher.push(&bet),
+            Row::Skipped => None,
+            Row::End => {
+                self.at_end = true;
+                self.batcher.finish()
             }
+        };
+        let Some(batch) = ready else { return Ok(()) };
+        if stop.is_requested() {
+            // Answers still owed are awaited; nothing new is sent.
+            self.stopped = true;
+            self.at_end = true;
+            return Ok(());
         }
-        if more > 0 {
-            return Err(ClientError::NotThisDataset { committed: committed.bets });
+        let sequence = self.counts.batches + self.in_flight.len() as u64 + 1;
+        let sent = client.post_batch(sequence, batch)?;
+        self.in_flight.push_back((sequence, sent, Instant::now()));
+        Ok(())
+    }
+
+    /// Counts batch `sequence`'s answer: its winners at positions `won` of `sent`.
+    fn answered(&mut self, sequence: u64, sent: &WireBets, sent_at: Instant, won: &[u32]) {
+        let now = Instant::now();
+        self.round_trips.record(now.saturating_duration_since(sent_at));
+        self.window.answered(now);
+        for &i in won {
+            log::debug!(
+                "action: bet_checked | result: success | agency: {} | document: {} | winner: true",
+                self.agency,
+                sent.get(i as usize).map_or("", |b| b.document)
+            );
+        }
+        self.counts = Counts {
+            batches: sequence,
+            bets: self.counts.bets + sent.len() as u64,
+            winners: self.counts.winners + won.len() as u64,
+        };
+        if self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = now;
+            log::info!(
+                "action: upload | result: in_progress | agency: {} | batches: {} | bets: {} | winners: {}",
+                self.agency,
+                self.counts.batches,
+                self.counts.bets,
+                self.counts.winners
+            );
         }
     }
-    *keep = Some(client);
-    let rate = if bets == 0 { 0.0 } else { winners as f64 * 100.0 / bets as f64 };
-    log::info!(
-        "action: agency_summary | result: success | agency: {agency} | bets: {bets} | skipped: {} | winners: {winners} | winner_rate: {rate:.2}%",
-        dataset.skipped()
-    );
-    Ok(Outcome::Done)
 }
 
 /// Exercise 8: asks for the total winners, again after each retry period while agencies are
@@ -345,36 +425,7 @@ fn wait_for_total(
     loop {
         let asked = Instant::now();
         let answer = with_retry(config, stop, "winners_query", &mut backoff, |backoff| {
-            // A kept connection the central closed between two queries (to make room for an
-            // agency with bets to send, or idle) is no outage: ask once more, at once, on a
-            // new one; only a failure of that one counts.
-            if let Some(client) = &mut connection {
-                match client.winners(config.retry_period) {
-                    Ok(answer) => {
-                        backoff.reset();
-                        return Ok(answer);
-                    }
-                    // The stop's own cut-off of the connection is not a reason to ask again.
-                    Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
-                    Err(e) => {
-                        log::debug!(
-                            "action: winners_query | result: in_progress | agency: {agency} | reconnect: {e}"
-                        );
-                        connection = None;
-                    }
-                }
-            }
-            let client = connection.insert(CentralClient::connect(endpoint, stop)?);
-            match client.winners(config.retry_period) {
-                Ok(answer) => {
-                    backoff.reset();
-                    Ok(answer)
-                }
-                Err(e) => {
-                    connection = None;
-                    Err(e)
-                }
-            }
+            ask_total(config, endpoint, stop, &mut connection, backoff)
         })?;
         match answer {
             None => {
@@ -392,6 +443,47 @@ fn wait_for_total(
         if stop.wait(config.retry_period.saturating_sub(asked.elapsed())) {
             log_stopped(config, "winners_query");
             return Ok(Outcome::Stopped);
+        }
+    }
+}
+
+/// One total query, on the kept connection if there is one, else on a new one. A kept
+/// connection the central closed between two queries (to make room for an agency with bets
+/// to send, or idle) is no outage: the query is asked once more, at once, on a new one; only a
+/// failure of that one counts.
+fn ask_total(
+    config: &Config,
+    endpoint: &Endpoint,
+    stop: &Stop,
+    connection: &mut Option<CentralClient>,
+    backoff: &mut Backoff,
+) -> Result<Winners, ClientError> {
+    if let Some(client) = connection.as_mut() {
+        match client.winners(config.retry_period) {
+            Ok(answer) => {
+                backoff.reset();
+                return Ok(answer);
+            }
+            // The stop's own cut-off of the connection is not a reason to ask again.
+            Err(e) if !e.is_retryable() || stop.is_requested() => return Err(e),
+            Err(e) => {
+                log::debug!(
+                    "action: winners_query | result: in_progress | agency: {} | reconnect: {e}",
+                    config.id
+                );
+                *connection = None;
+            }
+        }
+    }
+    let client = connection.insert(CentralClient::connect(endpoint, stop)?);
+    match client.winners(config.retry_period) {
+        Ok(answer) => {
+            backoff.reset();
+            Ok(answer)
+        }
+        Err(e) => {
+            *connection = None;
+            Err(e)
         }
     }
 }

@@ -11,7 +11,7 @@ use std::{
     io::Write,
     net::TcpStream,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     thread,
@@ -37,7 +37,9 @@ fn credentials(agencies: u32) -> tempfile::TempDir {
 /// `every` period an `Echo`; a connection the central cut is opened again.
 struct Hostile {
     stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<u64>>,
+    /// How many times a connection was found cut and opened again.
+    cuts: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Hostile {
@@ -45,6 +47,8 @@ impl Hostile {
         let stop = Arc::new(AtomicBool::new(false));
         let addr = central.addr;
         let flag = Arc::clone(&stop);
+        let cuts = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&cuts);
         let thread = thread::spawn(move || {
             let open = || {
                 let mut s = TcpStream::connect(addr).ok()?;
@@ -53,7 +57,6 @@ impl Hostile {
                 Some(s)
             };
             let mut sockets: Vec<Option<TcpStream>> = (0..peers).map(|_| open()).collect();
-            let mut reconnects = 0u64;
             let mut framer = Connection::new(std::io::Cursor::new(Vec::new()));
             framer.write_message(&Request::Echo(b"hi".to_vec())).expect("an echo frame");
             let echo = framer.get_ref().get_ref().clone();
@@ -61,7 +64,7 @@ impl Hostile {
                 for socket in &mut sockets {
                     let alive = socket.as_mut().is_some_and(|s| s.write_all(&echo).is_ok());
                     if !alive {
-                        reconnects += 1;
+                        counted.fetch_add(1, Ordering::SeqCst);
                         *socket = open();
                     }
                 }
@@ -70,9 +73,20 @@ impl Hostile {
                     thread::sleep(Duration::from_millis(20));
                 }
             }
-            reconnects
         });
-        Hostile { stop, thread: Some(thread) }
+        Hostile { stop, cuts, thread: Some(thread) }
+    }
+}
+
+impl Hostile {
+    /// Waits until the peers were cut at least `count` times (or 30 s passed); returns how
+    /// many times they were.
+    fn wait_cuts(&self, count: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.cuts.load(Ordering::SeqCst) < count && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.cuts.load(Ordering::SeqCst)
     }
 }
 
@@ -127,10 +141,22 @@ fn keyed_central(keys: &tempfile::TempDir, agencies: u32, extra: &[(&str, &str)]
 fn keyless_peers_holding_slots_with_echoes_do_not_keep_keyed_agencies_out() {
     let keys = credentials(5);
     let mut central = keyed_central(&keys, 5, &[]);
+    let began = Instant::now();
     // More than the 256 slots, each echoing every 2 s, reconnecting whenever cut.
     let hostile = Hostile::start(&central, 300, Vec::new(), Duration::from_secs(2));
     keyed_agencies_finish_exact(&central, &keys, 5);
+    // Two rounds of echoes at least: every round finds the evicted ones cut.
+    let cut = hostile.wait_cuts(300);
     drop(hostile);
+    let secs = began.elapsed().as_secs() + 1;
+    // Each cut is a close the peers provoked: logged at most once a second per kind (two
+    // kinds here: evicted, no proof in time), with the count of the suppressed ones. The
+    // agencies' own connections close with a line each: a few per agency.
+    let lines = central.process.lines();
+    let closes = lines.iter().filter(|l| l.contains("action: close_connection")).count() as u64;
+    eprintln!("{cut} cuts in {secs} s: {closes} close lines, {} lines in all", lines.len());
+    assert!(cut >= 300, "only {cut} cuts: the flood provoked too little to test the log");
+    assert!(closes <= 2 * (secs + 1) + 4 * 5, "{cut} cuts wrote {closes} close lines in {secs} s");
     central.stop();
 }
 

@@ -21,7 +21,7 @@ mod common;
 use std::{
     sync::{Arc, Barrier},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use common::{assert_success, fields_of, retrying_agency, wire, Central, PATIENCE};
@@ -382,4 +382,100 @@ fn a_password_from_its_file_opens_the_database_and_reaches_no_log() {
         refused.transcript()
     );
     assert!(!refused.transcript().contains(secret) && !refused.transcript().contains(":other@"));
+}
+
+/// How soon after the last `AgencyDone` commits on one central a total query held on another
+/// must be answered: the notification's round trip, far below the hold.
+const PUSHED_WITHIN: Duration = Duration::from_millis(200);
+
+#[test]
+fn a_total_held_on_one_central_arrives_the_moment_the_last_agency_finishes_on_another() {
+    let Some((_cluster, url)) = database("db_total_pushed") else { return };
+    let start = || {
+        let central = Central::start(2, &[("SERVER_DATABASE_URL", url.as_str())]);
+        assert!(
+            central.process.wait_for(&["action: store_open | result: success"], PATIENCE).is_some(),
+            "{}",
+            central.process.transcript()
+        );
+        central
+    };
+    let (mut a, mut b) = (start(), start());
+    let mut first = a.connect();
+    let bets = vec![common::winning_bet(), common::losing_bet(), common::winning_bet()];
+    assert!(matches!(
+        common::call(&mut first, Request::BetBatch { agency: 1, sequence: 1, bets: bets.into() }),
+        Response::BatchResult { .. }
+    ));
+    assert_eq!(common::call(&mut first, Request::AgencyDone { agency: 1, batches: 1 }), Response::Ack);
+
+    // Held on A for several seconds, while agency 2 is still loading through B.
+    let hold = Duration::from_secs(8);
+    let mut asker = a.connect();
+    let held = thread::spawn(move || {
+        let asked = Instant::now();
+        let hold_ms = u32::try_from(hold.as_millis()).expect("a hold fits");
+        let answer = common::call(&mut asker, Request::AwaitWinners { agency: 1, hold_ms });
+        (answer, Instant::now(), asked)
+    });
+    // The moment agency 2 finishes, not a synchronisation: the query is held by then.
+    thread::sleep(Duration::from_millis(300));
+    let mut second = b.connect();
+    assert_eq!(common::call(&mut second, Request::AgencyDone { agency: 2, batches: 0 }), Response::Ack);
+    let done_at = Instant::now();
+    let (answer, answered_at, asked) = held.join().expect("the asking thread");
+    assert_eq!(answer, Response::Total { winners: 2 });
+    assert!(
+        answered_at.duration_since(asked) >= Duration::from_millis(300),
+        "held while agency 2 was loading, not answered at once"
+    );
+    let after = answered_at.saturating_duration_since(done_at);
+    eprintln!("the total reached central A {after:?} after agency 2's done was acknowledged on B");
+    assert!(
+        after < PUSHED_WITHIN,
+        "A learnt the total {after:?} after B's done, not at once (the hold was {hold:?})"
+    );
+    a.stop();
+    b.stop();
+}
+
+/// The bound on a central's stop with its database frozen: the force-close at 700 ms, then
+/// every database call ends at once.
+const STOP_WITH_FROZEN_DATABASE_WITHIN: Duration = Duration::from_millis(1_200);
+
+#[test]
+fn a_central_whose_database_hangs_stops_within_a_second_and_nothing_acknowledged_is_lost() {
+    let Some((mut cluster, url)) = database("db_frozen") else { return };
+    let sets = datasets();
+    let mut central = central(&url, &[DELAY]);
+    let paths: Vec<_> = (1u32..).zip(&sets).map(|(id, rows)| central.dataset(id, rows)).collect();
+    let mut clients: Vec<LoggedChild> = (1..=AGENCIES).map(|id| start_agency(&central, id, &paths)).collect();
+
+    wait_progress(&clients[0], 1, 1_000);
+    assert!(uploading(&clients[0]), "the database must hang mid-upload");
+    cluster.freeze();
+    // Batches keep coming and block on the frozen database: every agency sends one within a
+    // batch's check (23 bets at 1 ms), so half a second leaves calls in flight.
+    thread::sleep(Duration::from_millis(500));
+    central.process.sigterm();
+    let stopping = Instant::now();
+    let status = central.process.wait_exit(PATIENCE).expect("the central exits");
+    let took = stopping.elapsed();
+    eprintln!("the central stopped {took:?} after SIGTERM with its database frozen");
+    assert!(status.success(), "{status:?}\n{}", central.process.transcript());
+    assert!(
+        took < STOP_WITH_FROZEN_DATABASE_WITHIN,
+        "stopping with a frozen database took {took:?}:\n{}",
+        central.process.transcript()
+    );
+    assert!(
+        central.process.wait_for(&["action: force_close | result: success"], Duration::ZERO).is_some(),
+        "connections were blocked on the database when the stop forced them closed:\n{}",
+        central.process.transcript()
+    );
+
+    cluster.thaw();
+    central.restart(&[]);
+    assert_exact(&sets, &mut clients, &url);
+    central.stop();
 }

@@ -164,6 +164,7 @@ fn a_frame_one_byte_over_the_maximum_is_refused_and_closed() {
 #[test]
 fn a_frame_claiming_4_gib_is_refused_before_anything_is_allocated() {
     let scene = Scene::start(&[]);
+    let began = Instant::now();
     for _ in 0..20 {
         let mut raw = scene.raw();
         raw.write_all(&[0xff; 4]).unwrap();
@@ -171,7 +172,10 @@ fn a_frame_claiming_4_gib_is_refused_before_anything_is_allocated() {
         assert_eq!(refusal(conn.read_message().unwrap().unwrap()), ErrorKind::FrameTooLarge);
         assert!(closed_by_central(&mut raw));
     }
-    assert_eq!(scene.wait_lines(&["reason: frame too large"], 20), 20, "each one closed, with its line");
+    // Closes a peer provokes are logged like its warnings: at most one a second.
+    assert!(scene.wait_lines(&["reason: frame too large"], 1) >= 1, "the closes are logged");
+    let closes = scene.lines_with(&["reason: frame too large"]) as u64;
+    assert!(closes <= began.elapsed().as_secs() + 1, "{closes} close lines for 20 peers");
     // Warnings about peers are rate-limited: at most one a second, the rest counted.
     let warnings = scene.lines_with(&["frame of 4294967295 bytes exceeds the maximum"]);
     assert!((1..=20).contains(&warnings), "{warnings} warning lines");
@@ -322,12 +326,16 @@ fn a_silent_peer_is_closed_after_the_idle_timeout() {
 #[test]
 fn peers_vanishing_mid_frame_disturb_no_one() {
     let scene = Scene::start(&[]);
+    let began = Instant::now();
     for _ in 0..20 {
         let mut rogue = scene.raw();
         rogue.write_all(&[0, 0, 1, 0, 0, 0, 0, 1, 0xde, 0xad]).unwrap();
         drop(rogue);
     }
-    assert_eq!(scene.wait_lines(&["reason: read failed"], 20), 20, "each one closed, with its line");
+    // Closes a peer provokes are logged like its warnings: at most one a second.
+    assert!(scene.wait_lines(&["reason: read failed"], 1) >= 1, "the closes are logged");
+    let closes = scene.lines_with(&["reason: read failed"]) as u64;
+    assert!(closes <= began.elapsed().as_secs() + 1, "{closes} close lines for 20 peers");
     // Warnings about peers are rate-limited: at most one a second, the rest counted.
     let warnings = scene.lines_with(&["mid-frame"]);
     assert!((1..=20).contains(&warnings), "{warnings} warning lines");

@@ -9,9 +9,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    net::{SocketAddr, TcpStream},
+    thread,
+    time::{Duration, Instant},
+};
 
-use common::{assert_success, expected_rows, fields_of, retrying_agency, Central};
+use common::{assert_success, expected_rows, fields_of, retrying_agency, winning_bet, Central};
+use protocol::{Connection, Request, Response};
 use testkit::{
     datasets,
     process::LoggedChild,
@@ -95,5 +100,93 @@ fn waiting_agencies_never_starve_uploading_ones_across_a_restart() {
     central.stop();
     central.restart(&[]);
     assert_exact(&central, &rows, &mut clients);
+    central.stop();
+}
+
+/// A process's memory from `/proc/PID/status` (`VmRSS`, `VmHWM`, `VmSize`: KiB; `Threads`).
+fn status(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+/// Resident KiB of the process's mappings, by mapping size, largest total first: thread
+/// stacks are the many mappings of the stack's size.
+fn resident_by_mapping_size(pid: u32) -> Vec<(u64, u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read /proc smaps");
+    let mut by_size = std::collections::BTreeMap::<u64, (u64, u64)>::new();
+    let mut size = 0;
+    for line in smaps.lines() {
+        let kib = |l: &str| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        if line.starts_with("Size:") {
+            size = kib(line);
+        } else if line.starts_with("Rss:") {
+            let entry = by_size.entry(size).or_default();
+            *entry = (entry.0 + 1, entry.1 + kib(line));
+        }
+    }
+    let mut sizes: Vec<_> = by_size.into_iter().map(|(size, (count, rss))| (size, count, rss)).collect();
+    sizes.sort_by_key(|(_, _, rss)| std::cmp::Reverse(*rss));
+    sizes.truncate(4);
+    sizes
+}
+
+/// One agency done with its upload, left holding a total query: two 400-bet batches sent in
+/// one write (32 KiB, enough to fill the central's full read buffer), then `AgencyDone`.
+fn upload_then_wait(addr: SocketAddr, agency: u32) -> Connection<TcpStream> {
+    let mut conn = Connection::new(TcpStream::connect(addr).expect("connect"));
+    let batch = |sequence| Request::BetBatch { agency, sequence, bets: vec![winning_bet(); 400].into() };
+    let requests = [batch(1), batch(2), Request::AgencyDone { agency, batches: 2 }];
+    conn.write_messages(&requests).expect("an upload");
+    for _ in &requests {
+        let answer = conn.read_message::<Response>().expect("an answer").expect("not closed");
+        assert!(!matches!(answer, Response::Error { .. }), "agency {agency}: {answer:?}");
+    }
+    conn.write_message(&Request::AwaitWinners { agency, hold_ms: protocol::MAX_HOLD_MS }).expect("a query");
+    conn
+}
+
+/// The memory a waiting connection keeps: 2 000 agencies uploaded and now wait for the total
+/// (one agency never finishes, so none is answered). Prints the figures docs/scale.md gives.
+#[test]
+fn two_thousand_waiting_agencies_keep_little_memory() {
+    const WAITING: u32 = 2000;
+    // Idle long enough for the first ones to be still there when the last one is.
+    let mut central = Central::start(WAITING + 1, &[("SERVER_IDLE_TIMEOUT_SECS", "600")]);
+    let pid = central.process.pid();
+    let (rss_idle, threads_idle) = (status(pid, "VmRSS"), status(pid, "Threads"));
+    let agencies: Vec<u32> = (1..=WAITING).collect();
+    let addr = central.addr;
+    let conns: Vec<Connection<TcpStream>> = thread::scope(|scope| {
+        let workers: Vec<_> = agencies
+            .chunks(250)
+            .map(|chunk| scope.spawn(|| chunk.iter().map(|a| upload_then_wait(addr, *a)).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("an uploading thread")).collect()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(pid, "Threads") < threads_idle + u64::from(WAITING) {
+        assert!(Instant::now() < deadline, "not every connection has its thread");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (rss, hwm, size) = (status(pid, "VmRSS"), status(pid, "VmHWM"), status(pid, "VmSize"));
+    let per_connection = (rss - rss_idle) / u64::from(WAITING);
+    let mappings = resident_by_mapping_size(pid);
+    // The thread stacks: one mapping per connection, all of one size.
+    let (stack_size, _, stacks) =
+        *mappings.iter().find(|(_, count, _)| *count >= u64::from(WAITING)).expect("the stacks' mappings");
+    let stack = stacks / u64::from(WAITING);
+    let rest = per_connection.saturating_sub(stack);
+    eprintln!(
+        "{WAITING} waiting: VmRSS {rss} KiB ({rss_idle} KiB idle), {per_connection} KiB a connection: {stack} KiB of its \
+         {stack_size} KiB stack touched, {rest} KiB else; VmHWM {hwm} KiB, VmSize {size} KiB; by mapping size {mappings:?}"
+    );
+    // Kept, the 32 KiB read buffer and the 16 KiB payload each connection filled would be
+    // more than this on their own.
+    assert!(rest < 32, "{rest} KiB kept by each waiting connection besides its stack");
+    drop(conns);
     central.stop();
 }

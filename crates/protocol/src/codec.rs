@@ -3,7 +3,7 @@
 //! bincode 1.3 with fixed-width integers in big-endian order (the same order as the frame's
 //! length prefix, so a hex dump reads left to right), enum variants as a `u32` index, strings
 //! and byte vectors as a `u64` length then the bytes. Trailing bytes after a message are an
-//! error, so a frame holds exactly one message. The README's Protocol section documents this
+//! error, so a frame holds exactly one message. docs/protocol.md documents this
 //! layout byte by byte; `tests::readme_hex_example` keeps the two in step.
 
 use bincode::Options;
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn readme_hex_example() {
-        // The worked example of the README's Protocol section, byte for byte.
+        // The worked example of docs/protocol.md, byte for byte.
         let mut out = Vec::new();
         encode_frame(&Request::WinnersQuery { agency: 1 }, &mut out, 64).unwrap();
         assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 1]);

@@ -4,7 +4,7 @@
 //! central nor the agency ever sees a partial frame. Reads go through a buffer (a small frame
 //! costs one `read` call, not two); each message is written with one `write_all`.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -14,11 +14,13 @@ use crate::{
     error::Error,
     frame,
     message::{Request, Response},
+    read_buffer::ReadBuffer,
 };
 
-/// Read buffer of a connection: room for a few whole 8 KiB batches, so a peer that sends
-/// several requests without waiting has them buffered together and the reader can see it
-/// ([`Connection::has_buffered_frame`]) and answer them as a group.
+/// Read buffer of a connection carrying an upload: room for a few whole 8 KiB batches, so a
+/// peer that sends several requests without waiting has them buffered together and the reader
+/// can see it ([`Connection::has_buffered_frame`]) and answer them as a group. It is this big
+/// only while traffic fills it (`read_buffer.rs`).
 const READ_BUFFER: usize = 32 * 1024;
 
 /// A message that travels whole in one frame: [`Request`] or [`Response`].
@@ -49,7 +51,7 @@ mod private {
 /// Reads and writes messages over a stream (a `TcpStream` in the binaries).
 #[derive(Debug)]
 pub struct Connection<S: Read + Write> {
-    reader: BufReader<S>,
+    reader: ReadBuffer<S>,
     payload: Vec<u8>,
     out: Vec<u8>,
     max_frame_len: usize,
@@ -66,7 +68,7 @@ impl<S: Read + Write> Connection<S> {
     /// Wraps `stream`, refusing frames whose payload exceeds `max_frame_len` bytes.
     pub fn with_max_frame_len(stream: S, max_frame_len: usize) -> Self {
         Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
+            reader: ReadBuffer::new(stream, READ_BUFFER),
             payload: Vec::new(),
             out: Vec::new(),
             max_frame_len,
@@ -103,6 +105,17 @@ impl<S: Read + Write> Connection<S> {
         self.max_frame_len = max_frame_len;
         if let Some(guard) = &mut self.guard {
             guard.set_limits(idle, frame);
+        }
+    }
+
+    /// Frees the connection's buffers down to a small read buffer (none of them if bytes are
+    /// still buffered): for a connection that is about to wait a long time, such as an agency
+    /// done with its upload. The next upload makes the read buffer grow again.
+    pub fn release_buffers(&mut self) {
+        if self.reader.buffer().is_empty() {
+            self.reader.shrink();
+            self.payload = Vec::new();
+            self.out = Vec::new();
         }
     }
 

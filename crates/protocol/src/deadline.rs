@@ -11,7 +11,7 @@
 
 use std::{
     fmt,
-    io::{self, BufRead, BufReader, Read, Write},
+    io::{self, BufRead, Read, Write},
     net::TcpStream,
     time::{Duration, Instant},
 };
@@ -20,6 +20,7 @@ use crate::{
     budget::{Budget, Reservation},
     error::Error,
     frame,
+    read_buffer::ReadBuffer,
 };
 
 /// Buffers a guarded connection keeps between messages; bigger ones (a large echo) are freed
@@ -136,7 +137,7 @@ impl<S: Read + Write> Guard<S> {
     /// Gives back what the previous request held, and frees big buffers it left.
     pub(crate) fn read_frame(
         &mut self,
-        reader: &mut BufReader<S>,
+        reader: &mut ReadBuffer<S>,
         payload: &mut Vec<u8>,
         out: &mut Vec<u8>,
         max_len: usize,
@@ -233,7 +234,7 @@ impl<S: Read + Write> Guard<S> {
 /// The connection's reader, seen through the frame deadline: a read served from the buffer is
 /// free; one that would block on the socket first lowers its timeout to the time left.
 struct Bounded<'a, S> {
-    reader: &'a mut BufReader<S>,
+    reader: &'a mut ReadBuffer<S>,
     deadline: Instant,
     set: fn(&S, Option<Duration>) -> io::Result<()>,
     lowered: &'a mut bool,

@@ -25,6 +25,7 @@ pub mod digest;
 pub mod error;
 pub mod frame;
 pub mod message;
+mod read_buffer;
 mod short_copy;
 
 pub use bet::{Bet, BetRef, InvalidBet};

@@ -420,6 +420,49 @@ mod tests {
     }
 
     #[test]
+    fn the_cap_is_sized_from_the_agencies_unless_set() {
+        let cap = |pairs: &[(&str, &str)]| Config::load(None, env(pairs)).unwrap().max_connections;
+        assert_eq!(cap(&[]), 256, "the course's five agencies");
+        assert_eq!(cap(&[("SERVER_AGENCIES", "1000")]), 1266);
+        assert_eq!(cap(&[("SERVER_AGENCIES", "10000")]), 12_516);
+        assert_eq!(cap(&[("SERVER_AGENCIES", "1000"), ("SERVER_MAX_CONNECTIONS", "100")]), 100);
+        // The agencies may come from the file, the cap still follows them.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.ini");
+        std::fs::write(&path, "[DEFAULT]\nSERVER_AGENCIES = 2000\n").unwrap();
+        assert_eq!(Config::load(Some(&path), env(&[])).unwrap().max_connections, 2516);
+    }
+
+    #[test]
+    fn the_proof_settings_have_defaults_and_ranges() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        let config = load(&[]).unwrap();
+        assert_eq!((config.proof_timeout, config.unproved_percent), (Duration::from_secs(5), 25));
+        assert_eq!(config.unproved_slots(config.max_connections), 64, "a quarter of the 256 slots");
+        let edges = [("SERVER_PROOF_TIMEOUT_SECS", "1"), ("SERVER_UNPROVED_PERCENT", "90")];
+        let config = load(&edges).unwrap();
+        assert_eq!((config.proof_timeout, config.unproved_percent), (Duration::from_secs(1), 90));
+        let config = load(&[("SERVER_PROOF_TIMEOUT_SECS", "300"), ("SERVER_MAX_CONNECTIONS", "3")]).unwrap();
+        assert_eq!(config.proof_timeout, Duration::from_secs(300));
+        assert_eq!(
+            config.unproved_slots(config.max_connections),
+            1,
+            "at least one slot, however small the cap"
+        );
+        for (key, value) in [
+            ("SERVER_PROOF_TIMEOUT_SECS", "0"),
+            ("SERVER_PROOF_TIMEOUT_SECS", "301"),
+            ("SERVER_PROOF_TIMEOUT_SECS", "5s"),
+            ("SERVER_UNPROVED_PERCENT", "0"),
+            ("SERVER_UNPROVED_PERCENT", "91"),
+            ("SERVER_MAX_CONNECTIONS", "16385"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn a_database_url_selects_the_database_and_its_password_is_never_described() {
         assert_eq!(Config::default().database(), None);
         let config = Config::load(

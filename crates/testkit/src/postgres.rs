@@ -31,6 +31,8 @@ pub struct Cluster {
     /// The user the server runs as, when this process is root.
     run_as: Option<User>,
     running: bool,
+    /// Its processes are stopped with SIGSTOP ([`Cluster::freeze`]).
+    frozen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +69,7 @@ impl Cluster {
                     .expect("chown the cluster's folder");
             }
         }
-        let mut cluster = Cluster { bin, dir, port: 0, run_as, running: false };
+        let mut cluster = Cluster { bin, dir, port: 0, run_as, running: false, frozen: false };
         let data = cluster.data();
         let out = cluster.run(Command::new(cluster.bin.join("initdb")).arg("-D").arg(&data).args([
             "-U",
@@ -159,6 +161,38 @@ impl Cluster {
         assert!(self.try_start(), "postgres did not start again:\n{}", self.log());
     }
 
+    /// Freezes the server: SIGSTOP to the postmaster, then to every process it started
+    /// (backends, checkpointer, WAL writer). Its sockets stay open and the kernel still
+    /// accepts connections, but nothing answers: a database that hangs, as a stalled host
+    /// or a stuck disk leaves it. [`Cluster::thaw`] (or drop) lets it go on.
+    ///
+    /// # Panics
+    /// When the postmaster's pid cannot be read or `kill` fails.
+    pub fn freeze(&mut self) {
+        let postmaster = self.postmaster_pid();
+        signal(&[postmaster], "-STOP");
+        // Stopped first, so it starts no process the list below would miss.
+        signal(&children(postmaster), "-STOP");
+        self.frozen = true;
+    }
+
+    /// Lets a frozen server go on (SIGCONT to the same processes).
+    ///
+    /// # Panics
+    /// When `kill` fails.
+    pub fn thaw(&mut self) {
+        let postmaster = self.postmaster_pid();
+        signal(&children(postmaster), "-CONT");
+        signal(&[postmaster], "-CONT");
+        self.frozen = false;
+    }
+
+    /// The postmaster's pid: the first line of `postmaster.pid` in the data folder.
+    fn postmaster_pid(&self) -> u32 {
+        let file = std::fs::read_to_string(self.data().join("postmaster.pid")).expect("read postmaster.pid");
+        file.lines().next().and_then(|line| line.trim().parse().ok()).expect("a pid in postmaster.pid")
+    }
+
     /// The server's log so far.
     #[must_use]
     pub fn log(&self) -> String {
@@ -210,6 +244,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if self.frozen {
+            self.thaw();
+        }
         if self.running {
             let data = self.data();
             let _ = self.run(
@@ -263,6 +300,32 @@ fn unprivileged_user() -> User {
         })
     };
     find("postgres").or_else(|| find("nobody")).expect("no postgres or nobody user to run the server as")
+}
+
+/// Sends `which` (`-STOP`, `-CONT`) to `pids` with `kill`.
+fn signal(pids: &[u32], which: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    let out =
+        Command::new("kill").arg(which).args(pids.iter().map(u32::to_string)).output().expect("run kill");
+    assert!(out.status.success(), "kill {which} {pids:?} failed:\n{}", text(&out));
+}
+
+/// The processes whose parent is `parent`, from `/proc/*/stat` (the field after the
+/// command's closing parenthesis, then the state, is the parent's pid).
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {

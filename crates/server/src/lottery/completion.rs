@@ -1,22 +1,20 @@
 //! The moment the lottery completes, for total queries held until then.
 //!
 //! An agency that asks for the total while others still load may let the central hold the
-//! answer (`Request::AwaitWinners`). The thread serving it waits here until one of three
-//! things: the connection whose `AgencyDone` completes the lottery says so
-//! ([`Completion::completed`]), the central begins to stop ([`Completion::stop`]), or the hold
-//! ends, or the connection layer releases that one query ([`HoldRelease`]: its connection
-//! is making room for another, see `net/connections.rs`). Only the completing `AgencyDone` wakes anyone: after any other the answer is still
-//! "pending", so waking the held queries would only have each ask the store again (with 200
-//! agencies on a database, 200 queries per finished agency).
-//!
-//! What this does not see: an agency finished through another central on the same database.
-//! A query held here learns of it when its hold ends and the store is asked again, as it would
-//! have when asking again after its period.
+//! answer (`Request::AwaitWinners`). The thread serving it waits here until one of these: the
+//! lottery completes ([`Completion::completed`]), told by the connection whose `AgencyDone`
+//! completes it or, when the last `AgencyDone` commits through another central on the same
+//! database, by the store ([`Completion::told_by_store`], `Engine::on_completion`); the
+//! central begins to stop ([`Completion::stop`]); the hold ends; or the connection layer
+//! releases that one query ([`HoldRelease`]: its connection is making room for another, see
+//! `net/connections.rs`). Only the completion wakes anyone: after any other `AgencyDone` the
+//! answer is still "pending", so waking the held queries would only have each ask the store
+//! again (with 200 agencies on a database, 200 queries per finished agency).
 
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Condvar, Mutex, MutexGuard, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
     },
     time::Instant,
 };
@@ -67,6 +65,17 @@ impl Completion {
     pub fn completed(&self, winners: u64) {
         self.lock().winners = Some(winners);
         self.changed.notify_all();
+    }
+
+    /// What the store is given to call when it learns the lottery completed (through any
+    /// central): the same as [`Completion::completed`], logged.
+    #[must_use]
+    pub fn told_by_store(completion: &Arc<Completion>) -> Box<dyn FnOnce(u64) + Send> {
+        let completion = Arc::clone(completion);
+        Box::new(move |winners| {
+            log::info!("action: lottery_complete | result: success | winners: {winners} | told_by: store");
+            completion.completed(winners);
+        })
     }
 
     /// The central is stopping: every held query is answered now, and none is held after.

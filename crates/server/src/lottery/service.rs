@@ -60,8 +60,9 @@ pub struct Lottery {
     winner_delay: Duration,
     /// The stop's clock: a batch whose check cannot end in time is abandoned.
     stop: StopClock,
-    /// Where held total queries wait for the lottery to complete.
-    completion: Completion,
+    /// Where held total queries wait for the lottery to complete; shared with the store,
+    /// which tells it of completions through other centrals ([`Engine::on_completion`]).
+    completion: Arc<Completion>,
     /// Batches and refusals counted as they are answered.
     metrics: Arc<Metrics>,
 }
@@ -87,14 +88,9 @@ impl Lottery {
         stop: StopClock,
         metrics: Arc<Metrics>,
     ) -> Lottery {
-        Lottery {
-            store,
-            identities: Identities::new(keys),
-            winner_delay,
-            stop,
-            completion: Completion::new(),
-            metrics,
-        }
+        let completion = Arc::new(Completion::new());
+        store.on_completion(Completion::told_by_store(&completion));
+        Lottery { store, identities: Identities::new(keys), winner_delay, stop, completion, metrics }
     }
 
     /// Where the draw stands and every agency's counts, as the store sees them (read-only).
@@ -389,6 +385,12 @@ impl Lottery {
     /// stopping.
     pub fn stop_holding(&self) {
         self.completion.stop();
+    }
+
+    /// The stop is forcing connections closed: storage calls still waiting return now, with
+    /// nothing acknowledged ([`Engine::interrupt`]).
+    pub fn interrupt(&self) {
+        self.store.interrupt();
     }
 
     fn resume(&self, agency: u32, peer: SocketAddr) -> Response {

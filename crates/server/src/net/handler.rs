@@ -110,7 +110,34 @@ pub fn serve(
     registration: &Registration,
 ) {
     let accepted = Instant::now();
-    let mut conn = match configure(stream, &limits) {
+    let Some((conn, binding)) = open(stream, peer, &limits) else { return };
+    let proof = lottery.proofs_required().then(|| ProofClock {
+        deadline: accepted + limits.proof_timeout,
+        max_frame_len: limits.max_frame_len,
+        idle: limits.idle_timeout,
+        frame: limits.frame_timeout,
+    });
+    let mut served = Served {
+        conn,
+        peer,
+        lottery,
+        shutdown,
+        registration,
+        session: Session::new(binding, registration.hold_release()),
+        proof,
+        held: HeldAnswers::default(),
+        idle_timeout: limits.idle_timeout,
+        requests: 0,
+        echoes: 0,
+    };
+    let outcome = served.run();
+    served.close(outcome);
+}
+
+/// The connection's stream and its channel binding (empty on plain TCP), or `None` (logged,
+/// throttled) when the socket or the TLS session cannot be set up.
+fn open(stream: TcpStream, peer: SocketAddr, limits: &Limits) -> Option<(Connection<Stream>, Vec<u8>)> {
+    let conn = match configure(stream, limits) {
         Ok(conn) => conn,
         Err(e) => {
             throttled!(
@@ -119,11 +146,11 @@ pub fn serve(
                 Level::Warn,
                 "action: accept_connection | result: fail | peer: {peer} | error: {e}"
             );
-            return;
+            return None;
         }
     };
-    let binding = match conn.get_ref().binding() {
-        Ok(binding) => binding,
+    match conn.get_ref().binding() {
+        Ok(binding) => Some((conn, binding)),
         Err(e) => {
             throttled!(
                 WARNINGS,
@@ -131,172 +158,236 @@ pub fn serve(
                 Level::Warn,
                 "action: tls_binding | result: fail | peer: {peer} | error: {e}"
             );
-            return;
+            None
         }
-    };
-    let mut session = Session::new(binding, registration.hold_release());
-    let mut proof = lottery.proofs_required().then(|| ProofClock {
-        deadline: accepted + limits.proof_timeout,
-        max_frame_len: limits.max_frame_len,
-        idle: limits.idle_timeout,
-        frame: limits.frame_timeout,
-    });
-    let mut held = HeldAnswers::default();
-    let mut requests = 0u64;
-    let mut echoes = 0u64;
-    let outcome = loop {
-        // Held answers go out before the read could block.
-        if let Err(e) = held.release_before_blocking(&mut conn, lottery, peer) {
-            break write_failed(&e, peer);
-        }
-        if registration.is_evicted() {
-            break Close::Evicted;
-        }
-        if proof.as_ref().is_some_and(|proof| !proof.narrow(&mut conn)) {
-            break Close::ProofTimeout;
-        }
-        let request = match conn.read_request(MAX_BATCH_BETS) {
-            Ok(Some(request)) => request,
-            Ok(None) if registration.is_evicted() => break Close::Evicted,
-            Err(e) if proof.as_ref().is_some_and(|proof| e.is_timeout() && proof.passed()) => {
-                break Close::ProofTimeout
+    }
+}
+
+/// One served connection: its stream, what it proved, the answers it still owes.
+struct Served<'a> {
+    conn: Connection<Stream>,
+    peer: SocketAddr,
+    lottery: &'a Lottery,
+    shutdown: &'a ShutdownHandle,
+    registration: &'a Registration,
+    session: Session,
+    /// Until the connection proves an agency (keys configured only).
+    proof: Option<ProofClock>,
+    held: HeldAnswers,
+    /// For the idle line: the limit the connection had.
+    idle_timeout: Duration,
+    requests: u64,
+    echoes: u64,
+}
+
+impl Served<'_> {
+    /// Reads and answers requests until the connection has to end; says why.
+    fn run(&mut self) -> Close {
+        loop {
+            let request = match self.next_request() {
+                Ok(Some(request)) => request,
+                // A refusal was answered and the stream is still in step.
+                Ok(None) => continue,
+                Err(close) => return close,
+            };
+            if let Err(close) = self.answer(request) {
+                return close;
             }
+        }
+    }
+
+    /// Releases what is owed, then reads the next request: `Ok(None)` when what arrived was
+    /// refused (and answered), `Err` with the reason when the connection must end.
+    fn next_request(&mut self) -> Result<Option<Request>, Close> {
+        // Held answers go out before the read could block.
+        self.held
+            .release_before_blocking(&mut self.conn, self.lottery, self.peer)
+            .map_err(|e| write_failed(&e, self.peer))?;
+        if self.registration.is_evicted() {
+            return Err(Close::Evicted);
+        }
+        if self.proof.as_ref().is_some_and(|proof| !proof.narrow(&mut self.conn)) {
+            return Err(Close::ProofTimeout);
+        }
+        match self.conn.read_request(MAX_BATCH_BETS) {
+            // The stop takes no new request, even one already buffered: it was not answered,
+            // so the agency sends it again after reconnecting.
+            Ok(Some(_)) if self.shutdown.is_triggered() => Err(Close::Shutdown),
+            Ok(Some(request)) => Ok(Some(request)),
+            Ok(None) if self.registration.is_evicted() => Err(Close::Evicted),
             // Shutdown closes the read half, which reads as end-of-stream too.
-            Ok(None) if shutdown.is_triggered() => break Close::Shutdown,
-            Ok(None) => break Close::ByPeer,
-            Err(e @ Error::TooSlow { .. }) => {
+            Ok(None) if self.shutdown.is_triggered() => Err(Close::Shutdown),
+            Ok(None) => Err(Close::ByPeer),
+            Err(e) => self.read_failed(e),
+        }
+    }
+
+    /// Maps a failed read to the reason to close, or answers a refusal when the stream is
+    /// still in step (`Ok(None)`).
+    fn read_failed(&mut self, e: Error) -> Result<Option<Request>, Close> {
+        let peer = self.peer;
+        if e.is_timeout() && self.proof.as_ref().is_some_and(ProofClock::passed) {
+            return Err(Close::ProofTimeout);
+        }
+        match e {
+            Error::TooSlow { .. } => {
                 throttled!(
                     WARNINGS,
                     "too_slow",
                     Level::Warn,
                     "action: read_request | result: fail | peer: {peer} | error: {e}"
                 );
-                break Close::TooSlow;
+                Err(Close::TooSlow)
             }
-            Err(e) if e.is_timeout() => {
-                log::info!(
+            e if e.is_timeout() => {
+                throttled!(
+                    WARNINGS,
+                    "idle_timeout",
+                    Level::Info,
                     "action: idle_timeout | result: success | peer: {peer} | after_secs: {}",
-                    limits.idle_timeout.as_secs()
+                    self.idle_timeout.as_secs()
                 );
-                break Close::IdleTimeout;
+                Err(Close::IdleTimeout)
             }
             // Once the stop begins nothing more is handled, refusals included (a stop also
             // closes the budget, which turns every frame still buffered into `OverBudget`).
-            Err(Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. })
-                if shutdown.is_triggered() =>
+            Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. }
+                if self.shutdown.is_triggered() =>
             {
-                break Close::Shutdown
+                Err(Close::Shutdown)
             }
-            Err(e @ (Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. })) => {
-                // The frame was whole (or skipped whole), so the stream is still in step:
-                // answer and go on.
-                let kind = match e {
-                    Error::TooManyBets { .. } => ErrorKind::BatchTooLarge,
-                    Error::OverBudget { .. } => ErrorKind::Overloaded,
-                    _ => ErrorKind::Malformed,
-                };
-                throttled!(
-                    WARNINGS,
-                    "read_request",
-                    Level::Warn,
-                    "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
-                );
-                lottery.count_refusal(kind);
-                let refusal = Response::Error { kind, message: e.to_string() };
-                if let Err(e) = held.release(&mut conn, lottery, peer) {
-                    break write_failed(&e, peer);
-                }
-                if let Err(e) = conn.write_message(&refusal) {
-                    break write_failed(&e, peer);
-                }
-                continue;
+            Error::Malformed(_) | Error::TooManyBets { .. } | Error::OverBudget { .. } => {
+                self.refuse(&e).map(|()| None)
             }
-            Err(e @ Error::FrameTooLarge { .. }) => {
-                // The framing is lost: answer once, then close.
-                throttled!(
-                    WARNINGS,
-                    "frame_too_large",
-                    Level::Warn,
-                    "action: read_request | result: fail | peer: {peer} | error: {e}"
-                );
-                let _ = held.release(&mut conn, lottery, peer);
-                lottery.count_refusal(ErrorKind::FrameTooLarge);
-                let _ = conn.write_message(&Response::Error {
-                    kind: ErrorKind::FrameTooLarge,
-                    message: e.to_string(),
-                });
-                break Close::FrameTooLarge;
+            Error::FrameTooLarge { .. } => {
+                self.refuse_frame_too_large(&e);
+                Err(Close::FrameTooLarge)
             }
-            Err(e) => {
+            e => {
                 throttled!(
                     WARNINGS,
                     "read_failed",
                     Level::Warn,
                     "action: read_request | result: fail | peer: {peer} | error: {e}"
                 );
-                break Close::ReadFailed;
+                Err(Close::ReadFailed)
             }
-        };
-        if shutdown.is_triggered() {
-            // The stop takes no new request, even one already buffered: it was not answered,
-            // so the agency sends it again after reconnecting.
-            break Close::Shutdown;
         }
-        requests += 1;
-        echoes += u64::from(matches!(request, Request::Echo(_)));
+    }
+
+    /// Answers a whole frame that cannot be handled (malformed, too many bets, over the
+    /// budget): the frame was whole (or skipped whole), so the stream is still in step.
+    fn refuse(&mut self, e: &Error) -> Result<(), Close> {
+        let peer = self.peer;
+        let kind = match e {
+            Error::TooManyBets { .. } => ErrorKind::BatchTooLarge,
+            Error::OverBudget { .. } => ErrorKind::Overloaded,
+            _ => ErrorKind::Malformed,
+        };
+        throttled!(
+            WARNINGS,
+            "read_request",
+            Level::Warn,
+            "action: read_request | result: fail | peer: {peer} | kind: {kind} | error: {e}"
+        );
+        self.lottery.count_refusal(kind);
+        let refusal = Response::Error { kind, message: e.to_string() };
+        self.held.release(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
+        self.conn.write_message(&refusal).map_err(|e| write_failed(&e, peer))
+    }
+
+    /// The framing is lost: answers once, best effort, before the connection closes.
+    fn refuse_frame_too_large(&mut self, e: &Error) {
+        let peer = self.peer;
+        throttled!(
+            WARNINGS,
+            "frame_too_large",
+            Level::Warn,
+            "action: read_request | result: fail | peer: {peer} | error: {e}"
+        );
+        let _ = self.held.release(&mut self.conn, self.lottery, peer);
+        self.lottery.count_refusal(ErrorKind::FrameTooLarge);
+        let _ = self
+            .conn
+            .write_message(&Response::Error { kind: ErrorKind::FrameTooLarge, message: e.to_string() });
+    }
+
+    /// Handles one request and sends or holds its answer, updating the connection's standing
+    /// and its proof; `Err` with the reason when the connection must end.
+    fn answer(&mut self, request: Request) -> Result<(), Close> {
+        let peer = self.peer;
+        self.requests += 1;
+        self.echoes += u64::from(matches!(request, Request::Echo(_)));
         // A slow batch's held answers go out now, within the next request's time: a batch's
         // check is paid from the instant it was taken, so this write overlaps it.
         let taken = Instant::now();
-        if let Err(e) = held.release_if_slow(&mut conn, lottery, peer) {
-            break write_failed(&e, peer);
-        }
-        let standing = standing_after(&request).filter(|_| proof.is_none());
+        self.held.release_if_slow(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
+        let standing = standing_after(&request).filter(|_| self.proof.is_none());
         if standing == Some(Standing::Waiting) {
             // Before the query is held: a held query is what a newcomer may evict.
-            registration.set(Standing::Waiting);
+            self.registration.set(Standing::Waiting);
+            // It may wait for minutes, thousands of agencies at once: it keeps no
+            // upload-sized buffer meanwhile.
+            self.conn.release_buffers();
         }
-        let reply = lottery.handle(request, peer, &mut session, taken);
+        let reply = self.lottery.handle(request, peer, &mut self.session, taken);
         if standing == Some(Standing::Working) {
-            registration.set(Standing::Working);
+            self.registration.set(Standing::Working);
         }
-        if let (Some(clock), Some(_)) = (&proof, session.agency()) {
-            clock.widen(&mut conn);
-            proof = None;
-            registration.set(Standing::Working);
+        if let (Some(clock), Some(_)) = (&self.proof, self.session.agency()) {
+            clock.widen(&mut self.conn);
+            self.proof = None;
+            self.registration.set(Standing::Working);
         }
         match reply {
-            Reply::WhenDurable { response, ticket, check } => held.hold(response, ticket, check),
-            Reply::Abandoned => break Close::Shutdown,
-            Reply::Now(response) => {
-                // Answers go out in the order of their requests.
-                if let Err(e) = held.release(&mut conn, lottery, peer) {
-                    break write_failed(&e, peer);
-                }
-                if let Err(e) = conn.write_message(&response) {
-                    break write_failed(&e, peer);
-                }
-                if matches!(response, Response::Error { kind: ErrorKind::Conflict, .. }) {
-                    // Another upload holds this agency's sequence: whatever this peer sent
-                    // after the refused batch belongs to that other upload's sequence, so none
-                    // of it is taken. Never merged, even by pipelining.
-                    break Close::Conflict;
-                }
+            Reply::WhenDurable { response, ticket, check } => {
+                self.held.hold(response, ticket, check);
+                Ok(())
             }
+            Reply::Abandoned => Err(Close::Shutdown),
+            Reply::Now(response) => self.send(&response),
         }
-    };
-    // Answers owed when the stream ended (a shutdown, a peer gone after sending): the batches
-    // are synced and answered if the write half still works.
-    let _ = held.release(&mut conn, lottery, peer);
-    conn.get_mut().close();
-    if requests == echoes && outcome == Close::ByPeer {
-        // A bare connect-and-close (`nc -z`) or an echo probe (the container's health check,
-        // every few seconds): routine, so only at debug level.
-        log::debug!("action: close_connection | result: success | peer: {peer} | requests: {requests}");
-    } else {
-        log::info!(
-            "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {}",
-            outcome.as_str()
-        );
+    }
+
+    /// Sends an answer now, after the ones held before it (answers go out in the order of
+    /// their requests).
+    fn send(&mut self, response: &Response) -> Result<(), Close> {
+        let peer = self.peer;
+        self.held.release(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
+        self.conn.write_message(response).map_err(|e| write_failed(&e, peer))?;
+        if matches!(response, Response::Error { kind: ErrorKind::Conflict, .. }) {
+            // Another upload holds this agency's sequence: whatever this peer sent after the
+            // refused batch belongs to that other upload's sequence, so none of it is taken.
+            // Never merged, even by pipelining.
+            return Err(Close::Conflict);
+        }
+        Ok(())
+    }
+
+    /// Ends the connection: answers owed when the stream ended (a shutdown, a peer gone after
+    /// sending) are synced and sent if the write half still works; then the close line.
+    fn close(mut self, outcome: Close) {
+        let (peer, requests) = (self.peer, self.requests);
+        let _ = self.held.release(&mut self.conn, self.lottery, peer);
+        self.conn.get_mut().close();
+        let reason = outcome.as_str();
+        if requests == self.echoes && outcome == Close::ByPeer {
+            // A bare connect-and-close (`nc -z`) or an echo probe (the container's health
+            // check, every few seconds): routine, so only at debug level.
+            log::debug!("action: close_connection | result: success | peer: {peer} | requests: {requests}");
+        } else if let Some(kind) = outcome.provoked() {
+            // Hundreds of peers can provoke these every second: one line per kind a second.
+            throttled!(
+                WARNINGS,
+                kind,
+                Level::Info,
+                "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {reason}"
+            );
+        } else {
+            log::info!(
+                "action: close_connection | result: success | peer: {peer} | requests: {requests} | reason: {reason}"
+            );
+        }
     }
 }
 
@@ -327,6 +418,22 @@ enum Close {
 }
 
 impl Close {
+    /// The throttle's kind for a close that a peer can provoke at will, many times a second
+    /// (by reconnecting): it is logged at most once a second per kind. `None` for the closes
+    /// of an agency's normal course (it closed, the stop, a conflict), logged each time.
+    fn provoked(self) -> Option<&'static str> {
+        match self {
+            Close::ByPeer | Close::Shutdown | Close::Conflict => None,
+            Close::IdleTimeout => Some("close_idle"),
+            Close::TooSlow => Some("close_too_slow"),
+            Close::FrameTooLarge => Some("close_frame_too_large"),
+            Close::ReadFailed => Some("close_read_failed"),
+            Close::WriteFailed => Some("close_write_failed"),
+            Close::Evicted => Some("close_evicted"),
+            Close::ProofTimeout => Some("close_no_proof"),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Close::ByPeer => "closed by peer",

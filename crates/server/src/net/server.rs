@@ -32,6 +32,12 @@ use crate::{config::Config, error::ServerError, http, lottery::Lottery, metrics:
 /// connections must not become a flood of log lines.
 const BUSY_LOG_EVERY: Duration = Duration::from_secs(1);
 
+/// Stack of a connection thread. The deepest path (a TLS handshake, a batch's checks, a
+/// database call) fits with a wide margin in debug builds, which use the most stack; std's
+/// default of 2 MiB would reserve four times as much address space for each of thousands of
+/// connections (docs/scale.md has the figures).
+const CONNECTION_STACK: usize = 512 * 1024;
+
 /// A bound central, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
@@ -177,6 +183,7 @@ impl Server {
         if let Some(force_at) = shutdown.deadline(FORCE_CLOSE_AFTER) {
             if connections.wait_empty(force_at) > 0 {
                 let cut = connections.force_close();
+                lottery.interrupt();
                 log::warn!("action: force_close | result: success | connections: {cut}");
             }
         }
@@ -239,10 +246,12 @@ impl Server {
         let lottery = Arc::clone(&self.lottery);
         let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
-        let spawned = thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
-            // Held for the thread's life: its drop frees the connection's slot.
-            handler::serve(stream, peer, &lottery, limits, &shutdown, &registration);
-        });
+        let spawned = thread::Builder::new().name(format!("conn {peer}")).stack_size(CONNECTION_STACK).spawn(
+            move || {
+                // Held for the thread's life: its drop frees the connection's slot.
+                handler::serve(stream, peer, &lottery, limits, &shutdown, &registration);
+            },
+        );
         match spawned {
             Ok(worker) => Some(worker),
             Err(e) => {

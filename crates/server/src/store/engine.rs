@@ -99,6 +99,21 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// The engine's own failures (a database may be unreachable).
     fn progress(&self) -> Result<Progress, StoreError>;
 
+    /// Asks to be told the lottery's total, once, the moment it completes, through this
+    /// central or any other sharing the store; `completed` is called from a thread of the
+    /// engine's (right away if it is complete already), never after [`Engine::close`]. The
+    /// lottery calls it once, at start. Nothing by default: an engine only one central uses
+    /// learns every completion from its own [`Engine::finish_agency`].
+    fn on_completion(&self, completed: Box<dyn FnOnce(u64) + Send>) {
+        let _ = completed;
+    }
+
+    /// The central's stop is forcing connections closed: calls waiting on storage that may not
+    /// answer (a database that stopped answering) return now with an error, which
+    /// acknowledges nothing; what they sent may still commit, and is then a replay. Nothing by
+    /// default (an engine whose calls always end soon).
+    fn interrupt(&self) {}
+
     /// Last sync at shutdown, after every connection is done.
     ///
     /// # Errors

@@ -144,29 +144,7 @@ fn recover(
             journal_path.display()
         )));
     }
-    // The same rules a live batch meets (`Ledger`): a whole record that breaks them is
-    // corruption, not a crash, and stops the start.
-    let mut ledger = Ledger::new(agencies);
-    let mut view = format.header_line();
-    for (i, (record, _)) in scan.records.into_iter().enumerate() {
-        let broken = |what: &str| invalid(format!("{} record {}: {what}", journal_path.display(), i + 1));
-        let refused = |e: StoreError, what: &str| match e {
-            StoreError::UnknownAgency { .. } => broken("unknown agency"),
-            _ => broken(what),
-        };
-        match record {
-            Record::Batch { agency, sequence, bets, digest, winners, rows } => {
-                ledger
-                    .apply_batch(agency, sequence, bets, winners, Digest::from_bytes(digest))
-                    .map_err(|e| refused(e, "batch out of sequence"))?;
-                view.extend_from_slice(&format.view(&rows)?);
-            }
-            Record::Done { agency, batches } => {
-                ledger.apply_done(agency, batches).map_err(|e| refused(e, "done out of sequence"))?;
-            }
-            Record::Header { .. } => return Err(broken("a second header")),
-        }
-    }
+    let (ledger, view) = replay(journal_path, scan.records, agencies, format)?;
     let discarded = bytes.len() as u64 - scan.valid_len;
     let journal = append_to(journal_path)?;
     if discarded > 0 {
@@ -192,6 +170,39 @@ fn recover(
         journal_len: scan.valid_len,
         ledger,
     })
+}
+
+/// The journal's records replayed through the same rules a live batch meets (`Ledger`): a
+/// whole record that breaks them is corruption, not a crash, and stops the start. Returns the
+/// ledger and the winners file the records make.
+fn replay(
+    journal_path: &Path,
+    records: Vec<(Record, u64)>,
+    agencies: u32,
+    format: WinnersFormat,
+) -> Result<(Ledger, Vec<u8>), OpenError> {
+    let mut ledger = Ledger::new(agencies);
+    let mut view = format.header_line();
+    for (i, (record, _)) in records.into_iter().enumerate() {
+        let broken = |what: &str| invalid(format!("{} record {}: {what}", journal_path.display(), i + 1));
+        let refused = |e: StoreError, what: &str| match e {
+            StoreError::UnknownAgency { .. } => broken("unknown agency"),
+            _ => broken(what),
+        };
+        match record {
+            Record::Batch { agency, sequence, bets, digest, winners, rows } => {
+                ledger
+                    .apply_batch(agency, sequence, bets, winners, Digest::from_bytes(digest))
+                    .map_err(|e| refused(e, "batch out of sequence"))?;
+                view.extend_from_slice(&format.view(&rows)?);
+            }
+            Record::Done { agency, batches } => {
+                ledger.apply_done(agency, batches).map_err(|e| refused(e, "done out of sequence"))?;
+            }
+            Record::Header { .. } => return Err(broken("a second header")),
+        }
+    }
+    Ok((ledger, view))
 }
 
 fn append_to(path: &Path) -> io::Result<File> {

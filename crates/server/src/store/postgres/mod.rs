@@ -13,6 +13,8 @@
 //!   outage) turns into [`StoreError::Io`] (a `Storage` refusal the agency retries) and is
 //!   replaced by a new one on the next use.
 
+mod group;
+mod notify;
 mod pool;
 mod progress;
 mod schema;
@@ -23,14 +25,14 @@ use std::{
     io,
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use postgres::{fallible_iterator::FallibleIterator, types::ToSql};
 
 use self::{
-    pool::{CheckoutError, Conn, Pool},
+    pool::{CheckoutError, Client, Conn, ConnectError, Cut, Pool},
     schema::InstallError,
 };
 use protocol::Digest;
@@ -44,6 +46,10 @@ use super::{
     winners_file::{self, WinnersFormat, HEADER},
 };
 
+/// Groups one central commits at once. Two: while one group's commit waits for its WAL
+/// flush, the next one is sent and fills behind it; more would only split the same batches
+/// into smaller groups, with more commits (see docs/performance.md).
+const GROUPS_IN_FLIGHT: usize = 2;
 /// How long a readiness probe may take to connect and to query.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -64,6 +70,134 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
         StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, "a batch digest is not 16 bytes"))
     })?;
     Ok(Digest::from_bytes(bytes))
+}
+
+/// A batch as the group commit carries it: owned (its waiter may not be the one sending it),
+/// in the database's types.
+#[derive(Debug)]
+struct Staging {
+    agency: i32,
+    sequence: i64,
+    bets: i64,
+    digest: Vec<u8>,
+    winners: Vec<i32>,
+    first: Vec<String>,
+    last: Vec<String>,
+    documents: Vec<String>,
+    dates: Vec<String>,
+}
+
+impl Staging {
+    fn of(batch: &CheckedBatch<'_>) -> Result<Staging, StoreError> {
+        if batch.winners.len() != batch.winning_bets.len() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} winner positions but {} winning bets",
+                    batch.winners.len(),
+                    batch.winning_bets.len()
+                ),
+            )));
+        }
+        let winners = batch
+            .winners
+            .iter()
+            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
+            .collect::<Result<Vec<i32>, _>>()?;
+        let bets = &batch.winning_bets;
+        Ok(Staging {
+            agency: agency_key(batch.agency),
+            sequence: sql_count(batch.sequence)?,
+            bets: sql_count(batch.bets)?,
+            digest: batch.digest.to_bytes().to_vec(),
+            winners,
+            first: bets.iter().map(|b| b.first_name().to_owned()).collect(),
+            last: bets.iter().map(|b| b.last_name().to_owned()).collect(),
+            documents: bets.iter().map(|b| b.document().to_owned()).collect(),
+            dates: bets.iter().map(|b| b.birthdate_str().to_owned()).collect(),
+        })
+    }
+}
+
+/// What `lottery_stage` answered for one batch.
+#[derive(Debug)]
+struct Outcome {
+    outcome: String,
+    number: Option<i64>,
+    winners: Option<Vec<i32>>,
+}
+
+impl Outcome {
+    /// From a row whose columns from `at` on are outcome, number, winners.
+    fn of(row: &postgres::Row, at: usize) -> Outcome {
+        Outcome { outcome: row.get(at), number: row.get(at + 1), winners: row.get(at + 2) }
+    }
+}
+
+/// A group's batches as the columns `lottery_stage_group` takes: one array per field, the
+/// winners of every batch one after the other (`ends[i]`: where batch i's end, 1-based).
+struct GroupArrays<'a> {
+    agencies: Vec<i32>,
+    sequences: Vec<i64>,
+    bets: Vec<i64>,
+    digests: Vec<&'a [u8]>,
+    ends: Vec<i32>,
+    positions: Vec<i32>,
+    first: Vec<&'a str>,
+    last: Vec<&'a str>,
+    documents: Vec<&'a str>,
+    dates: Vec<&'a str>,
+}
+
+impl<'a> GroupArrays<'a> {
+    fn of(batches: &[&'a Staging]) -> GroupArrays<'a> {
+        let mut arrays = GroupArrays {
+            agencies: Vec::with_capacity(batches.len()),
+            sequences: Vec::with_capacity(batches.len()),
+            bets: Vec::with_capacity(batches.len()),
+            digests: Vec::with_capacity(batches.len()),
+            ends: Vec::with_capacity(batches.len()),
+            positions: Vec::new(),
+            first: Vec::new(),
+            last: Vec::new(),
+            documents: Vec::new(),
+            dates: Vec::new(),
+        };
+        for b in batches {
+            arrays.agencies.push(b.agency);
+            arrays.sequences.push(b.sequence);
+            arrays.bets.push(b.bets);
+            arrays.digests.push(&b.digest);
+            arrays.positions.extend_from_slice(&b.winners);
+            arrays.first.extend(b.first.iter().map(String::as_str));
+            arrays.last.extend(b.last.iter().map(String::as_str));
+            arrays.documents.extend(b.documents.iter().map(String::as_str));
+            arrays.dates.extend(b.dates.iter().map(String::as_str));
+            // Winners per batch are bounded by a frame's bets, far below i32::MAX in all.
+            arrays.ends.push(i32::try_from(arrays.positions.len()).unwrap_or(i32::MAX));
+        }
+        arrays
+    }
+
+    fn query(
+        &self,
+        client: &mut Client,
+        statement: &postgres::Statement,
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &self.agencies,
+            &self.sequences,
+            &self.bets,
+            &self.digests,
+            &self.ends,
+            &self.positions,
+            &self.first,
+            &self.last,
+            &self.documents,
+            &self.dates,
+        ];
+        client.query(statement, &params)
+    }
 }
 
 /// How the engine connects: the database and its pool.
@@ -88,7 +222,7 @@ impl DatabaseSettings {
     /// cannot parse is not shown at all.
     #[must_use]
     pub fn describe(&self) -> String {
-        match postgres::Config::from_str(&self.url) {
+        match tokio_postgres::Config::from_str(&self.url) {
             Ok(config) => describe(&config),
             Err(_) => "(a connection string that does not parse; not shown)".to_owned(),
         }
@@ -131,12 +265,21 @@ pub(super) struct Postgres {
     hints: Mutex<Vec<Hint>>,
     /// The winners queries' progress, asked of the database once at a time.
     progress: progress::Coalesced,
+    /// Batches staged at once by many connections, committed in groups (`group.rs`).
+    group: group::Group<Staging, Outcome>,
     /// Where each batch's commit time is observed.
     timer: SyncTimer,
     /// The readiness probe's own connection (outside the pool, so a busy pool does not
     /// read as a dead database), made again after it breaks; its settings bound a probe to
     /// about a second. A std `Mutex`: probes come one at a time from the HTTP listener.
-    probe: Mutex<(postgres::Config, Option<postgres::Client>)>,
+    probe: Mutex<(tokio_postgres::Config, Option<Client>)>,
+    /// The stop's cut of the pool's and the probe's calls ([`Engine::interrupt`]).
+    cut: Arc<Cut>,
+    /// How the completion listener connects (the pool's settings).
+    config: tokio_postgres::Config,
+    /// The completion listener, once the lottery asked for it (`notify.rs`); a std `Mutex`:
+    /// set once at start, taken at close.
+    listener: Mutex<Option<notify::Listener>>,
 }
 
 impl fmt::Debug for Postgres {
@@ -157,7 +300,7 @@ impl Postgres {
     /// When the URL does not parse, the database cannot be reached or refuses, or it holds a
     /// lottery among another number of agencies; the central must not start then.
     pub(super) fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
-        let mut config = postgres::Config::from_str(&settings.url)
+        let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| invalid(format!("SERVER_DATABASE_URL does not parse: {e}")))?;
         if let Some(path) = &settings.password_file {
             config.password(read_password(path, config.get_password().is_some())?);
@@ -170,7 +313,10 @@ impl Postgres {
         config.tcp_user_timeout(settings.timeout.max(Duration::from_secs(10)));
         config.application_name("lottery-central");
         let location = describe(&config);
-        let mut client = config.connect(postgres::NoTls).map_err(|e| db_io(&location, &e))?;
+        // The schema's transaction, once at start, on the `postgres` crate's own client.
+        let mut client = postgres::Config::from(config.clone())
+            .connect(postgres::NoTls)
+            .map_err(|e| db_io(&location, &e))?;
         let new = match schema::install(&mut client, agencies) {
             Ok(new) => new,
             Err(InstallError::Database(e)) => return Err(db_io(&location, &e)),
@@ -186,15 +332,20 @@ impl Postgres {
         };
         let mut probe = config.clone();
         probe.connect_timeout(PROBE_TIMEOUT).tcp_user_timeout(PROBE_TIMEOUT);
-        probe.options(&format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
+        probe.options(format!("-c statement_timeout={}", PROBE_TIMEOUT.as_millis()));
+        let cut = Arc::new(Cut::default());
         let engine = Postgres {
-            pool: Pool::new(config, settings.pool_size, settings.timeout),
+            pool: Pool::new(config.clone(), settings.pool_size, settings.timeout, Arc::clone(&cut)),
             agencies,
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
             progress: progress::Coalesced::default(),
+            group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
             timer: SyncTimer::default(),
             probe: Mutex::new((probe, None)),
+            cut,
+            config,
+            listener: Mutex::new(None),
         };
         let progress = engine.progress().map_err(|e| io::Error::other(e.to_string()))?;
         let pending = match progress {
@@ -233,8 +384,7 @@ impl Postgres {
                              FROM winners ORDER BY agency, sequence, position";
         let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
         let conn = lease.conn();
-        let mut rows =
-            conn.client.query_raw(QUERY, std::iter::empty::<i32>()).map_err(|e| self.db_error(&e))?;
+        let mut rows = conn.client.query_rows(QUERY).map_err(|e| self.db_error(&e))?;
         let mut written = 0u64;
         // The course's lines are not CSV: written as they are, never quoted.
         let quoting =
@@ -329,13 +479,77 @@ impl Postgres {
         }
     }
 
+    /// Commits a group of batches in one statement and one transaction (the engine's whole
+    /// commit path: a timer around this call times every commit). Gives one outcome per
+    /// batch, in their order. If the database refuses the statement itself (not a rule: those
+    /// are outcomes), each batch is sent again alone, so one bad batch fails alone.
+    fn commit_group(&self, batches: Vec<Staging>) -> Vec<Result<Outcome, StoreError>> {
+        let n = batches.len();
+        // One lock order for every transaction: by agency, then sequence.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (batches[i].agency, batches[i].sequence));
+        let sorted: Vec<&Staging> = order.iter().map(|&i| &batches[i]).collect();
+        let arrays = GroupArrays::of(&sorted);
+        let mut refused = false;
+        let started = Instant::now();
+        let rows = self.call(true, |c| {
+            arrays
+                .query(&mut c.client, &c.statements.stage_group)
+                .inspect_err(|e| refused = e.as_db_error().is_some())
+        });
+        self.timer.observe(started);
+        match rows {
+            Ok(rows) => {
+                let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+                for row in rows {
+                    let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+                    if let Some(&i) = at.checked_sub(1).and_then(|k| order.get(k)) {
+                        outcomes[i] = Some(Outcome::of(&row, 1));
+                    }
+                }
+                outcomes
+                    .into_iter()
+                    .map(|o| o.ok_or_else(|| unexpected("lottery_stage_group", "(no row for a batch)")))
+                    .collect()
+            }
+            Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
+            Err(e) => {
+                let (kind, text) = match &e {
+                    StoreError::Io(io) => (io.kind(), io.to_string()),
+                    other => (io::ErrorKind::Other, other.to_string()),
+                };
+                (0..n).map(|_| Err(StoreError::Io(io::Error::new(kind, text.clone())))).collect()
+            }
+        }
+    }
+
+    /// Commits one batch in its own transaction (`lottery_stage`).
+    fn commit_alone(&self, b: &Staging) -> Result<Outcome, StoreError> {
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &b.agency,
+            &b.sequence,
+            &b.bets,
+            &b.digest,
+            &b.winners,
+            &b.first,
+            &b.last,
+            &b.documents,
+            &b.dates,
+        ];
+        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
+        Ok(Outcome { outcome: row.get(0), number: row.get(1), winners: row.get(2) })
+    }
+
     fn db_error(&self, e: &postgres::Error) -> StoreError {
         StoreError::Io(db_io(&self.location, e))
     }
 
     fn checkout_error(&self, e: CheckoutError) -> StoreError {
         match e {
-            CheckoutError::Connect(e) => self.db_error(&e),
+            CheckoutError::Connect(ConnectError::Database(e)) => self.db_error(&e),
+            CheckoutError::Connect(e) => {
+                StoreError::Io(io::Error::other(format!("database {}: {e}", self.location)))
+            }
             CheckoutError::Timeout(after) => StoreError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no connection to {} free within {} ms", self.location, after.as_millis()),
@@ -348,6 +562,11 @@ impl Postgres {
             Some(i) if i < self.agencies => Ok(i as usize),
             _ => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
         }
+    }
+
+    fn listener(&self) -> MutexGuard<'_, Option<notify::Listener>> {
+        // Set or taken whole: poison changes nothing.
+        self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn hints(&self) -> MutexGuard<'_, Vec<Hint>> {
@@ -406,44 +625,19 @@ impl Engine for Postgres {
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
         let CheckedBatch { agency, sequence, bets, .. } = *batch;
         let index = self.index(agency)?;
-        if batch.winners.len() != batch.winning_bets.len() {
-            return Err(StoreError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} winner positions but {} winning bets",
-                    batch.winners.len(),
-                    batch.winning_bets.len()
-                ),
-            )));
-        }
-        let winners = batch
-            .winners
-            .iter()
-            .map(|&p| i32::try_from(p).map_err(|_| overflow("a winner position", u64::from(p))))
-            .collect::<Result<Vec<i32>, _>>()?;
-        let first: Vec<&str> = batch.winning_bets.iter().map(|b| b.first_name()).collect();
-        let last: Vec<&str> = batch.winning_bets.iter().map(|b| b.last_name()).collect();
-        let documents: Vec<&str> = batch.winning_bets.iter().map(|b| b.document()).collect();
-        let dates: Vec<&str> = batch.winning_bets.iter().map(|b| b.birthdate_str()).collect();
-        let (key, seq, count_bets) = (agency_key(agency), sql_count(sequence)?, sql_count(bets)?);
-        let digest = batch.digest.to_bytes().to_vec();
-        let params: [&(dyn ToSql + Sync); 9] =
-            [&key, &seq, &count_bets, &digest, &winners, &first, &last, &documents, &dates];
+        let staging = Staging::of(batch)?;
         // Safe to send again after a lost connection: a second commit of the same batch is
         // the replay the key makes it.
-        let started = Instant::now();
-        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
-        self.timer.observe(started);
-        let outcome: &str = row.get(0);
-        let number = count(row.get::<_, Option<i64>>(1).unwrap_or_default());
-        match outcome {
+        let staged = self.group.commit(staging, |batches| self.commit_group(batches))?;
+        let number = count(staged.number.unwrap_or_default());
+        match staged.outcome.as_str() {
             "fresh" => {
                 // The function says where the agency stands now: the next batch needs no query.
                 self.hints()[index] = Hint { next: sequence + 1, bets: number };
                 Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default() })
             }
             "replay" => Ok(Staged {
-                winners: positions(row.get::<_, Option<Vec<i32>>>(2).unwrap_or_default()),
+                winners: positions(staged.winners.unwrap_or_default()),
                 ticket: Ticket::default(),
             }),
             "conflict" => Err(StoreError::Conflict { agency, sequence }),
@@ -561,9 +755,12 @@ impl Engine for Postgres {
         let (config, client) = &mut *probe;
         let mut connected = match client.take() {
             Some(client) if !client.is_closed() => client,
-            _ => config.connect(postgres::NoTls).map_err(|e| self.db_error(&e))?,
+            _ => Client::connect(config, &self.cut).map_err(|e| match e {
+                ConnectError::Database(e) => self.db_error(&e),
+                e => StoreError::Io(io::Error::other(format!("database {}: {e}", self.location))),
+            })?,
         };
-        connected.simple_query("SELECT 1").map_err(|e| self.db_error(&e))?;
+        connected.batch_execute("SELECT 1").map_err(|e| self.db_error(&e))?;
         *client = Some(connected);
         Ok(())
     }
@@ -586,12 +783,40 @@ impl Engine for Postgres {
         })
     }
 
-    /// Closes the idle connections; every answered batch is already committed. Connections
-    /// still in use close when they come back.
+    /// Starts the completion listener (`notify.rs`): `completed` is told the total the
+    /// moment the last agency's done commits, through this central or any other on the
+    /// database. Without the thread (it cannot start) held queries learn it when their hold
+    /// ends, as before.
+    fn on_completion(&self, completed: Box<dyn FnOnce(u64) + Send>) {
+        match notify::Listener::start(self.config.clone(), self.location.clone(), completed) {
+            Ok(listener) => *self.listener() = Some(listener),
+            Err(e) => log::error!(
+                "action: completion_listen | result: fail | database: {} | error: cannot start its thread: {e}",
+                self.location
+            ),
+        }
+    }
+
+    /// Every call on the database ends now: batches waiting for their group's commit
+    /// (`group.rs`), and calls already sent, whose connections are closed (`pool.rs`); each
+    /// returns an error, which acknowledges nothing. No new call starts.
+    fn interrupt(&self) {
+        self.group.interrupt();
+        self.pool.interrupt();
+        if let Some(listener) = self.listener().as_ref() {
+            listener.interrupt();
+        }
+    }
+
+    /// Stops the completion listener and closes the idle connections; every answered batch
+    /// is already committed. Connections still in use close when they come back.
     ///
     /// # Errors
     /// None so far; the signature is the storage trait's.
     fn close(&self) -> Result<(), StoreError> {
+        if let Some(mut listener) = self.listener().take() {
+            listener.stop();
+        }
         self.pool.clear();
         Ok(())
     }
@@ -603,7 +828,7 @@ impl Engine for Postgres {
 }
 
 /// The database's address for logs: user, host, port and database, never the password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = config.get_hosts().first().map_or_else(
         || "localhost".to_owned(),
         |h| match h {

@@ -12,9 +12,10 @@
 //!   the same sequence are a conflict). The key is what makes a batch commit at most once.
 //! - `winners`: the winning bets, the rows of the winners file.
 //!
-//! A batch commits through `lottery_stage`, a finish through `lottery_finish`: each is one
-//! statement, so one round trip and one transaction (the statement's own), whose outcome
-//! comes back as a row rather than an exception (a refusal changes nothing either way).
+//! A group of batches commits through `lottery_stage_group` (one `lottery_stage` per batch), a
+//! finish through `lottery_finish`: each is one statement, so one round trip and one
+//! transaction (the statement's own), whose outcomes come back as rows rather than exceptions
+//! (a refusal changes nothing either way, and never aborts the batches beside it).
 
 use postgres::Client;
 
@@ -130,10 +131,45 @@ BEGIN
 END
 $$;
 
+-- Commits a group of batches in one transaction: batch i is (p_agencies[i], p_sequences[i],
+-- p_bets[i], p_digests[i]) with the winners p_positions[s:e] (and the same slices of the
+-- bets' fields), where e = p_winners_end[i] and s is the previous batch's e + 1. Each batch
+-- goes through lottery_stage, so each gets its own outcome row (o_index = i): a batch that
+-- breaks a rule is refused alone, and changes nothing. Callers sort the batches by agency,
+-- then sequence, so every transaction takes agency row locks in the same order (no deadlock
+-- between groups of several connections or centrals).
+CREATE OR REPLACE FUNCTION lottery_stage_group(
+    p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[],
+    p_winners_end integer[], p_positions integer[], p_first_names text[], p_last_names text[],
+    p_documents text[], p_birthdates text[])
+RETURNS TABLE (o_index integer, o_outcome text, o_number bigint, o_winners integer[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    s integer := 1;
+    e integer;
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_agencies), 0) LOOP
+        e := p_winners_end[i];
+        SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
+            coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
+            coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
+            coalesce(p_birthdates[s:e], '{}'));
+        o_index := i;
+        o_outcome := r.o_outcome;
+        o_number := r.o_number;
+        o_winners := r.o_winners;
+        RETURN NEXT;
+        s := e + 1;
+    END LOOP;
+END
+$$;
+
 -- Marks p_agency done after p_batches batches, or says why not (o_outcome: done, finished,
 -- out_of_sequence with o_expected, unknown). On done, also where the lottery stands right
 -- after: o_pending agencies not done, o_total winners of all. Finishes hold the lottery
--- row's lock, so they run one at a time and exactly one of them sees o_pending = 0.
+-- row's lock, so they run one at a time and exactly one of them sees o_pending = 0; that one
+-- notifies channel lottery_complete with the total (store/postgres/notify.rs).
 CREATE OR REPLACE FUNCTION lottery_finish(
     p_agency integer, p_batches bigint,
     OUT o_outcome text, OUT o_expected bigint, OUT o_bets bigint, OUT o_winners bigint,
@@ -164,6 +200,10 @@ BEGIN
     -- A new snapshot (read committed): every finish committed before ours took the lock.
     SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint
         INTO o_pending, o_total FROM agencies;
+    -- Every central listening hears the total when (and only if) this transaction commits.
+    IF o_pending = 0 THEN
+        PERFORM pg_notify('lottery_complete', o_total::text);
+    END IF;
 END
 $$;
 "#;

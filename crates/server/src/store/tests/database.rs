@@ -343,7 +343,7 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
 }
 
 /// The cost of a batch commit: `THREADS` agencies upload at once, one connection each, in
-/// batches of 100 bets of which 6 win (about the lottery's rate). Printed for the README;
+/// batches of 100 bets of which 6 win (about the lottery's rate). Printed for docs/performance.md;
 /// asserts only that every batch committed.
 
 #[test]
@@ -383,4 +383,48 @@ fn batch_commit_cost_is_measured() {
         elapsed.as_secs_f64() * 1e6 / total as f64,
         elapsed.as_secs_f64() * 1e6 / (total * 100) as f64,
     );
+}
+
+/// Many agencies stage at once, so their batches share group commits; among them two break a
+/// rule (a conflict, a batch out of sequence). Each of those is refused alone; every other
+/// batch commits, once.
+#[test]
+fn a_batch_refused_inside_a_group_fails_alone() {
+    let agencies = 16;
+    let Some((_cluster, _url, engine)) = engine("group_refusal", agencies) else { return };
+    let good = [bet("A", "B", "1")];
+    commit_batch(&engine, &batch(1, 1, 10, &[0], &good)).unwrap();
+    let start = Barrier::new(agencies as usize);
+    let results: Vec<_> = thread::scope(|s| {
+        let handles: Vec<_> = (1..=agencies)
+            .map(|agency| {
+                let (engine, start, good) = (&engine, &start, &good);
+                s.spawn(move || {
+                    start.wait();
+                    match agency {
+                        // Batch 1 again with other bets: a conflict.
+                        1 => commit_batch(engine, &batch(1, 1, 10, &[0], &[bet("X", "Y", "9")])),
+                        // Batch 2 before batch 1.
+                        2 => commit_batch(engine, &batch(2, 2, 10, &[0], good)),
+                        _ => commit_batch(engine, &batch(agency, 1, 10, &[0], good)),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(matches!(results[0], Err(StoreError::Conflict { agency: 1, sequence: 1 })), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::OutOfSequence { agency: 2, expected: 1, got: 2 })),
+        "{:?}",
+        results[1]
+    );
+    for (i, result) in results.iter().enumerate().skip(2) {
+        assert_eq!(result.as_ref().unwrap(), &vec![0], "agency {}", i + 1);
+    }
+    assert_eq!(engine.tally(1).unwrap(), Tally { bets: 10, winners: 1, done: false });
+    assert_eq!(engine.tally(2).unwrap(), Tally { bets: 0, winners: 0, done: false });
+    for agency in 3..=agencies {
+        assert_eq!(engine.tally(agency).unwrap(), Tally { bets: 10, winners: 1, done: false });
+    }
 }
