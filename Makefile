@@ -7,10 +7,10 @@ CENTRALS ?= 3
 STACK ?= tp0swarm
 STACK_FILE ?= docker-stack.yaml
 
-.PHONY: all build run datasets credentials test cargo-test docker-test lint fmt clean \
+.PHONY: all help setup build run datasets credentials test cargo-test docker-test lint fmt clean \
 	docker-binaries docker-image docker-compose-up docker-compose-down docker-compose-logs \
 	busybox-image validate-echo-server bench postgres-image \
-	swarm-up swarm-logs swarm-down status-page
+	swarm-up swarm-logs swarm-down status-page prometheus-image
 
 # Docker: `docker compose` where the plugin exists, else the standalone `docker-compose`.
 DOCKER ?= docker
@@ -46,14 +46,29 @@ IN_RUST_IMAGE =
 DATAGEN = $(STATIC_DIR)/datagen
 CREDENTIALS = $(STATIC_DIR)/credentials
 endif
-# A fresh set of agency keys and TLS certificates is made when the folder holds none for
-# exactly the agencies the compose file runs.
-ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; \
-	[ -f "$$d/central/agencies.pub" ] && [ -f "$$d/central/tls.crt" ] && \
-	[ "$$(grep -c '^[0-9]' "$$d/central/agencies.pub")" = "$(COMPOSE_CLIENTS)" ] || \
+# A fresh set of agency keys and TLS certificates is made unless the folder holds a complete
+# one (every file there and a regular file) for exactly the agencies the compose file runs.
+CREDENTIAL_FILES = central/agencies.pub central/tls.crt central/tls.key ca.crt \
+	$(foreach i,$(shell seq 1 $(COMPOSE_CLIENTS)),agency-$(i).key)
+ENSURE_CREDENTIALS = d="$(COMPOSE_DIR)/.data/credentials"; complete=true; \
+	for f in $(CREDENTIAL_FILES); do [ -f "$$d/$$f" ] || complete=false; done; \
+	$$complete && [ "$$(grep -c '^[0-9]' "$$d/central/agencies.pub")" = "$(COMPOSE_CLIENTS)" ] || \
 	$(CREDENTIALS) "$$d" $(COMPOSE_CLIENTS) server localhost 127.0.0.1
+# Empty directories where datasets belong: what Docker leaves when a mounted file is missing.
+CLEAR_DATASET_DIRS = for f in "$(COMPOSE_DIR)"/.data/dataset-*.csv; do \
+	if [ -d "$$f" ]; then echo "removing $$f: a directory where a dataset belongs"; rmdir "$$f"; fi; done
 
 all: build
+
+## help: this list: each target and what it does (from the Makefile's `##` comments)
+help:
+	@awk '/^## [a-z-]+:/ { if (t) print t; sub(/^## /, ""); t = "  " $$0; next } \
+		/^## / { sub(/^## */, ""); t = t " " $$0; next } \
+		{ if (t) print t; t = "" }' $(firstword $(MAKEFILE_LIST))
+
+## setup: install the system packages the tests need (as root), or print the command that does
+setup:
+	scripts/setup.sh
 
 ## build: release binaries in target/release (server, client, datagen, expect, bench)
 build:
@@ -68,9 +83,12 @@ run:
 datasets:
 	$(CARGO) run --release --locked --quiet -p testkit --bin datagen -- --dir .data --agencies $(AGENCIES)
 
-## test: formatting, lints, every unit and integration test, then the Docker end-to-end run
-test: lint cargo-test docker-test
+## test: the system packages checked (scripts/setup.sh), formatting, lints, every unit and
+## integration test, then the Docker end-to-end run
+test: setup
+	$(MAKE) --no-print-directory lint cargo-test docker-test
 
+## cargo-test: every unit and integration test (cargo test --workspace)
 cargo-test:
 	$(CARGO) test --workspace --locked
 
@@ -102,6 +120,7 @@ credentials:
 ## never rewrites one already there), then $(COMPOSE_FILE) up (the previous draw's winners in
 ## $(COMPOSE_DIR)/.data/winners are cleared)
 docker-compose-up: docker-image
+	@$(CLEAR_DATASET_DIRS)
 	$(DATAGEN) --dir "$(COMPOSE_DIR)/.data" --agencies $(COMPOSE_CLIENTS)
 	@$(ENSURE_CREDENTIALS)
 	$(COMPOSE) down -t 1 --remove-orphans >/dev/null 2>&1 || true
@@ -135,7 +154,7 @@ docker-compose-logs:
 ## returns once every central is healthy
 SWARM = STACK=$(STACK) STACK_FILE=$(STACK_FILE) AGENCIES=$(AGENCIES) CENTRALS=$(CENTRALS) \
 	DATAGEN="$(DATAGEN)" CREDENTIALS="$(CREDENTIALS)" DOCKER="$(DOCKER)" scripts/swarm.sh
-swarm-up: docker-image postgres-image
+swarm-up: docker-image postgres-image prometheus-image
 	$(SWARM) up
 
 ## swarm-logs: follow the logs of every service of the stack
@@ -157,6 +176,11 @@ busybox-image:
 postgres-image:
 	scripts/postgres-image.sh
 
+## prometheus-image: tp0-prometheus:2, Debian's prometheus package on the database image's
+## Debian base (nothing pulled; seconds once built)
+prometheus-image: postgres-image
+	scripts/prometheus-image.sh
+
 ## validate-echo-server: exercise 3, netcat against the running central over testing_net
 validate-echo-server: busybox-image
 	scripts/validate-echo-server.sh
@@ -175,5 +199,6 @@ bench: build
 fmt:
 	$(CARGO) fmt --all
 
+## clean: remove target/ (build output)
 clean:
 	$(CARGO) clean

@@ -40,6 +40,11 @@ if ! $docker info >/dev/null 2>&1; then
   banner "docker-e2e: SKIPPED: no Docker engine answers; Part 1 (exercises 1-4) was NOT checked"
   exit 0
 fi
+# What the swarm check needs beyond the engine, said first, in one line, before any build.
+if ! why=$(scripts/postgres-image.sh --check 2>&1); then
+  banner "docker-e2e: FAIL: $why"
+  exit 1
+fi
 
 for name in server client1 client2 client3 client4 client5; do
   if $docker inspect "$name" >/dev/null 2>&1; then
@@ -79,6 +84,8 @@ cleanup() {
 trap cleanup EXIT
 
 up() { make --no-print-directory -s docker-compose-up "${make_vars[@]}"; }
+# The Compose command the Makefile uses.
+DOCKER_COMPOSE_CMD=$($docker compose version >/dev/null 2>&1 && echo "$docker compose" || echo docker-compose)
 down() { make --no-print-directory -s docker-compose-down "${make_vars[@]}"; }
 # The value of `key: value` in a log line.
 field() { sed -n "s/.*| $2: \([^ |]*\).*/\1/p" <<<"$1"; }
@@ -152,7 +159,15 @@ pass "generate-compose.sh: valid files for 0, 1, 5 and 20 agencies, usage errors
 # 2. A whole lottery. Small datasets keep the course's 1 ms per bet to a few seconds.
 target/release/datagen --dir "$work/.data" --agencies $agencies --rows 1500 --seed 7 >/dev/null
 scripts/generate-compose.sh "$compose_file" $agencies >/dev/null
+# What a plain `docker-compose up` before any `make` used to leave: directories where a
+# dataset and keys belong. `make docker-compose-up` recovers from it.
+rm "$work/.data/dataset-5.csv"
+mkdir -p "$work/.data/dataset-5.csv" "$work/.data/credentials/central/agencies.pub" "$work/.data/credentials/agency-2.key"
 up
+for path in dataset-5.csv credentials/central/agencies.pub credentials/agency-2.key; do
+  [ -f "$work/.data/$path" ] || fail "make docker-compose-up left $path a directory"
+done
+pass "make docker-compose-up replaced the directories left where a dataset and keys belong"
 image_ids=$($docker image inspect -f '{{.Id}}' tp0-server:e2e tp0-client:e2e)
 for image in tp0-server:e2e tp0-client:e2e; do
   size=$($docker image inspect -f '{{.Size}}' $image)
@@ -170,6 +185,18 @@ out=$(scripts/validate-echo-server.sh) || fail "validate-echo-server.sh: $out"
 [ "$out" = "action: test_echo_server | result: success" ] || fail "validate-echo-server.sh said: $out"
 pass "exercise 3: $out"
 down
+
+# A mounted file that is missing stops Compose naming it; no directory is made in its place.
+mv "$work/.data/dataset-1.csv" "$work/dataset-1.csv.aside"
+set +e
+said=$(cd "$work" && IMAGE_TAG=e2e $DOCKER_COMPOSE_CMD -f "$(basename "$compose_file")" -p tp0e2e up --no-start --no-deps client1 2>&1)
+code=$?
+set -e
+[ $code -ne 0 ] && grep -q 'dataset-1.csv' <<<"$said" || fail "a missing dataset did not stop Compose naming it: $said"
+[ ! -e "$work/.data/dataset-1.csv" ] || fail "Compose made something where the missing dataset belongs"
+mv "$work/dataset-1.csv.aside" "$work/.data/dataset-1.csv"
+down
+pass "a missing mounted file stops Compose with its path; nothing is made in its place"
 
 # 4. A changed mounted config takes effect with no rebuild.
 sed -i 's/^LOGGING_LEVEL = INFO$/LOGGING_LEVEL = DEBUG/' "$work/config/server.ini"

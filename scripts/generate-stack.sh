@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes a Docker stack file (compose format 3.8, for `docker stack deploy`): PostgreSQL,
-# R centrals and N agencies on two overlay networks: the agencies' (`testing_net`: centrals
-# and agencies) and the database's (`database_net`: PostgreSQL and centrals). No agency is on
-# the database's network: it cannot even resolve the name `postgres`.
+# R centrals, N agencies and Prometheus on two overlay networks: the agencies' (`testing_net`:
+# centrals, agencies, Prometheus) and the database's (`database_net`: PostgreSQL and
+# centrals). No agency is on the database's network: it cannot even resolve `postgres`.
 #
 #   scripts/generate-stack.sh <output-file> <clients> <centrals>
 #
@@ -12,6 +12,10 @@
 # is published by DNS round robin (`endpoint_mode: dnsrr`): `server` resolves to every
 # healthy central and an agency connects to one of them, then to another after a failure;
 # no virtual IP (it needs IPVS, which some kernels lack) and no published port.
+#
+# Service `prometheus` (image tp0-prometheus:2, scripts/prometheus-image.sh) scrapes every
+# central's HTTP listener (8080) through DNS service discovery of `tasks.server`; it is not
+# published, and read-only (no admin or lifecycle API): `make swarm-up` says how to open it.
 #
 # Credentials and TLS are always on here: the agencies reach the centrals over a network
 # they share with every other service. Each central mounts `.data/credentials/central/`
@@ -31,7 +35,7 @@
 #                          one the database takes connections from
 # (pick subnets no other network of the hosts uses)
 # and, when it is deployed: IMAGE_TAG (latest), HOST_UID/HOST_GID (who the containers run
-# as), POSTGRES_IMAGE (tp0-postgres:15), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
+# as), POSTGRES_IMAGE (tp0-postgres:15), PROMETHEUS_IMAGE (tp0-prometheus:2), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
 set -euo pipefail
 
 usage() {
@@ -139,6 +143,19 @@ services:
         condition: any
         delay: 1s
 YAML
+  cat <<YAML
+
+  prometheus:
+    image: \${PROMETHEUS_IMAGE:-tp0-prometheus:2}
+    networks:
+      - testing_net
+    deploy:
+      replicas: 1
+      endpoint_mode: dnsrr
+      restart_policy:
+        condition: any
+        delay: 1s
+YAML
   for i in $(seq 1 "$clients"); do
     cat <<YAML
 
@@ -199,4 +216,4 @@ volumes:
   pgdata:
 YAML
 } > "$output"
-echo "wrote $output: postgres, $centrals central(s) and $clients client(s)"
+echo "wrote $output: postgres, $centrals central(s), $clients client(s) and prometheus"

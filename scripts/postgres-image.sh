@@ -28,9 +28,15 @@ started=$(date +%s)
 
 base_revision() { $docker image inspect -f '{{index .Config.Labels "tp0.base-revision"}}' "$base" 2>/dev/null || true; }
 
+# Why the base cannot be built here, in one line, or nothing when it can (or need not be).
+cannot_build() {
+  [ "$(base_revision)" != "$BASE_REVISION" ] || return 0
+  command -v debootstrap >/dev/null ||
+    { echo "postgres-image: debootstrap is missing; run: sudo apt-get install -y debootstrap"; return; }
+  [ "$(id -u)" = 0 ] || echo "postgres-image: building $base the first time needs root (debootstrap, chroot); run: sudo make postgres-image"
+}
+
 build_base() {
-  command -v debootstrap >/dev/null || { echo "postgres-image: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
-  [ "$(id -u)" = 0 ] || { echo "postgres-image: building the base needs root (debootstrap, chroot)" >&2; exit 1; }
   echo "postgres-image: building $base from Debian bookworm (debootstrap, about a minute)"
   rm -rf "$rootfs"
   mkdir -p "$work"
@@ -63,6 +69,14 @@ SOURCES
   trap - EXIT
 }
 
+# --check: only say (exit 1) why the image could not be built, so that a check that needs it
+# fails before minutes of other work.
+reason=$(cannot_build)
+if [ "${1:-}" = --check ]; then
+  [ -z "$reason" ] || { echo "$reason" >&2; exit 1; }
+  exit 0
+fi
+[ -z "$reason" ] || { echo "$reason" >&2; exit 1; }
 if [ "$(base_revision)" != "$BASE_REVISION" ]; then
   build_base
 fi

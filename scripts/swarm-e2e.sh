@@ -14,6 +14,10 @@
 #   4. Every agency's summary equals what `expect` computes from the datasets; with the
 #      database engine, also every agency's exit 0 and total, and the winners exported from
 #      the database.
+#   4b. Prometheus (built from Debian's package, no image pulled) found every central through
+#      DNS: per agency, what its HTTP API sums of lottery_bets_stored_total over every central
+#      that ran equals the truth, except below it for agencies the killed central served
+#      (the bets it stored after its last scrape died with it), never above.
 #   5. `make swarm-down`: the stack's containers and networks are gone.
 #
 # Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
@@ -40,6 +44,11 @@ if ! $docker info >/dev/null 2>&1; then
   fi
   banner "docker-e2e: SKIPPED: no Docker engine answers; the swarm stack was NOT checked"
   exit 0
+fi
+# What the swarm check needs beyond the engine, said first, in one line, before any build.
+if ! why=$(scripts/postgres-image.sh --check 2>&1); then
+  banner "docker-e2e: FAIL: $why"
+  exit 1
 fi
 
 stack=tp0swarme2e
@@ -112,7 +121,7 @@ cleanup() {
   trap '' INT TERM
   if [ $status -ne 0 ]; then
     say "dumping the services' logs after the failure"
-    for service in postgres server $(seq -f 'client%g' 1 $agencies); do
+    for service in postgres server prometheus $(seq -f 'client%g' 1 $agencies); do
       service_logs "$service" | sed "s/^/$service | /" | tail -30 || true
     done
   fi
@@ -156,7 +165,7 @@ for shape in "0 1" "1 1" "5 3" "20 3"; do
     grep -qF -- '- SERVER_DATABASE_PASSWORD_FILE=/run/secrets/database_password' "$file" &&
     grep -qF 'file: ./.data/credentials/database.password' "$file" ||
     fail "$file does not give the database and the centrals the password secret"
-  [ "$(grep -c 'endpoint_mode: dnsrr' "$file")" = $((n + 2)) ] || fail "$file has a service without DNS round robin"
+  [ "$(grep -c 'endpoint_mode: dnsrr' "$file")" = $((n + 3)) ] || fail "$file has a service without DNS round robin"
   for setting in SERVER_AGENCY_KEYS=/credentials/agencies.pub SERVER_TLS_CERT=/credentials/tls.crt \
     SERVER_TLS_KEY=/credentials/tls.key './.data/credentials/central:/credentials:ro'; do
     grep -qF -- "- $setting" "$file" || fail "$file does not give the centrals $setting"
@@ -188,7 +197,7 @@ up_line=$(grep 'swarm-up: stack' <<<"$up_out") || fail "make swarm-up said: $up_
 deployed_ms=$(sed -n 's/.* healthy in \([0-9]*\) ms.*/\1/p' <<<"$up_line")
 pass "make swarm-up: postgres and $centrals centrals healthy ${deployed_ms} ms after docker stack deploy ($(($(now_ms) - started)) ms with the images)"
 started=$(now_ms)
-for image in tp0-server:swarme2e tp0-client:swarme2e tp0-postgres:15; do
+for image in tp0-server:swarme2e tp0-client:swarme2e tp0-postgres:15 tp0-prometheus:2; do
   [ -z "$($docker image inspect -f '{{.RepoDigests}}' "$image" | tr -d '[]')" ] || fail "$image came from a registry"
 done
 [ -z "$($docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Ports}}' | tr -d '\n ')" ] ||
@@ -333,8 +342,43 @@ else
   banner "docker-e2e: SKIPPED: the agencies' exit codes, totals and the database's winners (no PostgreSQL engine yet: SWARM_E2E_DATABASE=true checks them)"
 fi
 
+# 4b. Prometheus, through its HTTP API (promtool inside its container: the page is not
+#     published) and at the address make swarm-up printed (from this host).
+prometheus_page=$(sed -n 's/^swarm-up: prometheus: \(http[^ ]*\) .*/\1/p' <<<"$up_out")
+[ -n "$prometheus_page" ] || fail "make swarm-up did not say where Prometheus is: $up_out"
+curl -sf --max-time 5 "${prometheus_page}-/ready" >/dev/null || fail "Prometheus does not answer at $prometheus_page, where make swarm-up said it is"
+prometheus=$($docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_prometheus" | head -1)
+promql() { $docker exec "$prometheus" promtool query instant -o json http://localhost:9090 "$1"; }
+# Agencies that reconnected after the kill: the killed central may have served them.
+moved=" $(for i in $(seq 1 $agencies); do
+  service_logs "client$i" | grep 'action: retry | result: in_progress .* stage: upload' |
+    awk -v since="$killed_at" -v i="$i" '$1 " " $2 >= since { print i; exit }' || true
+done | tr '\n' ' ')"
+# Every central that ran, the killed one's last scrape too: the last sample of each series.
+per_agency='sum by (agency) (last_over_time(lottery_bets_stored_total[1h]))'
+counted_right() {
+  local got i want have
+  [ "$(promql 'max(lottery_complete)' | jq -r '.[0].value[1]')" = 1 ] || { cause="no central reports lottery_complete 1"; return 1; }
+  got=$(promql "$per_agency" | jq -r '.[] | "\(.metric.agency) \(.value[1])"')
+  for i in $(seq 1 $agencies); do
+    want=$(grep "^agency $i " <<<"$expected" | awk '{print $4}')
+    have=$(awk -v i="$i" '$1 == i { print $2 }' <<<"$got")
+    [ -n "$have" ] || { cause="no lottery_bets_stored_total series for agency $i"; return 1; }
+    if [ "$have" != "$want" ]; then
+      if [[ $moved == *" $i "* ]] && [ "$have" -lt "$want" ]; then continue; fi
+      cause="agency $i: Prometheus sums $have bets stored, the datasets hold $want (moved after the kill: ${moved:- none})"
+      return 1
+    fi
+  done
+}
+cause=""
+wait_for 30 counted_right || fail "Prometheus: $cause"
+prometheus_sum=$(promql 'sum(lottery_bets_stored_total)' | jq -r '.[0].value[1]')
+scraped=$(promql 'count(up == 1)' | jq -r '.[0].value[1]')
+pass "Prometheus ($prometheus_page) scrapes $scraped centrals found through tasks.server; per agency its sum of lottery_bets_stored_total over every central that ran equals the truth (below it only for agencies that moved after the kill:${moved% }); sum now across the running centrals: $prometheus_sum of $((agencies * rows))"
+
 # No log line of any service carries the database password.
-for service in postgres server $(seq -f 'client%g' 1 $agencies); do
+for service in postgres server prometheus $(seq -f 'client%g' 1 $agencies); do
   [ "$(service_logs "$service" | grep -cF -- "$(head -1 "$password_file")" || true)" = 0 ] || fail "the database password is in the log of $service"
 done
 pass "the database password is in no service's log"

@@ -6,7 +6,8 @@
 #                           ones are kept), credentials if there is no set for exactly
 #                           $AGENCIES agencies, the stack file for $AGENCIES agencies and
 #                           $CENTRALS centrals, then `docker stack deploy`; returns once the
-#                           database and every central are healthy
+#                           database and every central are healthy, and says where
+#                           Prometheus's page is
 #   scripts/swarm.sh logs   follows every service's log
 #   scripts/swarm.sh down   removes the stack and waits until its containers and networks are
 #                           gone; leaves the swarm if `up` made it and no other stack remains
@@ -56,6 +57,18 @@ stack_containers() { $docker ps -aq --filter "label=com.docker.stack.namespace=$
 # Containers of service $1 whose health check passes.
 healthy() { $docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" --filter health=healthy | wc -l; }
 up_and_healthy() { [ "$(healthy postgres)" -ge 1 ] && [ "$(healthy server)" -ge "$centrals" ]; }
+
+# Where Prometheus's page is, from this host: it is not published, so the address of its
+# container on docker_gwbridge (the bridge every swarm container has to the host), port 9090.
+prometheus_page() {
+  local id address
+  id=$($docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_prometheus" --filter health=healthy | head -1)
+  [ -n "$id" ] || return 1
+  address=$($docker network inspect docker_gwbridge -f "{{range \$id, \$c := .Containers}}{{if eq (slice \$id 0 12) \"$id\"}}{{\$c.IPv4Address}}{{end}}{{end}}" 2>/dev/null)
+  address=${address%/*}
+  [ -n "$address" ] || return 1
+  echo "http://$address:9090/"
+}
 
 # The stack's networks: the agencies' and the database's.
 networks=(testing_net database_net)
@@ -139,6 +152,24 @@ up() {
   out=$(AGENCY_REPLICAS=1 $docker stack deploy --resolve-image never -c "$stack_file" "$stack" 2>&1) ||
     fail "docker stack deploy: $out"
   say "stack $stack deployed from $stack_file: the database and $centrals central(s) healthy in $healthy_ms ms, then $agencies agencies started"
+  local page
+  if page=$(wait_for_output 60 prometheus_page); then
+    local at=${page#http://}
+    say "prometheus: $page (not published: from this host only; from another machine: ssh -L 9090:${at%/} THIS_HOST, then http://localhost:9090/). Read-only; try sum(lottery_bets_stored_total)"
+  else
+    say "prometheus: not healthy after 60 s (make swarm-logs); the lottery runs without it"
+  fi
+}
+
+# Prints what `$2...` prints once it succeeds, trying for up to $1 s.
+wait_for_output() {
+  local deadline=$(($(date +%s) + $1)) out
+  shift
+  until out=$("$@"); do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+  echo "$out"
 }
 
 logs() {

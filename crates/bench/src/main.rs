@@ -171,6 +171,20 @@ const SCENARIOS: [Scenario; 11] = [
     },
 ];
 
+/// `single` with the central's HTTP listener on and its metrics fetched once a second, as
+/// Prometheus would: beside `single`, what observing a central costs (issue 20: at most 2%).
+const SCRAPED: Scenario = Scenario {
+    name: "single-http",
+    title: "1 agency x 1 000 000, metrics scraped each second",
+    agencies: 1,
+    rows: Some(1_000_000),
+    delay_ms: 0,
+    centrals: None,
+    target: Target::NONE,
+    floor: false,
+    tls: false,
+};
+
 /// The dataset PostgreSQL's own `COPY` loads: that of the 200 × 5 000 scenarios.
 const COPY_AGENCIES: u32 = 200;
 const COPY_ROWS: u64 = 5_000;
@@ -181,7 +195,7 @@ const PROGRAM: Program = Program {
     usage: "usage: bench",
     about: "The end-to-end benchmark behind `make bench`: the release server and client binaries
 beside this one, on 127.0.0.1, in several scenarios (course, many, national, single, delay on the journal;
-single-tls, many-tls the same with agency keys and TLS;
+single-tls, many-tls the same with agency keys and TLS; single-http with the HTTP listener scraped each second;
 db-course, db-course-3, db-many, db-many-3 on a throwaway PostgreSQL with 1 or 3 centrals; copy,
 PostgreSQL's own COPY of the 200 x 5 000 rows), several runs each, and the floor of the single
 one timed on this machine; the medians beside the targets as a Markdown table, and every
@@ -189,7 +203,7 @@ figure in target/bench/results.json.
 
 Settings, from the environment: BENCH_RUNS (5), BENCH_DELAY_RUNS (2), BENCH_QUICK=1 (one run
 of each fast scenario, the 1 ms one skipped), BENCH_ONLY (comma-separated scenario names),
-BENCH_RETRY_PERIOD (10ms), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
+BENCH_RETRY_PERIOD (2s), BENCH_IMAGES, BENCH_RUN_DIR (target/bench/runs).
 
 Exit status: 0 when every run passed its checks, 1 otherwise, 2 for a bad setting or
 command line.",
@@ -240,7 +254,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     let cluster = if wants_database { database::start() } else { None };
     let mut outcomes = Vec::new();
     let mut floors = Vec::new();
-    for scenario in SCENARIOS.iter().filter(|s| settings.wants(s.name)) {
+    for scenario in SCENARIOS.iter().chain([&SCRAPED]).filter(|s| settings.wants(s.name)) {
         let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
         if runs == 0 {
             eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
@@ -271,12 +285,28 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     let images = report::image_sizes(&settings.images);
     let table = report::table(&outcomes, &floors, copies.as_ref());
     println!("\n{table}\n{}", report::images_text(&images));
+    if let Some(cost) = report::cost_of(&outcomes, "single", SCRAPED.name) {
+        println!(
+            "The HTTP listener, scraped each second, costs {:.1}% of single's throughput (issue 20's bound: at most 2%{})",
+            cost * 100.0,
+            if cost <= 0.02 { ", met" } else { ", MISSED" }
+        );
+    }
     for (plain, tls) in [("single", "single-tls"), ("many", "many-tls")] {
         if let Some(cost) = report::cost_of(&outcomes, plain, tls) {
             println!(
                 "TLS and keys cost {:.1}% of {plain}'s throughput (issue 11's bound: at most 20%{})",
                 cost * 100.0,
                 if cost <= 0.20 { ", met" } else { ", MISSED" }
+            );
+        }
+    }
+    for name in ["db-many", "db-many-3"] {
+        if let Some(share) = copies.as_ref().and_then(|c| report::share_of_copy(&outcomes, name, c)) {
+            println!(
+                "{name} runs at {:.0}% of COPY's rows/s in one transaction (issue 21's target: at least 80%{})",
+                share * 100.0,
+                if share >= 0.8 { ", met" } else { ", MISSED" }
             );
         }
     }
@@ -401,6 +431,7 @@ fn measure(
             retry_period: &settings.retry_period,
             database,
             credentials: scenario.tls.then_some(credentials.as_path()),
+            scraped: scenario.name == SCRAPED.name,
         };
         match run::run(&plan) {
             Ok(m) => {

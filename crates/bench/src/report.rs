@@ -105,6 +105,17 @@ pub fn cost_of(outcomes: &[Outcome], base: &str, other: &str) -> Option<f64> {
     Some(1.0 - other / base)
 }
 
+/// Scenario `name`'s median bets per second as a share of `COPY`'s median rows per second in
+/// one transaction (0.8: 80% of `COPY`'s throughput); `None` unless both have figures.
+#[must_use]
+pub fn share_of_copy(outcomes: &[Outcome], name: &str, copies: &CopyOutcome) -> Option<f64> {
+    let outcome = outcomes.iter().find(|o| o.name == name)?;
+    let runs = outcome.runs.as_ref().ok().filter(|r| !r.is_empty())?;
+    let copied = copies.runs.as_ref().ok().filter(|c| !c.is_empty())?;
+    let copy_rate = copied[0].rows as f64 / median(copied.iter().map(|c| c.one.as_secs_f64()));
+    Some(medians(outcome, runs).bets_per_s / copy_rate)
+}
+
 /// The medians of a scenario's runs.
 #[derive(Debug, Clone, Copy)]
 struct Medians {
@@ -485,6 +496,15 @@ mod tests {
     fn copies() -> CopyOutcome {
         let copied = Copied { rows: 1_000, one: Duration::from_millis(20), many: Duration::from_millis(100) };
         CopyOutcome { load_before: "0.10 0.20 0.30".into(), runs: Ok(vec![copied]) }
+    }
+
+    #[test]
+    fn a_scenario_is_measured_against_copy_in_one_transaction() {
+        // 1000 bets in 80 ms (12 500/s) against 1000 rows in 20 ms (50 000/s): a quarter.
+        let share = share_of_copy(&[outcome(Ok(vec![measured()]))], "course", &copies()).unwrap();
+        assert!((share - 0.25).abs() < 1e-9, "{share}");
+        assert!(share_of_copy(&[outcome(Err("failed".into()))], "course", &copies()).is_none());
+        assert!(share_of_copy(&[outcome(Ok(vec![measured()]))], "many", &copies()).is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::{
     fs,
+    io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::ExitStatus,
@@ -45,6 +46,9 @@ pub struct Plan<'a> {
     /// A credentials set (`security::generate`): the agencies prove their keys and every
     /// connection is TLS. `None`: plain TCP, the central open.
     pub credentials: Option<&'a Path>,
+    /// The central's HTTP listener on (`SERVER_HTTP_PORT`), its `/metrics` fetched once a
+    /// second through the run, as Prometheus would: what observing a central costs.
+    pub scraped: bool,
 }
 
 /// Centrals on one database.
@@ -94,6 +98,7 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let centrals = plan.database.map_or(1, |d| d.centrals.max(1));
     let ports = free_ports(centrals)?;
+    let http_ports = if plan.scraped { free_ports(centrals)? } else { Vec::new() };
     let agencies = plan.data.bets.len();
     let url = plan.database.map(|d| d.cluster.create_database("bench"));
     let names: Vec<String> = if centrals == 1 {
@@ -118,6 +123,9 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
             Some(url) => server.env("SERVER_DATABASE_URL", url),
             None => server.env("SERVER_STORAGE_PATH", dir.join("winners.csv")),
         };
+        if let Some(http) = http_ports.get(servers.len()) {
+            server.env("SERVER_HTTP_PORT", http.to_string());
+        }
         if let Some(credentials) = plan.credentials {
             server
                 .env("SERVER_AGENCY_KEYS", security::generate::agencies_file(credentials))
@@ -126,9 +134,14 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
         }
         servers.push(Process::start(&mut server, name)?);
     }
+    let scraper = Scraper::start(&http_ports)?;
     let result = with_servers(plan, &ports, &mut servers);
+    let scrapes = scraper.stop();
     let stopped: Vec<_> = servers.iter_mut().map(Process::stop).collect();
     let mut measured = result?;
+    if plan.scraped && scrapes == 0 {
+        return Err("the metrics were never scraped during the run".into());
+    }
     let children = children_cpu()?.saturating_sub(cpu_before);
     if let (Some(before), Some(after)) = (database_before, database_cpu()?) {
         measured.database_cpu = Some(after.saturating_sub(before));
@@ -333,6 +346,53 @@ fn check_agencies(
 /// `count` distinct ports nobody listens on now (all held at once while chosen). The centrals
 /// bind them a moment later; another process could take one in between, which would fail the
 /// run loudly, not skew it.
+/// Fetches `/metrics` from every central once a second, as Prometheus would, on a thread of
+/// its own until [`Scraper::stop`]; nothing without ports.
+struct Scraper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<usize>>,
+}
+
+impl Scraper {
+    fn start(ports: &[u16]) -> Result<Scraper, String> {
+        if ports.is_empty() {
+            return Ok(Scraper { stop: None, thread: None });
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let addresses: Vec<SocketAddr> =
+            ports.iter().map(|&port| SocketAddr::from((Ipv4Addr::LOCALHOST, port))).collect();
+        let thread = thread::Builder::new()
+            .name("scraper".into())
+            .spawn(move || {
+                let mut scrapes = 0;
+                // The channel is the clock: a tick each second, the stop at once.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(1)) {
+                    scrapes += addresses.iter().filter(|&&address| scrape(address)).count();
+                }
+                scrapes
+            })
+            .map_err(|e| format!("scraper thread: {e}"))?;
+        Ok(Scraper { stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Stops and joins the thread; how many pages it read.
+    fn stop(mut self) -> usize {
+        drop(self.stop.take());
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
+}
+
+/// One `GET /metrics`; whether a page came back.
+fn scrape(address: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(1)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut page = String::new();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").is_ok()
+        && stream.read_to_string(&mut page).is_ok()
+        && page.starts_with("HTTP/1.1 200")
+        && page.contains("lottery_bets_stored_total")
+}
+
 fn free_ports(count: usize) -> Result<Vec<u16>, String> {
     let listeners = (0..count)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}")))

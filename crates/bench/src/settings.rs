@@ -5,8 +5,8 @@
 //! | `BENCH_RUNS` | 5 | runs of each fast scenario; the table shows medians |
 //! | `BENCH_DELAY_RUNS` | 2 | runs of the 1 ms scenario (about 27 s each) |
 //! | `BENCH_QUICK` | unset | `1`: one run of each fast scenario, the 1 ms one skipped |
-//! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` (the journal), `db-course,db-course-3,db-many,db-many-3` (the database engine, 1 or 3 centrals), `copy` (PostgreSQL's own `COPY`) |
-//! | `BENCH_RETRY_PERIOD` | `10ms` | the agencies' `CLI_WINNERS_RETRY_PERIOD` |
+//! | `BENCH_ONLY` | every scenario | comma-separated names: `course,many,single,delay` (the journal), `single-http` (`single` with the HTTP listener on, scraped each second), `db-course,db-course-3,db-many,db-many-3` (the database engine, 1 or 3 centrals), `copy` (PostgreSQL's own `COPY`) |
+//! | `BENCH_RETRY_PERIOD` | `2s` | the agencies' `CLI_WINNERS_RETRY_PERIOD`: how long the central may hold each total query; it answers the moment the lottery completes, through any central |
 //! | `BENCH_IMAGES` | `tp0-server:latest tp0-client:latest` | Docker images whose size to report |
 //! | `BENCH_RUN_DIR` | `target/bench/runs` | where each run's logs and winners file go; a tmpfs there makes the syncs free, a control that shows what they cost |
 
@@ -48,7 +48,7 @@ impl Settings {
             runs: count("BENCH_RUNS", if quick { 1 } else { 5 })?.max(1),
             delay_runs: count("BENCH_DELAY_RUNS", if quick { 0 } else { 2 })?,
             only: var("BENCH_ONLY").map(|v| words(v, ',')).unwrap_or_default(),
-            retry_period: var("BENCH_RETRY_PERIOD").unwrap_or_else(|| "10ms".into()),
+            retry_period: var("BENCH_RETRY_PERIOD").unwrap_or_else(|| "2s".into()),
             run_dir: var("BENCH_RUN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
             images: words(
                 var("BENCH_IMAGES").unwrap_or_else(|| "tp0-server:latest tp0-client:latest".into()),
@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn defaults_and_quick_mode() {
         let s = load(&[]).unwrap();
-        assert_eq!((s.runs, s.delay_runs, s.retry_period.as_str()), (5, 2, "10ms"));
+        assert_eq!((s.runs, s.delay_runs, s.retry_period.as_str()), (5, 2, "2s"));
         assert!(s.wants("delay"));
         let s = load(&[("BENCH_QUICK", "1")]).unwrap();
         assert_eq!((s.runs, s.delay_runs), (1, 0));

@@ -51,6 +51,9 @@ pub fn run(config: &Config, endpoint: &Endpoint, stop: &Stop) -> Result<Outcome,
     if let Some(fields) = &config.bet {
         return check_bet(config, endpoint, stop, fields);
     }
+    // A dataset that cannot be read fails now, in one line, not after the connection's
+    // retries (up to `retry.total`) while the central is not up yet.
+    drop(Dataset::open(&config.data_path)?);
     // The upload's connection, already proved (and through its TLS handshake), serves the
     // total queries too: one connection an agency, not two.
     let mut connection = None;

@@ -68,3 +68,27 @@ fn rust_log_is_applied_over_the_log_level_setting() {
     let (config, _, said) = run(&[("CLI_LOG_LEVEL", "error"), ("RUST_LOG", "client=info")]);
     assert!(config, "{said}");
 }
+
+#[test]
+fn a_dataset_that_cannot_be_read_fails_at_once_before_any_connection() {
+    // A port nothing listens on: bound, then released. With the file read first, the agency
+    // never reaches its connection retries (60 s by default).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("dataset.csv");
+    std::fs::create_dir(&folder).unwrap();
+    for (path, why) in [(dir.path().join("missing.csv"), "No such file"), (folder, "it is a directory")] {
+        let started = std::time::Instant::now();
+        let path_text = path.display().to_string();
+        let out =
+            client(&[], &[("CLI_ID", "1"), ("CLI_SERVER_ADDRESS", &address), ("CLI_DATA_PATH", &path_text)]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let said = text(&out.stderr);
+        let failure: Vec<_> = said.lines().filter(|l| l.contains("result: fail")).collect();
+        assert_eq!(failure.len(), 1, "one line: {said}");
+        assert!(failure[0].contains(&path_text) && failure[0].contains(why), "{said}");
+        assert!(!said.contains("action: retry"), "no connection was tried: {said}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+}

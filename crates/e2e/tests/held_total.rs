@@ -29,8 +29,10 @@ fn a_held_query_is_answered_the_moment_the_last_agency_is_done() {
     assert_eq!(call(&mut first, Request::AgencyDone { agency: 1, batches: 1 }), Response::Ack);
 
     let mut asker = central.connect();
+    // Taken here, not in the thread, which a busy machine may start late: the 300 ms below
+    // are counted from the same instant.
+    let asked = Instant::now();
     let held = thread::spawn(move || {
-        let asked = Instant::now();
         let answer = call(&mut asker, Request::AwaitWinners { agency: 1, hold_ms: LONG_HOLD_MS });
         (answer, Instant::now(), asked)
     });

@@ -226,6 +226,37 @@ fn readiness_fails_when_the_journal_cannot_be_written_and_health_does_not() {
 }
 
 #[test]
+fn readiness_fails_when_the_database_stops_and_health_does_not() {
+    let Some(mut cluster) = testkit::postgres::Cluster::start("readyz_database") else { return };
+    let url = cluster.create_database("readyz_database");
+    let (mut central, http) = observed_central(1, &[("SERVER_DATABASE_URL", url.as_str())]);
+    assert!(
+        central
+            .process
+            .wait_for(&["action: store_open | result: success", "engine: postgres"], PATIENCE)
+            .is_some(),
+        "the central did not open the database:\n{}",
+        central.process.transcript()
+    );
+    let (status, body) = get(http, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    cluster.stop();
+    let started = Instant::now();
+    let (status, body) = get(http, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "readiness took {:?}", started.elapsed());
+    assert_eq!(get(http, "/healthz").0, 200, "alive, though not ready");
+    // The database back: ready again, without a restart of the central.
+    cluster.restart();
+    let deadline = Instant::now() + PATIENCE;
+    while get(http, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "not ready again {PATIENCE:?} after the database came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    central.stop();
+}
+
+#[test]
 fn the_listener_is_off_by_default_and_stops_with_the_central() {
     let mut central = Central::start(1, &[]);
     assert!(central.process.lines().iter().all(|line| !line.contains("http_listen")));
@@ -233,9 +264,32 @@ fn the_listener_is_off_by_default_and_stops_with_the_central() {
     assert!(central.process.lines().iter().all(|line| !line.contains("http_listen")));
 
     let (mut central, http) = observed_central(1, &[]);
+    // Clients holding HTTP connections open: one silent, one halfway through its request
+    // head, one that asked to keep its connection alive (answered, then closed by us).
+    let silent = TcpStream::connect(http).unwrap();
+    let mut halfway = TcpStream::connect(http).unwrap();
+    halfway.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    let mut kept = TcpStream::connect(http).unwrap();
+    kept.set_read_timeout(Some(PATIENCE)).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    kept.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.contains("Connection: close\r\n"),
+        "{answer}"
+    );
     let started = Instant::now();
     central.stop();
     assert!(started.elapsed() < Duration::from_secs(1), "stopped in {:?}", started.elapsed());
+    for mut cut in [&silent, &halfway] {
+        cut.set_read_timeout(Some(PATIENCE)).unwrap();
+        let read = cut.read(&mut [0u8; 64]);
+        let closed = match &read {
+            Ok(n) => *n == 0,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        };
+        assert!(closed, "the stop closes every HTTP connection: {read:?}");
+    }
     assert!(central.process.lines().iter().any(|line| line.contains("action: http_stop | result: success")));
     assert!(
         TcpStream::connect_timeout(&http, Duration::from_millis(500)).is_err(),

@@ -291,3 +291,31 @@ fn a_slow_batchs_answer_goes_out_as_the_next_batch_is_checked_not_after_it() {
     assert!(second_at < Duration::from_millis(1_400), "{second_at:?}");
     assert_eq!(central.tally(1).bets, 20);
 }
+
+#[test]
+fn the_pending_count_is_logged_at_info_only_when_it_changes() {
+    let central = Central::start(2, &[]);
+    let mut one = central.connect();
+    for _ in 0..3 {
+        assert_eq!(
+            call(&mut one, Request::WinnersQuery { agency: 1 }),
+            Response::Pending { agencies_pending: 2 }
+        );
+    }
+    assert_eq!(call(&mut one, Request::AgencyDone { agency: 1, batches: 0 }), Response::Ack);
+    for _ in 0..2 {
+        assert_eq!(
+            call(&mut one, Request::WinnersQuery { agency: 1 }),
+            Response::Pending { agencies_pending: 1 }
+        );
+    }
+    let changed = "INFO     action: winners_query | result: in_progress | agency: 1 | agencies_pending: 1";
+    central.process.wait_for(&[changed], PATIENCE).expect("the change is logged at INFO");
+    let info: Vec<_> = central
+        .process
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("INFO     action: winners_query | result: in_progress"))
+        .collect();
+    assert_eq!(info.len(), 2, "one INFO line per count, not per query: {info:#?}");
+}

@@ -1,4 +1,7 @@
-//! Log output in the course's shape: `YYYY-MM-DD HH:MM:SS LEVEL    message`, one line each.
+//! Log output in the course's shape: `YYYY-MM-DD HH:MM:SS.mmm+HH:MM LEVEL    message`, one
+//! line each. The milliseconds order the lines of processes that log within one second; the
+//! UTC offset makes a host's lines (local time) and a container's (UTC, with no time zone
+//! data in an image FROM scratch) comparable: one format everywhere, each instant unambiguous.
 //!
 //! Lines that matter to a reader or a script are written as
 //! `action: NAME | result: success|fail|in_progress | key: value | ...`.
@@ -14,6 +17,9 @@ use log::LevelFilter;
 
 /// The variable read on top of the binary's own level setting.
 pub const RUST_LOG: &str = "RUST_LOG";
+
+/// The timestamp's format (chrono's): date, time with milliseconds, UTC offset.
+pub const TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S%.3f%:z";
 
 /// Sends log records at `level` or more severe to standard error, stamped in local time,
 /// with `RUST_LOG`'s directives (when set and not blank) applied over `level`. Calling it
@@ -31,13 +37,7 @@ fn builder(level: LevelFilter, rust_log: Option<&str>) -> env_logger::Builder {
         builder.parse_filters(spec);
     }
     builder.format(|out, record| {
-        writeln!(
-            out,
-            "{} {:<8} {}",
-            chrono::Local::now().format("%Y-%m-%d %H:%M:%S"),
-            record.level(),
-            record.args()
-        )
+        writeln!(out, "{} {:<8} {}", chrono::Local::now().format(TIMESTAMP), record.level(), record.args())
     });
     builder
 }
@@ -77,6 +77,14 @@ mod tests {
         assert!(enabled(&module, "server::handler", Debug));
         assert!(!enabled(&module, "server::store", Debug), "other modules keep the setting");
         assert!(enabled(&module, "server::store", Info));
+    }
+
+    #[test]
+    fn timestamps_carry_milliseconds_and_the_utc_offset() {
+        let utc = chrono::DateTime::parse_from_rfc3339("2026-03-17T09:05:04.007Z").unwrap();
+        assert_eq!(utc.format(TIMESTAMP).to_string(), "2026-03-17 09:05:04.007+00:00");
+        let west = chrono::DateTime::parse_from_rfc3339("2026-03-17T06:05:04.2-03:00").unwrap();
+        assert_eq!(west.format(TIMESTAMP).to_string(), "2026-03-17 06:05:04.200-03:00");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum SecurityError {
     /// A certificate could not be made.
     Certificate(rcgen::Error),
     /// The system's random source failed.
-    Random(getrandom::Error),
+    Random,
 }
 
 impl fmt::Display for SecurityError {
@@ -34,7 +34,7 @@ impl fmt::Display for SecurityError {
             SecurityError::Invalid { path, reason } => write!(f, "{}: {reason}", path.display()),
             SecurityError::Tls(e) => write!(f, "TLS: {e}"),
             SecurityError::Certificate(e) => write!(f, "certificate: {e}"),
-            SecurityError::Random(e) => write!(f, "random source: {e}"),
+            SecurityError::Random => f.write_str("the system's random source failed"),
         }
     }
 }
@@ -45,8 +45,7 @@ impl std::error::Error for SecurityError {
             SecurityError::Io { source, .. } => Some(source),
             SecurityError::Tls(e) => Some(e),
             SecurityError::Certificate(e) => Some(e),
-            SecurityError::Random(e) => Some(e),
-            SecurityError::Invalid { .. } => None,
+            SecurityError::Invalid { .. } | SecurityError::Random => None,
         }
     }
 }
@@ -60,12 +59,6 @@ impl From<rustls::Error> for SecurityError {
 impl From<rcgen::Error> for SecurityError {
     fn from(e: rcgen::Error) -> Self {
         SecurityError::Certificate(e)
-    }
-}
-
-impl From<getrandom::Error> for SecurityError {
-    fn from(e: getrandom::Error) -> Self {
-        SecurityError::Random(e)
     }
 }
 

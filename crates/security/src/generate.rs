@@ -12,7 +12,9 @@
 //!
 //! The authority's own private key is not kept: it signs the central's certificate once and
 //! is dropped, so a stolen folder cannot mint another central. A new set replaces the old one
-//! whole.
+//! whole, all or nothing: it is written into a fresh folder beside `dir`, then renamed over it,
+//! so no run (however it ends) leaves half a set where a whole one is expected. A folder
+//! holding anything else than a set is refused rather than replaced.
 
 use std::{
     fs,
@@ -68,24 +70,89 @@ pub fn agency_key(dir: &Path, n: u32) -> PathBuf {
 }
 
 /// Writes a fresh set for agencies `1..=agencies` into `dir`, the central's certificate valid
-/// for each of `hosts` (DNS names or IP addresses).
+/// for each of `hosts` (DNS names or IP addresses), replacing the set `dir` held.
 ///
 /// # Errors
-/// When a key or certificate cannot be made or a file cannot be written.
+/// When a key or certificate cannot be made, a file cannot be written, or `dir` holds
+/// something that is not part of a set (it is then left as it was).
 pub fn write(dir: &Path, agencies: u32, hosts: &[String]) -> Result<Written, SecurityError> {
+    refuse_foreign_entries(dir)?;
     let keys = (1..=agencies).map(AgencyKey::generate).collect::<Result<Vec<_>, _>>()?;
     let (ca, cert, key) = certificates(hosts)?;
     let password = random_password()?;
-    create_dir(&dir.join("central"))?;
-    write_file(&agencies_file(dir), AgencyKeys::of(&keys).to_file_text().as_bytes(), false)?;
-    write_file(&central_cert(dir), cert.as_bytes(), false)?;
-    write_file(&central_key(dir), key.as_bytes(), true)?;
-    write_file(&ca_cert(dir), ca.as_bytes(), false)?;
-    write_file(&database_password(dir), format!("{password}\n").as_bytes(), true)?;
-    for key in &keys {
-        write_file(&agency_key(dir, key.agency()), key.to_file_text().as_bytes(), true)?;
+    let name = dir.file_name().map_or_else(|| "credentials".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_dir(parent)?;
+    let fresh = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&fresh);
+    let written = (|| {
+        create_dir(&fresh.join("central"))?;
+        write_file(&agencies_file(&fresh), AgencyKeys::of(&keys).to_file_text().as_bytes(), false)?;
+        write_file(&central_cert(&fresh), cert.as_bytes(), false)?;
+        write_file(&central_key(&fresh), key.as_bytes(), true)?;
+        write_file(&ca_cert(&fresh), ca.as_bytes(), false)?;
+        write_file(&database_password(&fresh), format!("{password}\n").as_bytes(), true)?;
+        for key in &keys {
+            write_file(&agency_key(&fresh, key.agency()), key.to_file_text().as_bytes(), true)?;
+        }
+        replace(&fresh, dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&fresh);
     }
-    Ok(Written { dir: dir.to_owned(), agencies })
+    written.map(|()| Written { dir: dir.to_owned(), agencies })
+}
+
+/// Whether `name` is one of a set's entries (including what Docker may have made in their
+/// place): `central`, `ca.crt`, `database.password`, `agency-N.key`.
+fn is_set_entry(name: &str) -> bool {
+    let agency = name.strip_prefix("agency-").and_then(|n| n.strip_suffix(".key"));
+    name == "central"
+        || name == "ca.crt"
+        || name == "database.password"
+        || agency.is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// Refuses a `dir` that holds anything else than a set: replacing it would delete the user's
+/// files (`credentials .data 5` instead of `.data/credentials`).
+fn refuse_foreign_entries(dir: &Path) -> Result<(), SecurityError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(SecurityError::Io { path: dir.to_owned(), source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| SecurityError::Io { path: dir.to_owned(), source })?;
+        if !is_set_entry(&entry.file_name().to_string_lossy()) {
+            return Err(SecurityError::Invalid {
+                path: entry.path(),
+                reason: "not part of a credentials set; the set's folder is replaced whole, so give the \
+                         credentials a folder of their own (such as .data/credentials)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Puts the complete set `fresh` in the place of `dir`: the old set (if any) is moved aside
+/// first, so `dir` is at every moment a whole set or absent, never a mix.
+fn replace(fresh: &Path, dir: &Path) -> Result<(), SecurityError> {
+    let fail = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SecurityError::Io { path, source }
+    };
+    let old = fresh.with_extension("old");
+    let had_old = match fs::rename(dir, &old) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(source) => return Err(fail(dir)(source)),
+    };
+    fs::rename(fresh, dir).map_err(fail(dir))?;
+    if had_old {
+        fs::remove_dir_all(&old).map_err(fail(&old))?;
+    }
+    Ok(())
 }
 
 /// The authority's certificate, the central's certificate and its private key, as PEM.
@@ -107,7 +174,8 @@ fn certificates(hosts: &[String]) -> Result<(String, String, String), SecurityEr
 /// connection string, a shell or SQL would need to quote.
 fn random_password() -> Result<String, SecurityError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| SecurityError::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -115,15 +183,10 @@ fn create_dir(dir: &Path) -> Result<(), SecurityError> {
     fs::create_dir_all(dir).map_err(|source| SecurityError::Io { path: dir.to_owned(), source })
 }
 
-/// Writes `bytes` to `path` (replacing it), readable by its owner only when `secret`. All or
-/// nothing: the bytes go to a new file beside it, renamed over `path` once synced, so a
-/// reader never sees half a key, and a secret is never readable by others, even briefly.
+/// Writes `bytes` to `path` (replacing it), readable by its owner only when `secret`.
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SecurityError> {
-    let mut staging = path.as_os_str().to_owned();
-    staging.push(".new");
-    let staging = PathBuf::from(staging);
     let fail = |source| SecurityError::Io { path: path.to_owned(), source };
-    let _ = fs::remove_file(&staging);
+    let _ = fs::remove_file(path);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -131,13 +194,9 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SecurityErr
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if secret { 0o600 } else { 0o644 });
     }
-    let mut file = options.open(&staging).map_err(fail)?;
-    let written =
-        file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&staging, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&staging);
-    }
-    written.map_err(fail)
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)
 }
 
 #[cfg(test)]
@@ -210,14 +269,35 @@ mod tests {
             let mode = fs::metadata(database_password(first.path())).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        // A new set replaces the old password whole and leaves no staging file behind.
+        // A new set replaces the old password (and keeps the folder a set: it is no foreign entry).
         write(first.path(), 1, &["server".into()]).unwrap();
         assert_ne!(read(first.path()), format!("{password}\n"));
-        assert!(fs::read_dir(first.path()).unwrap().all(|e| !e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .ends_with(".new")));
+    }
+
+    #[test]
+    fn a_new_set_replaces_a_broken_one_whole_and_foreign_folders_are_refused() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("credentials");
+        // What a plain `docker-compose up` leaves: directories where the files belong, and
+        // half of an earlier set.
+        fs::create_dir_all(dir.join("central/agencies.pub")).unwrap();
+        fs::create_dir_all(dir.join("agency-1.key")).unwrap();
+        fs::write(dir.join("agency-2.key"), b"stale").unwrap();
+        write(&dir, 3, &["server".into()]).unwrap();
+        let keys = AgencyKeys::load(&agencies_file(&dir)).unwrap();
+        assert_eq!(keys.len(), 3);
+        for n in 1..=3 {
+            assert!(fs::metadata(agency_key(&dir, n)).unwrap().is_file(), "agency {n}");
+            AgencyKey::load(&agency_key(&dir, n)).unwrap();
+        }
+        let names: Vec<_> = fs::read_dir(parent.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["credentials"], "no temporary folder is left beside it");
+
+        let data = tempfile::tempdir().unwrap();
+        fs::write(data.path().join("dataset-1.csv"), b"the user's").unwrap();
+        let err = write(data.path(), 1, &["server".into()]).unwrap_err();
+        assert!(err.to_string().contains("dataset-1.csv: not part of a credentials set"), "{err}");
+        assert_eq!(fs::read(data.path().join("dataset-1.csv")).unwrap(), b"the user's");
     }
 
     #[test]

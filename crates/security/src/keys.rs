@@ -8,28 +8,55 @@
 
 use std::{collections::BTreeMap, fmt, path::Path};
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
 use crate::error::{invalid, read, SecurityError};
 
 /// The first words of an agency's key file.
 const KEY_TAG: &str = "lottery-agency-key v1";
 
-/// One agency's private key. Its `Debug` shows the agency and the public key, never the
-/// secret.
+/// One agency's private key (ring's Ed25519, the implementation rustls already links). Its
+/// `Debug` shows the agency and the public key, never the secret.
 #[derive(Clone)]
 pub struct AgencyKey {
     agency: u32,
-    signing: SigningKey,
+    /// The 32-byte seed (RFC 8032's private key): what the key file holds.
+    seed: [u8; 32],
+    public: PublicKey,
 }
 
 impl fmt::Debug for AgencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgencyKey")
             .field("agency", &self.agency)
-            .field("public", &hex(self.signing.verifying_key().as_bytes()))
+            .field("public", &hex(&self.public.0))
             .finish_non_exhaustive()
     }
+}
+
+/// An agency's Ed25519 public key: 32 bytes, as RFC 8032 encodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// Its 32 bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Whether `signature` is this key's signature of `message`.
+    #[must_use]
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        UnparsedPublicKey::new(&ED25519, &self.0).verify(message, signature).is_ok()
+    }
+}
+
+/// The key pair of `seed`.
+fn pair(seed: &[u8; 32]) -> Ed25519KeyPair {
+    // ring refuses a seed only for its length, and this one is 32 bytes by its type.
+    #[allow(clippy::expect_used)]
+    Ed25519KeyPair::from_seed_unchecked(seed).expect("a 32-byte seed is a valid Ed25519 seed")
 }
 
 impl AgencyKey {
@@ -39,8 +66,9 @@ impl AgencyKey {
     /// When the system's random source fails.
     pub fn generate(agency: u32) -> Result<AgencyKey, SecurityError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)?;
-        Ok(AgencyKey { agency, signing: SigningKey::from_bytes(&seed) })
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| SecurityError::Random)?;
+        Ok(AgencyKey::from_seed(agency, seed))
     }
 
     /// Reads a key file.
@@ -60,13 +88,19 @@ impl AgencyKey {
         let agency =
             agency.parse().map_err(|_| invalid(path, format!("`{agency}` is not an agency number")))?;
         let seed = unhex::<32>(seed).ok_or_else(|| invalid(path, "the key is not 64 hex digits"))?;
-        Ok(AgencyKey { agency, signing: SigningKey::from_bytes(&seed) })
+        Ok(AgencyKey::from_seed(agency, seed))
+    }
+
+    fn from_seed(agency: u32, seed: [u8; 32]) -> AgencyKey {
+        let mut public = [0u8; 32];
+        public.copy_from_slice(pair(&seed).public_key().as_ref());
+        AgencyKey { agency, seed, public: PublicKey(public) }
     }
 
     /// The key file's text.
     #[must_use]
     pub fn to_file_text(&self) -> String {
-        format!("{KEY_TAG} {} {}\n", self.agency, hex(self.signing.as_bytes()))
+        format!("{KEY_TAG} {} {}\n", self.agency, hex(&self.seed))
     }
 
     /// The agency this key acts for.
@@ -77,19 +111,21 @@ impl AgencyKey {
 
     /// Its public half, for the central's list.
     #[must_use]
-    pub fn public(&self) -> VerifyingKey {
-        self.signing.verifying_key()
+    pub fn public(&self) -> PublicKey {
+        self.public
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.signing.sign(message).to_bytes()
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(pair(&self.seed).sign(message).as_ref());
+        signature
     }
 }
 
 /// The central's list: each agency's public key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgencyKeys {
-    keys: BTreeMap<u32, VerifyingKey>,
+    keys: BTreeMap<u32, PublicKey>,
 }
 
 impl AgencyKeys {
@@ -103,7 +139,7 @@ impl AgencyKeys {
     ///
     /// # Errors
     /// When the file cannot be read, a line is not `<agency> <64 hex digits>`, a key is not a
-    /// valid Ed25519 point, or an agency appears twice.
+    /// or an agency appears twice.
     pub fn load(path: &Path) -> Result<AgencyKeys, SecurityError> {
         let bytes = read(path)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| invalid(path, "not text"))?;
@@ -120,7 +156,9 @@ impl AgencyKeys {
             };
             let agency: u32 = agency.parse().map_err(|_| at("not an agency number"))?;
             let bytes = unhex::<32>(key).ok_or_else(|| at("the key is not 64 hex digits"))?;
-            let key = VerifyingKey::from_bytes(&bytes).map_err(|_| at("not an Ed25519 public key"))?;
+            // ring checks that the bytes are a point of the curve when it verifies: a key that
+            // is not one fails every proof (and is never accepted for any).
+            let key = PublicKey(bytes);
             if keys.insert(agency, key).is_some() {
                 return Err(at(&format!("agency {agency} is listed twice")));
             }
@@ -140,7 +178,7 @@ impl AgencyKeys {
 
     /// `agency`'s public key, if listed.
     #[must_use]
-    pub fn get(&self, agency: u32) -> Option<&VerifyingKey> {
+    pub fn get(&self, agency: u32) -> Option<&PublicKey> {
         self.keys.get(&agency)
     }
 
@@ -189,7 +227,32 @@ mod tests {
         assert_eq!(read.agency(), 7);
         assert_eq!(read.public(), key.public());
         let shown = format!("{key:?}");
-        assert!(!shown.contains(&hex(key.signing.as_bytes())), "{shown}");
+        assert!(!shown.contains(&hex(&key.seed)), "{shown}");
+    }
+
+    /// RFC 8032's first Ed25519 test vector: its seed, public key and the signature of the
+    /// empty message, which every correct implementation (ed25519-dalek before, ring now) agrees on.
+    const SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    const SIGNATURE: &str = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
+                             5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+
+    #[test]
+    fn key_files_written_before_load_and_sign_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agency-1.key");
+        std::fs::write(&path, format!("lottery-agency-key v1 1 {SEED}\n")).unwrap();
+        let key = AgencyKey::load(&path).unwrap();
+        assert_eq!(hex(key.public().as_bytes()), PUBLIC);
+        assert_eq!(hex(&key.sign(b"")), SIGNATURE);
+        assert_eq!(key.to_file_text(), format!("lottery-agency-key v1 1 {SEED}\n"), "the same bytes");
+        let list = dir.path().join("agencies.pub");
+        std::fs::write(&list, format!("# written before\n1 {PUBLIC}\n")).unwrap();
+        let keys = AgencyKeys::load(&list).unwrap();
+        let public = keys.get(1).unwrap();
+        assert!(public.verifies(b"", &unhex::<64>(SIGNATURE).unwrap()));
+        assert!(!public.verifies(b"x", &unhex::<64>(SIGNATURE).unwrap()));
+        assert!(keys.to_file_text().ends_with(&format!("1 {PUBLIC}\n")));
     }
 
     #[test]

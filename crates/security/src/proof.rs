@@ -7,8 +7,6 @@
 //! session, RFC 8446 §7.5; empty on plain TCP) makes a proof worthless on any other TLS
 //! session, so a man in the middle who terminates TLS cannot relay it.
 
-use ed25519_dalek::Signature;
-
 use crate::{
     error::SecurityError,
     keys::{AgencyKey, AgencyKeys},
@@ -52,7 +50,8 @@ impl Challenge {
     /// When the random source fails.
     pub fn new() -> Result<Challenge, SecurityError> {
         let mut bytes = [0u8; CHALLENGE_LEN];
-        getrandom::fill(&mut bytes)?;
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| SecurityError::Random)?;
         Ok(Challenge(bytes))
     }
 
@@ -87,8 +86,11 @@ pub fn verify(
     signature: &[u8],
 ) -> Result<(), Refusal> {
     let key = keys.get(agency).ok_or(Refusal::UnknownAgency)?;
-    let signature = Signature::from_slice(signature).map_err(|_| Refusal::BadSignature)?;
-    key.verify_strict(&message(agency, challenge, binding), &signature).map_err(|_| Refusal::BadSignature)
+    if key.verifies(&message(agency, challenge, binding), signature) {
+        Ok(())
+    } else {
+        Err(Refusal::BadSignature)
+    }
 }
 
 fn message(agency: u32, challenge: &Challenge, binding: &[u8]) -> Vec<u8> {

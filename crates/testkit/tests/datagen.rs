@@ -71,3 +71,28 @@ fn the_same_seed_writes_the_same_bytes() {
         assert_eq!(fs::read(a.path().join(name)).unwrap(), fs::read(b.path().join(name)).unwrap(), "{name}");
     }
 }
+
+#[test]
+fn a_directory_where_a_dataset_belongs_is_refused_with_what_to_do() {
+    let dir = tempfile::Builder::new().prefix("datagen-dir-").tempdir().expect("a scratch directory");
+    // What Docker leaves where a mounted file was missing.
+    fs::create_dir(dir.path().join("dataset-2.csv")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--agencies", "2", "--rows", "3"])
+        .output()
+        .expect("run datagen");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    let path = dir.path().join("dataset-2.csv");
+    assert_eq!(
+        said.trim_end(),
+        format!(
+            "datagen: {} is a directory, not a dataset; remove it (rmdir {}) and run again",
+            path.display(),
+            path.display()
+        ),
+        "one line saying what to do"
+    );
+}

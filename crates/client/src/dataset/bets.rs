@@ -61,7 +61,13 @@ impl Dataset {
     /// # Errors
     /// When the file cannot be opened.
     pub fn open(path: &Path) -> Result<Dataset, DatasetError> {
-        let file = File::open(path).map_err(|source| DatasetError { path: path.to_owned(), source })?;
+        let fail = |source| DatasetError { path: path.to_owned(), source };
+        let file = File::open(path).map_err(fail)?;
+        // A directory opens on Linux and fails only at the first read; say it at once (Docker
+        // makes one where a mounted file was missing).
+        if file.metadata().map_err(fail)?.is_dir() {
+            return Err(fail(io::Error::other("it is a directory, not a CSV file")));
+        }
         Ok(Dataset { records: Records::new(file, CHUNK), path: path.to_owned(), skipped: 0 })
     }
 

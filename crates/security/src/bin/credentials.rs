@@ -25,6 +25,11 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    // A flag is never a host name (`credentials DIR 1 --force`): refused, as every binary does.
+    if let Some(flag) = args.iter().find(|a| a.len() > 1 && a.starts_with('-')) {
+        eprintln!("credentials: unknown option '{flag}'\n{USAGE}");
+        return ExitCode::from(2);
+    }
     let (Some(dir), Some(agencies)) = (args.first(), args.get(1)) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);

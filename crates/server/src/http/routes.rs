@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Instant};
 
 use serde_json::json;
-use tiny_http::{Header, Method, Request, Response};
 
+use super::wire::{Answer, Asked};
 use crate::{
     lottery::{Lottery, Status},
     metrics::{Metrics, Snapshot},
@@ -34,20 +34,15 @@ impl std::fmt::Debug for Observed {
     }
 }
 
-/// Answers `request`; a client that went away meanwhile is not an error worth a line.
-pub(super) fn answer(request: Request, observed: &Observed) {
-    // Prometheus asks for OpenMetrics; anything else gets the older text format.
-    let openmetrics = request
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text"));
-    let (status, content_type, body) = if matches!(request.method(), Method::Get | Method::Head) {
-        route(request.url(), observed, openmetrics)
+/// The answer to `asked`. Prometheus asks for OpenMetrics; anything else gets the older text
+/// format.
+pub(super) fn answer(asked: &Asked, observed: &Observed) -> Answer {
+    let (status, content_type, body) = if matches!(asked.method.as_str(), "GET" | "HEAD") {
+        route(&asked.target, observed, asked.openmetrics)
     } else {
         (405, "text/plain; charset=utf-8", "read-only: GET only\n".to_owned())
     };
-    let response = Response::from_string(body).with_status_code(status).with_header(header(content_type));
-    let _ = request.respond(response);
+    Answer { status, content_type, body }
 }
 
 fn route(url: &str, observed: &Observed, openmetrics: bool) -> (u16, &'static str, String) {
@@ -129,10 +124,4 @@ fn status_json(expected: u32, status: &Status) -> String {
         "agencies": agencies,
     })
     .to_string()
-}
-
-fn header(content_type: &str) -> Header {
-    // Both halves are ASCII constants of this file, which is all `from_bytes` checks.
-    Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-        .unwrap_or_else(|()| unreachable!("content types here are ASCII"))
 }

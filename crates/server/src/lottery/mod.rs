@@ -15,6 +15,8 @@ pub mod rules;
 mod service;
 mod session;
 mod stop;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use runtime::throttle::Throttle;
 
 pub use crate::store::Ticket;
 pub use completion::HoldRelease;
-pub use service::{Lottery, Reply, Status, MAX_BATCH_BETS};
+pub use service::{Counted, Lottery, Reply, Status, MAX_BATCH_BETS};
 pub use session::Session;
 pub use stop::{StopClock, CHECK_GRACE};
 

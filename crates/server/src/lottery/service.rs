@@ -6,7 +6,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -45,10 +48,30 @@ pub enum Reply {
         ticket: Ticket,
         /// How long the batch's simulated check took: a slow batch's answer is not held.
         check: Duration,
+        /// What the batch counts once durable ([`Lottery::release`]).
+        counted: Counted,
     },
     /// The central is stopping and the batch's check could not end in time: nothing was
     /// stored and nothing is answered; the connection should close (the agency resends it).
     Abandoned,
+}
+
+/// What a batch answered once durable counts in the metrics: counted at the release, after
+/// the sync, so that `stored` holds only what became durable, and only once (a batch that two
+/// connections staged at once is stored by one and replayed by the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Stored now: its agency, bets and winners.
+    Stored {
+        /// The agency.
+        agency: u32,
+        /// Its bets.
+        bets: u64,
+        /// Of those, winners.
+        winners: u64,
+    },
+    /// Committed before (by another connection, meanwhile): answered from that commit.
+    Replayed,
 }
 
 /// What every connection shares: the storage engine and the rules' settings.
@@ -65,6 +88,10 @@ pub struct Lottery {
     completion: Arc<Completion>,
     /// Batches and refusals counted as they are answered.
     metrics: Arc<Metrics>,
+    /// The pending count the last `winners_query` answer logged at INFO: every agency asks
+    /// again every few seconds, so only a change is worth a line by default (the repeats are
+    /// at DEBUG). A relaxed atomic: two racing queries may both log one change, which is fine.
+    logged_pending: AtomicU32,
 }
 
 /// The lottery as the store sees it, for the status page and the metrics' gauges.
@@ -90,7 +117,15 @@ impl Lottery {
     ) -> Lottery {
         let completion = Arc::new(Completion::new());
         store.on_completion(Completion::told_by_store(&completion));
-        Lottery { store, identities: Identities::new(keys), winner_delay, stop, completion, metrics }
+        Lottery {
+            store,
+            identities: Identities::new(keys),
+            winner_delay,
+            stop,
+            completion,
+            metrics,
+            logged_pending: AtomicU32::new(u32::MAX),
+        }
     }
 
     /// Where the draw stands and every agency's counts, as the store sees them (read-only).
@@ -137,9 +172,8 @@ impl Lottery {
                 Response::Echo(bytes)
             }
             Request::BetBatch { agency, sequence, bets } => {
-                let count = bets.len() as u64;
                 let reply = self.bet_batch(agency, sequence, bets, peer, taken);
-                self.count_batch(&reply, agency, count);
+                self.count_batch(&reply);
                 return reply;
             }
             Request::AgencyDone { agency, batches } => self.agency_done(agency, batches, peer),
@@ -174,25 +208,31 @@ impl Lottery {
         Reply::Now(response)
     }
 
-    /// Counts a batch's answer: stored (once the store took it: a sync that fails afterwards
-    /// breaks the store, and its refusals are counted too), replayed, or refused.
-    fn count_batch(&self, reply: &Reply, agency: u32, bets: u64) {
+    /// Counts a batch's answer sent now: replayed, or refused. One sent once durable is
+    /// counted at its release.
+    fn count_batch(&self, reply: &Reply) {
         match reply {
-            Reply::WhenDurable { response: Response::BatchResult { winners, .. }, .. } => {
-                self.metrics.batch_stored(agency, bets, winners.len() as u64);
-            }
             Reply::Now(Response::BatchResult { .. }) => self.metrics.batch_replayed(),
             Reply::Now(Response::Error { kind, .. }) => self.metrics.refused(*kind, 1),
             _ => {}
         }
     }
 
-    /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`)
-    /// sendable with one sync. If the sync fails each becomes a `Storage` refusal: nothing is
-    /// acknowledged that is not durable.
-    pub fn release(&self, ticket: Ticket, staged: &mut [Response], peer: SocketAddr) {
+    /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`, with
+    /// what each counts in `counted`) sendable with one sync, and counts them. If the sync
+    /// fails each becomes a `Storage` refusal: nothing is acknowledged, or counted as stored,
+    /// that is not durable.
+    pub fn release(&self, ticket: Ticket, staged: &mut [Response], counted: &[Counted], peer: SocketAddr) {
         match self.store.make_durable(ticket) {
             Ok(()) => {
+                for count in counted {
+                    match *count {
+                        Counted::Stored { agency, bets, winners } => {
+                            self.metrics.batch_stored(agency, bets, winners);
+                        }
+                        Counted::Replayed => self.metrics.batch_replayed(),
+                    }
+                }
                 for response in staged.iter() {
                     if let Response::BatchResult { sequence, winners } = response {
                         log::debug!(
@@ -253,7 +293,7 @@ impl Lottery {
     ) -> Reply {
         let check = self.winner_delay.saturating_mul(u32::try_from(bets.len()).unwrap_or(u32::MAX));
         match self.stage_batch(agency, sequence, bets, peer, taken) {
-            Ok((response, ticket)) => Reply::WhenDurable { response, ticket, check },
+            Ok((response, ticket, counted)) => Reply::WhenDurable { response, ticket, check, counted },
             Err(Some(refusal)) => Reply::Now(refusal),
             Err(None) => Reply::Abandoned,
         }
@@ -268,7 +308,7 @@ impl Lottery {
         bets: WireBets,
         peer: SocketAddr,
         taken: Instant,
-    ) -> Result<(Response, Ticket), Option<Response>> {
+    ) -> Result<(Response, Ticket, Counted), Option<Response>> {
         log::debug!(
             "action: batch_received | result: in_progress | peer: {peer} | agency: {agency} | sequence: {sequence} | bets: {}",
             bets.len()
@@ -314,7 +354,12 @@ impl Lottery {
             valid.len(),
             staged.winners.len(),
         );
-        Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket))
+        let counted = if staged.replayed {
+            Counted::Replayed
+        } else {
+            Counted::Stored { agency, bets: valid.len() as u64, winners: staged.winners.len() as u64 }
+        };
+        Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket, counted))
     }
 
     fn agency_done(&self, agency: u32, batches: u64, peer: SocketAddr) -> Response {
@@ -363,7 +408,15 @@ impl Lottery {
                 Response::Total { winners }
             }
             Ok(Progress::Pending { agencies }) => {
-                log::info!("action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}");
+                let level = if self.logged_pending.swap(agencies, Ordering::Relaxed) == agencies {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
+                    "action: winners_query | result: in_progress | agency: {agency} | agencies_pending: {agencies}"
+                );
                 Response::Pending { agencies_pending: agencies }
             }
             Err(e) => refuse(store_error_kind(&e), e.to_string(), "winners_query", peer),

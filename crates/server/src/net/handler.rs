@@ -340,8 +340,8 @@ impl Served<'_> {
             self.registration.set(Standing::Working);
         }
         match reply {
-            Reply::WhenDurable { response, ticket, check } => {
-                self.held.hold(response, ticket, check);
+            Reply::WhenDurable { response, ticket, check, counted } => {
+                self.held.hold(response, ticket, check, counted);
                 Ok(())
             }
             Reply::Abandoned => Err(Close::Shutdown),

@@ -31,7 +31,7 @@ use socket2::SockRef;
 use protocol::{Connection, Response};
 use security::Stream;
 
-use crate::lottery::{Lottery, Ticket};
+use crate::lottery::{Counted, Lottery, Ticket};
 
 /// Most batch answers held for one shared sync; past it they are released even if more
 /// requests are buffered, so answers keep flowing to a peer that never stops sending.
@@ -46,6 +46,8 @@ pub const SLOW_BATCH: Duration = Duration::from_millis(2);
 #[derive(Debug, Default)]
 pub struct HeldAnswers {
     responses: Vec<Response>,
+    /// What each held answer counts once durable, in the same order.
+    counted: Vec<Counted>,
     /// What the sync must cover: the latest of the held batches' tickets.
     ticket: Ticket,
     /// Whether a held batch was slow to check: then the answers go out now.
@@ -53,9 +55,11 @@ pub struct HeldAnswers {
 }
 
 impl HeldAnswers {
-    /// Holds `response`, the answer to a batch staged under `ticket` whose check took `check`.
-    pub fn hold(&mut self, response: Response, ticket: Ticket, check: Duration) {
+    /// Holds `response`, the answer to a batch staged under `ticket` whose check took `check`
+    /// and that counts `counted` once durable.
+    pub fn hold(&mut self, response: Response, ticket: Ticket, check: Duration, counted: Counted) {
         self.responses.push(response);
+        self.counted.push(counted);
         self.ticket = self.ticket.covering(ticket);
         self.slow |= check >= SLOW_BATCH;
     }
@@ -112,9 +116,10 @@ impl HeldAnswers {
         if self.responses.is_empty() {
             return Ok(());
         }
-        lottery.release(self.ticket, &mut self.responses, peer);
+        lottery.release(self.ticket, &mut self.responses, &self.counted, peer);
         let written = conn.write_messages(&self.responses);
         self.responses.clear();
+        self.counted.clear();
         self.slow = false;
         written
     }

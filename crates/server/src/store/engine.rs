@@ -149,6 +149,9 @@ pub struct Staged {
     pub winners: Vec<u32>,
     /// What [`Engine::make_durable`] must cover before the answer goes out.
     pub ticket: Ticket,
+    /// Whether the batch was committed already (by another connection, meanwhile) and
+    /// nothing was stored now: the answer is that commit's, and it is counted as a replay.
+    pub replayed: bool,
 }
 
 /// An opaque commit ticket: what must be durable before an answer goes out. The journal keeps

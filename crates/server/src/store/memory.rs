@@ -38,14 +38,14 @@ impl Engine for Memory {
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
         let CheckedBatch { agency, sequence, bets, digest, .. } = *batch;
         let mut ledger = self.lock();
-        let winners = match ledger.admit(agency, sequence, bets)? {
-            Admission::Replay(committed) => Ledger::replay(agency, sequence, committed, digest)?,
+        let (winners, replayed) = match ledger.admit(agency, sequence, bets)? {
+            Admission::Replay(committed) => (Ledger::replay(agency, sequence, committed, digest)?, true),
             Admission::Fresh { .. } => {
                 ledger.apply_batch(agency, sequence, bets, batch.winners.clone(), digest)?;
-                batch.winners.clone()
+                (batch.winners.clone(), false)
             }
         };
-        Ok(Staged { winners, ticket: Ticket::default() })
+        Ok(Staged { winners, ticket: Ticket::default(), replayed })
     }
 
     fn make_durable(&self, _ticket: Ticket) -> Result<(), StoreError> {

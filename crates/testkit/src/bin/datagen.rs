@@ -65,6 +65,15 @@ fn main() -> ExitCode {
         // and then be replaced.
         let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && path.is_dir() => {
+                // Docker makes a directory where a file it was told to mount is missing.
+                eprintln!(
+                    "datagen: {} is a directory, not a dataset; remove it (rmdir {}) and run again",
+                    path.display(),
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 println!("datagen: kept {} (already there)", path.display());
                 continue;

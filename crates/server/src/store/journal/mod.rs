@@ -192,16 +192,18 @@ impl Engine for Journal {
             record::encode_batch(agency, sequence, bets, batch.digest.to_bytes(), &batch.winners, &rows);
         let view = self.format.lines(&rows, &batch.winning_bets);
         let mut inner = self.lock();
-        let winners = match inner.ledger.admit(agency, sequence, bets)? {
+        let (winners, replayed) = match inner.ledger.admit(agency, sequence, bets)? {
             // Committed meanwhile (by another connection): the same bets get its answer.
-            Admission::Replay(committed) => Ledger::replay(agency, sequence, committed, batch.digest)?,
+            Admission::Replay(committed) => {
+                (Ledger::replay(agency, sequence, committed, batch.digest)?, true)
+            }
             Admission::Fresh { .. } => {
                 self.append_or_roll_back(&mut inner, &view, &bytes)?;
                 inner.ledger.apply_batch(agency, sequence, bets, batch.winners.clone(), batch.digest)?;
-                batch.winners.clone()
+                (batch.winners.clone(), false)
             }
         };
-        Ok(Staged { winners, ticket: Ticket::at(inner.journal_len) })
+        Ok(Staged { winners, ticket: Ticket::at(inner.journal_len), replayed })
     }
 
     fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {

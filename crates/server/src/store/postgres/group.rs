@@ -13,11 +13,14 @@
 //! nothing. [`Group::interrupt`] (the central's stop) makes every waiter return at once with
 //! such an error; a batch already sent may still commit, which the key on (agency, sequence)
 //! turns into a replay when the agency sends it again.
+//!
+//! Each waiter sleeps on a `Condvar` of its own: a group's end wakes the waiters of that group
+//! and the first queued one (to lead the next), not every connection thread of the central.
 
 use std::{
     collections::HashMap,
     io,
-    sync::{Condvar, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
 };
 
 use crate::store::StoreError;
@@ -29,14 +32,15 @@ pub(crate) struct Group<B, O> {
     in_flight: usize,
     /// A std `Mutex`: held to queue, take or hand out, never across a database call.
     state: Mutex<State<B, O>>,
-    /// Signalled when a group ends (outcomes to collect, a slot to lead) or on interrupt.
-    ended: Condvar,
 }
 
 #[derive(Debug)]
 struct State<B, O> {
     /// Batches waiting for a leader, with the number of their waiter.
     queued: Vec<(u64, B)>,
+    /// Every waiter's own wake-up, by number: signalled when its outcome is in, when it may
+    /// lead (first in the queue as a slot frees), or on interrupt.
+    waiters: HashMap<u64, Arc<Condvar>>,
     /// Outcomes of committed groups, by waiter, until collected.
     outcomes: HashMap<u64, Result<O, StoreError>>,
     /// The next waiter's number.
@@ -54,12 +58,12 @@ impl<B, O> Group<B, O> {
             in_flight: in_flight.max(1),
             state: Mutex::new(State {
                 queued: Vec::new(),
+                waiters: HashMap::new(),
                 outcomes: HashMap::new(),
                 next: 0,
                 committing: 0,
                 interrupted: false,
             }),
-            ended: Condvar::new(),
         }
     }
 
@@ -82,13 +86,17 @@ impl<B, O> Group<B, O> {
         let me = state.next;
         state.next += 1;
         state.queued.push((me, batch));
+        let wake = Arc::new(Condvar::new());
+        state.waiters.insert(me, Arc::clone(&wake));
         let mut commit = Some(commit);
         loop {
             if let Some(outcome) = state.outcomes.remove(&me) {
+                state.waiters.remove(&me);
                 return outcome;
             }
             if state.interrupted {
                 state.queued.retain(|(waiter, _)| *waiter != me);
+                state.waiters.remove(&me);
                 return Err(stopping());
             }
             let queued = state.queued.iter().any(|(waiter, _)| *waiter == me);
@@ -98,7 +106,7 @@ impl<B, O> Group<B, O> {
                     continue;
                 }
             }
-            state = self.ended.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -120,8 +128,9 @@ impl<B, O> Group<B, O> {
 
     /// The central is stopping: every waiter returns now, with nothing acknowledged.
     pub(crate) fn interrupt(&self) {
-        self.lock().interrupted = true;
-        self.ended.notify_all();
+        let mut state = self.lock();
+        state.interrupted = true;
+        state.waiters.values().for_each(|wake| wake.notify_one());
     }
 
     fn lock(&self) -> MutexGuard<'_, State<B, O>> {
@@ -130,8 +139,8 @@ impl<B, O> Group<B, O> {
     }
 }
 
-/// One group being committed; on drop (a panic included) records the outcomes, frees its slot
-/// and wakes the waiters.
+/// One group being committed; on drop (a panic included) records the outcomes, frees its slot,
+/// wakes its waiters and the first queued one.
 struct Leading<'a, B, O> {
     group: &'a Group<B, O>,
     waiters: Vec<u64>,
@@ -151,9 +160,15 @@ impl<B, O> Drop for Leading<'_, B, O> {
             if !state.interrupted {
                 state.outcomes.insert(waiter, outcome);
             }
+            if let Some(wake) = state.waiters.get(&waiter) {
+                wake.notify_one();
+            }
         }
-        drop(state);
-        self.group.ended.notify_all();
+        // A slot is free: the first queued waiter leads the next group (one that arrives
+        // first leads it instead, and this one finds its batch taken and sleeps again).
+        if let Some(wake) = state.queued.first().and_then(|(first, _)| state.waiters.get(first)) {
+            wake.notify_one();
+        }
     }
 }
 

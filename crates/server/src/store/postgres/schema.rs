@@ -12,8 +12,8 @@
 //!   the same sequence are a conflict). The key is what makes a batch commit at most once.
 //! - `winners`: the winning bets, the rows of the winners file.
 //!
-//! A group of batches commits through `lottery_stage_group` (one `lottery_stage` per batch), a
-//! finish through `lottery_finish`: each is one statement, so one round trip and one
+//! A group of batches commits through `lottery_stage_group` (set-based: one statement for every
+//! batch of the group), a single batch through `lottery_stage`, a finish through `lottery_finish`: each is one statement, so one round trip and one
 //! transaction (the statement's own), whose outcomes come back as rows rather than exceptions
 //! (a refusal changes nothing either way, and never aborts the batches beside it).
 
@@ -134,10 +134,19 @@ $$;
 -- Commits a group of batches in one transaction: batch i is (p_agencies[i], p_sequences[i],
 -- p_bets[i], p_digests[i]) with the winners p_positions[s:e] (and the same slices of the
 -- bets' fields), where e = p_winners_end[i] and s is the previous batch's e + 1. Each batch
--- goes through lottery_stage, so each gets its own outcome row (o_index = i): a batch that
--- breaks a rule is refused alone, and changes nothing. Callers sort the batches by agency,
--- then sequence, so every transaction takes agency row locks in the same order (no deadlock
--- between groups of several connections or centrals).
+-- gets its own outcome row (o_index = i), decided by the same rules as lottery_stage: a batch
+-- that breaks one is refused alone, and changes nothing.
+--
+-- Set-based: the group's agency rows are locked first, in ascending order (callers sort the
+-- batches by agency, then sequence), so groups of several connections or centrals never
+-- deadlock; then one statement decides every batch of an agency alone in the group against
+-- its locked row and its committed batch, and writes all fresh batches, all their winners and
+-- all their agencies' counts at once. The lock held makes the decision exact: an agency's
+-- last_sequence and its batches change together, under that lock. The key on (agency,
+-- sequence) stays the last word: were a fresh batch there after all, the statement fails
+-- whole and the engine sends the batches again one by one. An agency with several batches in
+-- the group (two connections of one agency at once, rare) goes through lottery_stage batch
+-- by batch, each seeing the one before.
 CREATE OR REPLACE FUNCTION lottery_stage_group(
     p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[],
     p_winners_end integer[], p_positions integer[], p_first_names text[], p_last_names text[],
@@ -149,17 +158,69 @@ DECLARE
     e integer;
     r record;
 BEGIN
-    FOR i IN 1 .. coalesce(cardinality(p_agencies), 0) LOOP
+    PERFORM 1 FROM agencies WHERE agency = ANY (p_agencies) ORDER BY agency FOR UPDATE;
+    RETURN QUERY
+    WITH input AS (
+        SELECT u.i::integer AS i, u.agency, u.sequence, u.bets, u.digest,
+               coalesce(lag(u.e) OVER (ORDER BY u.i), 0) + 1 AS s, u.e,
+               count(*) OVER (PARTITION BY u.agency) AS batches
+        FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_winners_end)
+            WITH ORDINALITY AS u(agency, sequence, bets, digest, e, i)
+    ), decided AS (
+        SELECT n.i, n.agency, n.sequence, n.bets, n.digest, n.s, n.e, a.bets AS before,
+            a.last_sequence, b.bets AS committed, b.winners AS committed_winners,
+            CASE WHEN a.agency IS NULL THEN 'unknown'
+                 WHEN n.sequence >= 1 AND n.sequence <= a.last_sequence THEN
+                     CASE WHEN b.bets <> n.bets THEN 'not_the_batch'
+                          WHEN b.digest <> n.digest THEN 'conflict'
+                          ELSE 'replay' END
+                 WHEN a.done THEN 'finished'
+                 WHEN n.sequence <> a.last_sequence + 1 THEN 'out_of_sequence'
+                 ELSE 'fresh' END AS outcome
+        FROM input n
+            LEFT JOIN agencies a ON a.agency = n.agency
+            LEFT JOIN batches b ON b.agency = n.agency AND b.sequence = n.sequence
+                AND n.sequence <= a.last_sequence
+        WHERE n.batches = 1
+    ), fresh_batches AS (
+        INSERT INTO batches
+            SELECT d.agency, d.sequence, d.bets, d.before, d.digest, coalesce(p_positions[d.s:d.e], '{}')
+            FROM decided d WHERE d.outcome = 'fresh'
+    ), fresh_winners AS (
+        INSERT INTO winners
+            SELECT d.agency, d.sequence, p_positions[k], p_first_names[k], p_last_names[k],
+                   p_documents[k], p_birthdates[k]::date
+            FROM decided d, generate_series(d.s, d.e) AS k
+            WHERE d.outcome = 'fresh'
+    ), counted AS (
+        UPDATE agencies a
+            SET last_sequence = d.sequence, bets = a.bets + d.bets, winners = a.winners + (d.e - d.s + 1)
+            FROM decided d
+            WHERE d.outcome = 'fresh' AND a.agency = d.agency
+    )
+    SELECT d.i, d.outcome,
+        CASE d.outcome WHEN 'fresh' THEN d.before + d.bets
+                       WHEN 'not_the_batch' THEN d.committed
+                       WHEN 'out_of_sequence' THEN d.last_sequence + 1 END,
+        CASE d.outcome WHEN 'fresh' THEN coalesce(p_positions[d.s:d.e], '{}')
+                       WHEN 'replay' THEN d.committed_winners END
+    FROM decided d;
+    IF coalesce(cardinality(p_agencies), 0) = (SELECT count(DISTINCT x) FROM unnest(p_agencies) AS x) THEN
+        RETURN;
+    END IF;
+    FOR i IN 1 .. cardinality(p_agencies) LOOP
         e := p_winners_end[i];
-        SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
-            coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
-            coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
-            coalesce(p_birthdates[s:e], '{}'));
-        o_index := i;
-        o_outcome := r.o_outcome;
-        o_number := r.o_number;
-        o_winners := r.o_winners;
-        RETURN NEXT;
+        IF (SELECT count(*) FROM unnest(p_agencies) AS x WHERE x = p_agencies[i]) > 1 THEN
+            SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
+                coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
+                coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
+                coalesce(p_birthdates[s:e], '{}'));
+            o_index := i;
+            o_outcome := r.o_outcome;
+            o_number := r.o_number;
+            o_winners := r.o_winners;
+            RETURN NEXT;
+        END IF;
         s := e + 1;
     END LOOP;
 END

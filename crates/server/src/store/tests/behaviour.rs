@@ -54,7 +54,9 @@ pub(super) fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engin
 
 pub(super) fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice(engine: &dyn Engine) {
     let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
-    assert_eq!(commit_batch(engine, &batch(1, 1, 12, &[4, 9], &winners)).unwrap(), vec![4, 9]);
+    let first = engine.stage(&batch(1, 1, 12, &[4, 9], &winners)).unwrap();
+    engine.make_durable(first.ticket).unwrap();
+    assert_eq!((first.winners, first.replayed), (vec![4, 9], false));
     assert!(matches!(engine.admit(1, 1, 12).unwrap(), Admission::Replay(c) if c.winners == vec![4, 9]));
     assert!(matches!(
         engine.admit(1, 1, 13),
@@ -64,8 +66,10 @@ pub(super) fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice
         engine.stage(&batch(1, 1, 13, &[0], &winners[..1])),
         Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
     ));
-    // Even a commit of the same sequence (a duplicate racing the original) only replays.
-    assert_eq!(commit_batch(engine, &batch(1, 1, 12, &[0, 1], &winners)).unwrap(), vec![4, 9]);
+    // Even a commit of the same sequence (a duplicate racing the original) only replays, and
+    // says so: it is not counted as stored.
+    let again = engine.stage(&batch(1, 1, 12, &[0, 1], &winners)).unwrap();
+    assert_eq!((again.winners, again.replayed), (vec![4, 9], true));
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
     assert!(matches!(
         engine.admit(1, 3, 12),
@@ -98,11 +102,12 @@ pub(super) fn resume_says_what_is_committed(engine: &dyn Engine) {
 }
 
 /// Many connections commit the same batch at the same moment, each with other winners:
-/// exactly one commits, and every one answers with that one's winners.
+/// exactly one commits (and only it says it was not a replay), and every one answers with that
+/// one's winners.
 pub(super) fn one_batch_sent_at_once_many_times_commits_once(engines: &[&dyn Engine]) {
     const THREADS: usize = 16;
     let start = Barrier::new(THREADS);
-    let answers: Vec<Vec<u32>> = thread::scope(|s| {
+    let staged: Vec<(Vec<u32>, bool)> = thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|i| {
                 let engine = engines[i % engines.len()];
@@ -113,12 +118,16 @@ pub(super) fn one_batch_sent_at_once_many_times_commits_once(engines: &[&dyn Eng
                     let winners: Vec<Bet> = (0..3).map(|k| bet("Ana", "Pérez", &format!("{k}"))).collect();
                     let positions: Vec<u32> = (0..winners.len() as u32).map(|k| k + i as u32).collect();
                     start.wait();
-                    commit_batch(engine, &batch(1, 1, 50, &positions, &winners)).unwrap()
+                    let staged = engine.stage(&batch(1, 1, 50, &positions, &winners)).unwrap();
+                    engine.make_durable(staged.ticket).unwrap();
+                    (staged.winners, staged.replayed)
                 })
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
+    assert_eq!(staged.iter().filter(|(_, replayed)| !replayed).count(), 1, "stored by one: {staged:?}");
+    let answers: Vec<Vec<u32>> = staged.into_iter().map(|(winners, _)| winners).collect();
     assert!(answers.iter().all(|a| *a == answers[0]), "answers differ: {answers:?}");
     let committed = answers[0].len() as u64;
     for engine in engines {

@@ -428,3 +428,47 @@ fn a_batch_refused_inside_a_group_fails_alone() {
         assert_eq!(engine.tally(agency).unwrap(), Tally { bets: 10, winners: 1, done: false });
     }
 }
+
+/// Two connections of one agency stage batches at once with many other agencies, so the group
+/// may hold that agency twice: the same batch twice (one commit, both told its winners) and
+/// the next batch beside it (committed after it or refused as out of sequence, never lost).
+#[test]
+fn an_agency_twice_in_a_group_commits_each_batch_once() {
+    let agencies = 16;
+    let Some((_cluster, _url, engine)) = engine("group_twice", agencies) else { return };
+    let good = [bet("A", "B", "1")];
+    for _ in 0..20 {
+        let start = Barrier::new(agencies as usize + 1);
+        let next = engine.tally(1).unwrap().bets / 10 + 1;
+        let results: Vec<_> = thread::scope(|s| {
+            let handles: Vec<_> = (0..=agencies)
+                .map(|i| {
+                    let (engine, start, good) = (&engine, &start, &good);
+                    s.spawn(move || {
+                        let (agency, sequence) = match i {
+                            0 | 1 => (1, next),
+                            2 => (1, next + 1),
+                            _ => (i - 1, engine.tally(i - 1).unwrap().bets / 10 + 1),
+                        };
+                        start.wait();
+                        commit_batch(engine, &batch(agency, sequence, 10, &[0], good))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results[0].as_ref().unwrap(), &vec![0]);
+        assert_eq!(results[1].as_ref().unwrap(), &vec![0]);
+        let second = match &results[2] {
+            Ok(winners) => {
+                assert_eq!(winners, &vec![0]);
+                1
+            }
+            Err(StoreError::OutOfSequence { agency: 1, .. }) => 0,
+            Err(e) => panic!("{e}"),
+        };
+        let tally = engine.tally(1).unwrap();
+        assert_eq!(tally.bets, (next + second) * 10, "round of batch {next}");
+        assert_eq!(tally.winners, next + second);
+    }
+}
