@@ -5,10 +5,7 @@
 #      with R dnsrr replicas on the database, N agencies; usage errors exit 2.
 #   2. `make swarm-up`: PostgreSQL (built here, nothing pulled) and 3 centrals healthy (their
 #      health check speaks TLS), 20 agencies started; every central runs with the agencies'
-#      keys and TLS (`mode: keys`, `transport: tls`); the database serves the centrals' role
-#      over its own network with the password of the Docker secret (scram-sha-256) and
-#      refuses a wrong password, no password and its superuser; from the agencies' network
-#      (a throwaway busybox container on it) the database neither resolves nor answers.
+#      keys and TLS (`mode: keys`, `transport: tls`).
 #   3. Mid-upload, one central's container is SIGKILLed (`docker kill`); the swarm replaces
 #      it, the agencies it served reconnect through the service name to a central.
 #   4. Every agency's summary equals what `expect` computes from the datasets; with the
@@ -18,6 +15,10 @@
 #      DNS: per agency, what its HTTP API sums of lottery_bets_stored_total over every central
 #      that ran equals the truth, except below it for agencies the killed central served
 #      (the bets it stored after its last scrape died with it), never above.
+#   4c. The database serves the centrals' role over its own network with the password of the
+#      Docker secret (scram-sha-256) and refuses a wrong password, no password and its
+#      superuser; from the agencies' network (a throwaway busybox container on it) it neither
+#      resolves nor answers; no service's log holds the password.
 #   5. `make swarm-down`: the stack's containers and networks are gone.
 #
 # Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
@@ -214,42 +215,6 @@ for id in $(containers server); do
     [ "$(field "$line" agencies_with_keys)" = $agencies ] || fail "central $id: $line; expected mode: keys, transport: tls"
 done
 pass "make swarm-up made keys for $agencies agencies; all $centrals centrals run with mode: keys, transport: tls, healthy through their TLS health check"
-postgres=$(containers postgres | head -1)
-postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_database_net\").IPAddress}}" "$postgres")
-[ -n "$postgres_ip" ] || fail "the database is not on ${stack}_database_net"
-password_file=$work/.data/credentials/database.password
-[ "$(stat -c %a "$password_file")" = 600 ] || fail "$password_file is mode $(stat -c %a "$password_file"), not 600"
-# psql inside the database's container, over database_net, as role $1 with password $2.
-psql_as() {
-  $docker exec -e PGPASSWORD="$2" "$postgres" psql -h "$postgres_ip" -U "$1" -d lottery -v ON_ERROR_STOP=1 -qAtc "$3" 2>&1
-}
-# The centrals create their schema at start: their role must be able to, over the network,
-# with the secret's password.
-out=$(psql_as lottery "$(head -1 "$password_file")" 'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user') &&
-  [ "$out" = lottery ] || fail "the database does not let role lottery create tables over database_net with its password: $out"
-out=$(psql_as lottery "wrong-$(head -1 "$password_file")" 'select 1') && fail "the database took a wrong password for role lottery"
-grep -q 'password authentication failed for user "lottery"' <<<"$out" || fail "a wrong password was refused otherwise than by its check: $out"
-out=$(psql_as lottery "" 'select 1' </dev/null) && fail "the database let role lottery in without a password"
-out=$(psql_as postgres "$(head -1 "$password_file")" 'select 1') && fail "the database lets its superuser in over the network"
-hba=$($docker exec "$postgres" sh -c 'cat "$PGDATA/pg_hba.conf"')
-[ "$(grep -v '^#' <<<"$hba" | grep -cw trust || true)" = 0 ] || fail "pg_hba.conf trusts someone: $(grep -w trust <<<"$hba" | head -1)"
-pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables over database_net with the secret's password (scram-sha-256), refuses a wrong password, no password and its superuser; no trust line"
-
-# From an agency's place: a throwaway container on the agencies' network only. It reaches a
-# central there (so it is on that network), but the database's name does not resolve and its
-# address gives no PostgreSQL answer, while the same probe from the database's own network
-# namespace does (so the probe can see a database).
-agency_net="--network ${stack}_testing_net"
-out=$($docker run --rm $agency_net "$busybox" nc -w 2 server 12345 -e true 2>&1) ||
-  fail "a container on ${stack}_testing_net cannot reach the centrals: $out"
-out=$($docker run --rm $agency_net "$busybox" nc -w 2 postgres 5432 -e true 2>&1) &&
-  fail "the database's name resolves and connects from ${stack}_testing_net: $out"
-grep -q "bad address 'postgres'" <<<"$out" || fail "from ${stack}_testing_net the database's name failed otherwise than unresolved: $out"
-[ "$(postgres_answer "--network container:$postgres" 127.0.0.1)" = N ] || fail "the PostgreSQL probe gets no answer even beside the database"
-answer=$(postgres_answer "$agency_net" "$postgres_ip")
-[ "$answer" != N ] && [ "$answer" != S ] || fail "the database at $postgres_ip answers a container on ${stack}_testing_net"
-pass "from the agencies' network the database is out of reach: its name does not resolve and $postgres_ip:5432 gives no PostgreSQL answer (the same probe beside the database gets one; the centrals do answer there)"
-
 # 3. Every agency uploading, then one central's container killed.
 uploading() {
   local i
@@ -376,6 +341,44 @@ wait_for 30 counted_right || fail "Prometheus: $cause"
 prometheus_sum=$(promql 'sum(lottery_bets_stored_total)' | jq -r '.[0].value[1]')
 scraped=$(promql 'count(up == 1)' | jq -r '.[0].value[1]')
 pass "Prometheus ($prometheus_page) scrapes $scraped centrals found through tasks.server; per agency its sum of lottery_bets_stored_total over every central that ran equals the truth (below it only for agencies that moved after the kill:${moved% }); sum now across the running centrals: $prometheus_sum of $((agencies * rows))"
+
+# 4c. The database, once the lottery is done: these checks take seconds, which the kill above
+#     needs to fall mid-upload.
+postgres=$(containers postgres | head -1)
+postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_database_net\").IPAddress}}" "$postgres")
+[ -n "$postgres_ip" ] || fail "the database is not on ${stack}_database_net"
+password_file=$work/.data/credentials/database.password
+[ "$(stat -c %a "$password_file")" = 600 ] || fail "$password_file is mode $(stat -c %a "$password_file"), not 600"
+# psql inside the database's container, over database_net, as role $1 with password $2.
+psql_as() {
+  $docker exec -e PGPASSWORD="$2" "$postgres" psql -h "$postgres_ip" -U "$1" -d lottery -v ON_ERROR_STOP=1 -qAtc "$3" 2>&1
+}
+# The centrals created their schema at start: their role must be able to, over the network,
+# with the secret's password.
+out=$(psql_as lottery "$(head -1 "$password_file")" 'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user') &&
+  [ "$out" = lottery ] || fail "the database does not let role lottery create tables over database_net with its password: $out"
+out=$(psql_as lottery "wrong-$(head -1 "$password_file")" 'select 1') && fail "the database took a wrong password for role lottery"
+grep -q 'password authentication failed for user "lottery"' <<<"$out" || fail "a wrong password was refused otherwise than by its check: $out"
+out=$(psql_as lottery "" 'select 1' </dev/null) && fail "the database let role lottery in without a password"
+out=$(psql_as postgres "$(head -1 "$password_file")" 'select 1') && fail "the database lets its superuser in over the network"
+hba=$($docker exec "$postgres" sh -c 'cat "$PGDATA/pg_hba.conf"')
+[ "$(grep -v '^#' <<<"$hba" | grep -cw trust || true)" = 0 ] || fail "pg_hba.conf trusts someone: $(grep -w trust <<<"$hba" | head -1)"
+pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables over database_net with the secret's password (scram-sha-256), refuses a wrong password, no password and its superuser; no trust line"
+
+# From an agency's place: a throwaway container on the agencies' network only. It reaches a
+# central there (so it is on that network), but the database's name does not resolve and its
+# address gives no PostgreSQL answer, while the same probe from the database's own network
+# namespace does (so the probe can see a database).
+agency_net="--network ${stack}_testing_net"
+out=$($docker run --rm $agency_net "$busybox" nc -w 2 server 12345 -e true 2>&1) ||
+  fail "a container on ${stack}_testing_net cannot reach the centrals: $out"
+out=$($docker run --rm $agency_net "$busybox" nc -w 2 postgres 5432 -e true 2>&1) &&
+  fail "the database's name resolves and connects from ${stack}_testing_net: $out"
+grep -q "bad address 'postgres'" <<<"$out" || fail "from ${stack}_testing_net the database's name failed otherwise than unresolved: $out"
+[ "$(postgres_answer "--network container:$postgres" 127.0.0.1)" = N ] || fail "the PostgreSQL probe gets no answer even beside the database"
+answer=$(postgres_answer "$agency_net" "$postgres_ip")
+[ "$answer" != N ] && [ "$answer" != S ] || fail "the database at $postgres_ip answers a container on ${stack}_testing_net"
+pass "from the agencies' network the database is out of reach: its name does not resolve and $postgres_ip:5432 gives no PostgreSQL answer (the same probe beside the database gets one; the centrals do answer there)"
 
 # No log line of any service carries the database password.
 for service in postgres server prometheus $(seq -f 'client%g' 1 $agencies); do
