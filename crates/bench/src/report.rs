@@ -186,105 +186,137 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// the agencies.
 #[must_use]
 pub fn table(outcomes: &[Outcome], floors: &[FloorRow], copies: Option<&CopyOutcome>) -> String {
-    let mut out = String::new();
-    let header = [
-        "run",
-        "bets",
-        "runs",
-        "wall (min-max)",
-        "bets/s",
-        "central RSS",
-        "agency RSS (max)",
-        "CPU central + agencies",
-        "CPU database",
-        "RTT p50",
-        "RTT p99",
-        "vs floor",
-        "target",
-    ];
-    let mut rows = vec![header.map(String::from).to_vec()];
+    let mut rows = vec![HEADER.map(String::from).to_vec()];
     let mut failures = Vec::new();
     for o in outcomes {
-        let mut row = vec![o.title.clone(), o.bets.to_string()];
         match &o.runs {
-            Ok(runs) => {
-                let m = medians(o, runs);
-                let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
-                row.extend([
-                    runs.len().to_string(),
-                    format!("{:.3} s ({:.2}-{:.2})", m.wall_s, m.wall_min_s, m.wall_max_s),
-                    format!("{:.0}", m.bets_per_s),
-                    format!("{:.1} MiB", m.server_rss_mib),
-                    format!("{:.1} MiB", m.client_rss_max_mib),
-                    format!("{:.2} + {:.2} s", m.server_cpu_s, m.clients_cpu_s),
-                    m.database_cpu_s.map_or("-".into(), |s| format!("{s:.2} s")),
-                    ms(m.rtt_p50_ms),
-                    ms(m.rtt_p99_ms),
-                    m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
-                    o.target.verdict(&m),
-                ]);
-            }
+            Ok(runs) => rows.push(scenario_row(o, runs)),
             Err(why) => {
-                row.push("FAILED".into());
+                rows.push(padded(vec![o.title.clone(), o.bets.to_string(), "FAILED".into()], ""));
                 failures.push(format!("{}: no figures: {why}", o.title));
             }
         }
-        // Every row has every cell, so the table stays one table in any Markdown reader.
-        row.resize(header.len(), String::new());
-        rows.push(row);
     }
-    for f in floors {
-        let walls: Vec<f64> = f.walls.iter().map(Duration::as_secs_f64).collect();
-        let wall = median(walls.iter().copied());
-        let mut row = vec![
-            f.title.clone(),
-            f.bets.to_string(),
-            walls.len().to_string(),
-            format!(
-                "{wall:.3} s ({:.2}-{:.2})",
-                walls.iter().copied().fold(f64::INFINITY, f64::min),
-                walls.iter().copied().fold(0.0, f64::max)
-            ),
-            format!("{:.0}", f.bets as f64 / wall),
-        ];
-        row.resize(header.len() - 2, "-".into());
-        row.extend(["1.000x".into(), "-".into()]);
-        rows.push(row);
-    }
+    rows.extend(floors.iter().map(floor_row));
     if let Some(copies) = copies {
         match &copies.runs {
-            Ok(runs) if !runs.is_empty() => {
-                let rows_copied = runs[0].rows;
-                let title_many = format!(
-                    "PostgreSQL COPY, {} transactions of {SMALL_COPY_ROWS}",
-                    rows_copied / SMALL_COPY_ROWS as u64
-                );
-                for (title, took) in [
-                    (
-                        "PostgreSQL COPY, 1 transaction".to_owned(),
-                        runs.iter().map(|c| c.one.as_secs_f64()).collect::<Vec<_>>(),
-                    ),
-                    (title_many, runs.iter().map(|c| c.many.as_secs_f64()).collect()),
-                ] {
-                    let wall = median(took.iter().copied());
-                    let min = took.iter().copied().fold(f64::INFINITY, f64::min);
-                    let max = took.iter().copied().fold(0.0, f64::max);
-                    let mut row = vec![
-                        title,
-                        rows_copied.to_string(),
-                        runs.len().to_string(),
-                        format!("{wall:.3} s ({min:.2}-{max:.2})"),
-                        format!("{:.0}", rows_copied as f64 / wall),
-                    ];
-                    row.resize(header.len(), "-".into());
-                    rows.push(row);
-                }
-            }
+            Ok(runs) if !runs.is_empty() => rows.extend(copy_rows(runs)),
             Ok(_) => {}
             Err(why) => failures.push(format!("PostgreSQL COPY: no figures: {why}")),
         }
     }
-    let widths: Vec<usize> = (0..header.len())
+    let mut out = render(&rows);
+    for failure in failures {
+        let _ = writeln!(out, "\n{failure}");
+    }
+    out
+}
+
+/// The table's columns.
+const HEADER: [&str; 13] = [
+    "run",
+    "bets",
+    "runs",
+    "wall (min-max)",
+    "bets/s",
+    "central RSS",
+    "agency RSS (max)",
+    "CPU central + agencies",
+    "CPU database",
+    "RTT p50",
+    "RTT p99",
+    "vs floor",
+    "target",
+];
+
+/// `cells` with every column filled (with `fill`), so the table stays one table in any
+/// Markdown reader.
+fn padded(mut cells: Vec<String>, fill: &str) -> Vec<String> {
+    cells.resize(HEADER.len(), fill.to_owned());
+    cells
+}
+
+/// A scenario's medians and its verdict against its target.
+fn scenario_row(o: &Outcome, runs: &[Measured]) -> Vec<String> {
+    let m = medians(o, runs);
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+    vec![
+        o.title.clone(),
+        o.bets.to_string(),
+        runs.len().to_string(),
+        format!("{:.3} s ({:.2}-{:.2})", m.wall_s, m.wall_min_s, m.wall_max_s),
+        format!("{:.0}", m.bets_per_s),
+        format!("{:.1} MiB", m.server_rss_mib),
+        format!("{:.1} MiB", m.client_rss_max_mib),
+        format!("{:.2} + {:.2} s", m.server_cpu_s, m.clients_cpu_s),
+        m.database_cpu_s.map_or("-".into(), |s| format!("{s:.2} s")),
+        ms(m.rtt_p50_ms),
+        ms(m.rtt_p99_ms),
+        m.floor_ratio.map_or("-".into(), |r| format!("{r:.3}x")),
+        o.target.verdict(&m),
+    ]
+}
+
+/// `took`'s median and range, as the wall column shows them.
+fn wall_cell(took: &[f64]) -> (f64, String) {
+    let wall = median(took.iter().copied());
+    let min = took.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = took.iter().copied().fold(0.0, f64::max);
+    (wall, format!("{wall:.3} s ({min:.2}-{max:.2})"))
+}
+
+/// The timed floor of a scenario: its own row, the 1.000x every ratio is taken against.
+fn floor_row(f: &FloorRow) -> Vec<String> {
+    let walls: Vec<f64> = f.walls.iter().map(Duration::as_secs_f64).collect();
+    let (wall, cell) = wall_cell(&walls);
+    let mut row = vec![
+        f.title.clone(),
+        f.bets.to_string(),
+        walls.len().to_string(),
+        cell,
+        format!("{:.0}", f.bets as f64 / wall),
+    ];
+    row.resize(HEADER.len() - 2, "-".into());
+    row.extend(["1.000x".into(), "-".into()]);
+    row
+}
+
+/// PostgreSQL's own `COPY` of the same rows: in one transaction, and in transactions of
+/// [`SMALL_COPY_ROWS`].
+fn copy_rows(runs: &[Copied]) -> Vec<Vec<String>> {
+    let rows_copied = runs[0].rows;
+    let title_many = format!(
+        "PostgreSQL COPY, {} transactions of {SMALL_COPY_ROWS}",
+        rows_copied / SMALL_COPY_ROWS as u64
+    );
+    [
+        (
+            "PostgreSQL COPY, 1 transaction".to_owned(),
+            runs.iter().map(|c| c.one.as_secs_f64()).collect::<Vec<_>>(),
+        ),
+        (title_many, runs.iter().map(|c| c.many.as_secs_f64()).collect()),
+    ]
+    .into_iter()
+    .map(|(title, took)| {
+        let (wall, cell) = wall_cell(&took);
+        padded(
+            vec![
+                title,
+                rows_copied.to_string(),
+                runs.len().to_string(),
+                cell,
+                format!("{:.0}", rows_copied as f64 / wall),
+            ],
+            "-",
+        )
+    })
+    .collect()
+}
+
+/// The rows as a Markdown table, each column as wide as its widest cell.
+fn render(rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    let widths: Vec<usize> = (0..HEADER.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).max(3))
         .collect();
     let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
@@ -293,9 +325,6 @@ pub fn table(outcomes: &[Outcome], floors: &[FloorRow], copies: Option<&CopyOutc
     let _ = writeln!(out, "{}", line(widths.iter().map(|&w| "-".repeat(w)).collect()));
     for row in &rows[1..] {
         let _ = writeln!(out, "{}", line(pad(row)));
-    }
-    for failure in failures {
-        let _ = writeln!(out, "\n{failure}");
     }
     out
 }
@@ -352,56 +381,70 @@ pub fn json(
     let object = |pairs: &[(&str, String)]| -> Map<String, Value> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str()))).collect()
     };
-    let scenarios: Vec<Value> = outcomes
-        .iter()
-        .map(|o| {
-            let mut s = json!({
-                "name": o.name,
-                "title": o.title,
-                "agencies": o.agencies,
-                "bets": o.bets,
-                "load_before": o.load_before,
-                "floor_s": number(o.floor.map(|f| f.as_secs_f64())),
-            });
-            match &o.runs {
-                Ok(runs) => {
-                    let m = medians(o, runs);
-                    s["median"] = json!({
-                        "wall_s": number(Some(m.wall_s)),
-                        "bets_per_s": number(Some(m.bets_per_s)),
-                        "server_rss_mib": number(Some(m.server_rss_mib)),
-                        "client_rss_max_mib": number(Some(m.client_rss_max_mib)),
-                        "server_cpu_s": number(Some(m.server_cpu_s)),
-                        "clients_cpu_s": number(Some(m.clients_cpu_s)),
-                        "database_cpu_s": number(m.database_cpu_s),
-                        "rtt_p50_ms": number(m.rtt_p50_ms),
-                        "rtt_p99_ms": number(m.rtt_p99_ms),
-                        "floor_ratio": number(m.floor_ratio),
-                        "target": o.target.verdict(&m),
-                    });
-                    s["runs"] = runs.iter().map(run_json).collect();
-                }
-                Err(why) => s["error"] = Value::from(why.as_str()),
-            }
-            s
-        })
-        .collect();
-    let floors: Vec<Value> = floors
-        .iter()
-        .map(|f| {
-            json!({
-                "title": f.title,
-                "bets": f.bets,
-                "median_wall_s": number(Some(median(f.walls.iter().map(Duration::as_secs_f64)))),
-                "walls_s": f.walls.iter().map(|w| number(Some(w.as_secs_f64()))).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
     let images = match images {
         Err(why) => json!({ "error": why }),
         Ok(sizes) => Value::Object(sizes.iter().map(|(image, size)| (image.clone(), json!(size))).collect()),
     };
-    let copy = copies.map(|c| match &c.runs {
+    let document = json!({
+        "machine": object(machine),
+        "settings": object(settings),
+        "images_bytes": images,
+        "scenarios": outcomes.iter().map(scenario_json).collect::<Vec<_>>(),
+        "floors": floors.iter().map(floor_json).collect::<Vec<_>>(),
+        "copy": copies.map(copy_json),
+    });
+    // A `Value` always serializes: its keys are strings and it holds no non-finite number.
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// One scenario: what it was, its medians and verdict, and every run's figures.
+fn scenario_json(o: &Outcome) -> Value {
+    let mut s = json!({
+        "name": o.name,
+        "title": o.title,
+        "agencies": o.agencies,
+        "bets": o.bets,
+        "load_before": o.load_before,
+        "floor_s": number(o.floor.map(|f| f.as_secs_f64())),
+    });
+    match &o.runs {
+        Ok(runs) => {
+            let m = medians(o, runs);
+            s["median"] = json!({
+                "wall_s": number(Some(m.wall_s)),
+                "bets_per_s": number(Some(m.bets_per_s)),
+                "server_rss_mib": number(Some(m.server_rss_mib)),
+                "client_rss_max_mib": number(Some(m.client_rss_max_mib)),
+                "server_cpu_s": number(Some(m.server_cpu_s)),
+                "clients_cpu_s": number(Some(m.clients_cpu_s)),
+                "database_cpu_s": number(m.database_cpu_s),
+                "rtt_p50_ms": number(m.rtt_p50_ms),
+                "rtt_p99_ms": number(m.rtt_p99_ms),
+                "floor_ratio": number(m.floor_ratio),
+                "target": o.target.verdict(&m),
+            });
+            s["runs"] = runs.iter().map(run_json).collect();
+        }
+        Err(why) => s["error"] = Value::from(why.as_str()),
+    }
+    s
+}
+
+/// One timed floor: its median and every run's wall.
+fn floor_json(f: &FloorRow) -> Value {
+    json!({
+        "title": f.title,
+        "bets": f.bets,
+        "median_wall_s": number(Some(median(f.walls.iter().map(Duration::as_secs_f64)))),
+        "walls_s": f.walls.iter().map(|w| number(Some(w.as_secs_f64()))).collect::<Vec<_>>(),
+    })
+}
+
+/// PostgreSQL's own `COPY`: medians and every run.
+fn copy_json(c: &CopyOutcome) -> Value {
+    match &c.runs {
         Ok(runs) => json!({
             "load_before": c.load_before,
             "rows_per_small_transaction": SMALL_COPY_ROWS,
@@ -416,19 +459,7 @@ pub fn json(
             })).collect::<Vec<_>>(),
         }),
         Err(why) => json!({ "load_before": c.load_before, "error": why }),
-    });
-    let document = json!({
-        "machine": object(machine),
-        "settings": object(settings),
-        "images_bytes": images,
-        "scenarios": scenarios,
-        "floors": floors,
-        "copy": copy,
-    });
-    // A `Value` always serializes: its keys are strings and it holds no non-finite number.
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    text.push('\n');
-    text
+    }
 }
 
 fn run_json(r: &Measured) -> Value {

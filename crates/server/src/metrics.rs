@@ -62,78 +62,87 @@ impl Metrics {
     /// refusal kind start at 0, so a dashboard sees each series from the first scrape.
     #[must_use]
     pub fn new(agencies: u32) -> Arc<Metrics> {
-        let mut registry = Registry::default();
-        let bets_stored = Family::<Label<u32>, Counter>::default();
-        let winners_stored = Family::<Label<u32>, Counter>::default();
-        let batches = Family::<Label<&'static str>, Counter>::default();
-        let refusals = Family::<Label<&'static str>, Counter>::default();
-        // From 100 µs to about 3 s: a page-cache sync on an idle disk to a stalled database.
-        let sync_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        let gauges = [Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default()];
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            bets_stored: Family::default(),
+            winners_stored: Family::default(),
+            batches: Family::default(),
+            refusals: Family::default(),
+            // From 100 µs to about 3 s: a page-cache sync on an idle disk to a stalled database.
+            sync_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            agencies_expected: Gauge::default(),
+            agencies_done: Gauge::default(),
+            complete: Gauge::default(),
+            connections_open: Gauge::default(),
+        };
+        metrics.create_series(agencies);
+        metrics.register();
+        Arc::new(metrics)
+    }
+
+    /// Every agency's and every refusal kind's series, at 0 from the start, so a dashboard
+    /// sees them before anything happens.
+    fn create_series(&self, agencies: u32) {
         for agency in 1..=agencies {
-            drop(bets_stored.get_or_create(&[("agency", agency)]));
-            drop(winners_stored.get_or_create(&[("agency", agency)]));
+            drop(self.bets_stored.get_or_create(&[("agency", agency)]));
+            drop(self.winners_stored.get_or_create(&[("agency", agency)]));
         }
         for outcome in ["stored", "replayed"] {
-            drop(batches.get_or_create(&[("outcome", outcome)]));
+            drop(self.batches.get_or_create(&[("outcome", outcome)]));
         }
         for kind in ErrorKind::ALL {
-            drop(refusals.get_or_create(&[("kind", kind.as_str())]));
+            drop(self.refusals.get_or_create(&[("kind", kind.as_str())]));
         }
-        let [agencies_expected, agencies_done, complete, connections_open] = gauges;
+    }
+
+    /// Names and describes every metric in the registry the page is rendered from.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "lottery_agencies_expected",
             "Agencies taking part in the lottery",
-            agencies_expected.clone(),
+            self.agencies_expected.clone(),
         );
         registry.register(
             "lottery_agencies_done",
             "Agencies that said they sent everything, as the store sees it",
-            agencies_done.clone(),
+            self.agencies_done.clone(),
         );
         registry.register(
             "lottery_complete",
             "1 once every agency is done (the draw's total is known), else 0",
-            complete.clone(),
+            self.complete.clone(),
         );
         registry.register(
             "lottery_connections_open",
             "Agency connections this central serves now",
-            connections_open.clone(),
+            self.connections_open.clone(),
         );
-        registry.register("lottery_bets_stored", "Bets this central stored, by agency", bets_stored.clone());
+        registry.register(
+            "lottery_bets_stored",
+            "Bets this central stored, by agency",
+            self.bets_stored.clone(),
+        );
         registry.register(
             "lottery_winners_stored",
             "Winning bets this central stored, by agency",
-            winners_stored.clone(),
+            self.winners_stored.clone(),
         );
         registry.register(
             "lottery_batches",
             "Batches answered: stored now, or replayed from what was stored before",
-            batches.clone(),
+            self.batches.clone(),
         );
         registry.register(
             "lottery_refusals",
             "Requests refused, by the kind of error answered",
-            refusals.clone(),
+            self.refusals.clone(),
         );
         registry.register(
             "lottery_storage_sync_seconds",
             "Time of each journal sync or database commit",
-            sync_seconds.clone(),
+            self.sync_seconds.clone(),
         );
-        Arc::new(Metrics {
-            registry,
-            bets_stored,
-            winners_stored,
-            batches,
-            refusals,
-            sync_seconds,
-            agencies_expected,
-            agencies_done,
-            complete,
-            connections_open,
-        })
     }
 
     /// Counts a batch stored for `agency`, with its bets and winners.

@@ -138,12 +138,24 @@ impl Server {
             None => None,
         };
         log::info!("action: accept_connections | result: in_progress | address: {addr}");
+        let workers = self.accept_until_stopped();
+        let lottery = Arc::clone(&self.lottery);
+        self.wind_down(addr, workers);
+        if let Some(http) = http {
+            http.stop();
+        }
+        lottery.close()
+    }
+
+    /// Accepts and serves connections until the stop; returns every connection thread still
+    /// to join.
+    fn accept_until_stopped(&mut self) -> Vec<JoinHandle<()>> {
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         let mut backoff = Backoff::default();
         loop {
             let accepted = self.listener.accept();
             if self.shutdown.is_triggered() {
-                break;
+                return workers;
             }
             match accepted {
                 Ok((stream, peer)) => {
@@ -171,6 +183,12 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The stop, in its order: the listener closed, every waiter released, connections given
+    /// until the force-close instant to end on their own (then cut, and the store's calls
+    /// interrupted), every connection thread joined.
+    fn wind_down(self, addr: SocketAddr, workers: Vec<JoinHandle<()>>) {
         let Server { listener, lottery, shutdown, connections, limits, .. } = self;
         drop(listener);
         log::info!("action: close_listener | result: success | address: {addr}");
@@ -196,10 +214,6 @@ impl Server {
         } else {
             log::info!("action: join_connections | result: success | threads: {threads}");
         }
-        if let Some(http) = http {
-            http.stop();
-        }
-        lottery.close()
     }
 
     /// Registers the connection and starts its thread, or refuses it.
