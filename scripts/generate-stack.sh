@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Writes a Docker stack file (compose format 3.8, for `docker stack deploy`): PostgreSQL,
-# R centrals, N agencies and Prometheus on one overlay network.
+# R centrals, N agencies and Prometheus on two overlay networks: the agencies' (`testing_net`:
+# centrals, agencies, Prometheus) and the database's (`database_net`: PostgreSQL and
+# centrals). No agency is on the database's network: it cannot even resolve `postgres`.
 #
 #   scripts/generate-stack.sh <output-file> <clients> <centrals>
 #
@@ -19,13 +21,19 @@
 # they share with every other service. Each central mounts `.data/credentials/central/`
 # (the agencies' public keys, its TLS certificate and key); agency i mounts its own private
 # key `agency-i.key` and the authority `ca.crt`, and checks that the central's certificate
-# names `server`. `scripts/swarm.sh up` makes the set (`credentials DIR N server ...`).
+# names `server`. The centrals' database password, `.data/credentials/database.password`,
+# is the Docker secret `database_password`, given to PostgreSQL and to each central (never in
+# the environment or the stack file); the database authenticates the centrals with it
+# (scram-sha-256) from `database_net` only. `scripts/swarm.sh up` makes the set
+# (`credentials DIR N server ...`).
 #
 # As in scripts/generate-compose.sh, paths are relative to the file's own folder, where
 # `config/` and `.data/` must be (`.data/winners` too: each central's own winners file).
 # The environment chooses, when the file is written:
-#   STACK_SUBNET    the overlay network's subnet (default 10.213.0.0/24): pick one no other
-#                   network of the hosts uses; the database trusts this subnet alone
+#   STACK_SUBNET           the agencies' network's subnet (default 10.213.0.0/24)
+#   STACK_DATABASE_SUBNET  the database's network's subnet (default 10.214.0.0/24), the only
+#                          one the database takes connections from
+# (pick subnets no other network of the hosts uses)
 # and, when it is deployed: IMAGE_TAG (latest), HOST_UID/HOST_GID (who the containers run
 # as), POSTGRES_IMAGE (tp0-postgres:15), PROMETHEUS_IMAGE (tp0-prometheus:2), AGENCY_REPLICAS (1; 0 deploys the agencies stopped).
 set -euo pipefail
@@ -45,8 +53,15 @@ clients=$((10#$clients))
 centrals=$((10#$centrals))
 [ "$centrals" -ge 1 ] || usage
 subnet=${STACK_SUBNET:-10.213.0.0/24}
-[[ $subnet =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] || {
-  echo "$0: STACK_SUBNET must be a subnet in CIDR form, not '$subnet'" >&2
+database_subnet=${STACK_DATABASE_SUBNET:-10.214.0.0/24}
+for setting in "STACK_SUBNET=$subnet" "STACK_DATABASE_SUBNET=$database_subnet"; do
+  [[ ${setting#*=} =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] || {
+    echo "$0: ${setting%%=*} must be a subnet in CIDR form, not '${setting#*=}'" >&2
+    exit 2
+  }
+done
+[ "$subnet" != "$database_subnet" ] || {
+  echo "$0: STACK_SUBNET and STACK_DATABASE_SUBNET must differ (both are $subnet)" >&2
   exit 2
 }
 
@@ -65,11 +80,14 @@ services:
     environment:
       - POSTGRES_DB=lottery
       - POSTGRES_USER=lottery
-      - POSTGRES_TRUST_NETWORK=$subnet
+      - POSTGRES_NETWORK=$database_subnet
+      - POSTGRES_PASSWORD_FILE=/run/secrets/database_password
+    secrets:
+      - database_password
     volumes:
       - pgdata:/var/lib/postgresql/data
     networks:
-      - testing_net
+      - database_net
     healthcheck:
       test: ["CMD", "pg_isready", "-q", "-h", "/var/run/postgresql", "-U", "postgres", "-d", "lottery"]
       interval: 2s
@@ -92,6 +110,7 @@ services:
       # The HTTP listener (metrics, status page, readiness): the health check asks /readyz.
       - SERVER_HTTP_PORT=8080
       - SERVER_DATABASE_URL=postgres://lottery@postgres:5432/lottery
+      - SERVER_DATABASE_PASSWORD_FILE=/run/secrets/database_password
       # Per replica ({{.Task.Slot}} is 1 to $centrals; a replacement keeps its slot): the
       # file engine's journal, or the winners file the database engine writes.
       - SERVER_STORAGE_PATH=/winners/winners-{{.Task.Slot}}.csv
@@ -102,8 +121,15 @@ services:
       - ./config/server.ini:/config/server.ini:ro
       - ./.data/winners:/winners
       - ./.data/credentials/central:/credentials:ro
+    secrets:
+      # Readable by the user the central runs as, and by no one else in its container.
+      - source: database_password
+        uid: "\${HOST_UID:-0}"
+        gid: "\${HOST_GID:-0}"
+        mode: 0400
     networks:
       - testing_net
+      - database_net
     # Under TLS the probe speaks TLS too, trusting exactly the central's own certificate.
     healthcheck:
       test: ["CMD", "/server", "healthcheck", "/config/server.ini"]
@@ -166,11 +192,25 @@ YAML
   cat <<YAML
 
 networks:
+  # The agencies' network. Attachable, so that a throwaway container can check from an
+  # agency's place what it reaches (the netcat check, scripts/swarm-e2e.sh).
   testing_net:
     driver: overlay
+    attachable: true
     ipam:
       config:
         - subnet: $subnet
+  # The database's network: PostgreSQL and the centrals only.
+  database_net:
+    driver: overlay
+    ipam:
+      config:
+        - subnet: $database_subnet
+
+secrets:
+  # Made with the rest of the credentials (scripts/swarm.sh up); a new one takes a new deploy.
+  database_password:
+    file: ./.data/credentials/database.password
 
 volumes:
   pgdata:

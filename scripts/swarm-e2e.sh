@@ -5,8 +5,7 @@
 #      with R dnsrr replicas on the database, N agencies; usage errors exit 2.
 #   2. `make swarm-up`: PostgreSQL (built here, nothing pulled) and 3 centrals healthy (their
 #      health check speaks TLS), 20 agencies started; every central runs with the agencies'
-#      keys and TLS (`mode: keys`, `transport: tls`); the database serves the centrals' role
-#      over the overlay network and refuses its superuser there.
+#      keys and TLS (`mode: keys`, `transport: tls`).
 #   3. Mid-upload, one central's container is SIGKILLed (`docker kill`); the swarm replaces
 #      it, the agencies it served reconnect through the service name to a central.
 #   4. Every agency's summary equals what `expect` computes from the datasets; with the
@@ -16,7 +15,11 @@
 #      DNS: per agency, what its HTTP API sums of lottery_bets_stored_total over every central
 #      that ran equals the truth, except below it for agencies the killed central served
 #      (the bets it stored after its last scrape died with it), never above.
-#   5. `make swarm-down`: the stack's containers and network are gone.
+#   4c. The database serves the centrals' role over its own network with the password of the
+#      Docker secret (scram-sha-256) and refuses a wrong password, no password and its
+#      superuser; from the agencies' network (a throwaway busybox container on it) it neither
+#      resolves nor answers; no service's log holds the password.
+#   5. `make swarm-down`: the stack's containers and networks are gone.
 #
 # Where no Docker engine answers it says so loudly and exits 0, unless CI=true: then it fails.
 # It works in target/swarm-e2e (its own config copies, datasets, winners and stack file),
@@ -55,8 +58,10 @@ agencies=20
 centrals=3
 rows=8000
 make_vars=("STACK=$stack" "STACK_FILE=$work/docker-stack.yaml" "AGENCIES=$agencies" "CENTRALS=$centrals" IMAGE_TAG=swarme2e)
-# Its own subnet: another stack (make swarm-up) may run beside it.
-export STACK_SUBNET=10.213.1.0/24
+# Its own subnets: another stack (make swarm-up) may run beside it.
+export STACK_SUBNET=10.213.1.0/24 STACK_DATABASE_SUBNET=10.214.1.0/24
+# The throwaway container that looks at the networks from an agency's place (make busybox-image).
+busybox=${BUSYBOX_IMAGE:-busybox:latest}
 checks=0
 pass() {
   checks=$((checks + 1))
@@ -84,6 +89,23 @@ healthy() { $docker ps -q --filter "label=com.docker.swarm.service.name=${stack}
 # The value of `key: value` in a log line.
 field() { sed -n "s/.*| $2: \([^ |]*\).*/\1/p" <<<"$1"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# `service network` for each network each service of stack file $1 is on.
+service_networks() {
+  awk '/^  [a-z0-9_]+:$/ { service = $1; sub(":", "", service); nets = 0; next }
+       /^    networks:$/ { nets = 1; next }
+       nets && /^      - / { print service, $2; next }
+       { nets = 0 }
+       /^[a-z]/ { service = "" }' "$1"
+}
+# The first byte a PostgreSQL server answers to an SSL request on host $2 port 5432, from a
+# throwaway busybox container started with `docker run` options $1 (`N` from PostgreSQL;
+# nothing when nothing answers; anything else is not PostgreSQL). stdin is held open for a
+# while: busybox nc stops at its end, before reading the answer.
+postgres_answer() {
+  # shellcheck disable=SC2086 # $1: docker run options, split on purpose
+  $docker run --rm $1 "$busybox" sh -c \
+    '(printf "\000\000\000\010\004\322\026\057"; sleep 2) | timeout 3 nc -w 2 "$0" 5432 2>/dev/null | head -c 1' "$2" || true
+}
 # Waits (up to $1 s) until `$2...` succeeds.
 wait_for() {
   local deadline=$(($(date +%s) + $1))
@@ -116,6 +138,7 @@ trap 'exit 143' TERM
 
 banner "docker-e2e: several centrals on Docker Swarm"
 cargo build --release --locked --quiet -p testkit --bin datagen --bin expect
+out=$(BUSYBOX_IMAGE=$busybox make --no-print-directory -s busybox-image 2>&1) || fail "make busybox-image: $out"
 rm -rf "$work"
 mkdir -p "$work"
 cp -r config "$work/config"
@@ -131,6 +154,18 @@ for shape in "0 1" "1 1" "5 3" "20 3"; do
   grep -q "SERVER_AGENCIES=$n\$" "$file" || fail "$file does not expect $n agencies"
   grep -q "replicas: $r\$" "$file" || fail "$file does not run $r centrals"
   grep -q 'SERVER_DATABASE_URL=postgres://lottery@postgres:5432/lottery$' "$file" || fail "$file gives the centrals no database"
+  # Each service's networks: the database and the centrals on database_net, no agency on it,
+  # and no trust for any network.
+  memberships=$(service_networks "$file")
+  [ "$(grep -c ' database_net$' <<<"$memberships")" = 2 ] && grep -qx 'postgres database_net' <<<"$memberships" &&
+    grep -qx 'server database_net' <<<"$memberships" && grep -qx 'server testing_net' <<<"$memberships" ||
+    fail "$file: the database's network is not the database's and the centrals' only: $(tr '\n' ',' <<<"$memberships")"
+  [ "$(grep -c '^client[0-9]* testing_net$' <<<"$memberships")" = "$n" ] || fail "$file: not every agency is on testing_net"
+  ! grep -qi 'trust' <(grep -v '^ *#' "$file") || fail "$file trusts a network"
+  grep -qF -- '- POSTGRES_PASSWORD_FILE=/run/secrets/database_password' "$file" &&
+    grep -qF -- '- SERVER_DATABASE_PASSWORD_FILE=/run/secrets/database_password' "$file" &&
+    grep -qF 'file: ./.data/credentials/database.password' "$file" ||
+    fail "$file does not give the database and the centrals the password secret"
   [ "$(grep -c 'endpoint_mode: dnsrr' "$file")" = $((n + 3)) ] || fail "$file has a service without DNS round robin"
   for setting in SERVER_AGENCY_KEYS=/credentials/agencies.pub SERVER_TLS_CERT=/credentials/tls.crt \
     SERVER_TLS_KEY=/credentials/tls.key './.data/credentials/central:/credentials:ro'; do
@@ -152,7 +187,7 @@ for bad in "" "x" "1" "-1 1" "1 0" "two 1" "1 x"; do
   set -e
   [ $code = 2 ] || fail "generate-stack.sh with arguments '$bad' exited $code, not 2"
 done
-pass "generate-stack.sh: valid stack files for 0 to 20 agencies and 1 to 3 centrals, each agency with its own key and TLS, usage errors exit 2"
+pass "generate-stack.sh: valid stack files for 0 to 20 agencies and 1 to 3 centrals, each agency with its own key and TLS, the database on a network no agency is on, usage errors exit 2"
 
 # 2. Up. 8 000 bets per agency: about 8 s of the course's simulated checking, time to kill
 #    a central mid-upload.
@@ -180,16 +215,6 @@ for id in $(containers server); do
     [ "$(field "$line" agencies_with_keys)" = $agencies ] || fail "central $id: $line; expected mode: keys, transport: tls"
 done
 pass "make swarm-up made keys for $agencies agencies; all $centrals centrals run with mode: keys, transport: tls, healthy through their TLS health check"
-postgres=$(containers postgres | head -1)
-postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_testing_net\").IPAddress}}" "$postgres")
-# The centrals create their schema at start: their role must be able to, over the network.
-[ "$($docker exec "$postgres" psql -h "$postgres_ip" -U lottery -d lottery -v ON_ERROR_STOP=1 -qAtc \
-  'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user')" = lottery ] ||
-  fail "the database does not let role lottery create tables over testing_net"
-! $docker exec "$postgres" psql -h "$postgres_ip" -U postgres -d lottery -Atc 'select 1' >/dev/null 2>&1 ||
-  fail "the database lets its superuser in over the network"
-pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables in database lottery over testing_net, refuses its superuser there"
-
 # 3. Every agency uploading, then one central's container killed.
 uploading() {
   local i
@@ -317,10 +342,56 @@ prometheus_sum=$(promql 'sum(lottery_bets_stored_total)' | jq -r '.[0].value[1]'
 scraped=$(promql 'count(up == 1)' | jq -r '.[0].value[1]')
 pass "Prometheus ($prometheus_page) scrapes $scraped centrals found through tasks.server; per agency its sum of lottery_bets_stored_total over every central that ran equals the truth (below it only for agencies that moved after the kill:${moved% }); sum now across the running centrals: $prometheus_sum of $((agencies * rows))"
 
+# 4c. The database, once the lottery is done: these checks take seconds, which the kill above
+#     needs to fall mid-upload.
+postgres=$(containers postgres | head -1)
+postgres_ip=$($docker inspect -f "{{(index .NetworkSettings.Networks \"${stack}_database_net\").IPAddress}}" "$postgres")
+[ -n "$postgres_ip" ] || fail "the database is not on ${stack}_database_net"
+password_file=$work/.data/credentials/database.password
+[ "$(stat -c %a "$password_file")" = 600 ] || fail "$password_file is mode $(stat -c %a "$password_file"), not 600"
+# psql inside the database's container, over database_net, as role $1 with password $2.
+psql_as() {
+  $docker exec -e PGPASSWORD="$2" "$postgres" psql -h "$postgres_ip" -U "$1" -d lottery -v ON_ERROR_STOP=1 -qAtc "$3" 2>&1
+}
+# The centrals created their schema at start: their role must be able to, over the network,
+# with the secret's password.
+out=$(psql_as lottery "$(head -1 "$password_file")" 'create table swarm_e2e_probe (n int); drop table swarm_e2e_probe; select current_user') &&
+  [ "$out" = lottery ] || fail "the database does not let role lottery create tables over database_net with its password: $out"
+out=$(psql_as lottery "wrong-$(head -1 "$password_file")" 'select 1') && fail "the database took a wrong password for role lottery"
+grep -q 'password authentication failed for user "lottery"' <<<"$out" || fail "a wrong password was refused otherwise than by its check: $out"
+out=$(psql_as lottery "" 'select 1' </dev/null) && fail "the database let role lottery in without a password"
+out=$(psql_as postgres "$(head -1 "$password_file")" 'select 1') && fail "the database lets its superuser in over the network"
+hba=$($docker exec "$postgres" sh -c 'cat "$PGDATA/pg_hba.conf"')
+[ "$(grep -v '^#' <<<"$hba" | grep -cw trust || true)" = 0 ] || fail "pg_hba.conf trusts someone: $(grep -w trust <<<"$hba" | head -1)"
+pass "PostgreSQL (built from Debian's packages, no image pulled, no port published) lets role lottery create tables over database_net with the secret's password (scram-sha-256), refuses a wrong password, no password and its superuser; no trust line"
+
+# From an agency's place: a throwaway container on the agencies' network only. It reaches a
+# central there (so it is on that network), but the database's name does not resolve and its
+# address gives no PostgreSQL answer, while the same probe from the database's own network
+# namespace does (so the probe can see a database).
+agency_net="--network ${stack}_testing_net"
+out=$($docker run --rm $agency_net "$busybox" nc -w 2 server 12345 -e true 2>&1) ||
+  fail "a container on ${stack}_testing_net cannot reach the centrals: $out"
+out=$($docker run --rm $agency_net "$busybox" nc -w 2 postgres 5432 -e true 2>&1) &&
+  fail "the database's name resolves and connects from ${stack}_testing_net: $out"
+grep -q "bad address 'postgres'" <<<"$out" || fail "from ${stack}_testing_net the database's name failed otherwise than unresolved: $out"
+[ "$(postgres_answer "--network container:$postgres" 127.0.0.1)" = N ] || fail "the PostgreSQL probe gets no answer even beside the database"
+answer=$(postgres_answer "$agency_net" "$postgres_ip")
+[ "$answer" != N ] && [ "$answer" != S ] || fail "the database at $postgres_ip answers a container on ${stack}_testing_net"
+pass "from the agencies' network the database is out of reach: its name does not resolve and $postgres_ip:5432 gives no PostgreSQL answer (the same probe beside the database gets one; the centrals do answer there)"
+
+# No log line of any service carries the database password.
+for service in postgres server prometheus $(seq -f 'client%g' 1 $agencies); do
+  [ "$(service_logs "$service" | grep -cF -- "$(head -1 "$password_file")" || true)" = 0 ] || fail "the database password is in the log of $service"
+done
+pass "the database password is in no service's log"
+
 # 5. Down.
 down_out=$(make --no-print-directory -s swarm-down "${make_vars[@]}" 2>&1) || fail "make swarm-down: $down_out"
 [ -z "$($docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] || fail "containers of $stack remain after make swarm-down"
-! $docker network inspect "${stack}_testing_net" >/dev/null 2>&1 || fail "network ${stack}_testing_net remains after make swarm-down"
-pass "make swarm-down: the stack's containers and network are gone"
+for network in testing_net database_net; do
+  ! $docker network inspect "${stack}_$network" >/dev/null 2>&1 || fail "network ${stack}_$network remains after make swarm-down"
+done
+pass "make swarm-down: the stack's containers and networks are gone"
 
 banner "docker-e2e: all $checks swarm checks passed"

@@ -9,7 +9,7 @@
 #                           database and every central are healthy, and says where
 #                           Prometheus's page is
 #   scripts/swarm.sh logs   follows every service's log
-#   scripts/swarm.sh down   removes the stack and waits until its containers and network are
+#   scripts/swarm.sh down   removes the stack and waits until its containers and networks are
 #                           gone; leaves the swarm if `up` made it and no other stack remains
 #
 # The images must exist (the make targets build them). A new `up` removes the previous run's
@@ -18,8 +18,8 @@
 #
 # Environment: STACK (tp0swarm), STACK_FILE (docker-stack.yaml: `config/` and `.data/` beside
 # it), AGENCIES (5), CENTRALS (3), IMAGE_TAG (latest), DATAGEN (the datagen command),
-# CREDENTIALS (the credentials command), SWARM_ADVERTISE_ADDR (127.0.0.1), STACK_SUBNET (see
-# scripts/generate-stack.sh).
+# CREDENTIALS (the credentials command), SWARM_ADVERTISE_ADDR (127.0.0.1), STACK_SUBNET and
+# STACK_DATABASE_SUBNET (see scripts/generate-stack.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docker=${DOCKER:-docker}
@@ -70,14 +70,19 @@ prometheus_page() {
   echo "http://$address:9090/"
 }
 
-# The network, once no container of the stack is left: `docker stack rm` removes the services
-# and then the network at once, and a task still stopping keeps the network "in use"; that
+# The stack's networks: the agencies' and the database's.
+networks=(testing_net database_net)
+# The networks, once no container of the stack is left: `docker stack rm` removes the services
+# and then the networks at once, and a task still stopping keeps a network "in use"; that
 # network is left behind (and `stack rm` exits 1), so it is removed here when free.
 network_gone() {
   [ -z "$(stack_containers)" ] || return 1
-  $docker network inspect "${stack}_testing_net" >/dev/null 2>&1 || return 0
-  $docker network rm "${stack}_testing_net" >/dev/null 2>&1
-  ! $docker network inspect "${stack}_testing_net" >/dev/null 2>&1
+  local network
+  for network in "${networks[@]}"; do
+    $docker network inspect "${stack}_$network" >/dev/null 2>&1 || continue
+    $docker network rm "${stack}_$network" >/dev/null 2>&1
+    ! $docker network inspect "${stack}_$network" >/dev/null 2>&1 || return 1
+  done
 }
 
 remove_stack() {
@@ -86,7 +91,7 @@ remove_stack() {
     out=$($docker stack rm "$stack" 2>&1) || say "docker stack rm left something for later: $out"
   fi
   # `docker stack rm` returns before the containers and the network are gone.
-  wait_for 90 network_gone || fail "the containers or the network of stack $stack are still there after 90 s"
+  wait_for 90 network_gone || fail "the containers or the networks of stack $stack are still there after 90 s"
 }
 
 up() {
@@ -117,11 +122,13 @@ up() {
     rm -rf "$fresh"
     say "generated ${#missing[@]} missing dataset(s) in $data"
   fi
-  # The agencies' keys and the centrals' certificate (valid for the service name `server`):
-  # kept while they are a set for exactly these agencies, so that a key handed to an agency
-  # stays valid from one run to the next; else a fresh set (the old one is replaced whole).
+  # The agencies' keys, the centrals' certificate (valid for the service name `server`) and
+  # their database password: kept while they are a set for exactly these agencies, so that a
+  # key handed to an agency stays valid from one run to the next; else a fresh set (the old
+  # one is replaced whole).
   local creds=$data/credentials
   if ! [ -f "$creds/central/agencies.pub" ] || ! [ -f "$creds/central/tls.crt" ] || ! [ -f "$creds/ca.crt" ] ||
+    ! [ -s "$creds/database.password" ] ||
     [ "$(grep -c '^[0-9]' "$creds/central/agencies.pub")" != "$agencies" ]; then
     $credentials "$creds" "$agencies" server localhost 127.0.0.1 >/dev/null
     say "made credentials for $agencies agencies in $creds"

@@ -342,6 +342,48 @@ fn the_database_restarted_mid_upload_gives_storage_refusals_and_the_lottery_ends
     central.stop();
 }
 
+#[test]
+fn a_password_from_its_file_opens_the_database_and_reaches_no_log() {
+    let Some((_cluster, url)) = database("password_file") else { return };
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let file = dir.path().join("database.password");
+    let secret = "f1le-s3cret-9d2c";
+    std::fs::write(&file, format!("{secret}\n")).expect("write the password file");
+    let file = file.to_str().expect("a UTF-8 path");
+    // The test cluster trusts loopback, so any password opens it: what this shows is that the
+    // file is taken, and that neither the settings nor the store's lines carry its contents.
+    let mut central = central(&url, &[("SERVER_DATABASE_PASSWORD_FILE", file)]);
+    let config =
+        central.process.wait_for(&["action: config | result: success"], PATIENCE).expect("a config line");
+    assert!(config.contains(&format!("database_password_file: {file}")), "{config}");
+    central.stop();
+    assert!(!central.process.transcript().contains(secret), "{}", central.process.transcript());
+
+    // The password in the URL and in a file: which one counts would be a guess, so neither.
+    let with_password = url.replacen("postgres@", "postgres:other@", 1);
+    let (mut refused, _dir) = {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let mut command = server_command(&[]);
+        command
+            .env_clear()
+            .env("SERVER_IP", "127.0.0.1")
+            .env("SERVER_PORT", "0")
+            .env("SERVER_STORAGE_PATH", dir.path().join("winners.csv"))
+            .env("SERVER_DATABASE_URL", &with_password)
+            .env("SERVER_DATABASE_PASSWORD_FILE", file);
+        (LoggedChild::spawn(&mut command), dir)
+    };
+    assert_eq!(refused.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1), "{}", refused.transcript());
+    assert!(
+        refused
+            .wait_for(&["action: start | result: fail", "carries a password too"], Duration::ZERO)
+            .is_some(),
+        "{}",
+        refused.transcript()
+    );
+    assert!(!refused.transcript().contains(secret) && !refused.transcript().contains(":other@"));
+}
+
 /// How soon after the last `AgencyDone` commits on one central a total query held on another
 /// must be answered: the notification's round trip, far below the hold.
 const PUSHED_WITHIN: Duration = Duration::from_millis(200);

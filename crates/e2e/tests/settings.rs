@@ -149,6 +149,27 @@ fn credentials_the_central_cannot_read_stop_it_before_any_file() {
 }
 
 #[test]
+fn a_database_password_file_the_central_cannot_read_stops_it_naming_the_key_and_path() {
+    // Read before any connection to the database is tried: no database needs to answer.
+    let (mut process, _dir) = server(&[
+        ("SERVER_DATABASE_URL", "postgres://lottery@127.0.0.1:1/lottery"),
+        ("SERVER_DATABASE_PASSWORD_FILE", "/nonexistent/database.password"),
+    ]);
+    assert_eq!(process.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1), "{}", process.transcript());
+    let line = process
+        .wait_for(
+            &[
+                "action: start | result: fail",
+                "SERVER_DATABASE_PASSWORD_FILE",
+                "/nonexistent/database.password",
+            ],
+            std::time::Duration::ZERO,
+        )
+        .unwrap_or_else(|| panic!("no line naming the key and the path:\n{}", process.transcript()));
+    assert!(line.contains("cannot read"), "{line}");
+}
+
+#[test]
 fn an_agency_whose_key_or_authority_cannot_be_read_is_refused_at_start() {
     for (var, value, key) in [
         ("CLI_KEY", "/nonexistent/agency-1.key", "credentials.key"),

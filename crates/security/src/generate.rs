@@ -8,6 +8,7 @@
 //! | `central/tls.crt`, `central/tls.key` | the central's certificate and private key | the central |
 //! | `ca.crt` | the lottery's certificate authority | every agency |
 //! | `agency-N.key` | agency N's private key | agency N only |
+//! | `database.password` | the centrals' database password, random | the centrals and the database |
 //!
 //! The authority's own private key is not kept: it signs the central's certificate once and
 //! is dropped, so a stolen folder cannot mint another central. A new set replaces the old one
@@ -57,6 +58,11 @@ pub fn central_key(dir: &Path) -> PathBuf {
 pub fn ca_cert(dir: &Path) -> PathBuf {
     dir.join("ca.crt")
 }
+/// The password the centrals' role has in the database (the Swarm stack's secret), in `dir`.
+#[must_use]
+pub fn database_password(dir: &Path) -> PathBuf {
+    dir.join("database.password")
+}
 /// Agency `n`'s private key, in `dir`.
 #[must_use]
 pub fn agency_key(dir: &Path, n: u32) -> PathBuf {
@@ -73,6 +79,7 @@ pub fn write(dir: &Path, agencies: u32, hosts: &[String]) -> Result<Written, Sec
     refuse_foreign_entries(dir)?;
     let keys = (1..=agencies).map(AgencyKey::generate).collect::<Result<Vec<_>, _>>()?;
     let (ca, cert, key) = certificates(hosts)?;
+    let password = random_password()?;
     let name = dir.file_name().map_or_else(|| "credentials".into(), |n| n.to_string_lossy().into_owned());
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     create_dir(parent)?;
@@ -84,6 +91,7 @@ pub fn write(dir: &Path, agencies: u32, hosts: &[String]) -> Result<Written, Sec
         write_file(&central_cert(&fresh), cert.as_bytes(), false)?;
         write_file(&central_key(&fresh), key.as_bytes(), true)?;
         write_file(&ca_cert(&fresh), ca.as_bytes(), false)?;
+        write_file(&database_password(&fresh), format!("{password}\n").as_bytes(), true)?;
         for key in &keys {
             write_file(&agency_key(&fresh, key.agency()), key.to_file_text().as_bytes(), true)?;
         }
@@ -96,10 +104,13 @@ pub fn write(dir: &Path, agencies: u32, hosts: &[String]) -> Result<Written, Sec
 }
 
 /// Whether `name` is one of a set's entries (including what Docker may have made in their
-/// place): `central`, `ca.crt`, `agency-N.key`.
+/// place): `central`, `ca.crt`, `database.password`, `agency-N.key`.
 fn is_set_entry(name: &str) -> bool {
     let agency = name.strip_prefix("agency-").and_then(|n| n.strip_suffix(".key"));
-    name == "central" || name == "ca.crt" || agency.is_some_and(|n| n.parse::<u32>().is_ok())
+    name == "central"
+        || name == "ca.crt"
+        || name == "database.password"
+        || agency.is_some_and(|n| n.parse::<u32>().is_ok())
 }
 
 /// Refuses a `dir` that holds anything else than a set: replacing it would delete the user's
@@ -157,6 +168,15 @@ fn certificates(hosts: &[String]) -> Result<(String, String, String), SecurityEr
     central.distinguished_name.push(DnType::CommonName, "Lotería Nacional TP0 central");
     let central = central.signed_by(&key, &ca, &ca_key)?;
     Ok((ca.pem(), central.pem(), key.serialize_pem()))
+}
+
+/// 32 bytes of the system's random source, as 64 lower-case hex digits: nothing a
+/// connection string, a shell or SQL would need to quote.
+fn random_password() -> Result<String, SecurityError> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| SecurityError::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn create_dir(dir: &Path) -> Result<(), SecurityError> {
@@ -230,6 +250,28 @@ mod tests {
         let challenge = Challenge::new().unwrap();
         let signed = proof::sign(&agency, &challenge, &binding);
         assert_eq!(proof::verify(&keys, 2, &challenge, &binding, &signed), Ok(()));
+    }
+
+    #[test]
+    fn each_set_has_its_own_database_password_readable_by_its_owner_only() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write(first.path(), 1, &["server".into()]).unwrap();
+        write(second.path(), 1, &["server".into()]).unwrap();
+        let read = |dir: &Path| fs::read_to_string(database_password(dir)).unwrap();
+        let password = read(first.path());
+        let password = password.strip_suffix('\n').expect("one line");
+        assert_eq!(password.len(), 64, "{password}");
+        assert!(password.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{password}");
+        assert_ne!(read(first.path()), read(second.path()), "random, not a constant");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(database_password(first.path())).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A new set replaces the old password (and keeps the folder a set: it is no foreign entry).
+        write(first.path(), 1, &["server".into()]).unwrap();
+        assert_ne!(read(first.path()), format!("{password}\n"));
     }
 
     #[test]

@@ -132,6 +132,16 @@ pub const SETTINGS: &[Setting<Config>] = &[
             Ok(())
         },
     ),
+    text(
+        "SERVER_DATABASE_PASSWORD_FILE",
+        "empty (none)",
+        "a file",
+        "the database password, read from this file when the database opens (the URL then carries none); only the path is logged",
+        |c, v| {
+            c.database_password_file = path(v);
+            Ok(())
+        },
+    ),
     number(
         "SERVER_DATABASE_POOL_SIZE",
         "16",
@@ -255,6 +265,10 @@ pub struct Config {
     /// A PostgreSQL database to keep the lottery in instead of the winners file and its
     /// journal (`SERVER_DATABASE_URL`, default empty: none). May hold a password: never logged.
     pub database_url: Option<String>,
+    /// A file holding the database password, read when the database opens, so that the URL
+    /// need carry none (`SERVER_DATABASE_PASSWORD_FILE`, default empty: none). Only its path
+    /// is logged.
+    pub database_password_file: Option<PathBuf>,
     /// Database connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`, default 16).
     pub database_pool_size: usize,
     /// Longest wait to connect to the database or for a free connection
@@ -308,6 +322,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
             database_url: None,
+            database_password_file: None,
             database_pool_size: 16,
             database_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(5),
@@ -410,6 +425,7 @@ impl Config {
     pub fn database(&self) -> Option<DatabaseSettings> {
         self.database_url.as_ref().map(|url| DatabaseSettings {
             url: url.clone(),
+            password_file: self.database_password_file.clone(),
             pool_size: self.database_pool_size,
             timeout: self.database_timeout,
         })
@@ -421,7 +437,7 @@ impl Config {
         format!(
             "ip: {:?} | port: {} | http_port: {} | listen_backlog: {} | logging_level: {} | agencies: {} | storage_path: {} | \
              winner_delay_ms: {} | max_connections: {} | idle_timeout_secs: {} | max_frame_bytes: {} | \
-             database_url: {} | database_pool_size: {} | database_timeout_secs: {} | \
+             database_url: {} | database_password_file: {} | database_pool_size: {} | database_timeout_secs: {} | \
              frame_timeout_secs: {} | memory_budget_mib: {} | agency_keys: {} | tls: {} | winners_format: {} | \
              proof_timeout_secs: {} | unproved_percent: {}",
             self.ip,
@@ -436,6 +452,7 @@ impl Config {
             self.idle_timeout.as_secs(),
             self.max_frame_len,
             self.database().map_or_else(|| "none".to_owned(), |database| database.describe()),
+            self.database_password_file.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             self.database_pool_size,
             self.database_timeout.as_secs(),
             self.frame_timeout.as_secs(),
@@ -616,6 +633,31 @@ mod tests {
         assert!(
             runtime::settings::documented(SETTINGS, docs),
             "docs/configuration.md must hold the central's table, between blank lines:\n{table}"
+        );
+    }
+
+    #[test]
+    fn a_password_from_its_file_never_shows_in_the_config_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("database.password");
+        std::fs::write(&file, "f1le-s3cret\n").unwrap();
+        let config = Config::load(
+            None,
+            env(&[
+                ("SERVER_DATABASE_URL", "postgres://lottery@db:5432/lottery"),
+                ("SERVER_DATABASE_PASSWORD_FILE", file.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.database().unwrap().password_file.as_deref(), Some(file.as_path()));
+        let described = config.describe();
+        assert!(described.contains("database_url: postgres://lottery@db:5432/lottery"), "{described}");
+        assert!(described.contains(&format!("database_password_file: {}", file.display())), "{described}");
+        assert!(!described.contains("f1le-s3cret"), "{described}");
+        assert!(!format!("{config:?}").contains("f1le-s3cret"), "nor in the settings' Debug");
+        assert_eq!(
+            Config::load(None, env(&[("SERVER_DATABASE_PASSWORD_FILE", "")])).unwrap(),
+            Config::default()
         );
     }
 }

@@ -1,8 +1,8 @@
 //! The `credentials` binary: a fresh set of agency keys and TLS certificates.
 //!
 //! Usage: `credentials DIR AGENCIES [HOST...]`. Writes into DIR the central's list of public
-//! keys, its certificate and key, the authority agencies trust, and one private key per
-//! agency (see `security::generate`). The central's certificate names each HOST (default:
+//! keys, its certificate and key, the authority agencies trust, the centrals' database
+//! password, and one private key per agency (see `security::generate`). The central's certificate names each HOST (default:
 //! `server localhost 127.0.0.1`). Replaces whatever set DIR held.
 
 use std::{path::PathBuf, process::ExitCode};
@@ -10,7 +10,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Parser;
 
 /// Writes a fresh set of credentials for agencies 1..AGENCIES into DIR: central/agencies.pub,
-/// central/tls.crt, central/tls.key, ca.crt and agency-N.key. Replaces whatever set DIR held.
+/// central/tls.crt, central/tls.key, ca.crt, database.password and agency-N.key. Replaces whatever set DIR held.
 #[derive(Parser)]
 #[command(
     name = "credentials",

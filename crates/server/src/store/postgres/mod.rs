@@ -208,6 +208,9 @@ impl<'a> GroupArrays<'a> {
 pub struct DatabaseSettings {
     /// A PostgreSQL URL (`postgres://user@host:5432/lottery`) or key-value string.
     pub url: String,
+    /// A file whose contents (less the trailing newline) are the password, applied over the
+    /// URL's (`SERVER_DATABASE_PASSWORD_FILE`): read when the engine opens, never kept here.
+    pub password_file: Option<PathBuf>,
     /// Connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`).
     pub pool_size: usize,
     /// Longest wait for a connection, to make one or for one to free
@@ -227,6 +230,28 @@ impl DatabaseSettings {
             Err(_) => "(a connection string that does not parse; not shown)".to_owned(),
         }
     }
+}
+
+/// The password in `path` (`SERVER_DATABASE_PASSWORD_FILE`): its bytes less the trailing
+/// line ending. Refused when empty, or when the URL carries a password too (`in_url`): which
+/// one counts would be a guess. Errors name the key and the path, never the contents.
+fn read_password(path: &Path, in_url: bool) -> io::Result<Vec<u8>> {
+    let key = "SERVER_DATABASE_PASSWORD_FILE";
+    if in_url {
+        return Err(invalid(format!(
+            "{key} is {} but SERVER_DATABASE_URL carries a password too: give it in one place",
+            path.display()
+        )));
+    }
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{key}: cannot read {}: {e}", path.display())))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(invalid(format!("{key}: {} holds no password", path.display())));
+    }
+    Ok(bytes)
 }
 
 /// The store in a PostgreSQL database. Shared by every connection of a central through an
@@ -280,6 +305,9 @@ impl Postgres {
     pub(super) fn open(settings: &DatabaseSettings, agencies: u32) -> io::Result<Postgres> {
         let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| invalid(format!("SERVER_DATABASE_URL does not parse: {e}")))?;
+        if let Some(path) = &settings.password_file {
+            config.password(read_password(path, config.get_password().is_some())?);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(settings.timeout);
         }
@@ -870,7 +898,13 @@ mod tests {
     use super::*;
 
     fn described(url: &str) -> String {
-        DatabaseSettings { url: url.to_owned(), pool_size: 1, timeout: Duration::from_secs(1) }.describe()
+        DatabaseSettings {
+            url: url.to_owned(),
+            password_file: None,
+            pool_size: 1,
+            timeout: Duration::from_secs(1),
+        }
+        .describe()
     }
 
     /// Asserts the description names the database and shows no trace of `secret`.
@@ -908,6 +942,24 @@ mod tests {
     fn a_quoted_key_value_password_is_never_described() {
         hides("host=h user=u password='my s3cret' dbname=d", "s3cret", "postgres://u@h:5432/d");
         hides(r"host=h password='it\'s s3cret' user=u", "s3cret", "postgres://u@h:5432/u");
+    }
+
+    #[test]
+    fn a_password_file_gives_its_first_line_and_its_errors_name_the_key_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("database.password");
+        std::fs::write(&path, "s3 cr'et\r\n").unwrap();
+        assert_eq!(read_password(&path, false).unwrap(), b"s3 cr'et");
+        let refused = |path: &Path, in_url: bool| read_password(path, in_url).unwrap_err().to_string();
+        let missing = refused(&dir.path().join("none"), false);
+        assert!(
+            missing.starts_with("SERVER_DATABASE_PASSWORD_FILE: cannot read ") && missing.contains("none"),
+            "{missing}"
+        );
+        let twice = refused(&path, true);
+        assert!(twice.contains("SERVER_DATABASE_PASSWORD_FILE") && !twice.contains("s3"), "{twice}");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(refused(&path, false).ends_with("holds no password"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::store::{
 };
 
 fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
-    DatabaseSettings { url: url.to_owned(), pool_size, timeout: TIMEOUT }
+    DatabaseSettings { url: url.to_owned(), password_file: None, pool_size, timeout: TIMEOUT }
 }
 
 /// A cluster, and an engine on a new database of it for `agencies` agencies.
@@ -297,7 +297,12 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
     let Some(cluster) = Cluster::start("pool_timeout") else { return };
     let url = cluster.create_database("pool_timeout");
     let engine = Postgres::open(
-        &DatabaseSettings { url: url.clone(), pool_size: 1, timeout: Duration::from_millis(300) },
+        &DatabaseSettings {
+            url: url.clone(),
+            password_file: None,
+            pool_size: 1,
+            timeout: Duration::from_millis(300),
+        },
         1,
     )
     .unwrap();

@@ -74,7 +74,8 @@ impl Harness for PostgresHarness {
     fn open(test: &str, agencies: u32) -> Option<Self> {
         let cluster = Cluster::start(test)?;
         let url = cluster.create_database(test);
-        let settings = DatabaseSettings { url: url.clone(), pool_size: 4, timeout: TIMEOUT };
+        let settings =
+            DatabaseSettings { url: url.clone(), password_file: None, pool_size: 4, timeout: TIMEOUT };
         let engine = Postgres::open(&settings, agencies).expect("open the engine");
         Some(PostgresHarness { cluster, url, agencies, engine })
     }
@@ -82,7 +83,8 @@ impl Harness for PostgresHarness {
         &self.engine
     }
     fn another(&self) -> Arc<dyn Engine> {
-        let settings = DatabaseSettings { url: self.url.clone(), pool_size: 4, timeout: TIMEOUT };
+        let settings =
+            DatabaseSettings { url: self.url.clone(), password_file: None, pool_size: 4, timeout: TIMEOUT };
         Arc::new(Postgres::open(&settings, self.agencies).expect("a second central"))
     }
     fn stored_rows(&self) -> Option<u64> {
