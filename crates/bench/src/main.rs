@@ -19,7 +19,12 @@ mod run;
 mod settings;
 mod timed;
 
-use std::{fs, path::Path, process::ExitCode, time::Duration};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use report::{FloorRow, Outcome, Target};
 use run::{AgencyFiles, OnDatabase, Plan};
@@ -87,7 +92,7 @@ const SCENARIOS: [Scenario; 11] = [
         rows: Some(1_000_000),
         delay_ms: 0,
         centrals: None,
-        target: Target { bets_per_s: Some(2_500_000.0), floor_ratio: None, central_rss_mib: None },
+        target: Target { bets_per_s: Some(2_500_000.0), floor_ratio: Some(1.5), central_rss_mib: None },
         floor: true,
         tls: false,
     },
@@ -228,46 +233,13 @@ fn main() -> ExitCode {
 
 /// Runs every wanted scenario; `Ok(false)` when one of them failed its checks.
 fn bench(settings: &Settings) -> Result<bool, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("where am I: {e}"))?;
-    let bin_dir = exe.parent().ok_or("the binary has no directory")?.to_path_buf();
-    for needed in ["server", "client", "datagen"] {
-        if !bin_dir.join(needed).is_file() {
-            return Err(format!("{} is missing: build with `make bench`", bin_dir.join(needed).display()));
-        }
-    }
-    if !Path::new(GNU_TIME).is_file() {
-        return Err(format!("{GNU_TIME} is missing (Debian package `time`): it measures peak RSS"));
-    }
+    let bin_dir = binaries()?;
     let out_dir = bin_dir.parent().ok_or("the binary is not under target/")?.join("bench");
-
     let wants_database =
         SCENARIOS.iter().any(|s| s.centrals.is_some() && settings.wants(s.name)) || settings.wants("copy");
     // Started once, for every run on the database engine; stopped and removed on drop.
     let cluster = if wants_database { database::start() } else { None };
-    let mut outcomes = Vec::new();
-    let mut floors = Vec::new();
-    for scenario in SCENARIOS.iter().chain([&SCRAPED]).filter(|s| settings.wants(s.name)) {
-        let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
-        if runs == 0 {
-            eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
-            continue;
-        }
-        let database = match (scenario.centrals, &cluster) {
-            (None, _) => None,
-            (Some(centrals), Some(cluster)) => Some(OnDatabase { cluster, centrals }),
-            (Some(_), None) => {
-                eprintln!("bench: {} SKIPPED: no PostgreSQL binaries", scenario.title);
-                continue;
-            }
-        };
-        let mut outcome = measure(scenario, runs, &bin_dir, &out_dir, settings, database);
-        if scenario.floor {
-            if let Some(row) = measure_floor(scenario, &mut outcome, runs, &bin_dir, &out_dir) {
-                floors.push(row);
-            }
-        }
-        outcomes.push(outcome);
-    }
+    let (outcomes, floors) = run_scenarios(settings, &bin_dir, &out_dir, cluster.as_ref());
     let copies = match &cluster {
         Some(cluster) if settings.wants("copy") => Some(measure_copy(cluster, &bin_dir, &out_dir, settings)),
         _ => None,
@@ -277,31 +249,7 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     let images = report::image_sizes(&settings.images);
     let table = report::table(&outcomes, &floors, copies.as_ref());
     println!("\n{table}\n{}", report::images_text(&images));
-    if let Some(cost) = report::cost_of(&outcomes, "single", SCRAPED.name) {
-        println!(
-            "The HTTP listener, scraped each second, costs {:.1}% of single's throughput (issue 20's bound: at most 2%{})",
-            cost * 100.0,
-            if cost <= 0.02 { ", met" } else { ", MISSED" }
-        );
-    }
-    for (plain, tls) in [("single", "single-tls"), ("many", "many-tls")] {
-        if let Some(cost) = report::cost_of(&outcomes, plain, tls) {
-            println!(
-                "TLS and keys cost {:.1}% of {plain}'s throughput (issue 11's bound: at most 20%{})",
-                cost * 100.0,
-                if cost <= 0.20 { ", met" } else { ", MISSED" }
-            );
-        }
-    }
-    for name in ["db-many", "db-many-3"] {
-        if let Some(share) = copies.as_ref().and_then(|c| report::share_of_copy(&outcomes, name, c)) {
-            println!(
-                "{name} runs at {:.0}% of COPY's rows/s in one transaction (issue 21's target: at least 80%{})",
-                share * 100.0,
-                if share >= 0.8 { ", met" } else { ", MISSED" }
-            );
-        }
-    }
+    print_costs(&outcomes, copies.as_ref());
     let settings_pairs = [
         ("runs", settings.runs.to_string()),
         ("delay_runs", settings.delay_runs.to_string()),
@@ -321,6 +269,86 @@ fn bench(settings: &Settings) -> Result<bool, String> {
     fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
     println!("results: {}", json_path.display());
     Ok(outcomes.iter().all(|o| o.runs.is_ok()) && copies.is_none_or(|c| c.runs.is_ok()))
+}
+
+/// The folder of the release binaries the runs start, checked to hold them, and GNU time.
+fn binaries() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where am I: {e}"))?;
+    let bin_dir = exe.parent().ok_or("the binary has no directory")?.to_path_buf();
+    for needed in ["server", "client", "datagen"] {
+        if !bin_dir.join(needed).is_file() {
+            return Err(format!("{} is missing: build with `make bench`", bin_dir.join(needed).display()));
+        }
+    }
+    if !Path::new(GNU_TIME).is_file() {
+        return Err(format!("{GNU_TIME} is missing (Debian package `time`): it measures peak RSS"));
+    }
+    Ok(bin_dir)
+}
+
+/// Every scenario the settings ask for, in order, with the timed floors of those that have
+/// one; a database scenario is skipped, saying so, where no cluster could start.
+fn run_scenarios(
+    settings: &Settings,
+    bin_dir: &Path,
+    out_dir: &Path,
+    cluster: Option<&testkit::postgres::Cluster>,
+) -> (Vec<Outcome>, Vec<FloorRow>) {
+    let mut outcomes = Vec::new();
+    let mut floors = Vec::new();
+    for scenario in SCENARIOS.iter().chain([&SCRAPED]).filter(|s| settings.wants(s.name)) {
+        let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
+        if runs == 0 {
+            eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
+            continue;
+        }
+        let database = match (scenario.centrals, cluster) {
+            (None, _) => None,
+            (Some(centrals), Some(cluster)) => Some(OnDatabase { cluster, centrals }),
+            (Some(_), None) => {
+                eprintln!("bench: {} SKIPPED: no PostgreSQL binaries", scenario.title);
+                continue;
+            }
+        };
+        let mut outcome = measure(scenario, runs, bin_dir, out_dir, settings, database);
+        if scenario.floor {
+            if let Some(row) = measure_floor(scenario, &mut outcome, runs, bin_dir, out_dir) {
+                floors.push(row);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    (outcomes, floors)
+}
+
+/// What observing, TLS and the database engine cost, each beside its bound.
+fn print_costs(outcomes: &[Outcome], copies: Option<&report::CopyOutcome>) {
+    let verdict = |met: bool| if met { ", met" } else { ", MISSED" };
+    if let Some(cost) = report::cost_of(outcomes, "single", SCRAPED.name) {
+        println!(
+            "The HTTP listener, scraped each second, costs {:.1}% of single's throughput (bound: at most 2%{})",
+            cost * 100.0,
+            verdict(cost <= 0.02)
+        );
+    }
+    for (plain, tls) in [("single", "single-tls"), ("many", "many-tls")] {
+        if let Some(cost) = report::cost_of(outcomes, plain, tls) {
+            println!(
+                "TLS and keys cost {:.1}% of {plain}'s throughput (bound: at most 15%{})",
+                cost * 100.0,
+                verdict(cost <= 0.15)
+            );
+        }
+    }
+    for name in ["db-many", "db-many-3"] {
+        if let Some(share) = copies.and_then(|c| report::share_of_copy(outcomes, name, c)) {
+            println!(
+                "{name} runs at {:.0}% of COPY's rows/s in one transaction (target: at least 80%{})",
+                share * 100.0,
+                verdict(share >= 0.8)
+            );
+        }
+    }
 }
 
 /// PostgreSQL's own `COPY` of the 200 × 5 000 dataset, `settings.runs` times; stops at the
@@ -364,10 +392,6 @@ fn measure(
     settings: &Settings,
     database: Option<OnDatabase<'_>>,
 ) -> Outcome {
-    let data_name = match scenario.rows {
-        Some(rows) => format!("agencies-{}-rows-{rows}", scenario.agencies),
-        None => format!("course-{}", scenario.agencies),
-    };
     let mut outcome = Outcome {
         name: scenario.name,
         title: scenario.title.into(),
@@ -378,31 +402,15 @@ fn measure(
         load_before: load_average(),
         runs: Ok(Vec::new()),
     };
-    let data = match AgencyFiles::ensure(
-        bin_dir,
-        out_dir.join("data").join(data_name),
-        scenario.agencies,
-        scenario.rows,
-    ) {
-        Ok(data) => data,
+    let prepared = prepare(scenario, bin_dir, out_dir);
+    let (data, credentials) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             outcome.runs = Err(e);
             return outcome;
         }
     };
     outcome.bets = data.total();
-    // The TLS runs' keys and certificates: one set per number of agencies, made once.
-    let credentials = out_dir.join(format!("credentials-{}", scenario.agencies));
-    if scenario.tls && !security::generate::agencies_file(&credentials).is_file() {
-        if let Err(e) = security::generate::write(
-            &credentials,
-            scenario.agencies,
-            &["localhost".into(), "127.0.0.1".into()],
-        ) {
-            outcome.runs = Err(format!("credentials: {e}"));
-            return outcome;
-        }
-    }
     if scenario.delay_ms > 0 {
         let largest = data.bets.iter().copied().max().unwrap_or(0);
         outcome.floor =
@@ -446,6 +454,23 @@ fn measure(
     }
     outcome.runs = Ok(measured);
     outcome
+}
+
+/// A scenario's dataset (written by `datagen` when missing) and, for a TLS scenario, its
+/// keys and certificates (one set per number of agencies, made once): their folder.
+fn prepare(scenario: &Scenario, bin_dir: &Path, out_dir: &Path) -> Result<(AgencyFiles, PathBuf), String> {
+    let data_name = match scenario.rows {
+        Some(rows) => format!("agencies-{}-rows-{rows}", scenario.agencies),
+        None => format!("course-{}", scenario.agencies),
+    };
+    let data =
+        AgencyFiles::ensure(bin_dir, out_dir.join("data").join(data_name), scenario.agencies, scenario.rows)?;
+    let credentials = out_dir.join(format!("credentials-{}", scenario.agencies));
+    if scenario.tls && !security::generate::agencies_file(&credentials).is_file() {
+        security::generate::write(&credentials, scenario.agencies, &["localhost".into(), "127.0.0.1".into()])
+            .map_err(|e| format!("credentials: {e}"))?;
+    }
+    Ok((data, credentials))
 }
 
 /// Times the floor of `scenario`'s dataset `runs` times (see [`floor`]), sets it as the

@@ -109,30 +109,11 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
     let database_cpu = || plan.database.map(|d| database::server_cpu(d.cluster.port())).transpose();
     let database_before = database_cpu()?;
     let cpu_before = children_cpu()?;
-
     let mut servers = Vec::new();
-    for (name, port) in names.iter().zip(&ports) {
-        let mut server = timed(&plan.bin_dir.join("server"), dir, name)?;
-        server
-            .env("SERVER_IP", "127.0.0.1")
-            .env("SERVER_PORT", port.to_string())
-            .env("SERVER_AGENCIES", agencies.to_string())
-            .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
-            .env("LOGGING_LEVEL", "WARNING");
-        match &url {
-            Some(url) => server.env("SERVER_DATABASE_URL", url),
-            None => server.env("SERVER_STORAGE_PATH", dir.join("winners.csv")),
-        };
-        if let Some(http) = http_ports.get(servers.len()) {
-            server.env("SERVER_HTTP_PORT", http.to_string());
-        }
-        if let Some(credentials) = plan.credentials {
-            server
-                .env("SERVER_AGENCY_KEYS", security::generate::agencies_file(credentials))
-                .env("SERVER_TLS_CERT", security::generate::central_cert(credentials))
-                .env("SERVER_TLS_KEY", security::generate::central_key(credentials));
-        }
-        servers.push(Process::start(&mut server, name)?);
+    for ((name, port), http) in
+        names.iter().zip(&ports).zip(http_ports.iter().map(Some).chain(std::iter::repeat(None)))
+    {
+        servers.push(start_central(plan, name, *port, http.copied(), url.as_deref())?);
     }
     let scraper = Scraper::start(&http_ports)?;
     let result = with_servers(plan, &ports, &mut servers);
@@ -159,7 +140,53 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
         measured.server_cpu += cpu;
     }
     measured.clients_cpu = children.saturating_sub(measured.server_cpu);
-    let rows = match &url {
+    check_winners_stored(plan, url.as_deref(), agencies, &measured)?;
+    Ok(measured)
+}
+
+/// One central of the run, under GNU time, on `port` (and its HTTP listener on `http`), on
+/// the database `url` or a winners file in the run's folder.
+fn start_central(
+    plan: &Plan<'_>,
+    name: &str,
+    port: u16,
+    http: Option<u16>,
+    url: Option<&str>,
+) -> Result<Process, String> {
+    let dir = &plan.run_dir;
+    let mut server = timed(&plan.bin_dir.join("server"), dir, name)?;
+    server
+        .env("SERVER_IP", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("SERVER_AGENCIES", plan.data.bets.len().to_string())
+        .env("SERVER_WINNER_DELAY_MS", plan.delay_ms.to_string())
+        .env("LOGGING_LEVEL", "WARNING");
+    match url {
+        Some(url) => server.env("SERVER_DATABASE_URL", url),
+        None => server.env("SERVER_STORAGE_PATH", dir.join("winners.csv")),
+    };
+    if let Some(http) = http {
+        server.env("SERVER_HTTP_PORT", http.to_string());
+    }
+    if let Some(credentials) = plan.credentials {
+        server
+            .env("SERVER_AGENCY_KEYS", security::generate::agencies_file(credentials))
+            .env("SERVER_TLS_CERT", security::generate::central_cert(credentials))
+            .env("SERVER_TLS_KEY", security::generate::central_key(credentials));
+    }
+    Process::start(&mut server, name)
+}
+
+/// Checks that what was stored (the winners file, or what `server export-winners` writes
+/// from the database) holds exactly the winners the agencies were told of.
+fn check_winners_stored(
+    plan: &Plan<'_>,
+    url: Option<&str>,
+    agencies: usize,
+    measured: &Measured,
+) -> Result<(), String> {
+    let dir = &plan.run_dir;
+    let rows = match url {
         Some(url) => database::exported_winners(plan.bin_dir, url, agencies, dir)?,
         None => {
             let stored =
@@ -174,7 +201,7 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
             measured.winners
         ));
     }
-    Ok(measured)
+    Ok(())
 }
 
 /// The agencies' part of a run, once the centrals are up; agencies spread round-robin over
