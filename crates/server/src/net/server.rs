@@ -20,7 +20,7 @@ use runtime::throttled;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    connections::{Connections, Refusal, Standing},
+    connections::{Connections, Refusal, Registration, Standing},
     descriptors,
     handler::{self, Limits},
     peers::{Backoff, WARNINGS},
@@ -218,45 +218,7 @@ impl Server {
 
     /// Registers the connection and starts its thread, or refuses it.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
-        let standing = if self.lottery.proofs_required() { Standing::Unproved } else { Standing::Working };
-        let registration = match self.connections.register(&stream, standing) {
-            Ok((registration, evicted)) => {
-                if evicted == Some(Standing::Waiting) {
-                    // Its held query, if any, is answered `Pending` now; its agency asks again.
-                    self.lottery.wake_released();
-                }
-                if evicted.is_some() {
-                    log::debug!("action: evict_connection | result: success | standing: {evicted:?} | for_peer: {peer}");
-                }
-                registration
-            }
-            Err(Refusal::Full(max)) => {
-                self.busy.0 += 1;
-                if self.busy.1.is_none_or(|last| last.elapsed() >= BUSY_LOG_EVERY) {
-                    log::warn!(
-                        "action: accept_connection | result: fail | peer: {peer} | error: at the limit of {max} connections | refused_since_last_line: {}",
-                        self.busy.0
-                    );
-                    self.busy = (0, Some(Instant::now()));
-                }
-                self.lottery.count_refusal(WireErrorKind::Busy);
-                // Under TLS a plaintext refusal would only garble the handshake: just close.
-                if self.limits.tls.is_none() {
-                    refuse_busy(stream, max);
-                }
-                return None;
-            }
-            Err(Refusal::Closed) => return None,
-            Err(Refusal::Io(e)) => {
-                throttled!(
-                    WARNINGS,
-                    "register",
-                    Level::Warn,
-                    "action: accept_connection | result: fail | peer: {peer} | error: {e}"
-                );
-                return None;
-            }
-        };
+        let registration = self.register(&stream, peer)?;
         let lottery = Arc::clone(&self.lottery);
         let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
@@ -277,6 +239,56 @@ impl Server {
                 );
                 None
             }
+        }
+    }
+
+    /// Gives the connection a slot by the registry's rule, or refuses it (saying so, throttled,
+    /// and telling a plain-TCP peer it is `Busy`).
+    fn register(&mut self, stream: &TcpStream, peer: SocketAddr) -> Option<Registration> {
+        let standing = if self.lottery.proofs_required() { Standing::Unproved } else { Standing::Working };
+        match self.connections.register(stream, standing) {
+            Ok((registration, evicted)) => {
+                if evicted == Some(Standing::Waiting) {
+                    // Its held query, if any, is answered `Pending` now; its agency asks again.
+                    self.lottery.wake_released();
+                }
+                if evicted.is_some() {
+                    log::debug!("action: evict_connection | result: success | standing: {evicted:?} | for_peer: {peer}");
+                }
+                Some(registration)
+            }
+            Err(Refusal::Full(max)) => {
+                self.refuse_full(stream, peer, max);
+                None
+            }
+            Err(Refusal::Closed) => None,
+            Err(Refusal::Io(e)) => {
+                throttled!(
+                    WARNINGS,
+                    "register",
+                    Level::Warn,
+                    "action: accept_connection | result: fail | peer: {peer} | error: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// A newcomer when every slot is working: one warning a second at most, counted, and a
+    /// `Busy` answer on plain TCP (under TLS a plaintext refusal would only garble the
+    /// handshake: the socket is just closed).
+    fn refuse_full(&mut self, stream: &TcpStream, peer: SocketAddr, max: usize) {
+        self.busy.0 += 1;
+        if self.busy.1.is_none_or(|last| last.elapsed() >= BUSY_LOG_EVERY) {
+            log::warn!(
+                "action: accept_connection | result: fail | peer: {peer} | error: at the limit of {max} connections | refused_since_last_line: {}",
+                self.busy.0
+            );
+            self.busy = (0, Some(Instant::now()));
+        }
+        self.lottery.count_refusal(WireErrorKind::Busy);
+        if self.limits.tls.is_none() {
+            refuse_busy(stream, max);
         }
     }
 }
@@ -328,7 +340,7 @@ fn log_security(config: &Config, keys: Option<&security::AgencyKeys>, tls: bool)
 
 /// Tells a connection over the cap why it is closed. The socket is new and its send buffer
 /// empty, so this small write does not wait on the peer; the timeout is a safety net.
-fn refuse_busy(stream: TcpStream, max: usize) {
+fn refuse_busy(stream: &TcpStream, max: usize) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let refusal = Response::Error {
         kind: WireErrorKind::Busy,
