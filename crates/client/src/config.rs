@@ -483,11 +483,10 @@ mod tests {
 
     #[test]
     fn the_docs_list_exactly_the_table_s_settings() {
-        let docs = include_str!("../../../docs/configuration.md");
-        let table = runtime::settings::markdown(SETTINGS);
-        assert!(
-            runtime::settings::documented(SETTINGS, docs),
-            "docs/configuration.md must hold the agency's table, between blank lines:\n{table}"
+        runtime::settings::assert_documented(
+            SETTINGS,
+            include_str!("../../../docs/configuration.md"),
+            "the agency's",
         );
     }
 }

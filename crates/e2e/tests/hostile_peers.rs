@@ -26,7 +26,7 @@ use common::{call, Central, PATIENCE};
 use protocol::{Connection, ErrorKind, Request, Response};
 use testkit::{
     datasets,
-    process::{field, LoggedChild},
+    process::{field, proc_status, LoggedChild},
     reference::{self, Row},
 };
 
@@ -90,16 +90,6 @@ impl Honest {
         expected.sort();
         assert_eq!(mine, expected, "the honest agency's winners, exactly");
     }
-}
-
-/// A central process's memory, from `/proc/PID/status`: `VmHWM` (peak) or `VmRSS` (now), KiB.
-fn memory_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {status}"))
 }
 
 /// How many lines of the central's log hold every one of `needles`.
@@ -198,7 +188,7 @@ fn big_frames_never_read_stay_within_the_memory_budget() {
         .collect();
     let held: Vec<TcpStream> = peers.into_iter().map(|p| p.join().expect("a peer thread")).collect();
     honest.finish(&central);
-    let peak = memory_kib(central.process.pid(), "VmHWM");
+    let peak = proc_status(central.process.pid(), "VmHWM");
     drop(held);
     eprintln!("central peak RSS: {} MiB", peak / 1024);
     // The budget is 64 MiB; threads, buffers and the binary itself take the rest.
@@ -226,9 +216,9 @@ fn empty_batches_are_refused_and_neither_memory_nor_the_journal_grows() {
     };
     // A first short flood brings the central to its steady size; the second must not grow it.
     flood(1);
-    let rss_before = memory_kib(central.process.pid(), "VmRSS");
+    let rss_before = proc_status(central.process.pid(), "VmRSS");
     let refused = flood(3);
-    let rss_after = memory_kib(central.process.pid(), "VmRSS");
+    let rss_after = proc_status(central.process.pid(), "VmRSS");
     assert!(refused > 100, "only {refused} empty batches sent");
     assert_eq!(std::fs::metadata(&journal).expect("the journal").len(), journal_before, "nothing journaled");
     assert!(rss_after < rss_before + 8 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");

@@ -6,51 +6,12 @@
 
 mod common;
 
-use std::{net::TcpStream, path::PathBuf, time::Duration};
+use std::{net::TcpStream, time::Duration};
 
-use common::{assert_success, fields_of, Central, PATIENCE};
+use common::{assert_success, fields_of, Central, Credentials, PATIENCE};
 use protocol::{Connection, ErrorKind, Request, Response, WireBet};
 use security::{generate, proof, tls, AgencyKey, Challenge, Stream};
 use testkit::{datasets, process::LoggedChild, reference};
-
-/// A credentials set for `agencies` agencies, in its own scratch folder.
-struct Credentials {
-    dir: tempfile::TempDir,
-}
-
-impl Credentials {
-    fn new(agencies: u32) -> Credentials {
-        let dir = tempfile::tempdir().expect("a scratch directory");
-        generate::write(dir.path(), agencies, &["localhost".into(), "127.0.0.1".into()])
-            .expect("credentials");
-        Credentials { dir }
-    }
-    fn keys(&self) -> String {
-        generate::agencies_file(self.dir.path()).display().to_string()
-    }
-    fn key(&self, agency: u32) -> PathBuf {
-        generate::agency_key(self.dir.path(), agency)
-    }
-    fn central_env(&self, tls: bool) -> Vec<(String, String)> {
-        let mut env = vec![("SERVER_AGENCY_KEYS".to_owned(), self.keys())];
-        if tls {
-            env.push((
-                "SERVER_TLS_CERT".into(),
-                generate::central_cert(self.dir.path()).display().to_string(),
-            ));
-            env.push(("SERVER_TLS_KEY".into(), generate::central_key(self.dir.path()).display().to_string()));
-        }
-        env
-    }
-    fn agency_env(&self, agency: u32, tls: bool) -> Vec<(String, String)> {
-        let mut env = vec![("CLI_KEY".to_owned(), self.key(agency).display().to_string())];
-        if tls {
-            env.push(("CLI_TLS_CA".into(), generate::ca_cert(self.dir.path()).display().to_string()));
-            env.push(("CLI_TLS_NAME".into(), "localhost".into()));
-        }
-        env
-    }
-}
 
 fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()

@@ -19,7 +19,7 @@ use common::{assert_success, expected_rows, fields_of, retrying_agency, winning_
 use protocol::{Connection, Request, Response};
 use testkit::{
     datasets,
-    process::LoggedChild,
+    process::{proc_status, LoggedChild},
     reference::{self, Row},
 };
 
@@ -103,16 +103,6 @@ fn waiting_agencies_never_starve_uploading_ones_across_a_restart() {
     central.stop();
 }
 
-/// A process's memory from `/proc/PID/status` (`VmRSS`, `VmHWM`, `VmSize`: KiB; `Threads`).
-fn status(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {status}"))
-}
-
 /// Resident KiB of the process's mappings, by mapping size, largest total first: thread
 /// stacks are the many mappings of the stack's size.
 fn resident_by_mapping_size(pid: u32) -> Vec<(u64, u64, u64)> {
@@ -157,7 +147,7 @@ fn two_thousand_waiting_agencies_keep_little_memory() {
     // Idle long enough for the first ones to be still there when the last one is.
     let mut central = Central::start(WAITING + 1, &[("SERVER_IDLE_TIMEOUT_SECS", "600")]);
     let pid = central.process.pid();
-    let (rss_idle, threads_idle) = (status(pid, "VmRSS"), status(pid, "Threads"));
+    let (rss_idle, threads_idle) = (proc_status(pid, "VmRSS"), proc_status(pid, "Threads"));
     let agencies: Vec<u32> = (1..=WAITING).collect();
     let addr = central.addr;
     let conns: Vec<Connection<TcpStream>> = thread::scope(|scope| {
@@ -168,11 +158,11 @@ fn two_thousand_waiting_agencies_keep_little_memory() {
         workers.into_iter().flat_map(|w| w.join().expect("an uploading thread")).collect()
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    while status(pid, "Threads") < threads_idle + u64::from(WAITING) {
+    while proc_status(pid, "Threads") < threads_idle + u64::from(WAITING) {
         assert!(Instant::now() < deadline, "not every connection has its thread");
         thread::sleep(Duration::from_millis(20));
     }
-    let (rss, hwm, size) = (status(pid, "VmRSS"), status(pid, "VmHWM"), status(pid, "VmSize"));
+    let (rss, hwm, size) = (proc_status(pid, "VmRSS"), proc_status(pid, "VmHWM"), proc_status(pid, "VmSize"));
     let per_connection = (rss - rss_idle) / u64::from(WAITING);
     let mappings = resident_by_mapping_size(pid);
     // The thread stacks: one mapping per connection, all of one size.

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_success, fields_of, Central};
+use common::{assert_success, fields_of, Central, Credentials};
 use protocol::{Connection, Request, Response};
 use security::{generate, tls, Stream};
 use testkit::{datasets, process::LoggedChild, reference};
@@ -46,19 +46,8 @@ const AGENCIES_WITHIN: Duration = Duration::from_secs(30);
 /// The stop's patience, as the other stop tests hold it.
 const STOP_WITHIN: Duration = Duration::from_secs(1);
 
-/// A credentials set for `agencies` agencies, in its own scratch folder.
-struct Credentials {
-    dir: tempfile::TempDir,
-}
-
+/// What these tests need of a credentials set beyond `common`'s.
 impl Credentials {
-    fn new(agencies: u32) -> Credentials {
-        let dir = tempfile::tempdir().expect("a scratch directory");
-        generate::write(dir.path(), agencies, &["localhost".into(), "127.0.0.1".into()])
-            .expect("credentials");
-        Credentials { dir }
-    }
-
     fn path(&self, file: impl Fn(&Path) -> std::path::PathBuf) -> String {
         file(self.dir.path()).display().to_string()
     }

@@ -189,6 +189,19 @@ pub fn unknown_variables(
         .collect()
 }
 
+/// Asserts that `docs` (docs/configuration.md) holds `table` exactly, as [`documented`] checks;
+/// on failure shows the table it should hold. For the binaries' tests.
+///
+/// # Panics
+/// When it does not.
+pub fn assert_documented<C>(table: &[Setting<C>], docs: &str, whose: &str) {
+    assert!(
+        documented(table, docs),
+        "docs/configuration.md must hold {whose} table, between blank lines:\n{}",
+        markdown(table)
+    );
+}
+
 /// Whether `docs` holds `table`'s Markdown table whole, alone between blank lines (so a row
 /// added or left out in the docs is a difference), and each key and variable of `table` once.
 #[must_use]

@@ -190,6 +190,21 @@ impl Drop for LoggedChild {
     }
 }
 
+/// A figure of process `pid` from `/proc/PID/status` (`VmRSS`, `VmHWM`, `VmSize` in KiB;
+/// `Threads`).
+///
+/// # Panics
+/// When the process or the figure is not there (a test asking for it has a bug).
+#[must_use]
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
 /// The value of `key` in a log line of the form `... | key: value | ...`.
 #[must_use]
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {

@@ -1,12 +1,19 @@
 //! What several end-to-end test files share, on top of `testkit::central` (the one launcher
 //! of a central): agencies with the two retry profiles the tests use, checks of an agency's
-//! log lines, and bets and calls for tests that speak the protocol by hand.
+//! log lines, bets and calls for tests that speak the protocol by hand, and a set of
+//! agencies' credentials.
 
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
-use std::{collections::BTreeMap, net::TcpStream, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::TcpStream,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use protocol::{Connection, Request, Response, WireBet};
+use security::generate;
 pub use testkit::central::{Central, PATIENCE};
 use testkit::{
     process::{field, LoggedChild},
@@ -84,4 +91,44 @@ pub fn upload_digest(bets: &[WireBet]) -> [u8; 16] {
     let bets: Vec<protocol::Bet> =
         bets.iter().cloned().map(|b| protocol::Bet::try_from(b).expect("a valid bet")).collect();
     protocol::Digest::of_bets(0, &bets).to_bytes()
+}
+
+/// A credentials set for `agencies` agencies, in its own scratch folder.
+pub struct Credentials {
+    /// The set's folder, removed when the test ends.
+    pub dir: tempfile::TempDir,
+}
+
+impl Credentials {
+    pub fn new(agencies: u32) -> Credentials {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        generate::write(dir.path(), agencies, &["localhost".into(), "127.0.0.1".into()])
+            .expect("credentials");
+        Credentials { dir }
+    }
+    pub fn keys(&self) -> String {
+        generate::agencies_file(self.dir.path()).display().to_string()
+    }
+    pub fn key(&self, agency: u32) -> PathBuf {
+        generate::agency_key(self.dir.path(), agency)
+    }
+    pub fn central_env(&self, tls: bool) -> Vec<(String, String)> {
+        let mut env = vec![("SERVER_AGENCY_KEYS".to_owned(), self.keys())];
+        if tls {
+            env.push((
+                "SERVER_TLS_CERT".into(),
+                generate::central_cert(self.dir.path()).display().to_string(),
+            ));
+            env.push(("SERVER_TLS_KEY".into(), generate::central_key(self.dir.path()).display().to_string()));
+        }
+        env
+    }
+    pub fn agency_env(&self, agency: u32, tls: bool) -> Vec<(String, String)> {
+        let mut env = vec![("CLI_KEY".to_owned(), self.key(agency).display().to_string())];
+        if tls {
+            env.push(("CLI_TLS_CA".into(), generate::ca_cert(self.dir.path()).display().to_string()));
+            env.push(("CLI_TLS_NAME".into(), "localhost".into()));
+        }
+        env
+    }
 }
