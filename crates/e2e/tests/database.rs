@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_success, fields_of, retrying_agency, wire, Central, PATIENCE};
+use common::{assert_opened_database, assert_success, fields_of, retrying_agency, wire, Central, PATIENCE};
 use protocol::{ErrorKind, Request, Response, WireBet};
 use testkit::{
     central::server_command,
@@ -54,14 +54,7 @@ fn database(test: &str) -> Option<(Cluster, String)> {
 /// A central for [`AGENCIES`] agencies on the database at `url`, with `extra` on top.
 fn central(url: &str, extra: &[(&str, &str)]) -> Central {
     let central = Central::start(AGENCIES, &[&[("SERVER_DATABASE_URL", url)][..], extra].concat());
-    assert!(
-        central
-            .process
-            .wait_for(&["action: store_open | result: success", "engine: postgres"], PATIENCE)
-            .is_some(),
-        "the central did not open the database:\n{}",
-        central.process.transcript()
-    );
+    assert_opened_database(&central);
     central
 }
 

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{agency, assert_success, fields_of, Central, PATIENCE};
+use common::{agency, assert_opened_database, assert_success, fields_of, Central, PATIENCE};
 use testkit::{datasets, reference};
 
 /// A port free now on loopback, for `SERVER_HTTP_PORT` (0 there means off, not "any").
@@ -230,14 +230,7 @@ fn readiness_fails_when_the_database_stops_and_health_does_not() {
     let Some(mut cluster) = testkit::postgres::Cluster::start("readyz_database") else { return };
     let url = cluster.create_database("readyz_database");
     let (mut central, http) = observed_central(1, &[("SERVER_DATABASE_URL", url.as_str())]);
-    assert!(
-        central
-            .process
-            .wait_for(&["action: store_open | result: success", "engine: postgres"], PATIENCE)
-            .is_some(),
-        "the central did not open the database:\n{}",
-        central.process.transcript()
-    );
+    assert_opened_database(&central);
     let (status, body) = get(http, "/readyz");
     assert_eq!(status, 200, "{body}");
     cluster.stop();

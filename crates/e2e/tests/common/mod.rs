@@ -132,3 +132,15 @@ impl Credentials {
         env
     }
 }
+
+/// Waits until `central` says it opened its store on PostgreSQL; fails with its log if not.
+pub fn assert_opened_database(central: &Central) {
+    assert!(
+        central
+            .process
+            .wait_for(&["action: store_open | result: success", "engine: postgres"], PATIENCE)
+            .is_some(),
+        "the central did not open the database:\n{}",
+        central.process.transcript()
+    );
+}
