@@ -326,10 +326,22 @@ fn accept_out_of_file_descriptors_backs_off_instead_of_spinning() {
     assert!(lines as u64 <= secs, "{lines} accept failure lines in {secs} s:\n{}", process.transcript());
     // Once descriptors are free again the central serves as before.
     drop(held);
-    // Queued behind the held ones, it is accepted once their threads have ended.
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
-    let answer = Connection::new(stream).call(&Request::Echo(b"alive".to_vec())).expect("an answer");
+    // Queued behind the held ones, it is accepted once their threads have ended; one accepted
+    // while their descriptors are still being freed is closed for want of one (the registry's
+    // clone fails), so ask again until the deadline.
+    let deadline = Instant::now() + PATIENCE;
+    let answer = loop {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        match Connection::new(stream).call(&Request::Echo(b"alive".to_vec())) {
+            Ok(answer) => break answer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("not served yet: {e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("never served again: {e}\n{}", process.transcript()),
+        }
+    };
     assert_eq!(answer, Response::Echo(b"alive".to_vec()));
     process.sigterm();
     assert!(process.wait_exit(PATIENCE).expect("the central exits").success(), "{}", process.transcript());
