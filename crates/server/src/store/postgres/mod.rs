@@ -137,6 +137,24 @@ impl Outcome {
     }
 }
 
+/// An agency's done as the finish group carries it: the agency and its batch count.
+#[derive(Debug, Clone, Copy)]
+struct Finishing {
+    agency: i32,
+    batches: i64,
+}
+
+/// What `lottery_finish_group` answered for one agency.
+#[derive(Debug)]
+struct Finished {
+    outcome: String,
+    expected: Option<i64>,
+    bets: Option<i64>,
+    winners: Option<i64>,
+    pending: Option<i64>,
+    total: Option<i64>,
+}
+
 /// A group's batches as the columns `lottery_stage_group` takes: one array per field, the
 /// winners of every batch one after the other (`ends[i]`: where batch i's end, 1-based).
 struct GroupArrays<'a> {
@@ -270,6 +288,10 @@ pub(super) struct Postgres {
     progress: progress::Coalesced,
     /// Batches staged at once by many connections, committed in groups (`group.rs`).
     group: group::Group<Staging, Outcome>,
+    /// Agencies' dones, committed in groups the same way: the lottery row's lock makes
+    /// finishes one transaction at a time, so without groups the last agencies' dones
+    /// would wait for each other's commits, one WAL flush each.
+    finishes: group::Group<Finishing, Finished>,
     /// Where each batch's commit time is observed.
     timer: SyncTimer,
     /// The readiness probe's own connection (outside the pool, so a busy pool does not
@@ -344,6 +366,8 @@ impl Postgres {
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
             progress: progress::Coalesced::default(),
             group: group::Group::new(settings.pool_size.min(GROUPS_IN_FLIGHT)),
+            // One at a time: each holds the lottery row's lock until its commit.
+            finishes: group::Group::new(1),
             timer: SyncTimer::default(),
             probe: Mutex::new((probe, None)),
             cut,
@@ -516,13 +540,7 @@ impl Postgres {
                     .collect()
             }
             Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
-            Err(e) => {
-                let (kind, text) = match &e {
-                    StoreError::Io(io) => (io.kind(), io.to_string()),
-                    other => (io::ErrorKind::Other, other.to_string()),
-                };
-                (0..n).map(|_| Err(StoreError::Io(io::Error::new(kind, text.clone())))).collect()
-            }
+            Err(e) => each_failed(&e, n),
         }
     }
 
@@ -541,6 +559,39 @@ impl Postgres {
         ];
         let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
         Ok(Outcome { outcome: row.get(0), number: row.get(1), winners: row.get(2) })
+    }
+
+    /// Marks a group of agencies done in one statement and one transaction; one outcome per
+    /// agency, in their order. Not sent again by the engine after a lost connection: if the
+    /// first one committed, a second would answer AgencyFinished, which the agency must not
+    /// take for a refusal of a done it never got acknowledged. The agency retries, and
+    /// resumes if it must.
+    fn commit_finishes(&self, group: &[Finishing]) -> Vec<Result<Finished, StoreError>> {
+        let agencies: Vec<i32> = group.iter().map(|f| f.agency).collect();
+        let batches: Vec<i64> = group.iter().map(|f| f.batches).collect();
+        let rows = self.call(false, |c| c.client.query(&c.statements.finish_group, &[&agencies, &batches]));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return each_failed(&e, group.len()),
+        };
+        let mut outcomes: Vec<Option<Finished>> = (0..group.len()).map(|_| None).collect();
+        for row in rows {
+            let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+            if let Some(slot) = at.checked_sub(1).and_then(|i| outcomes.get_mut(i)) {
+                *slot = Some(Finished {
+                    outcome: row.get(1),
+                    expected: row.get(2),
+                    bets: row.get(3),
+                    winners: row.get(4),
+                    pending: row.get(5),
+                    total: row.get(6),
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| unexpected("lottery_finish_group", "(no row for an agency)")))
+            .collect()
     }
 
     fn db_error(&self, e: &postgres::Error) -> StoreError {
@@ -680,29 +731,28 @@ impl Engine for Postgres {
     /// [`StoreError::Io`].
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
         let index = self.index(agency)?;
-        let (key, count_batches) = (agency_key(agency), sql_count(batches)?);
-        // Not sent again by the engine after a lost connection: if the first one committed, a
-        // second would answer AgencyFinished, which the agency must not take for a refusal of
-        // a done it never got acknowledged. The agency retries, and resumes if it must.
-        let row = self.call(false, |c| c.client.query_one(&c.statements.finish, &[&key, &count_batches]))?;
-        let outcome: &str = row.get(0);
-        let number = |i: usize| count(row.get::<_, Option<i64>>(i).unwrap_or_default());
+        let finishing = Finishing { agency: agency_key(agency), batches: sql_count(batches)? };
+        let row = self.finishes.commit(finishing, |group| self.commit_finishes(&group))?;
+        let outcome = row.outcome.as_str();
+        let number = |n: Option<i64>| count(n.unwrap_or_default());
         match outcome {
             "done" => {
                 self.hints()[index] = Hint::default();
-                let tally = Tally { bets: number(2), winners: number(3), done: true };
-                let pending = number(4);
+                let tally = Tally { bets: number(row.bets), winners: number(row.winners), done: true };
+                let pending = number(row.pending);
                 let progress = if pending == 0 {
-                    Progress::Complete { winners: number(5) }
+                    Progress::Complete { winners: number(row.total) }
                 } else {
                     Progress::Pending { agencies: u32::try_from(pending).unwrap_or(u32::MAX) }
                 };
                 Ok((tally, progress))
             }
             "finished" => Err(StoreError::AgencyFinished(agency)),
-            "out_of_sequence" => Err(StoreError::OutOfSequence { agency, expected: number(1), got: batches }),
+            "out_of_sequence" => {
+                Err(StoreError::OutOfSequence { agency, expected: number(row.expected), got: batches })
+            }
             "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
-            other => Err(unexpected("lottery_finish", other)),
+            other => Err(unexpected("lottery_finish_group", other)),
         }
     }
 
@@ -806,6 +856,7 @@ impl Engine for Postgres {
     /// returns an error, which acknowledges nothing. No new call starts.
     fn interrupt(&self) {
         self.group.interrupt();
+        self.finishes.interrupt();
         self.pool.interrupt();
         if let Some(listener) = self.listener().as_ref() {
             listener.interrupt();
@@ -859,6 +910,15 @@ fn invalid(message: String) -> io::Error {
 
 fn csv_io(e: csv::Error) -> StoreError {
     StoreError::Io(io::Error::other(e))
+}
+
+/// The same failure for each of the `n` members of a group.
+fn each_failed<T>(e: &StoreError, n: usize) -> Vec<Result<T, StoreError>> {
+    let (kind, text) = match e {
+        StoreError::Io(io) => (io.kind(), io.to_string()),
+        other => (io::ErrorKind::Other, other.to_string()),
+    };
+    (0..n).map(|_| Err(StoreError::Io(io::Error::new(kind, text.clone())))).collect()
 }
 
 fn unexpected(function: &str, outcome: &str) -> StoreError {

@@ -1,7 +1,7 @@
 //! The lottery's completion, heard from the database: how a central learns at once that the
 //! last agency finished through another central on the same database.
 //!
-//! `lottery_finish` (see `schema.rs`) calls `pg_notify` on [`CHANNEL`] with the total when it
+//! `lottery_finish_group` (see `schema.rs`) calls `pg_notify` on [`CHANNEL`] with the total when it
 //! marks the last agency done. A notification is delivered only when its transaction commits,
 //! so a central hears of a completion exactly when any query can see it. Each central keeps
 //! one connection of its own (outside the pool, so a busy pool cannot delay it) that
@@ -22,7 +22,7 @@ use std::{
 
 use super::pool::{Client, Cut, PROGRESS_QUERY};
 
-/// The channel `lottery_finish` notifies when the lottery completes; the payload is the
+/// The channel `lottery_finish_group` notifies when the lottery completes; the payload is the
 /// total of winners.
 pub(crate) const CHANNEL: &str = "lottery_complete";
 

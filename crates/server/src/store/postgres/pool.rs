@@ -330,8 +330,9 @@ pub(crate) struct Statements {
     pub stage: Statement,
     /// `lottery_stage_group(...)`: the same for a group of batches, in one transaction.
     pub stage_group: Statement,
-    /// `lottery_finish(...)`: marks an agency done or says why not.
-    pub finish: Statement,
+    /// `lottery_finish_group(...)`: marks a group of agencies done, or says why not, in one
+    /// transaction.
+    pub finish_group: Statement,
     /// An agency's row and, if committed, its batch of a given sequence.
     pub admit: Statement,
     /// An agency's row.
@@ -346,8 +347,8 @@ const STAGE: &str =
     "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const STAGE_GROUP: &str = "SELECT o_index, o_outcome, o_number, o_winners \
                            FROM lottery_stage_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const FINISH: &str =
-    "SELECT o_outcome, o_expected, o_bets, o_winners, o_pending, o_total FROM lottery_finish($1, $2)";
+const FINISH_GROUP: &str = "SELECT o_index, o_outcome, o_expected, o_bets, o_winners, o_pending, o_total \
+                            FROM lottery_finish_group($1, $2)";
 const ADMIT: &str = "SELECT a.last_sequence, a.done, b.bets, b.winners, a.bets, b.first_bet, b.digest \
                      FROM agencies a LEFT JOIN batches b ON b.agency = a.agency AND b.sequence = $2 \
                      WHERE a.agency = $1";
@@ -384,7 +385,7 @@ impl Conn {
         Ok(Statements {
             stage: client.prepare(STAGE)?,
             stage_group: client.prepare(STAGE_GROUP)?,
-            finish: client.prepare(FINISH)?,
+            finish_group: client.prepare(FINISH_GROUP)?,
             admit: client.prepare(ADMIT)?,
             agency: client.prepare(AGENCY)?,
             digests: client.prepare(DIGESTS)?,

@@ -7,15 +7,18 @@
 //!   counts and whether it is done. Its row lock serializes everything that changes the
 //!   agency, whichever central (or connection) does it.
 //! - `batches`: one row per committed batch, keyed by (agency, sequence): its bet count,
-//!   the place of its first bet in the agency's upload, its content digest and its winner
-//!   positions, so a replay of the same bets gets the original answer (and other bets under
-//!   the same sequence are a conflict). The key is what makes a batch commit at most once.
-//! - `winners`: the winning bets, the rows of the winners file.
+//!   the place of its first bet in the agency's upload, its content digest, its winner
+//!   positions (so a replay of the same bets gets the original answer, and other bets under
+//!   the same sequence are a conflict) and its winning bets, one array per field. The key is
+//!   what makes a batch commit at most once.
+//! - `winners`: a view, the winning bets one per row, the rows of the winners file. A batch's
+//!   winners live in its own row: committing a batch writes one row, whatever its winners.
 //!
 //! A group of batches commits through `lottery_stage_group` (set-based: one statement for every
-//! batch of the group), a single batch through `lottery_stage`, a finish through `lottery_finish`: each is one statement, so one round trip and one
-//! transaction (the statement's own), whose outcomes come back as rows rather than exceptions
-//! (a refusal changes nothing either way, and never aborts the batches beside it).
+//! batch of the group), a single batch through `lottery_stage`, a group of finishes through
+//! `lottery_finish_group`: each is one statement, so one round trip and one transaction (the
+//! statement's own), whose outcomes come back as rows rather than exceptions (a refusal
+//! changes nothing either way, and never aborts the batches beside it).
 
 use postgres::Client;
 
@@ -48,21 +51,25 @@ CREATE TABLE IF NOT EXISTS batches (
     first_bet bigint NOT NULL,
     digest bytea NOT NULL CHECK (length(digest) = 16),
     winners integer[] NOT NULL,
-    PRIMARY KEY (agency, sequence)
+    -- The winning bets' fields, in the order of winners (position i of the batch won with
+    -- the bet first_names[k], last_names[k], documents[k], birthdates[k] where winners[k] = i).
+    first_names text[] NOT NULL,
+    last_names text[] NOT NULL,
+    documents text[] NOT NULL,
+    birthdates date[] NOT NULL,
+    PRIMARY KEY (agency, sequence),
+    CHECK (cardinality(first_names) = cardinality(winners)
+        AND cardinality(last_names) = cardinality(winners)
+        AND cardinality(documents) = cardinality(winners)
+        AND cardinality(birthdates) = cardinality(winners))
 );
 
--- No foreign key to batches: both are written by the same statement of lottery_stage, and
--- the check would cost one index probe per winning bet.
-CREATE TABLE IF NOT EXISTS winners (
-    agency integer NOT NULL,
-    sequence bigint NOT NULL,
-    position integer NOT NULL,
-    first_name text NOT NULL,
-    last_name text NOT NULL,
-    document text NOT NULL,
-    birthdate date NOT NULL,
-    PRIMARY KEY (agency, sequence, position)
-);
+-- The winning bets, one row each: what the winners file holds.
+CREATE OR REPLACE VIEW winners AS
+    SELECT b.agency, b.sequence, w.position, w.first_name, w.last_name, w.document, w.birthdate
+    FROM batches b,
+        unnest(b.winners, b.first_names, b.last_names, b.documents, b.birthdates)
+            AS w(position, first_name, last_name, document, birthdate);
 
 -- Commits batch p_sequence of p_agency, or says why not. o_outcome:
 --   fresh            committed now; o_winners are p_winners, o_number the agency's bets now
@@ -99,14 +106,10 @@ BEGIN
         RETURN;
     ELSE
         -- The key decides, not the check above: a row already there is the original.
-        INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, a.bets, p_digest, p_winners)
+        INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, a.bets, p_digest, p_winners,
+                p_first_names, p_last_names, p_documents, p_birthdates::date[])
             ON CONFLICT DO NOTHING;
         IF FOUND THEN
-            INSERT INTO winners
-                SELECT p_agency, p_sequence, w.position, w.first_name, w.last_name, w.document,
-                       w.birthdate::date
-                FROM unnest(p_winners, p_first_names, p_last_names, p_documents, p_birthdates)
-                    AS w(position, first_name, last_name, document, birthdate);
             UPDATE agencies
                 SET last_sequence = p_sequence,
                     bets = agencies.bets + p_bets,
@@ -178,20 +181,23 @@ BEGIN
                  WHEN n.sequence <> a.last_sequence + 1 THEN 'out_of_sequence'
                  ELSE 'fresh' END AS outcome
         FROM input n
-            LEFT JOIN agencies a ON a.agency = n.agency
-            LEFT JOIN batches b ON b.agency = n.agency AND b.sequence = n.sequence
-                AND n.sequence <= a.last_sequence
+            -- Each lookup is one probe of a primary key, whatever the planner's statistics
+            -- say of the tables (OFFSET 0 keeps it a probe per batch, never a scan of all
+            -- committed batches); the committed batch is looked up only for a replay.
+            LEFT JOIN LATERAL (SELECT * FROM agencies x WHERE x.agency = n.agency OFFSET 0) a ON true
+            LEFT JOIN LATERAL (SELECT y.bets, y.digest, y.winners FROM batches y
+                               WHERE n.sequence <= a.last_sequence
+                                 AND y.agency = n.agency AND y.sequence = n.sequence OFFSET 0) b ON true
         WHERE n.batches = 1
     ), fresh_batches AS (
+        -- A slice of a text array walks it from its start: bounded by the group's winners
+        -- (a few per batch), far cheaper than a row per winner.
         INSERT INTO batches
-            SELECT d.agency, d.sequence, d.bets, d.before, d.digest, coalesce(p_positions[d.s:d.e], '{}')
+            SELECT d.agency, d.sequence, d.bets, d.before, d.digest,
+                   coalesce(p_positions[d.s:d.e], '{}'), coalesce(p_first_names[d.s:d.e], '{}'),
+                   coalesce(p_last_names[d.s:d.e], '{}'), coalesce(p_documents[d.s:d.e], '{}'),
+                   coalesce(p_birthdates[d.s:d.e], '{}')::date[]
             FROM decided d WHERE d.outcome = 'fresh'
-    ), fresh_winners AS (
-        INSERT INTO winners
-            SELECT d.agency, d.sequence, p_positions[k], p_first_names[k], p_last_names[k],
-                   p_documents[k], p_birthdates[k]::date
-            FROM decided d, generate_series(d.s, d.e) AS k
-            WHERE d.outcome = 'fresh'
     ), counted AS (
         UPDATE agencies a
             SET last_sequence = d.sequence, bets = a.bets + d.bets, winners = a.winners + (d.e - d.s + 1)
@@ -226,45 +232,65 @@ BEGIN
 END
 $$;
 
--- Marks p_agency done after p_batches batches, or says why not (o_outcome: done, finished,
+-- Marks agency p_agencies[i] done after p_batches[i] batches, for every i, in one
+-- transaction, or says why not, one row per agency (o_index = i; o_outcome: done, finished,
 -- out_of_sequence with o_expected, unknown). On done, also where the lottery stands right
--- after: o_pending agencies not done, o_total winners of all. Finishes hold the lottery
--- row's lock, so they run one at a time and exactly one of them sees o_pending = 0; that one
--- notifies channel lottery_complete with the total (store/postgres/notify.rs).
-CREATE OR REPLACE FUNCTION lottery_finish(
-    p_agency integer, p_batches bigint,
-    OUT o_outcome text, OUT o_expected bigint, OUT o_bets bigint, OUT o_winners bigint,
-    OUT o_pending bigint, OUT o_total bigint)
+-- after that agency's done: o_pending agencies not done, and o_total, the winners of all,
+-- once o_pending is 0. Groups hold the lottery row's lock, so they run one at a time, and
+-- within a group the agencies are decided one after the other (by agency): exactly one done
+-- sees o_pending = 0, and its group notifies channel lottery_complete with the total
+-- (store/postgres/notify.rs). The same agency twice in a group is decided in order: the
+-- second is finished if the first is done.
+CREATE OR REPLACE FUNCTION lottery_finish_group(p_agencies integer[], p_batches bigint[])
+RETURNS TABLE (o_index integer, o_outcome text, o_expected bigint, o_bets bigint, o_winners bigint,
+               o_pending bigint, o_total bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     a agencies%ROWTYPE;
+    n integer := coalesce(cardinality(p_agencies), 0);
+    v_outcomes text[] := array_fill(NULL::text, ARRAY[n]);
+    v_expected bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    v_bets bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    v_winners bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    v_pending bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    pending bigint;
+    total bigint;
+    i integer;
 BEGIN
     PERFORM 1 FROM lottery FOR UPDATE;
-    SELECT * INTO a FROM agencies WHERE agency = p_agency FOR UPDATE;
-    IF NOT FOUND THEN
-        o_outcome := 'unknown';
-        RETURN;
-    END IF;
-    IF a.done THEN
-        o_outcome := 'finished';
-        RETURN;
-    END IF;
-    IF a.last_sequence <> p_batches THEN
-        o_outcome := 'out_of_sequence';
-        o_expected := a.last_sequence;
-        RETURN;
-    END IF;
-    UPDATE agencies SET done = true WHERE agency = p_agency;
-    o_outcome := 'done';
-    o_bets := a.bets;
-    o_winners := a.winners;
-    -- A new snapshot (read committed): every finish committed before ours took the lock.
-    SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint
-        INTO o_pending, o_total FROM agencies;
-    -- Every central listening hears the total when (and only if) this transaction commits.
-    IF o_pending = 0 THEN
-        PERFORM pg_notify('lottery_complete', o_total::text);
-    END IF;
+    PERFORM 1 FROM agencies WHERE agency = ANY (p_agencies) ORDER BY agency FOR UPDATE;
+    -- A new snapshot (read committed): every group committed before ours took the lock. When
+    -- no agency is left pending, none can commit a batch any more: the total is final.
+    SELECT count(*) FILTER (WHERE NOT x.done), coalesce(sum(x.winners), 0)::bigint
+        INTO pending, total FROM agencies x;
+    FOR i IN SELECT u.i FROM unnest(p_agencies) WITH ORDINALITY AS u(agency, i) ORDER BY u.agency, u.i LOOP
+        SELECT * INTO a FROM agencies WHERE agency = p_agencies[i];
+        IF NOT FOUND THEN
+            v_outcomes[i] := 'unknown';
+        ELSIF a.done THEN
+            v_outcomes[i] := 'finished';
+        ELSIF a.last_sequence <> p_batches[i] THEN
+            v_outcomes[i] := 'out_of_sequence';
+            v_expected[i] := a.last_sequence;
+        ELSE
+            UPDATE agencies SET done = true WHERE agency = p_agencies[i];
+            v_outcomes[i] := 'done';
+            v_bets[i] := a.bets;
+            v_winners[i] := a.winners;
+            pending := pending - 1;
+            v_pending[i] := pending;
+            -- Every central listening hears the total when (and only if) this transaction
+            -- commits.
+            IF pending = 0 THEN
+                PERFORM pg_notify('lottery_complete', total::text);
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN QUERY
+        SELECT u.i::integer, u.outcome, u.expected, u.bets, u.winners, u.pending,
+               CASE WHEN u.pending = 0 THEN total END
+        FROM unnest(v_outcomes, v_expected, v_bets, v_winners, v_pending)
+            WITH ORDINALITY AS u(outcome, expected, bets, winners, pending, i);
 END
 $$;
 "#;

@@ -174,28 +174,39 @@ pub(super) fn agencies_racing_with_duplicates_commit_each_batch_once(engines: &[
     }
 }
 
-/// Agencies finishing at once: exactly one of them sees the lottery complete, with the total.
+/// Agencies in [`exactly_one_finish_sees_the_lottery_complete`]: more than one group of
+/// finishes can hold at once, on engines that group them.
+pub(super) const RACING_AGENCIES: u32 = 24;
+
+/// Agencies finishing at once, through two centrals where the engine has them: exactly one
+/// of them sees the lottery complete, with the total; every other one sees it pending.
 pub(super) fn exactly_one_finish_sees_the_lottery_complete(engines: &[&dyn Engine]) {
-    for agency in 1..=3 {
+    for agency in 1..=RACING_AGENCIES {
         commit(engines[0], agency, 1, 10, &[bet("A", "B", &agency.to_string())]);
     }
-    let start = Barrier::new(3);
+    let start = Barrier::new(RACING_AGENCIES as usize);
     let seen: Vec<Progress> = thread::scope(|s| {
-        let workers: Vec<_> = (1..=3u32)
+        let workers: Vec<_> = (1..=RACING_AGENCIES)
             .map(|agency| {
                 let engine = engines[agency as usize % engines.len()];
                 let start = &start;
                 s.spawn(move || {
                     start.wait();
-                    engine.finish_agency(agency, 1).unwrap().1
+                    let (tally, progress) = engine.finish_agency(agency, 1).unwrap();
+                    assert_eq!(tally, Tally { bets: 10, winners: 1, done: true }, "agency {agency}");
+                    progress
                 })
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     let complete: Vec<_> = seen.iter().filter(|p| matches!(p, Progress::Complete { .. })).collect();
-    assert_eq!(complete, [&Progress::Complete { winners: 3 }], "{seen:?}");
-    assert_eq!(engines[1 % engines.len()].progress().unwrap(), Progress::Complete { winners: 3 });
+    assert_eq!(complete, [&Progress::Complete { winners: u64::from(RACING_AGENCIES) }], "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|p| matches!(p, Progress::Complete { .. } | Progress::Pending { agencies: 1.. })));
+    let total = Progress::Complete { winners: u64::from(RACING_AGENCIES) };
+    assert_eq!(engines[1 % engines.len()].progress().unwrap(), total);
 }
 
 /// Other bets under a committed sequence are a conflict, never merged; the digest the

@@ -472,3 +472,31 @@ fn an_agency_twice_in_a_group_commits_each_batch_once() {
         assert_eq!(tally.winners, next + second);
     }
 }
+
+/// A group of finishes is one statement: each agency gets its own outcome, the same agency
+/// twice is done then finished, a refusal changes nothing beside it, and the lottery's
+/// standing is read once the whole group is in.
+#[test]
+fn a_group_of_finishes_decides_each_agency_alone() {
+    let Some((cluster, url, engine)) = engine("finish_group", 3) else { return };
+    commit_batch(&engine, &batch(1, 1, 10, &[0], &[bet("A", "B", "1")])).unwrap();
+    commit_batch(&engine, &batch(2, 1, 10, &[], &[])).unwrap();
+    let rows = cluster.psql(
+        &url,
+        "SELECT string_agg(concat_ws(':', o_index, o_outcome, coalesce(o_expected::text, '-'), \
+             coalesce(o_bets::text, '-'), coalesce(o_winners::text, '-'), coalesce(o_pending::text, '-'), \
+             coalesce(o_total::text, '-')), ' ' ORDER BY o_index) \
+         FROM lottery_finish_group('{2,1,4,2,3}', '{1,1,1,1,5}')",
+    );
+    assert_eq!(
+        rows,
+        "1:done:-:10:0:1:- 2:done:-:10:1:2:- 3:unknown:-:-:-:-:- 4:finished:-:-:-:-:- \
+         5:out_of_sequence:0:-:-:-:-"
+    );
+    assert_eq!(engine.tally(3).unwrap(), Tally::default(), "a refused finish changes nothing");
+    let (tally, progress) = engine.finish_agency(3, 0).unwrap();
+    assert_eq!(
+        (tally, progress),
+        (Tally { bets: 0, winners: 0, done: true }, Progress::Complete { winners: 1 })
+    );
+}

@@ -193,7 +193,7 @@ macro_rules! engine_suite {
 
             #[test]
             fn exactly_one_finish_sees_the_lottery_complete() {
-                let Some(h) = open("finish_race", 3) else { return };
+                let Some(h) = open("finish_race", behaviour::RACING_AGENCIES) else { return };
                 let another = h.another();
                 behaviour::exactly_one_finish_sees_the_lottery_complete(&[h.engine(), &*another]);
             }
