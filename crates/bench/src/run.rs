@@ -373,8 +373,8 @@ fn check_agencies(
 /// `count` distinct ports nobody listens on now (all held at once while chosen). The centrals
 /// bind them a moment later; another process could take one in between, which would fail the
 /// run loudly, not skew it.
-/// Fetches `/metrics` from every central once a second, as Prometheus would, on a thread of
-/// its own until [`Scraper::stop`]; nothing without ports.
+/// Fetches `/metrics` from every central as it starts and then once a second, as Prometheus
+/// would, on a thread of its own until [`Scraper::stop`]; nothing without ports.
 struct Scraper {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<usize>>,
@@ -391,10 +391,14 @@ impl Scraper {
         let thread = thread::Builder::new()
             .name("scraper".into())
             .spawn(move || {
+                // A first scrape as soon as the centrals answer, as Prometheus scrapes a target
+                // it has just found (so a run shorter than a second is scraped too), then one a
+                // second. The channel is the clock: a tick each period, the stop at once.
                 let mut scrapes = 0;
-                // The channel is the clock: a tick each second, the stop at once.
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(1)) {
+                let mut period = Duration::ZERO;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
                     scrapes += addresses.iter().filter(|&&address| scrape(address)).count();
+                    period = if scrapes == 0 { Duration::from_millis(10) } else { Duration::from_secs(1) };
                 }
                 scrapes
             })
