@@ -527,19 +527,13 @@ impl Postgres {
         });
         self.timer.observe(started);
         match rows {
-            Ok(rows) => {
-                let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-                for row in rows {
-                    let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
-                    if let Some(&i) = at.checked_sub(1).and_then(|k| order.get(k)) {
-                        outcomes[i] = Some(Outcome::of(&row, 1));
-                    }
-                }
-                outcomes
-                    .into_iter()
-                    .map(|o| o.ok_or_else(|| unexpected("lottery_stage_group", "(no row for a batch)")))
-                    .collect()
-            }
+            Ok(rows) => by_index(
+                &rows,
+                n,
+                "lottery_stage_group",
+                |k| order.get(k).copied(),
+                |row| Outcome::of(row, 1),
+            ),
             Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
             Err(e) => each_failed(&e, n),
         }
@@ -570,29 +564,17 @@ impl Postgres {
     fn commit_finishes(&self, group: &[Finishing]) -> Vec<Result<Finished, StoreError>> {
         let agencies: Vec<i32> = group.iter().map(|f| f.agency).collect();
         let batches: Vec<i64> = group.iter().map(|f| f.batches).collect();
-        let rows = self.call(false, |c| c.client.query(&c.statements.finish_group, &[&agencies, &batches]));
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => return each_failed(&e, group.len()),
-        };
-        let mut outcomes: Vec<Option<Finished>> = (0..group.len()).map(|_| None).collect();
-        for row in rows {
-            let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
-            if let Some(slot) = at.checked_sub(1).and_then(|i| outcomes.get_mut(i)) {
-                *slot = Some(Finished {
-                    outcome: row.get(1),
-                    expected: row.get(2),
-                    bets: row.get(3),
-                    winners: row.get(4),
-                    pending: row.get(5),
-                    total: row.get(6),
-                });
-            }
+        match self.call(false, |c| c.client.query(&c.statements.finish_group, &[&agencies, &batches])) {
+            Ok(rows) => by_index(&rows, group.len(), "lottery_finish_group", Some, |row| Finished {
+                outcome: row.get(1),
+                expected: row.get(2),
+                bets: row.get(3),
+                winners: row.get(4),
+                pending: row.get(5),
+                total: row.get(6),
+            }),
+            Err(e) => each_failed(&e, group.len()),
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.ok_or_else(|| unexpected("lottery_finish_group", "(no row for an agency)")))
-            .collect()
     }
 
     fn db_error(&self, e: &postgres::Error) -> StoreError {
@@ -911,6 +893,26 @@ fn invalid(message: String) -> io::Error {
 
 fn csv_io(e: csv::Error) -> StoreError {
     StoreError::Io(io::Error::other(e))
+}
+
+/// A group function's rows, one per member, each in its member's place: the row's first
+/// column is its 1-based place in the arrays sent, `slot` gives the member at a 0-based
+/// place. A member the function gave no row is an error of its own.
+fn by_index<T>(
+    rows: &[postgres::Row],
+    n: usize,
+    function: &str,
+    slot: impl Fn(usize) -> Option<usize>,
+    read: impl Fn(&postgres::Row) -> T,
+) -> Vec<Result<T, StoreError>> {
+    let mut outcomes: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for row in rows {
+        let at = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+        if let Some(place) = at.checked_sub(1).and_then(&slot).and_then(|i| outcomes.get_mut(i)) {
+            *place = Some(read(row));
+        }
+    }
+    outcomes.into_iter().map(|o| o.ok_or_else(|| unexpected(function, "(no row for a member)"))).collect()
 }
 
 /// The same failure for each of the `n` members of a group.

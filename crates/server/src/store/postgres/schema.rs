@@ -1,4 +1,4 @@
-//! The PostgreSQL engine's schema and the two functions that change it, created at start if
+//! The PostgreSQL engine's schema and the functions that change it, created at start if
 //! missing, and the check that the database holds this lottery.
 //!
 //! Tables:

@@ -174,8 +174,8 @@ pub(super) fn agencies_racing_with_duplicates_commit_each_batch_once(engines: &[
     }
 }
 
-/// Agencies in [`exactly_one_finish_sees_the_lottery_complete`]: more than one group of
-/// finishes can hold at once, on engines that group them.
+/// Agencies in [`exactly_one_finish_sees_the_lottery_complete`]: enough that, on engines
+/// that commit dones in groups, a group holds several of them.
 pub(super) const RACING_AGENCIES: u32 = 24;
 
 /// Agencies finishing at once, through two centrals where the engine has them: exactly one

@@ -473,9 +473,9 @@ fn an_agency_twice_in_a_group_commits_each_batch_once() {
     }
 }
 
-/// A group of finishes is one statement: each agency gets its own outcome, the same agency
-/// twice is done then finished, a refusal changes nothing beside it, and the lottery's
-/// standing is read once the whole group is in.
+/// A group of finishes is one statement: each agency gets its own outcome, decided by agency,
+/// the same agency twice is done then finished, a refusal changes nothing beside it, and
+/// each done sees the agencies left pending right after it (the total only once none is).
 #[test]
 fn a_group_of_finishes_decides_each_agency_alone() {
     let Some((cluster, url, engine)) = engine("finish_group", 3) else { return };
