@@ -26,7 +26,7 @@ use super::{
 use crate::{
     error::ServerError,
     metrics::Metrics,
-    store::{Admission, CheckedBatch, Engine, Progress, StoreError, Tally, Ticket},
+    store::{Admission, CheckedBatch, Engine, Progress, Settled, StoreError, Tally, Ticket},
 };
 
 /// Most bets the central takes in one batch. An honest agency's batch fits in 8 KiB, which
@@ -218,33 +218,49 @@ impl Lottery {
         }
     }
 
-    /// Makes `staged` answers (each a [`Reply::WhenDurable`], all covered by `ticket`, with
-    /// what each counts in `counted`) sendable with one sync, and counts them. If the sync
-    /// fails each becomes a `Storage` refusal: nothing is acknowledged, or counted as stored,
-    /// that is not durable.
-    pub fn release(&self, ticket: Ticket, staged: &mut [Response], counted: &[Counted], peer: SocketAddr) {
-        match self.store.make_durable(ticket) {
-            Ok(()) => {
-                for count in counted {
-                    match *count {
-                        Counted::Stored { agency, bets, winners } => {
-                            self.metrics.batch_stored(agency, bets, winners);
-                        }
-                        Counted::Replayed => self.metrics.batch_replayed(),
-                    }
-                }
-                for response in staged.iter() {
-                    if let Response::BatchResult { sequence, winners } = response {
-                        log::debug!(
-                            "action: batch_stored | result: success | peer: {peer} | sequence: {sequence} | winners: {}",
-                            winners.len()
-                        );
-                    }
-                }
-            }
+    /// Makes `staged` answers (each a [`Reply::WhenDurable`], staged under the same place of
+    /// `tickets`, with what each counts in `counted`) sendable, with one sync where the engine
+    /// can, and counts them. Each becomes what its commit decided: as staged, a replay of
+    /// another connection's commit, or a refusal; if the sync fails each becomes a `Storage`
+    /// refusal. Nothing is acknowledged, or counted as stored, that is not durable.
+    pub fn release(
+        &self,
+        tickets: &[Ticket],
+        staged: &mut [Response],
+        counted: &[Counted],
+        peer: SocketAddr,
+    ) {
+        let settled = match self.store.make_durable(tickets) {
+            Ok(settled) => settled,
             Err(e) => {
                 self.metrics.refused(ErrorKind::Storage, staged.len() as u64);
                 refuse_staged(&e, staged, peer);
+                return;
+            }
+        };
+        for ((response, count), settled) in staged.iter_mut().zip(counted).zip(settled) {
+            let Response::BatchResult { sequence, winners } = response else { continue };
+            match (settled, *count) {
+                (Settled::AsStaged, Counted::Stored { agency, bets, winners: won }) => {
+                    self.metrics.batch_stored(agency, bets, won);
+                    log::debug!(
+                        "action: batch_stored | result: success | peer: {peer} | agency: {agency} | sequence: {sequence} | winners: {won}"
+                    );
+                }
+                (Settled::AsStaged, Counted::Replayed) => self.metrics.batch_replayed(),
+                (Settled::Replayed(original), _) => {
+                    self.metrics.batch_replayed();
+                    log::info!(
+                        "action: batch_replayed | result: success | peer: {peer} | sequence: {sequence} | winners: {}",
+                        original.len()
+                    );
+                    *winners = original;
+                }
+                (Settled::Refused(e), _) => {
+                    let kind = store_error_kind(&e);
+                    self.metrics.refused(kind, 1);
+                    *response = refuse(kind, e.to_string(), "bet_batch", peer);
+                }
             }
         }
     }
@@ -319,8 +335,8 @@ impl Lottery {
         let admission = self.store.admit(agency, sequence, bets.len() as u64).map_err(refused)?;
         let valid = validate(agency, sequence, &bets)
             .map_err(|message| Some(refuse(ErrorKind::InvalidBet, message, "bet_batch", peer)))?;
-        let first_bet = match admission {
-            Admission::Fresh { first_bet } => first_bet,
+        let (first_bet, after) = match admission {
+            Admission::Fresh { first_bet, after } => (first_bet, after),
             Admission::Replay(committed) => {
                 // Answered from what was committed, but only for the same bets: another batch
                 // under a committed sequence is another upload, refused, never merged.
@@ -346,8 +362,8 @@ impl Lottery {
         };
         // Every `i` was counted out over `valid` just above, so the index is in range.
         let winning_bets = winners.iter().map(|&i| valid[i as usize]).collect();
-        let batch =
-            CheckedBatch { agency, sequence, bets: valid.len() as u64, digest, winners, winning_bets };
+        let bets = valid.len() as u64;
+        let batch = CheckedBatch { agency, sequence, bets, first_bet, digest, after, winners, winning_bets };
         let staged = self.store.stage(&batch).map_err(refused)?;
         log::debug!(
             "action: batch_staged | result: success | agency: {agency} | sequence: {sequence} | bets: {} | winners: {}",
@@ -357,7 +373,7 @@ impl Lottery {
         let counted = if staged.replayed {
             Counted::Replayed
         } else {
-            Counted::Stored { agency, bets: valid.len() as u64, winners: staged.winners.len() as u64 }
+            Counted::Stored { agency, bets, winners: staged.winners.len() as u64 }
         };
         Ok((Response::BatchResult { sequence, winners: staged.winners }, staged.ticket, counted))
     }

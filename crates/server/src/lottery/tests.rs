@@ -7,26 +7,43 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
-use protocol::{Bet, Request, Response, WireBets};
+use protocol::{Bet, ErrorKind, Request, Response, WireBets};
 
 use super::{Counted, HoldRelease, Lottery, Reply, Session, StopClock, Ticket};
 use crate::{
     metrics::{Metrics, Snapshot},
-    store::{memory::Memory, Admission, CheckedBatch, Engine, Progress, Resume, Staged, StoreError, Tally},
+    store::{
+        memory::Memory, Admission, CheckedBatch, Engine, Progress, Resume, Settled, Staged, StoreError, Tally,
+    },
 };
 
-/// The memory engine, with a sync that fails while `broken` is set, and another connection
-/// (or central) that stages the same batch just before this one while `raced` is set.
+/// The memory engine, with a sync that fails while `broken` is set, another connection (or
+/// central) that stages the same batch just before this one while `raced` is set, and a
+/// commit that decides otherwise than staged while `decides` holds what it decides (as the
+/// database may, deciding at commit time).
 #[derive(Debug)]
 struct Flaky {
     inner: Memory,
     broken: AtomicBool,
     raced: AtomicBool,
+    decides: Mutex<Option<fn() -> Settled>>,
+}
+
+impl Flaky {
+    /// One agency, every fault off.
+    fn new() -> Flaky {
+        Flaky {
+            inner: Memory::new(1),
+            broken: AtomicBool::new(false),
+            raced: AtomicBool::new(false),
+            decides: Mutex::new(None),
+        }
+    }
 }
 
 impl Engine for Flaky {
@@ -39,11 +56,16 @@ impl Engine for Flaky {
         }
         self.inner.stage(batch)
     }
-    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+    fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(StoreError::Io(std::io::Error::other("the disk is gone")));
         }
-        self.inner.make_durable(ticket)
+        let decided = self.decides.lock().unwrap().take();
+        let settled = self.inner.make_durable(tickets)?;
+        Ok(match decided {
+            Some(decide) => settled.iter().map(|_| decide()).collect(),
+            None => settled,
+        })
     }
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
         self.inner.finish_agency(agency, batches)
@@ -97,11 +119,7 @@ fn line(metrics: &Metrics, series: &str) -> String {
 
 #[test]
 fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
-    let store = Arc::new(Flaky {
-        inner: Memory::new(1),
-        broken: AtomicBool::new(false),
-        raced: AtomicBool::new(false),
-    });
+    let store = Arc::new(Flaky::new());
     let metrics = Metrics::new(1);
     let lottery = Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
     let mut session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
@@ -115,7 +133,7 @@ fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
     // The sync fails: the answer becomes a refusal and nothing counts as stored.
     store.broken.store(true, Ordering::SeqCst);
     let mut answers = [response.clone()];
-    lottery.release(ticket, &mut answers, &[counted], peer);
+    lottery.release(&[ticket], &mut answers, &[counted], peer);
     assert!(matches!(answers[0], Response::Error { .. }), "{answers:?}");
     assert_eq!(line(&metrics, stored), format!("{stored} 0"));
     assert_eq!(
@@ -125,7 +143,7 @@ fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
     // The sync works again: once durable, it counts, bets and all.
     store.broken.store(false, Ordering::SeqCst);
     let mut answers = [response];
-    lottery.release(ticket, &mut answers, &[counted], peer);
+    lottery.release(&[ticket], &mut answers, &[counted], peer);
     assert!(matches!(answers[0], Response::BatchResult { sequence: 1, .. }), "{answers:?}");
     assert_eq!(line(&metrics, stored), format!("{stored} 1"));
     assert_eq!(
@@ -138,11 +156,46 @@ fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
     store.raced.store(true, Ordering::SeqCst);
     let (response, ticket, counted) = held(&lottery, &mut session, batch(2, 2));
     assert_eq!(counted, Counted::Replayed);
-    lottery.release(ticket, &mut [response], &[counted], peer);
+    lottery.release(&[ticket], &mut [response], &[counted], peer);
     assert_eq!(line(&metrics, stored), format!("{stored} 1"));
     assert_eq!(line(&metrics, replayed), format!("{replayed} 1"));
     assert_eq!(
         line(&metrics, "lottery_bets_stored_total{agency=\"1\"}"),
         "lottery_bets_stored_total{agency=\"1\"} 3"
     );
+}
+
+#[test]
+fn a_batch_its_commit_decides_otherwise_is_answered_and_counted_as_decided() {
+    let store = Arc::new(Flaky::new());
+    let metrics = Metrics::new(1);
+    let lottery = Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
+    let mut session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
+    let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let stored = "lottery_batches_total{outcome=\"stored\"}";
+    let replayed = "lottery_batches_total{outcome=\"replayed\"}";
+    let conflicts = "lottery_refusals_total{kind=\"conflict\"}";
+
+    // Committed first by another central with the same bets: that commit's winners answer,
+    // and it counts as a replay.
+    let (response, ticket, counted) = held(&lottery, &mut session, batch(1, 3));
+    *store.decides.lock().unwrap() = Some(|| Settled::Replayed(vec![2]));
+    let mut answers = [response];
+    lottery.release(&[ticket], &mut answers, &[counted], peer);
+    assert!(
+        matches!(&answers[0], Response::BatchResult { sequence: 1, winners } if winners == &[2]),
+        "{answers:?}"
+    );
+    assert_eq!(line(&metrics, stored), format!("{stored} 0"));
+    assert_eq!(line(&metrics, replayed), format!("{replayed} 1"));
+
+    // Refused at its commit: the refusal is the answer, counted by its kind, nothing stored.
+    let (response, ticket, counted) = held(&lottery, &mut session, batch(2, 3));
+    *store.decides.lock().unwrap() =
+        Some(|| Settled::Refused(StoreError::Conflict { agency: 1, sequence: 2 }));
+    let mut answers = [response];
+    lottery.release(&[ticket], &mut answers, &[counted], peer);
+    assert!(matches!(answers[0], Response::Error { kind: ErrorKind::Conflict, .. }), "{answers:?}");
+    assert_eq!(line(&metrics, conflicts), format!("{conflicts} 1"));
+    assert_eq!(line(&metrics, stored), format!("{stored} 0"));
 }

@@ -203,6 +203,10 @@ impl Served<'_> {
         self.held
             .release_before_blocking(&mut self.conn, self.lottery, self.peer)
             .map_err(|e| write_failed(&e, self.peer))?;
+        if self.held.conflicted() {
+            // As after a `Conflict` sent at once (`send`): nothing more is taken.
+            return Err(Close::Conflict);
+        }
         if self.registration.is_evicted() {
             return Err(Close::Evicted);
         }
@@ -322,6 +326,9 @@ impl Served<'_> {
         // check is paid from the instant it was taken, so this write overlaps it.
         let taken = Instant::now();
         self.held.release_if_slow(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
+        if self.held.conflicted() {
+            return Err(Close::Conflict);
+        }
         let standing = standing_after(&request).filter(|_| self.proof.is_none());
         if standing == Some(Standing::Waiting) {
             // Before the query is held: a held query is what a newcomer may evict.

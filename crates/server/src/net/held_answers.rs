@@ -6,7 +6,7 @@
 //!
 //! - A batch's answer is **held** (with its commit [`Ticket`]) instead of written.
 //! - Held answers are **released** (one [`Engine::make_durable`](crate::store::Engine) for
-//!   the latest ticket, then all written in order, in one write) as soon as any of these holds:
+//!   their tickets, then all written in order, in one write) as soon as any of these holds:
 //!   - the peer's next request is not already here, neither whole in the connection's buffer
 //!     ([`Connection::has_buffered_frame`]) nor in the socket (one non-blocking `MSG_PEEK`):
 //!     the next read could block, and an answer must never wait on the peer;
@@ -21,14 +21,17 @@
 //!     connection is ending.
 //!
 //! Across connections the engine groups syncs too (the journal: one `fdatasync` covers every
-//! batch appended before it started); that part lives in the engine, behind
-//! [`Engine::make_durable`](crate::store::Engine).
+//! batch appended before it started; the database: one transaction commits the batches every
+//! connection staged meanwhile); that part lives in the engine, behind
+//! [`Engine::make_durable`](crate::store::Engine). An engine that decides a batch only at its
+//! commit may answer otherwise than staged (a replay, a refusal): the release writes what it
+//! decided, and a `Conflict` among them ends the connection as one sent at once does.
 
 use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
 
 use socket2::SockRef;
 
-use protocol::{Connection, Response};
+use protocol::{Connection, ErrorKind, Response};
 use security::Stream;
 
 use crate::lottery::{Counted, Lottery, Ticket};
@@ -48,8 +51,10 @@ pub struct HeldAnswers {
     responses: Vec<Response>,
     /// What each held answer counts once durable, in the same order.
     counted: Vec<Counted>,
-    /// What the sync must cover: the latest of the held batches' tickets.
-    ticket: Ticket,
+    /// Each held batch's commit ticket, in the same order.
+    tickets: Vec<Ticket>,
+    /// Whether a released answer was a `Conflict` refusal: the connection must end.
+    conflict: bool,
     /// Whether a held batch was slow to check: then the answers go out now.
     slow: bool,
 }
@@ -60,7 +65,7 @@ impl HeldAnswers {
     pub fn hold(&mut self, response: Response, ticket: Ticket, check: Duration, counted: Counted) {
         self.responses.push(response);
         self.counted.push(counted);
-        self.ticket = self.ticket.covering(ticket);
+        self.tickets.push(ticket);
         self.slow |= check >= SLOW_BATCH;
     }
 
@@ -116,12 +121,21 @@ impl HeldAnswers {
         if self.responses.is_empty() {
             return Ok(());
         }
-        lottery.release(self.ticket, &mut self.responses, &self.counted, peer);
+        lottery.release(&self.tickets, &mut self.responses, &self.counted, peer);
+        self.conflict |=
+            self.responses.iter().any(|r| matches!(r, Response::Error { kind: ErrorKind::Conflict, .. }));
         let written = conn.write_messages(&self.responses);
         self.responses.clear();
         self.counted.clear();
+        self.tickets.clear();
         self.slow = false;
         written
+    }
+
+    /// Whether a released answer refused a batch as a `Conflict`: another upload holds the
+    /// agency's sequence, so nothing more this peer sends may be taken.
+    pub fn conflicted(&self) -> bool {
+        self.conflict
     }
 }
 

@@ -4,7 +4,10 @@
 //! The contract every engine keeps: a batch's rows, its sequence and its counts are committed
 //! all or nothing; an answer that reveals a batch as committed (its result after
 //! [`Engine::make_durable`], a replay from [`Engine::admit`], a resume point) is given only
-//! once it is durable; `finish_agency` is durable before any caller can see it.
+//! once it is durable; `finish_agency` is durable before any caller can see it. A batch is
+//! committed only on top of the batch it was admitted after ([`CheckedBatch::after`]), so
+//! an engine that decides at commit time, after the connection has staged the next batches
+//! (the database), never lays one upload's batch on another's.
 
 use protocol::Digest;
 
@@ -42,21 +45,25 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         Ledger::replay(agency, sequence, committed, digest)
     }
 
-    /// Records a checked batch (counts, winners' rows, its sequence) all or nothing. Returns
-    /// the winner positions to answer with (the original ones if the same batch was committed
-    /// meanwhile, e.g. by another connection) and a [`Ticket`]; the answer may be sent only
-    /// after [`Engine::make_durable`] with that ticket.
+    /// Records a checked batch (counts, winners' rows, its sequence) all or nothing, or queues
+    /// it to be. Returns the winner positions to answer with (the original ones if the same
+    /// batch was committed meanwhile, e.g. by another connection) and a [`Ticket`]; the answer
+    /// may be sent only after [`Engine::make_durable`] with that ticket, and as it says.
     ///
     /// # Errors
     /// As [`Engine::admit`]; after a failure nothing of the batch is kept.
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError>;
 
-    /// Makes everything covered by `ticket` durable (the journal: one shared `fdatasync`; an
-    /// engine that commits in `stage` returns at once).
+    /// Makes the batches staged under `tickets` durable (the journal: one shared `fdatasync`
+    /// to the latest; the database: the commit of each one's group) and gives, for each in
+    /// order, what its answer is: as staged, or what the commit decided instead (an engine
+    /// that decides only at commit time, after the connection staged more, learns there that
+    /// another connection or central committed the batch first, or that it breaks a rule).
     ///
     /// # Errors
-    /// [`StoreError::Io`] when it cannot, [`StoreError::Broken`] after an earlier failure.
-    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError>;
+    /// [`StoreError::Io`] when none of them can be made durable, [`StoreError::Broken`] after
+    /// an earlier failure: then nothing of them is acknowledged.
+    fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError>;
 
     /// Marks `agency` done after `batches` batches, durably; returns its final tally and the
     /// progress right after (exactly one caller sees the lottery complete).
@@ -133,9 +140,15 @@ pub struct CheckedBatch<'a> {
     pub sequence: u64,
     /// How many bets it held.
     pub bets: u64,
-    /// The digest of its bets from its first bet's place in the agency's upload (the
-    /// `first_bet` [`Admission::Fresh`] gave): a replay is answered only for the same bets.
+    /// The place of its first bet in the agency's upload (the `first_bet`
+    /// [`Admission::Fresh`] gave).
+    pub first_bet: u64,
+    /// The digest of its bets from `first_bet` on: a replay is answered only for the same
+    /// bets.
     pub digest: protocol::Digest,
+    /// The digest of the batch it was admitted after (the `after` [`Admission::Fresh`] gave;
+    /// zero for an agency's first batch): it commits only on top of that one.
+    pub after: protocol::Digest,
     /// Positions of its winners in the batch, as answered.
     pub winners: Vec<u32>,
     /// The winning bets themselves, in the order of `winners`: what the winners' rows hold.
@@ -154,20 +167,28 @@ pub struct Staged {
     pub replayed: bool,
 }
 
+/// What [`Engine::make_durable`] says of one staged batch.
+#[derive(Debug)]
+pub enum Settled {
+    /// Durable as staged: its answer stands.
+    AsStaged,
+    /// Committed before (by another connection or central) with the same bets, so nothing
+    /// was stored now: answered with that commit's winners, counted as a replay.
+    Replayed(Vec<u32>),
+    /// Refused at its commit (a rule the commit found broken, or the commit failed): nothing
+    /// of it is kept.
+    Refused(StoreError),
+}
+
 /// An opaque commit ticket: what must be durable before an answer goes out. The journal keeps
-/// the byte offset its sync must reach; callers only hold tickets and combine them.
+/// the byte offset its sync must reach, the database the batch's place in its commit queue;
+/// callers only hold tickets and hand them back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ticket(u64);
 
 impl Ticket {
-    /// A ticket covering both: the later of the two (held answers share one sync).
-    #[must_use]
-    pub fn covering(self, other: Ticket) -> Ticket {
-        Ticket(self.0.max(other.0))
-    }
-
-    /// A ticket for position `at` in an engine's commit order (the journal: a byte offset).
-    /// Only engines make tickets.
+    /// A ticket for position `at` in an engine's commit order (the journal: a byte offset;
+    /// 0, the default: nothing to wait for). Only engines make tickets.
     pub(in crate::store) fn at(at: u64) -> Ticket {
         Ticket(at)
     }
@@ -175,19 +196,5 @@ impl Ticket {
     /// The position this ticket stands for; only the engine that made it reads it.
     pub(in crate::store) fn position(self) -> u64 {
         self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_ticket_covers_the_later_of_two_and_the_default_covers_nothing() {
-        let (early, late) = (Ticket::at(10), Ticket::at(20));
-        assert_eq!(early.covering(late), late);
-        assert_eq!(late.covering(early), late);
-        assert_eq!(Ticket::default().covering(early), early);
-        assert_eq!(Ticket::default().position(), 0);
     }
 }

@@ -68,6 +68,9 @@ pub enum Admission {
     Fresh {
         /// The bets committed before it.
         first_bet: u64,
+        /// The digest of the agency's last committed batch (zero before its first): the
+        /// batch commits only on top of it ([`crate::store::CheckedBatch::after`]).
+        after: Digest,
     },
     /// Already committed: answer with its original winners if the content is the same (its
     /// digest), store nothing.
@@ -139,7 +142,8 @@ impl Ledger {
         if sequence != next {
             return Err(StoreError::OutOfSequence { agency, expected: next, got: sequence });
         }
-        Ok(Admission::Fresh { first_bet: slot.tally.bets })
+        let after = slot.results.get(next - 1).map(|last| last.digest).unwrap_or_default();
+        Ok(Admission::Fresh { first_bet: slot.tally.bets, after })
     }
 
     /// Counts batch `sequence` of `agency` as committed, with its answer `winners` and its
@@ -156,7 +160,7 @@ impl Ledger {
         winners: Vec<u32>,
         digest: Digest,
     ) -> Result<(), StoreError> {
-        let Admission::Fresh { first_bet } = self.admit(agency, sequence, bets)? else {
+        let Admission::Fresh { first_bet, .. } = self.admit(agency, sequence, bets)? else {
             let expected = self.slot(agency)?.last_sequence() + 1;
             return Err(StoreError::OutOfSequence { agency, expected, got: sequence });
         };

@@ -6,7 +6,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    engine::{CheckedBatch, Engine, Staged, Ticket},
+    engine::{CheckedBatch, Engine, Settled, Staged, Ticket},
     error::StoreError,
     ledger::{Admission, Ledger, Progress, Resume, Tally},
 };
@@ -48,8 +48,8 @@ impl Engine for Memory {
         Ok(Staged { winners, ticket: Ticket::default(), replayed })
     }
 
-    fn make_durable(&self, _ticket: Ticket) -> Result<(), StoreError> {
-        Ok(())
+    fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError> {
+        Ok(tickets.iter().map(|_| Settled::AsStaged).collect())
     }
 
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {

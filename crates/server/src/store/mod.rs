@@ -35,7 +35,7 @@ mod winners_file;
 
 use std::sync::Arc;
 
-pub use engine::{CheckedBatch, Engine, Staged, Ticket};
+pub use engine::{CheckedBatch, Engine, Settled, Staged, Ticket};
 pub use error::{OpenError, StoreError};
 pub use ledger::{Admission, Committed, Progress, Resume, Tally};
 pub use postgres::DatabaseSettings;

@@ -31,7 +31,7 @@ use std::{
 
 use self::{record::Record, recovery::OpenError as RecoveryError};
 use super::{
-    engine::{CheckedBatch, Engine, Staged, Ticket},
+    engine::{CheckedBatch, Engine, Settled, Staged, Ticket},
     error::{OpenError, StoreError},
     ledger::{Admission, Ledger, Progress, Resume, Tally},
     winners_file::{self, WinnersFormat},
@@ -114,7 +114,7 @@ impl Journal {
     #[cfg(test)]
     fn commit(&self, batch: &CheckedBatch<'_>) -> Result<Vec<u32>, StoreError> {
         let staged = self.stage(batch)?;
-        self.make_durable(staged.ticket)?;
+        self.make_durable(&[staged.ticket])?;
         Ok(staged.winners)
     }
 
@@ -206,8 +206,11 @@ impl Engine for Journal {
         Ok(Staged { winners, ticket: Ticket::at(inner.journal_len), replayed })
     }
 
-    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        self.sync_through(ticket.position())
+    /// One sync covers them all: the journal decided each batch when it staged it.
+    fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError> {
+        let end = tickets.iter().map(|t| t.position()).max().unwrap_or_default();
+        self.sync_through(end)?;
+        Ok(tickets.iter().map(|_| Settled::AsStaged).collect())
     }
 
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
@@ -332,7 +335,9 @@ mod tests {
             agency,
             sequence,
             bets,
+            first_bet: 0,
             digest,
+            after: protocol::Digest::default(),
             winners: positions,
             winning_bets: winners.iter().map(Bet::as_ref).collect(),
         }
@@ -443,7 +448,7 @@ mod tests {
             last = staged.ticket.position();
         }
         assert_eq!(store.tally(1).unwrap(), Tally { bets: 15, winners: 3, done: false });
-        store.make_durable(Ticket::at(last)).unwrap();
+        store.make_durable(&[Ticket::at(last)]).unwrap();
         assert_eq!(*store.durable.lock().unwrap(), last);
         assert_eq!(std::fs::metadata(journal_path(&path)).unwrap().len(), last);
     }

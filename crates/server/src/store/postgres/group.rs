@@ -1,21 +1,24 @@
 //! Group commit: batches staged by many connections at once share one transaction.
 //!
-//! A connection that stages a batch queues it and waits. Whenever fewer than
-//! [`Group::in_flight`] groups are being committed, a waiting connection whose batch is still
-//! queued becomes the group's leader: it takes every queued batch (its own and those of the
-//! connections that arrived meanwhile), commits them in one statement and one transaction
-//! (`lottery_stage_group`, see `schema.rs`), and hands each waiter its own outcome. While a
-//! group commits, the next one fills; under load a commit (and its WAL flush) carries as many
+//! A connection submits a batch ([`Group::submit`]) and goes on: it reads and stages the next
+//! batches its agency already sent, while the batch waits in the queue. When the connection
+//! wants its answers it collects them ([`Group::collect`]). Whenever fewer than
+//! [`Group::in_flight`] groups are being committed, a collecting connection whose batch is
+//! still queued becomes the group's leader: it takes every queued batch (its own, and those
+//! every other connection submitted meanwhile), commits them in one statement and one
+//! transaction (`lottery_stage_group`, see `schema.rs`), and hands each its own outcome. While
+//! a group commits, the next one fills; under load a commit (and its WAL flush) carries as many
 //! batches as arrived during the previous one, with no timer and no added wait when idle.
 //!
-//! Each batch's answer is given only after the commit that holds it: a waiter returns only with
-//! the outcome its leader read back after the commit, or with an error that acknowledges
-//! nothing. [`Group::interrupt`] (the central's stop) makes every waiter return at once with
+//! Each batch's answer is given only after the commit that holds it: a collector returns only
+//! with the outcome its leader read back after the commit, or with an error that acknowledges
+//! nothing. [`Group::interrupt`] (the central's stop) makes every collector return at once with
 //! such an error; a batch already sent may still commit, which the key on (agency, sequence)
 //! turns into a replay when the agency sends it again.
 //!
-//! Each waiter sleeps on a `Condvar` of its own: a group's end wakes the waiters of that group
-//! and the first queued one (to lead the next), not every connection thread of the central.
+//! Each collector sleeps on a `Condvar` of its own: a group's end wakes the collectors of that
+//! group and the first queued one (to lead the next), not every connection thread of the
+//! central.
 
 use std::{
     collections::HashMap,
@@ -36,14 +39,15 @@ pub(crate) struct Group<B, O> {
 
 #[derive(Debug)]
 struct State<B, O> {
-    /// Batches waiting for a leader, with the number of their waiter.
+    /// Batches waiting for a leader, with their numbers.
     queued: Vec<(u64, B)>,
-    /// Every waiter's own wake-up, by number: signalled when its outcome is in, when it may
-    /// lead (first in the queue as a slot frees), or on interrupt.
+    /// Every collector's own wake-up, by the number of the batch it waits for: signalled
+    /// when its outcome is in, when it may lead (first collector in the queue as a slot
+    /// frees), or on interrupt.
     waiters: HashMap<u64, Arc<Condvar>>,
-    /// Outcomes of committed groups, by waiter, until collected.
+    /// Outcomes of committed groups, by batch number, until collected.
     outcomes: HashMap<u64, Result<O, StoreError>>,
-    /// The next waiter's number.
+    /// The next batch's number.
     next: u64,
     /// Groups being committed now.
     committing: usize,
@@ -67,39 +71,63 @@ impl<B, O> Group<B, O> {
         }
     }
 
-    /// Queues `batch` and returns its outcome once the group holding it is committed:
-    /// `commit` runs on this thread if it leads, with every batch queued by then, and must
-    /// return one outcome per batch, in their order.
+    /// Queues `batch` and returns its outcome once the group holding it is committed
+    /// ([`Group::submit`], then [`Group::collect`]).
     ///
     /// # Errors
-    /// What `commit` gave for this batch; [`StoreError::Io`] if `commit` panicked, gave too
-    /// few outcomes, or the central is stopping (nothing acknowledged).
+    /// As [`Group::collect`].
     pub(crate) fn commit(
         &self,
         batch: B,
         commit: impl FnOnce(Vec<B>) -> Vec<Result<O, StoreError>>,
     ) -> Result<O, StoreError> {
+        let number = self.submit(batch)?;
+        self.collect(number, commit)
+    }
+
+    /// Queues `batch` for the next group and returns its number, to collect its outcome
+    /// with; returns at once. Every number is collected once (the engine's `make_durable`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the central is stopping: nothing is queued.
+    pub(crate) fn submit(&self, batch: B) -> Result<u64, StoreError> {
         let mut state = self.lock();
         if state.interrupted {
             return Err(stopping());
         }
-        let me = state.next;
+        let number = state.next;
         state.next += 1;
-        state.queued.push((me, batch));
+        state.queued.push((number, batch));
+        Ok(number)
+    }
+
+    /// The outcome of batch `number` once the group holding it is committed: `commit` runs
+    /// on this thread if it leads, with every batch queued by then, and must return one
+    /// outcome per batch, in their order.
+    ///
+    /// # Errors
+    /// What `commit` gave for this batch; [`StoreError::Io`] if `commit` panicked, gave too
+    /// few outcomes, or the central is stopping (nothing acknowledged).
+    pub(crate) fn collect(
+        &self,
+        number: u64,
+        commit: impl FnOnce(Vec<B>) -> Vec<Result<O, StoreError>>,
+    ) -> Result<O, StoreError> {
+        let mut state = self.lock();
         let wake = Arc::new(Condvar::new());
-        state.waiters.insert(me, Arc::clone(&wake));
+        state.waiters.insert(number, Arc::clone(&wake));
         let mut commit = Some(commit);
         loop {
-            if let Some(outcome) = state.outcomes.remove(&me) {
-                state.waiters.remove(&me);
+            if let Some(outcome) = state.outcomes.remove(&number) {
+                state.waiters.remove(&number);
                 return outcome;
             }
             if state.interrupted {
-                state.queued.retain(|(waiter, _)| *waiter != me);
-                state.waiters.remove(&me);
+                state.queued.retain(|(queued, _)| *queued != number);
+                state.waiters.remove(&number);
                 return Err(stopping());
             }
-            let queued = state.queued.iter().any(|(waiter, _)| *waiter == me);
+            let queued = state.queued.iter().any(|(queued, _)| *queued == number);
             if queued && state.committing < self.in_flight {
                 if let Some(commit) = commit.take() {
                     state = self.lead(state, commit);
@@ -117,16 +145,16 @@ impl<B, O> Group<B, O> {
         mut state: MutexGuard<'a, State<B, O>>,
         commit: impl FnOnce(Vec<B>) -> Vec<Result<O, StoreError>>,
     ) -> MutexGuard<'a, State<B, O>> {
-        let (waiters, batches): (Vec<u64>, Vec<B>) = std::mem::take(&mut state.queued).into_iter().unzip();
+        let (numbers, batches): (Vec<u64>, Vec<B>) = std::mem::take(&mut state.queued).into_iter().unzip();
         state.committing += 1;
         drop(state);
-        let mut leading = Leading { group: self, waiters, outcomes: Vec::new() };
+        let mut leading = Leading { group: self, numbers, outcomes: Vec::new() };
         leading.outcomes = commit(batches);
         drop(leading);
         self.lock()
     }
 
-    /// The central is stopping: every waiter returns now, with nothing acknowledged.
+    /// The central is stopping: every collector returns now, with nothing acknowledged.
     pub(crate) fn interrupt(&self) {
         let mut state = self.lock();
         state.interrupted = true;
@@ -140,10 +168,10 @@ impl<B, O> Group<B, O> {
 }
 
 /// One group being committed; on drop (a panic included) records the outcomes, frees its slot,
-/// wakes its waiters and the first queued one.
+/// wakes its collectors and the first queued one.
 struct Leading<'a, B, O> {
     group: &'a Group<B, O>,
-    waiters: Vec<u64>,
+    numbers: Vec<u64>,
     outcomes: Vec<Result<O, StoreError>>,
 }
 
@@ -152,21 +180,24 @@ impl<B, O> Drop for Leading<'_, B, O> {
         let mut outcomes = std::mem::take(&mut self.outcomes).into_iter();
         let mut state = self.group.lock();
         state.committing -= 1;
-        for &waiter in &self.waiters {
+        for &number in &self.numbers {
             let outcome = outcomes.next().unwrap_or_else(|| {
                 Err(StoreError::Io(io::Error::other("the group's commit gave no outcome for this batch")))
             });
             // After an interrupt nobody collects them; the central is about to exit.
             if !state.interrupted {
-                state.outcomes.insert(waiter, outcome);
+                state.outcomes.insert(number, outcome);
             }
-            if let Some(wake) = state.waiters.get(&waiter) {
+            if let Some(wake) = state.waiters.get(&number) {
                 wake.notify_one();
             }
         }
-        // A slot is free: the first queued waiter leads the next group (one that arrives
-        // first leads it instead, and this one finds its batch taken and sleeps again).
-        if let Some(wake) = state.queued.first().and_then(|(first, _)| state.waiters.get(first)) {
+        // A slot is free: the first queued batch whose connection collects leads the next
+        // group (one that comes to collect first leads it instead, and this one finds its
+        // batch taken and sleeps again). Batches nobody collects yet wait for the next
+        // collector: their connections are still staging.
+        let next = state.queued.iter().find_map(|(number, _)| state.waiters.get(number));
+        if let Some(wake) = next {
             wake.notify_one();
         }
     }

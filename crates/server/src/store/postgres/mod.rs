@@ -2,9 +2,16 @@
 //!
 //! The same answers and guarantees as the journal (`store/journal/`), by the database's own means:
 //! - A batch's winners, its sequence and its agency's counts commit in one transaction (one
-//!   statement, `lottery_stage_group`, for every batch of a group, see `schema.rs`), and
-//!   [`Postgres::stage`] returns only after that commit: there is nothing left for
-//!   [`Postgres::make_durable`] to do.
+//!   statement, `lottery_stage_group`, for every batch of a group, see `schema.rs`).
+//!   [`Postgres::stage`] only queues the batch (`group.rs`), so a connection goes on to stage
+//!   the next batches its agency pipelined; [`Postgres::make_durable`] waits for their
+//!   groups' commits and gives what each decided. The central expects each batch to commit
+//!   as staged (it admitted it against what it expects the agency's last batch to be, `Hint`);
+//!   where the commit decides otherwise (another central committed it first, or another
+//!   upload holds the agency's sequence) the answer is what the commit decided.
+//! - A batch commits only on top of the batch it was staged after (its `after` digest against
+//!   the agency's `last_digest`): a batch staged behind one that the database then refused is
+//!   refused too, never laid on another upload's batches.
 //! - A batch commits at most once: the key on (agency, sequence) decides, under the
 //!   agency's row lock, so two connections or two centrals sending the same batch at the same
 //!   moment get one commit and the same answer.
@@ -41,7 +48,7 @@ use protocol::Digest;
 use crate::metrics::SyncTimer;
 
 use super::{
-    engine::{CheckedBatch, Engine, Staged, Ticket},
+    engine::{CheckedBatch, Engine, Settled, Staged, Ticket},
     error::StoreError,
     ledger::{Admission, Committed, Progress, Resume, Tally},
     winners_file::{self, WinnersFormat, HEADER},
@@ -60,12 +67,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Every agency's counts, agency 1 first (the status page's query).
 const AGENCIES: &str = "SELECT bets, winners, done FROM agencies ORDER BY agency";
 
-/// What a central knows of an agency from its own commits: the sequence it expects next and
-/// the bets committed before it (0 and 0: unknown, ask the database).
+/// What a central expects of an agency from what it staged and read: the sequence it expects
+/// next, the bets before it and the digest of the batch before it (next 0: unknown, ask the
+/// database). Only ever a guess: each batch commits only if the database agrees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Hint {
     next: u64,
     bets: u64,
+    after: Digest,
 }
 
 /// A digest as the database keeps it: 16 bytes.
@@ -80,10 +89,13 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
 /// in the database's types.
 #[derive(Debug)]
 struct Staging {
+    /// The batch, to name it in a refusal.
+    batch: Batch,
     agency: i32,
     sequence: i64,
     bets: i64,
     digest: Vec<u8>,
+    after: Vec<u8>,
     winners: Vec<i32>,
     first: Vec<String>,
     last: Vec<String>,
@@ -92,7 +104,7 @@ struct Staging {
 }
 
 impl Staging {
-    fn of(batch: &CheckedBatch<'_>) -> Result<Staging, StoreError> {
+    fn of(batch: &CheckedBatch<'_>, agencies: u32) -> Result<Staging, StoreError> {
         if batch.winners.len() != batch.winning_bets.len() {
             return Err(StoreError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -110,10 +122,12 @@ impl Staging {
             .collect::<Result<Vec<i32>, _>>()?;
         let bets = &batch.winning_bets;
         Ok(Staging {
+            batch: Batch { agency: batch.agency, sequence: batch.sequence, bets: batch.bets, agencies },
             agency: agency_key(batch.agency),
             sequence: sql_count(batch.sequence)?,
             bets: sql_count(batch.bets)?,
             digest: batch.digest.to_bytes().to_vec(),
+            after: batch.after.to_bytes().to_vec(),
             winners,
             first: bets.iter().map(|b| b.first_name().to_owned()).collect(),
             last: bets.iter().map(|b| b.last_name().to_owned()).collect(),
@@ -136,6 +150,37 @@ impl Outcome {
     fn of(row: &postgres::Row, at: usize) -> Outcome {
         Outcome { outcome: row.get(at), number: row.get(at + 1), winners: row.get(at + 2) }
     }
+
+    /// What it means for the answer to `batch`, staged as fresh.
+    fn settled(self, batch: Batch) -> Settled {
+        let Batch { agency, sequence, bets, agencies } = batch;
+        let number = count(self.number.unwrap_or_default());
+        let refused = match self.outcome.as_str() {
+            "fresh" => return Settled::AsStaged,
+            "replay" => return Settled::Replayed(positions(self.winners.unwrap_or_default())),
+            "conflict" => StoreError::Conflict { agency, sequence },
+            // Another upload holds the batch before it.
+            "diverged" => StoreError::Conflict { agency, sequence: sequence.saturating_sub(1) },
+            "not_the_batch" => {
+                StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets }
+            }
+            "finished" => StoreError::AgencyFinished(agency),
+            "out_of_sequence" => StoreError::OutOfSequence { agency, expected: number, got: sequence },
+            "unknown" => StoreError::UnknownAgency { agency, agencies },
+            other => unexpected("lottery_stage", other),
+        };
+        Settled::Refused(refused)
+    }
+}
+
+/// Which batch an outcome is for, to name it in a refusal.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    agency: u32,
+    sequence: u64,
+    bets: u64,
+    /// The lottery's number of agencies.
+    agencies: u32,
 }
 
 /// An agency's done as the finish group carries it: the agency and its batch count.
@@ -163,6 +208,7 @@ struct GroupArrays<'a> {
     sequences: Vec<i64>,
     bets: Vec<i64>,
     digests: Vec<&'a [u8]>,
+    afters: Vec<&'a [u8]>,
     ends: Vec<i32>,
     positions: Vec<i32>,
     first: Vec<&'a str>,
@@ -178,6 +224,7 @@ impl<'a> GroupArrays<'a> {
             sequences: Vec::with_capacity(batches.len()),
             bets: Vec::with_capacity(batches.len()),
             digests: Vec::with_capacity(batches.len()),
+            afters: Vec::with_capacity(batches.len()),
             ends: Vec::with_capacity(batches.len()),
             positions: Vec::new(),
             first: Vec::new(),
@@ -190,6 +237,7 @@ impl<'a> GroupArrays<'a> {
             arrays.sequences.push(b.sequence);
             arrays.bets.push(b.bets);
             arrays.digests.push(&b.digest);
+            arrays.afters.push(&b.after);
             arrays.positions.extend_from_slice(&b.winners);
             arrays.first.extend(b.first.iter().map(String::as_str));
             arrays.last.extend(b.last.iter().map(String::as_str));
@@ -206,11 +254,12 @@ impl<'a> GroupArrays<'a> {
         client: &mut Client,
         statement: &postgres::Statement,
     ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        let params: [&(dyn ToSql + Sync); 10] = [
+        let params: [&(dyn ToSql + Sync); 11] = [
             &self.agencies,
             &self.sequences,
             &self.bets,
             &self.digests,
+            &self.afters,
             &self.ends,
             &self.positions,
             &self.first,
@@ -288,7 +337,7 @@ pub(super) struct Postgres {
     /// The winners queries' progress, asked of the database once at a time.
     progress: progress::Coalesced,
     /// Batches staged at once by many connections, committed in groups (`group.rs`).
-    group: group::Group<Staging, Outcome>,
+    group: group::Group<Staging, (Batch, Outcome)>,
     /// Agencies' dones, committed in groups the same way: the lottery row's lock makes
     /// finishes one transaction at a time, so without groups the last agencies' dones
     /// would wait for each other's commits, one WAL flush each.
@@ -469,7 +518,8 @@ impl Postgres {
         }
     }
 
-    fn agency_row(&self, agency: u32) -> Result<(u64, Tally), StoreError> {
+    /// An agency's last committed sequence, its tally and its last batch's digest.
+    fn agency_row(&self, agency: u32) -> Result<(u64, Tally, Digest), StoreError> {
         let key = agency_key(agency);
         let row = self.call(true, |c| c.client.query_opt(&c.statements.agency, &[&key]))?;
         let row = row.ok_or(StoreError::UnknownAgency { agency, agencies: self.agencies })?;
@@ -478,7 +528,7 @@ impl Postgres {
             winners: count(row.get::<_, i64>(2)),
             done: row.get(3),
         };
-        Ok((count(row.get::<_, i64>(0)), tally))
+        Ok((count(row.get::<_, i64>(0)), tally, digest_of(row.get(4))?))
     }
 
     /// Runs `f` on a pooled connection. When it fails because the connection was lost (a
@@ -511,7 +561,7 @@ impl Postgres {
     /// commit path: a timer around this call times every commit). Gives one outcome per
     /// batch, in their order. If the database refuses the statement itself (not a rule: those
     /// are outcomes), each batch is sent again alone, so one bad batch fails alone.
-    fn commit_group(&self, batches: Vec<Staging>) -> Vec<Result<Outcome, StoreError>> {
+    fn commit_group(&self, batches: Vec<Staging>) -> Vec<Result<(Batch, Outcome), StoreError>> {
         let n = batches.len();
         // One lock order for every transaction: by agency, then sequence.
         let mut order: Vec<usize> = (0..n).collect();
@@ -526,7 +576,7 @@ impl Postgres {
                 .inspect_err(|e| refused = e.as_db_error().is_some())
         });
         self.timer.observe(started);
-        match rows {
+        let outcomes = match rows {
             Ok(rows) => by_index(
                 &rows,
                 n,
@@ -536,16 +586,18 @@ impl Postgres {
             ),
             Err(_) if refused && n > 1 => batches.iter().map(|b| self.commit_alone(b)).collect(),
             Err(e) => each_failed(&e, n),
-        }
+        };
+        outcomes.into_iter().zip(&batches).map(|(outcome, b)| outcome.map(|o| (b.batch, o))).collect()
     }
 
     /// Commits one batch in its own transaction (`lottery_stage`).
     fn commit_alone(&self, b: &Staging) -> Result<Outcome, StoreError> {
-        let params: [&(dyn ToSql + Sync); 9] = [
+        let params: [&(dyn ToSql + Sync); 10] = [
             &b.agency,
             &b.sequence,
             &b.bets,
             &b.digest,
+            &b.after,
             &b.winners,
             &b.first,
             &b.last,
@@ -625,7 +677,7 @@ impl Engine for Postgres {
         let index = self.index(agency)?;
         let hint = self.hints()[index];
         if sequence != 0 && hint.next == sequence {
-            return Ok(Admission::Fresh { first_bet: hint.bets });
+            return Ok(Admission::Fresh { first_bet: hint.bets, after: hint.after });
         }
         let (key, seq) = (agency_key(agency), sql_count(sequence)?);
         let row = self.call(true, |c| c.client.query_one(&c.statements.admit, &[&key, &seq]))?;
@@ -645,63 +697,60 @@ impl Engine for Postgres {
         if done {
             return Err(StoreError::AgencyFinished(agency));
         }
-        self.hints()[index] = Hint { next: last + 1, bets: agency_bets };
+        let after = digest_of(row.get(7))?;
+        self.hints()[index] = Hint { next: last + 1, bets: agency_bets, after };
         if sequence != last + 1 {
             return Err(StoreError::OutOfSequence { agency, expected: last + 1, got: sequence });
         }
-        Ok(Admission::Fresh { first_bet: agency_bets })
+        Ok(Admission::Fresh { first_bet: agency_bets, after })
     }
 
-    /// Commits `batch` (its winners, its sequence and its agency's counts, in one
-    /// transaction), or, if that sequence of that agency is already committed, returns the
-    /// original winners and stores nothing. Committed when it returns.
+    /// Queues `batch` for its group's commit (`group.rs`) and returns at once: its winners
+    /// as staged, and a ticket for [`Postgres::make_durable`], which says whether the commit
+    /// agreed. From here on the central expects the agency's next batch after this one.
     ///
     /// # Errors
-    /// As [`Postgres::admit`]; on [`StoreError::Io`] the batch may or may not have committed
-    /// (the connection broke before the answer): sending it again gives the right answer.
+    /// [`StoreError::UnknownAgency`], [`StoreError::Io`] when the central is stopping.
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
-        let CheckedBatch { agency, sequence, bets, .. } = *batch;
-        let index = self.index(agency)?;
-        let staging = Staging::of(batch)?;
-        // Safe to send again after a lost connection: a second commit of the same batch is
-        // the replay the key makes it.
-        let staged = self.group.commit(staging, |batches| self.commit_group(batches))?;
-        let number = count(staged.number.unwrap_or_default());
-        match staged.outcome.as_str() {
-            "fresh" => {
-                // The function says where the agency stands now: the next batch needs no query.
-                self.hints()[index] = Hint { next: sequence + 1, bets: number };
-                Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::default(), replayed: false })
-            }
-            "replay" => Ok(Staged {
-                winners: positions(staged.winners.unwrap_or_default()),
-                ticket: Ticket::default(),
-                replayed: true,
-            }),
-            "conflict" => Err(StoreError::Conflict { agency, sequence }),
-            "not_the_batch" => {
-                Err(StoreError::NotTheCommittedBatch { agency, sequence, committed: number, got: bets })
-            }
-            "finished" => {
-                self.hints()[index] = Hint::default();
-                Err(StoreError::AgencyFinished(agency))
-            }
-            "out_of_sequence" => {
-                self.hints()[index] = Hint::default();
-                Err(StoreError::OutOfSequence { agency, expected: number, got: sequence })
-            }
-            "unknown" => Err(StoreError::UnknownAgency { agency, agencies: self.agencies }),
-            other => Err(unexpected("lottery_stage", other)),
-        }
+        let index = self.index(batch.agency)?;
+        let staging = Staging::of(batch, self.agencies)?;
+        let number = self.group.submit(staging)?;
+        self.hints()[index] =
+            Hint { next: batch.sequence + 1, bets: batch.first_bet + batch.bets, after: batch.digest };
+        // Numbered from 1: the default ticket (0) waits for nothing.
+        Ok(Staged { winners: batch.winners.clone(), ticket: Ticket::at(number + 1), replayed: false })
     }
 
-    /// Nothing to wait for: [`Postgres::stage`] returns after its commit.
+    /// Waits for each ticket's group to commit (leading one when no group is committing, with
+    /// every batch queued by then: this connection's and every other's) and says what the
+    /// commit decided for it. A batch whose commit failed, or broke a rule, is refused alone;
+    /// a later batch of the same agency then fails its chain, and is refused too.
     ///
     /// # Errors
-    /// None; the signature is the storage trait's.
-    fn make_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        let _ = ticket;
-        Ok(())
+    /// None as a whole: each batch's failure is its own.
+    fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError> {
+        Ok(tickets
+            .iter()
+            .map(|ticket| match ticket.position().checked_sub(1) {
+                None => Settled::AsStaged,
+                // Safe to send again after a lost connection: a second commit of the same
+                // batch is the replay the key makes it.
+                Some(number) => match self.group.collect(number, |batches| self.commit_group(batches)) {
+                    Ok((batch, outcome)) => {
+                        let settled = outcome.settled(batch);
+                        if let Settled::Refused(_) = settled {
+                            // What this central expected of the agency did not hold: the
+                            // next batch asks the database.
+                            if let Ok(index) = self.index(batch.agency) {
+                                self.hints()[index] = Hint::default();
+                            }
+                        }
+                        settled
+                    }
+                    Err(e) => Settled::Refused(e),
+                },
+            })
+            .collect())
     }
 
     /// Marks `agency` done after its `batches` batches, committed; returns its final tally
@@ -745,15 +794,18 @@ impl Engine for Postgres {
     /// [`StoreError::UnknownAgency`], [`StoreError::Io`].
     fn resume(&self, agency: u32) -> Result<Resume, StoreError> {
         let index = self.index(agency)?;
-        let (last_sequence, tally) = self.agency_row(agency)?;
+        let (last_sequence, tally, after) = self.agency_row(agency)?;
         let key = agency_key(agency);
         let rows = self.call(true, |c| c.client.query(&c.statements.digests, &[&key]))?;
         let mut digest = Digest::default();
         for row in rows {
             digest = digest.plus(digest_of(row.get::<_, Vec<u8>>(0))?);
         }
-        self.hints()[index] =
-            if tally.done { Hint::default() } else { Hint { next: last_sequence + 1, bets: tally.bets } };
+        self.hints()[index] = if tally.done {
+            Hint::default()
+        } else {
+            Hint { next: last_sequence + 1, bets: tally.bets, after }
+        };
         Ok(Resume { last_sequence, tally, digest })
     }
 

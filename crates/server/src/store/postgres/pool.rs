@@ -344,15 +344,16 @@ pub(crate) struct Statements {
 }
 
 const STAGE: &str =
-    "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const STAGE_GROUP: &str = "SELECT o_index, o_outcome, o_number, o_winners \
-                           FROM lottery_stage_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+                           FROM lottery_stage_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const FINISH_GROUP: &str = "SELECT o_index, o_outcome, o_expected, o_bets, o_winners, o_pending, o_total \
                             FROM lottery_finish_group($1, $2)";
-const ADMIT: &str = "SELECT a.last_sequence, a.done, b.bets, b.winners, a.bets, b.first_bet, b.digest \
+const ADMIT: &str =
+    "SELECT a.last_sequence, a.done, b.bets, b.winners, a.bets, b.first_bet, b.digest, a.last_digest \
                      FROM agencies a LEFT JOIN batches b ON b.agency = a.agency AND b.sequence = $2 \
                      WHERE a.agency = $1";
-const AGENCY: &str = "SELECT last_sequence, bets, winners, done FROM agencies WHERE agency = $1";
+const AGENCY: &str = "SELECT last_sequence, bets, winners, done, last_digest FROM agencies WHERE agency = $1";
 const DIGESTS: &str = "SELECT digest FROM batches WHERE agency = $1";
 const PROGRESS: &str =
     "SELECT count(*) FILTER (WHERE NOT done), coalesce(sum(winners), 0)::bigint FROM agencies";

@@ -3,9 +3,9 @@
 //!
 //! Tables:
 //! - `lottery`: one row, the number of agencies the lottery was started for.
-//! - `agencies`: one row per agency (1 to that number): its last committed sequence, its
-//!   counts and whether it is done. Its row lock serializes everything that changes the
-//!   agency, whichever central (or connection) does it.
+//! - `agencies`: one row per agency (1 to that number): its last committed sequence and that
+//!   batch's digest, its counts and whether it is done. Its row lock serializes everything
+//!   that changes the agency, whichever central (or connection) does it.
 //! - `batches`: one row per committed batch, keyed by (agency, sequence): its bet count,
 //!   the place of its first bet in the agency's upload, its content digest, its winner
 //!   positions (so a replay of the same bets gets the original answer, and other bets under
@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS agencies (
     last_sequence bigint NOT NULL DEFAULT 0,
     bets bigint NOT NULL DEFAULT 0,
     winners bigint NOT NULL DEFAULT 0,
-    done boolean NOT NULL DEFAULT false
+    done boolean NOT NULL DEFAULT false,
+    -- The digest of batch last_sequence (zeros before the first): the next batch commits only
+    -- if it was staged after that one.
+    last_digest bytea NOT NULL DEFAULT '\x00000000000000000000000000000000' CHECK (length(last_digest) = 16)
 );
 
 CREATE TABLE IF NOT EXISTS batches (
@@ -71,18 +74,22 @@ CREATE OR REPLACE VIEW winners AS
         unnest(b.winners, b.first_names, b.last_names, b.documents, b.birthdates)
             AS w(position, first_name, last_name, document, birthdate);
 
--- Commits batch p_sequence of p_agency, or says why not. o_outcome:
+-- Commits batch p_sequence of p_agency, staged after the batch whose digest is p_after, or
+-- says why not. o_outcome:
 --   fresh            committed now; o_winners are p_winners, o_number the agency's bets now
 --   replay           committed before (by any connection or central) with the same bets
 --                    (p_digest); o_winners the original
 --   conflict         committed before with other bets (another digest): never merged
+--   diverged         the next batch, but the agency's last committed batch is not the one it
+--                    was staged after (p_after): another upload holds the sequence before it
 --   not_the_batch    committed before with o_number bets, not p_bets
 --   finished         the agency is done
 --   out_of_sequence  o_number is the sequence expected
 --   unknown          no such agency
 CREATE OR REPLACE FUNCTION lottery_stage(
-    p_agency integer, p_sequence bigint, p_bets bigint, p_digest bytea, p_winners integer[],
-    p_first_names text[], p_last_names text[], p_documents text[], p_birthdates text[],
+    p_agency integer, p_sequence bigint, p_bets bigint, p_digest bytea, p_after bytea,
+    p_winners integer[], p_first_names text[], p_last_names text[], p_documents text[],
+    p_birthdates text[],
     OUT o_outcome text, OUT o_number bigint, OUT o_winners integer[])
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -104,6 +111,9 @@ BEGIN
         o_outcome := 'out_of_sequence';
         o_number := a.last_sequence + 1;
         RETURN;
+    ELSIF p_after <> a.last_digest THEN
+        o_outcome := 'diverged';
+        RETURN;
     ELSE
         -- The key decides, not the check above: a row already there is the original.
         INSERT INTO batches VALUES (p_agency, p_sequence, p_bets, a.bets, p_digest, p_winners,
@@ -113,7 +123,8 @@ BEGIN
             UPDATE agencies
                 SET last_sequence = p_sequence,
                     bets = agencies.bets + p_bets,
-                    winners = agencies.winners + cardinality(p_winners)
+                    winners = agencies.winners + cardinality(p_winners),
+                    last_digest = p_digest
                 WHERE agency = p_agency;
             o_outcome := 'fresh';
             o_number := a.bets + p_bets;
@@ -135,23 +146,29 @@ END
 $$;
 
 -- Commits a group of batches in one transaction: batch i is (p_agencies[i], p_sequences[i],
--- p_bets[i], p_digests[i]) with the winners p_positions[s:e] (and the same slices of the
--- bets' fields), where e = p_winners_end[i] and s is the previous batch's e + 1. Each batch
--- gets its own outcome row (o_index = i), decided by the same rules as lottery_stage: a batch
--- that breaks one is refused alone, and changes nothing.
+-- p_bets[i], p_digests[i], staged after p_afters[i]) with the winners p_positions[s:e] (and
+-- the same slices of the bets' fields), where e = p_winners_end[i] and s is the previous
+-- batch's e + 1. Each batch gets its own outcome row (o_index = i), decided by the same rules
+-- as lottery_stage: a batch that breaks one is refused alone, and changes nothing but what
+-- follows it in its own agency's chain.
 --
 -- Set-based: the group's agency rows are locked first, in ascending order (callers sort the
 -- batches by agency, then sequence), so groups of several connections or centrals never
--- deadlock; then one statement decides every batch of an agency alone in the group against
--- its locked row and its committed batch, and writes all fresh batches, all their winners and
--- all their agencies' counts at once. The lock held makes the decision exact: an agency's
--- last_sequence and its batches change together, under that lock. The key on (agency,
+-- deadlock; then one statement decides every batch against its locked agency row and, for a
+-- replay, its committed batch, and writes all fresh batches and all their agencies' counts at
+-- once. An agency may have several batches in the group (a connection stages the batches its
+-- agency pipelines before their group commits): past its last committed sequence, the c-th
+-- (by sequence) is fresh when it is the c-th next batch, staged after the one before it, and
+-- every one before it is fresh too; the first that is not is refused (out of sequence, or
+-- diverged: staged after another batch than the committed one), and every later one is out
+-- of sequence. The lock held makes the decision exact: an agency's last_sequence, its
+-- last_digest and its batches change together, under that lock. The key on (agency,
 -- sequence) stays the last word: were a fresh batch there after all, the statement fails
--- whole and the engine sends the batches again one by one. An agency with several batches in
--- the group (two connections of one agency at once, rare) goes through lottery_stage batch
--- by batch, each seeing the one before.
+-- whole and the engine sends the batches again one by one. The same batch twice in a group
+-- (two connections of one agency at once, rare) goes through lottery_stage batch by batch,
+-- each seeing the one before.
 CREATE OR REPLACE FUNCTION lottery_stage_group(
-    p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[],
+    p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[], p_afters bytea[],
     p_winners_end integer[], p_positions integer[], p_first_names text[], p_last_names text[],
     p_documents text[], p_birthdates text[])
 RETURNS TABLE (o_index integer, o_outcome text, o_number bigint, o_winners integer[])
@@ -166,71 +183,102 @@ DECLARE
     r record;
 BEGIN
     PERFORM 1 FROM agencies WHERE agency = ANY (p_agencies) ORDER BY agency FOR UPDATE;
-    RETURN QUERY
-    WITH input AS (
-        SELECT u.i::integer AS i, u.agency, u.sequence, u.bets, u.digest,
-               coalesce(lag(u.e) OVER (ORDER BY u.i), 0) + 1 AS s, u.e,
-               count(*) OVER (PARTITION BY u.agency) AS batches
-        FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_winners_end)
-            WITH ORDINALITY AS u(agency, sequence, bets, digest, e, i)
-    ), decided AS (
-        SELECT n.i, n.agency, n.sequence, n.bets, n.digest, n.s, n.e, a.bets AS before,
-            a.last_sequence, b.bets AS committed, b.winners AS committed_winners,
-            CASE WHEN a.agency IS NULL THEN 'unknown'
-                 WHEN n.sequence >= 1 AND n.sequence <= a.last_sequence THEN
-                     CASE WHEN b.bets <> n.bets THEN 'not_the_batch'
-                          WHEN b.digest <> n.digest THEN 'conflict'
-                          ELSE 'replay' END
-                 WHEN a.done THEN 'finished'
-                 WHEN n.sequence <> a.last_sequence + 1 THEN 'out_of_sequence'
-                 ELSE 'fresh' END AS outcome
-        FROM input n
-            -- Each lookup is one probe of a primary key, whatever the planner's statistics
-            -- say of the tables (OFFSET 0 keeps it a probe per batch, never a scan of all
-            -- committed batches); the committed batch is looked up only for a replay.
-            LEFT JOIN LATERAL (SELECT * FROM agencies x WHERE x.agency = n.agency OFFSET 0) a ON true
-            LEFT JOIN LATERAL (SELECT y.bets, y.digest, y.winners FROM batches y
-                               WHERE n.sequence <= a.last_sequence
-                                 AND y.agency = n.agency AND y.sequence = n.sequence OFFSET 0) b ON true
-        WHERE n.batches = 1
-    ), fresh_batches AS (
-        -- A slice of a text array walks it from its start: bounded by the group's winners
-        -- (a few per batch), far cheaper than a row per winner.
-        INSERT INTO batches
-            SELECT d.agency, d.sequence, d.bets, d.before, d.digest,
-                   coalesce(p_positions[d.s:d.e], '{}'), coalesce(p_first_names[d.s:d.e], '{}'),
-                   coalesce(p_last_names[d.s:d.e], '{}'), coalesce(p_documents[d.s:d.e], '{}'),
-                   coalesce(p_birthdates[d.s:d.e], '{}')::date[]
-            FROM decided d WHERE d.outcome = 'fresh'
-    ), counted AS (
-        UPDATE agencies a
-            SET last_sequence = d.sequence, bets = a.bets + d.bets, winners = a.winners + (d.e - d.s + 1)
-            FROM decided d
-            WHERE d.outcome = 'fresh' AND a.agency = d.agency
-    )
-    SELECT d.i, d.outcome,
-        CASE d.outcome WHEN 'fresh' THEN d.before + d.bets
-                       WHEN 'not_the_batch' THEN d.committed
-                       WHEN 'out_of_sequence' THEN d.last_sequence + 1 END,
-        CASE d.outcome WHEN 'fresh' THEN coalesce(p_positions[d.s:d.e], '{}')
-                       WHEN 'replay' THEN d.committed_winners END
-    FROM decided d;
-    IF coalesce(cardinality(p_agencies), 0) = (SELECT count(DISTINCT x) FROM unnest(p_agencies) AS x) THEN
+    IF coalesce(cardinality(p_agencies), 0)
+        = (SELECT count(*) FROM (SELECT DISTINCT * FROM unnest(p_agencies, p_sequences)) AS pairs) THEN
+        RETURN QUERY
+        WITH input AS (
+            SELECT u.i::integer AS i, u.agency, u.sequence, u.bets, u.digest, u.after,
+                   coalesce(lag(u.e) OVER (ORDER BY u.i), 0) + 1 AS s, u.e
+            FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_afters, p_winners_end)
+                WITH ORDINALITY AS u(agency, sequence, bets, digest, after, e, i)
+        ), looked AS (
+            SELECT n.*, a.agency IS NOT NULL AS known, a.bets AS held, a.last_sequence,
+                   a.last_digest, a.done, n.sequence >= 1 AND n.sequence <= a.last_sequence AS old,
+                   b.bets AS committed, b.digest AS committed_digest, b.winners AS committed_winners
+            FROM input n
+                -- Each lookup is one probe of a primary key, whatever the planner's statistics
+                -- say of the tables (OFFSET 0 keeps it a probe per batch, never a scan of all
+                -- committed batches); the committed batch is looked up only for a replay.
+                LEFT JOIN LATERAL (SELECT * FROM agencies x WHERE x.agency = n.agency OFFSET 0) a ON true
+                LEFT JOIN LATERAL (SELECT y.bets, y.digest, y.winners FROM batches y
+                                   WHERE n.sequence <= a.last_sequence
+                                     AND y.agency = n.agency AND y.sequence = n.sequence OFFSET 0) b ON true
+        ), ranked AS (
+            -- c: the batch's rank among its agency's batches of the group past the committed
+            -- ones; below: the digest of the one ranked before it; earlier: their bets.
+            SELECT l.*, row_number() OVER w AS c, lag(l.digest) OVER w AS below,
+                   coalesce(sum(l.bets) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS earlier
+            FROM looked l
+            WINDOW w AS (PARTITION BY l.agency, l.old ORDER BY l.sequence)
+        ), checked AS (
+            -- broken: the rank of the agency's first batch that cannot be the next one.
+            SELECT q.*, min(q.c) FILTER (WHERE q.sequence <> q.last_sequence + q.c
+                                            OR q.after <> coalesce(q.below, q.last_digest))
+                            OVER (PARTITION BY q.agency, q.old) AS broken
+            FROM ranked q
+        ), decided AS (
+            SELECT k.*, k.held + k.earlier AS before,
+                CASE WHEN NOT k.known THEN 'unknown'
+                     WHEN k.old THEN
+                         CASE WHEN k.committed <> k.bets THEN 'not_the_batch'
+                              WHEN k.committed_digest <> k.digest THEN 'conflict'
+                              ELSE 'replay' END
+                     WHEN k.done THEN 'finished'
+                     WHEN k.broken IS NULL OR k.c < k.broken THEN 'fresh'
+                     WHEN k.c = k.broken AND k.sequence = k.last_sequence + k.c THEN 'diverged'
+                     ELSE 'out_of_sequence' END AS outcome
+            FROM checked k
+        ), won AS (
+            -- Each batch's winning bets as arrays, in one pass over the group's winners (a
+            -- slice of a text array walks it from its start: once per batch, it grew with the
+            -- square of the group).
+            SELECT n.i, array_agg(w.first_name ORDER BY w.k) AS first_names,
+                   array_agg(w.last_name ORDER BY w.k) AS last_names,
+                   array_agg(w.document ORDER BY w.k) AS documents,
+                   array_agg(w.birthdate::date ORDER BY w.k) AS birthdates
+            FROM input n
+                CROSS JOIN LATERAL generate_series(n.s, n.e) AS g(k)
+                JOIN unnest(p_first_names, p_last_names, p_documents, p_birthdates)
+                    WITH ORDINALITY AS w(first_name, last_name, document, birthdate, k) ON w.k = g.k
+            GROUP BY n.i
+        ), fresh_batches AS (
+            INSERT INTO batches
+                SELECT d.agency, d.sequence, d.bets, d.before, d.digest,
+                       coalesce(p_positions[d.s:d.e], '{}'), coalesce(w.first_names, '{}'),
+                       coalesce(w.last_names, '{}'), coalesce(w.documents, '{}'),
+                       coalesce(w.birthdates, '{}')
+                FROM decided d LEFT JOIN won w ON w.i = d.i
+                WHERE d.outcome = 'fresh'
+        ), counted AS (
+            UPDATE agencies a
+                SET last_sequence = f.last_sequence, bets = a.bets + f.bets,
+                    winners = a.winners + f.winners, last_digest = f.last_digest
+                FROM (SELECT d.agency, max(d.sequence) AS last_sequence, sum(d.bets)::bigint AS bets,
+                             sum(d.e - d.s + 1)::bigint AS winners,
+                             (array_agg(d.digest ORDER BY d.sequence DESC))[1] AS last_digest
+                      FROM decided d WHERE d.outcome = 'fresh' GROUP BY d.agency) f
+                WHERE a.agency = f.agency
+        )
+        SELECT d.i, d.outcome,
+            CASE d.outcome WHEN 'fresh' THEN d.before + d.bets
+                           WHEN 'not_the_batch' THEN d.committed
+                           WHEN 'out_of_sequence' THEN d.last_sequence + least(d.c, d.broken) END,
+            CASE d.outcome WHEN 'fresh' THEN coalesce(p_positions[d.s:d.e], '{}')
+                           WHEN 'replay' THEN d.committed_winners END
+        FROM decided d;
         RETURN;
     END IF;
     FOR i IN 1 .. cardinality(p_agencies) LOOP
         e := p_winners_end[i];
-        IF (SELECT count(*) FROM unnest(p_agencies) AS x WHERE x = p_agencies[i]) > 1 THEN
-            SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
-                coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
-                coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
-                coalesce(p_birthdates[s:e], '{}'));
-            o_index := i;
-            o_outcome := r.o_outcome;
-            o_number := r.o_number;
-            o_winners := r.o_winners;
-            RETURN NEXT;
-        END IF;
+        SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
+            p_afters[i], coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
+            coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
+            coalesce(p_birthdates[s:e], '{}'));
+        o_index := i;
+        o_outcome := r.o_outcome;
+        o_number := r.o_number;
+        o_winners := r.o_winners;
+        RETURN NEXT;
         s := e + 1;
     END LOOP;
 END

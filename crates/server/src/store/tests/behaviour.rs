@@ -5,7 +5,7 @@ use std::{sync::Barrier, thread};
 
 use protocol::Bet;
 
-use super::{batch, bet, commit, commit_batch, content};
+use super::{batch, bet, commit, commit_batch, content, settle};
 use crate::store::{Admission, Engine, Progress, StoreError, Tally};
 
 pub(super) fn agencies_are_numbered_from_one(engine: &dyn Engine) {
@@ -15,7 +15,7 @@ pub(super) fn agencies_are_numbered_from_one(engine: &dyn Engine) {
         assert!(matches!(engine.tally(agency), Err(StoreError::UnknownAgency { .. })));
         assert!(matches!(engine.finish_agency(agency, 0), Err(StoreError::UnknownAgency { .. })));
         assert!(matches!(
-            engine.stage(&batch(agency, 1, 1, &[], &[])),
+            commit_batch(engine, &batch(agency, 1, 1, &[], &[])),
             Err(StoreError::UnknownAgency { .. })
         ));
     }
@@ -44,7 +44,7 @@ pub(super) fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engin
     commit(engine, 1, 1, 4, &[]);
     engine.finish_agency(1, 1).unwrap();
     assert!(matches!(engine.admit(1, 2, 1), Err(StoreError::AgencyFinished(1))));
-    assert!(matches!(engine.stage(&batch(1, 2, 1, &[], &[])), Err(StoreError::AgencyFinished(1))));
+    assert!(matches!(commit_batch(engine, &batch(1, 2, 1, &[], &[])), Err(StoreError::AgencyFinished(1))));
     assert!(matches!(engine.finish_agency(1, 1), Err(StoreError::AgencyFinished(1))));
     // Its committed batch still replays: the agency may not have had the answer.
     assert!(matches!(engine.admit(1, 1, 4).unwrap(), Admission::Replay(c) if c.winners.is_empty()));
@@ -54,33 +54,35 @@ pub(super) fn a_finished_agency_takes_no_more_bets_and_cannot_finish_twice(engin
 
 pub(super) fn a_committed_batch_is_replayed_with_its_answer_and_not_stored_twice(engine: &dyn Engine) {
     let winners = [bet("A", "B", "1"), bet("C", "D", "2")];
-    let first = engine.stage(&batch(1, 1, 12, &[4, 9], &winners)).unwrap();
-    engine.make_durable(first.ticket).unwrap();
-    assert_eq!((first.winners, first.replayed), (vec![4, 9], false));
+    let first = settle(engine, &batch(1, 1, 12, &[4, 9], &winners)).unwrap();
+    assert_eq!(first, (vec![4, 9], false));
     assert!(matches!(engine.admit(1, 1, 12).unwrap(), Admission::Replay(c) if c.winners == vec![4, 9]));
     assert!(matches!(
         engine.admit(1, 1, 13),
         Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
     ));
     assert!(matches!(
-        engine.stage(&batch(1, 1, 13, &[0], &winners[..1])),
+        commit_batch(engine, &batch(1, 1, 13, &[0], &winners[..1])),
         Err(StoreError::NotTheCommittedBatch { agency: 1, sequence: 1, committed: 12, got: 13 })
     ));
     // Even a commit of the same sequence (a duplicate racing the original) only replays, and
     // says so: it is not counted as stored.
-    let again = engine.stage(&batch(1, 1, 12, &[0, 1], &winners)).unwrap();
-    assert_eq!((again.winners, again.replayed), (vec![4, 9], true));
+    let again = settle(engine, &batch(1, 1, 12, &[0, 1], &winners)).unwrap();
+    assert_eq!(again, (vec![4, 9], true));
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
     assert!(matches!(
         engine.admit(1, 3, 12),
         Err(StoreError::OutOfSequence { agency: 1, expected: 2, got: 3 })
     ));
     assert!(matches!(
-        engine.stage(&batch(1, 3, 12, &[], &[])),
+        commit_batch(engine, &batch(1, 3, 12, &[], &[])),
         Err(StoreError::OutOfSequence { agency: 1, expected: 2, got: 3 })
     ));
     assert!(matches!(engine.admit(1, 0, 12), Err(StoreError::OutOfSequence { .. })));
-    assert!(matches!(engine.stage(&batch(1, 0, 12, &[], &[])), Err(StoreError::OutOfSequence { .. })));
+    assert!(matches!(
+        commit_batch(engine, &batch(1, 0, 12, &[], &[])),
+        Err(StoreError::OutOfSequence { .. })
+    ));
     assert!(matches!(engine.admit(1, 2, 12).unwrap(), Admission::Fresh { .. }));
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 12, winners: 2, done: false });
 }
@@ -118,9 +120,7 @@ pub(super) fn one_batch_sent_at_once_many_times_commits_once(engines: &[&dyn Eng
                     let winners: Vec<Bet> = (0..3).map(|k| bet("Ana", "Pérez", &format!("{k}"))).collect();
                     let positions: Vec<u32> = (0..winners.len() as u32).map(|k| k + i as u32).collect();
                     start.wait();
-                    let staged = engine.stage(&batch(1, 1, 50, &positions, &winners)).unwrap();
-                    engine.make_durable(staged.ticket).unwrap();
-                    (staged.winners, staged.replayed)
+                    settle(engine, &batch(1, 1, 50, &positions, &winners)).unwrap()
                 })
             })
             .collect();

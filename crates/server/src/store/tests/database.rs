@@ -14,10 +14,10 @@ use std::{
 use protocol::Bet;
 use testkit::postgres::Cluster;
 
-use super::{batch, bet, commit, commit_batch, TIMEOUT};
+use super::{batch, bet, commit, commit_batch, content, TIMEOUT};
 use crate::store::{
     postgres::{DatabaseSettings, Postgres},
-    Admission, Engine, Progress, StoreError, Tally, WinnersFormat,
+    Admission, CheckedBatch, Engine, Progress, Settled, StoreError, Tally, WinnersFormat,
 };
 
 fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
@@ -50,6 +50,81 @@ fn a_central_whose_agency_moved_on_elsewhere_still_answers_right() {
     second.finish_agency(1, 2).unwrap();
     assert!(matches!(commit_batch(&first, &batch(1, 3, 10, &[], &[])), Err(StoreError::AgencyFinished(1))));
     assert!(matches!(first.admit(1, 3, 10), Err(StoreError::AgencyFinished(1))));
+}
+
+/// Stages `batch` as the service does (after what `admit` says) without waiting for its
+/// commit; returns its ticket.
+fn stage_only(engine: &dyn Engine, batch: &CheckedBatch<'_>) -> crate::store::Ticket {
+    let Admission::Fresh { first_bet, after } =
+        engine.admit(batch.agency, batch.sequence, batch.bets).unwrap()
+    else {
+        panic!("batch {} of agency {} is not the next", batch.sequence, batch.agency)
+    };
+    let batch = CheckedBatch {
+        first_bet,
+        after,
+        winners: batch.winners.clone(),
+        winning_bets: batch.winning_bets.clone(),
+        ..*batch
+    };
+    engine.stage(&batch).unwrap().ticket
+}
+
+/// A connection stages the batches its agency pipelined before any of them commits: they
+/// commit in one group, in order. When another upload under the same agency takes the
+/// sequence first, the batch there is a conflict and every batch staged behind it is refused,
+/// whether it commits in the same group or a later one: nothing of this upload is laid on the
+/// other's batches.
+#[test]
+fn batches_staged_behind_a_refused_one_are_never_laid_on_another_upload() {
+    let Some((_cluster, url, ours)) = engine("chain", 3) else { return };
+    let theirs = Postgres::open(&settings(&url, 2), 3).unwrap();
+    let good = [bet("A", "B", "1")];
+    let other = [bet("X", "Y", "9")];
+    // Pipelined: three batches staged, then one wait; one group commits them all.
+    let tickets: Vec<_> = (1..=3).map(|s| stage_only(&ours, &batch(1, s, 10, &[0], &good))).collect();
+    let settled = ours.make_durable(&tickets).unwrap();
+    assert!(settled.iter().all(|s| matches!(s, Settled::AsStaged)), "{settled:?}");
+    assert_eq!(ours.tally(1).unwrap(), Tally { bets: 30, winners: 3, done: false });
+
+    // Same group: this central expects batch 1 of agency 2 next, but another upload takes it
+    // first (through another central) with other bets.
+    let one = stage_only(&ours, &batch(2, 1, 10, &[0], &good));
+    let two = stage_only(&ours, &batch(2, 2, 10, &[0], &good));
+    let three = stage_only(&ours, &batch(2, 3, 10, &[0], &good));
+    commit_batch(&theirs, &batch(2, 1, 10, &[0], &other)).unwrap();
+    let settled = ours.make_durable(&[one, two, three]).unwrap();
+    assert!(
+        matches!(settled[0], Settled::Refused(StoreError::Conflict { agency: 2, sequence: 1 })),
+        "{settled:?}"
+    );
+    assert!(
+        matches!(settled[1], Settled::Refused(StoreError::Conflict { agency: 2, sequence: 1 })),
+        "{settled:?}"
+    );
+    assert!(
+        matches!(settled[2], Settled::Refused(StoreError::OutOfSequence { agency: 2, expected: 2, got: 3 })),
+        "{settled:?}"
+    );
+    assert_eq!(ours.tally(2).unwrap(), Tally { bets: 10, winners: 1, done: false });
+
+    // A later group: batch 1 of agency 3 is refused in one group (led by another agency's
+    // wait), and batch 2, staged behind it before the refusal was known, commits later.
+    let one = stage_only(&ours, &batch(3, 1, 10, &[0], &good));
+    commit_batch(&theirs, &batch(3, 1, 10, &[0], &other)).unwrap();
+    let led = stage_only(&ours, &batch(1, 4, 10, &[0], &good));
+    assert!(matches!(ours.make_durable(&[led]).unwrap()[..], [Settled::AsStaged]));
+    let two = stage_only(&ours, &batch(3, 2, 10, &[0], &good));
+    let settled = ours.make_durable(&[one, two]).unwrap();
+    assert!(
+        matches!(settled[0], Settled::Refused(StoreError::Conflict { agency: 3, sequence: 1 })),
+        "{settled:?}"
+    );
+    assert!(
+        matches!(settled[1], Settled::Refused(StoreError::Conflict { agency: 3, sequence: 1 })),
+        "{settled:?}"
+    );
+    assert_eq!(ours.tally(3).unwrap(), Tally { bets: 10, winners: 1, done: false });
 }
 
 #[test]
@@ -431,7 +506,8 @@ fn a_batch_refused_inside_a_group_fails_alone() {
 
 /// Two connections of one agency stage batches at once with many other agencies, so the group
 /// may hold that agency twice: the same batch twice (one commit, both told its winners) and
-/// the next batch beside it (committed after it or refused as out of sequence, never lost).
+/// the next batch beside it, staged after it as a pipelining connection stages it (committed
+/// after it or refused as out of sequence, never lost).
 #[test]
 fn an_agency_twice_in_a_group_commits_each_batch_once() {
     let agencies = 16;
@@ -450,8 +526,12 @@ fn an_agency_twice_in_a_group_commits_each_batch_once() {
                             2 => (1, next + 1),
                             _ => (i - 1, engine.tally(i - 1).unwrap().bets / 10 + 1),
                         };
+                        let mut staged = batch(agency, sequence, 10, &[0], good);
+                        if i == 2 {
+                            (staged.first_bet, staged.after) = (next * 10, content(next, 10, good));
+                        }
                         start.wait();
-                        commit_batch(engine, &batch(agency, sequence, 10, &[0], good))
+                        commit_batch(engine, &staged)
                     })
                 })
                 .collect();

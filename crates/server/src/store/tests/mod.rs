@@ -17,8 +17,8 @@ use tempfile::TempDir;
 use testkit::postgres::Cluster;
 
 use super::{
-    journal::Journal, memory::Memory, postgres::Postgres, CheckedBatch, DatabaseSettings, Engine, StoreError,
-    WinnersFormat,
+    journal::Journal, memory::Memory, postgres::Postgres, Admission, CheckedBatch, DatabaseSettings, Engine,
+    Settled, StoreError, WinnersFormat,
 };
 
 /// Generous: the machine running the tests may be busy.
@@ -207,11 +207,29 @@ engine_suite! {
     memory: super::MemoryHarness,
 }
 
-/// Stages and makes durable: what the service does before it answers.
+/// Stages and makes durable: what the service does before it answers. The batch is staged
+/// after what `admit` says is the agency's last batch, as the service stages it. Returns its
+/// winners and whether it was a replay of a batch committed before.
+fn settle(engine: &dyn Engine, batch: &CheckedBatch<'_>) -> Result<(Vec<u32>, bool), StoreError> {
+    let mut batch =
+        CheckedBatch { winning_bets: batch.winning_bets.clone(), winners: batch.winners.clone(), ..*batch };
+    if let Ok(Admission::Fresh { first_bet, after }) = engine.admit(batch.agency, batch.sequence, batch.bets)
+    {
+        (batch.first_bet, batch.after) = (first_bet, after);
+    }
+    let staged = engine.stage(&batch)?;
+    let mut settled = engine.make_durable(&[staged.ticket])?;
+    match settled.pop() {
+        Some(Settled::AsStaged) => Ok((staged.winners, staged.replayed)),
+        Some(Settled::Replayed(winners)) => Ok((winners, true)),
+        Some(Settled::Refused(e)) => Err(e),
+        None => panic!("make_durable said nothing of the batch"),
+    }
+}
+
+/// [`settle`]'s winners.
 fn commit_batch(engine: &dyn Engine, batch: &CheckedBatch<'_>) -> Result<Vec<u32>, StoreError> {
-    let staged = engine.stage(batch)?;
-    engine.make_durable(staged.ticket)?;
-    Ok(staged.winners)
+    settle(engine, batch).map(|(winners, _)| winners)
 }
 
 fn bet(first: &str, last: &str, doc: &str) -> Bet {
@@ -230,7 +248,9 @@ fn batch<'a>(
         agency,
         sequence,
         bets,
+        first_bet: 0,
         digest: content(sequence, bets, winners),
+        after: Digest::default(),
         winners: positions.to_vec(),
         winning_bets: winners.iter().map(Bet::as_ref).collect(),
     }
