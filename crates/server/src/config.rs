@@ -144,9 +144,9 @@ pub const SETTINGS: &[Setting<Config>] = &[
     ),
     number(
         "SERVER_DATABASE_POOL_SIZE",
-        "4",
+        "2",
         (1, 1024, "connections"),
-        "database connections the central keeps at most",
+        "database connections the central keeps at most for resumes, dones and totals; its batch groups commit on one more of their own",
         |c, v| c.database_pool_size = v as usize,
     ),
     number(
@@ -269,7 +269,8 @@ pub struct Config {
     /// need carry none (`SERVER_DATABASE_PASSWORD_FILE`, default empty: none). Only its path
     /// is logged.
     pub database_password_file: Option<PathBuf>,
-    /// Database connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`, default 4).
+    /// Database connections the central keeps at most for its reads and dones, beside the one
+    /// its batch groups commit on (`SERVER_DATABASE_POOL_SIZE`, default 2).
     pub database_pool_size: usize,
     /// Longest wait to connect to the database or for a free connection
     /// (`SERVER_DATABASE_TIMEOUT_SECS`, default 5).
@@ -323,7 +324,7 @@ impl Default for Config {
             max_frame_len: protocol::DEFAULT_MAX_FRAME_LEN,
             database_url: None,
             database_password_file: None,
-            database_pool_size: 4,
+            database_pool_size: 2,
             database_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(5),
             memory_budget: 64 << 20,

@@ -279,7 +279,8 @@ pub struct DatabaseSettings {
     /// A file whose contents (less the trailing newline) are the password, applied over the
     /// URL's (`SERVER_DATABASE_PASSWORD_FILE`): read when the engine opens, never kept here.
     pub password_file: Option<PathBuf>,
-    /// Connections the central keeps at most (`SERVER_DATABASE_POOL_SIZE`).
+    /// Connections the central keeps at most for its reads and dones (`SERVER_DATABASE_POOL_SIZE`);
+    /// the batch groups commit on one more of their own.
     pub pool_size: usize,
     /// Longest wait for a connection, to make one or for one to free
     /// (`SERVER_DATABASE_TIMEOUT_SECS`).
@@ -338,6 +339,11 @@ pub(super) struct Postgres {
     progress: progress::Coalesced,
     /// Batches staged at once by many connections, committed in groups (`group.rs`).
     group: group::Group<Staging, (Batch, Outcome)>,
+    /// The connections the batch groups commit on, as many as groups commit at once, apart
+    /// from `pool`: a backend compiles the group function and plans its statement once, on
+    /// its first group (about 10 ms of the database's CPU), so groups led from a shared pool
+    /// paid it on every pooled connection of every central.
+    committer: Pool,
     /// Agencies' dones, committed in groups the same way: the lottery row's lock makes
     /// finishes one transaction at a time, so without groups the last agencies' dones
     /// would wait for each other's commits, one WAL flush each.
@@ -411,6 +417,7 @@ impl Postgres {
         let cut = Arc::new(Cut::default());
         let engine = Postgres {
             pool: Pool::new(config.clone(), settings.pool_size, settings.timeout, Arc::clone(&cut)),
+            committer: Pool::new(config.clone(), GROUPS_IN_FLIGHT, settings.timeout, Arc::clone(&cut)),
             agencies,
             location,
             hints: Mutex::new(vec![Hint::default(); agencies as usize]),
@@ -538,15 +545,25 @@ impl Postgres {
     fn call<T>(
         &self,
         again: bool,
+        f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        self.call_on(&self.pool, again, f)
+    }
+
+    /// As [`Postgres::call`], on a connection of `pool`.
+    fn call_on<T>(
+        &self,
+        pool: &Pool,
+        again: bool,
         mut f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut lease = self.pool.get().map_err(|e| self.checkout_error(e))?;
+            let mut lease = pool.get().map_err(|e| self.checkout_error(e))?;
             match f(lease.conn()) {
                 Ok(value) => return Ok(value),
-                Err(e) if again && lease.conn().client.is_closed() && tries <= self.pool.size() => {
+                Err(e) if again && lease.conn().client.is_closed() && tries <= pool.size() => {
                     log::warn!(
                         "action: database_reconnect | result: in_progress | database: {} | error: {e}",
                         self.location
@@ -570,7 +587,7 @@ impl Postgres {
         let arrays = GroupArrays::of(&sorted);
         let mut refused = false;
         let started = Instant::now();
-        let rows = self.call(true, |c| {
+        let rows = self.call_on(&self.committer, true, |c| {
             arrays
                 .query(&mut c.client, &c.statements.stage_group)
                 .inspect_err(|e| refused = e.as_db_error().is_some())
@@ -604,7 +621,8 @@ impl Postgres {
             &b.documents,
             &b.dates,
         ];
-        let row = self.call(true, |c| c.client.query_one(&c.statements.stage, &params))?;
+        let row =
+            self.call_on(&self.committer, true, |c| c.client.query_one(&c.statements.stage, &params))?;
         Ok(Outcome { outcome: row.get(0), number: row.get(1), winners: row.get(2) })
     }
 
@@ -893,6 +911,7 @@ impl Engine for Postgres {
         self.group.interrupt();
         self.finishes.interrupt();
         self.pool.interrupt();
+        self.committer.interrupt();
         if let Some(listener) = self.listener().as_ref() {
             listener.interrupt();
         }
@@ -908,6 +927,7 @@ impl Engine for Postgres {
             listener.stop();
         }
         self.pool.clear();
+        self.committer.clear();
         Ok(())
     }
 
