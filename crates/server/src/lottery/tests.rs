@@ -112,6 +112,26 @@ fn held(lottery: &Lottery, session: &mut Session, request: Request) -> (Response
     }
 }
 
+/// A lottery over a [`Flaky`] store, its metrics, one connection's session and its peer.
+struct Counting {
+    store: Arc<Flaky>,
+    metrics: Arc<Metrics>,
+    lottery: Lottery,
+    session: Session,
+    peer: SocketAddr,
+}
+
+impl Counting {
+    fn new() -> Counting {
+        let store = Arc::new(Flaky::new());
+        let metrics = Metrics::new(1);
+        let lottery =
+            Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
+        let session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
+        Counting { store, metrics, lottery, session, peer: "127.0.0.1:1".parse().unwrap() }
+    }
+}
+
 fn line(metrics: &Metrics, series: &str) -> String {
     let page = metrics.render(Snapshot::default(), false).unwrap();
     page.lines().find(|l| l.starts_with(series)).unwrap().to_owned()
@@ -119,11 +139,7 @@ fn line(metrics: &Metrics, series: &str) -> String {
 
 #[test]
 fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
-    let store = Arc::new(Flaky::new());
-    let metrics = Metrics::new(1);
-    let lottery = Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
-    let mut session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
-    let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let Counting { store, metrics, lottery, mut session, peer } = Counting::new();
     let stored = "lottery_batches_total{outcome=\"stored\"}";
     let replayed = "lottery_batches_total{outcome=\"replayed\"}";
 
@@ -167,11 +183,7 @@ fn a_batch_counts_as_stored_once_durable_and_a_staged_duplicate_as_replayed() {
 
 #[test]
 fn a_batch_its_commit_decides_otherwise_is_answered_and_counted_as_decided() {
-    let store = Arc::new(Flaky::new());
-    let metrics = Metrics::new(1);
-    let lottery = Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
-    let mut session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
-    let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let Counting { store, metrics, lottery, mut session, peer } = Counting::new();
     let stored = "lottery_batches_total{outcome=\"stored\"}";
     let replayed = "lottery_batches_total{outcome=\"replayed\"}";
     let conflicts = "lottery_refusals_total{kind=\"conflict\"}";

@@ -70,6 +70,18 @@ fn stage_only(engine: &dyn Engine, batch: &CheckedBatch<'_>) -> crate::store::Ti
     engine.stage(&batch).unwrap().ticket
 }
 
+/// What `make_durable` said of each batch: "as staged", "replayed", or the refusal's message.
+fn said(settled: &[Settled]) -> Vec<String> {
+    settled
+        .iter()
+        .map(|s| match s {
+            Settled::AsStaged => "as staged".to_owned(),
+            Settled::Replayed(_) => "replayed".to_owned(),
+            Settled::Refused(e) => e.to_string(),
+        })
+        .collect()
+}
+
 /// A connection stages the batches its agency pipelined before any of them commits: they
 /// commit in one group, in order. When another upload under the same agency takes the
 /// sequence first, the batch there is a conflict and every batch staged behind it is refused,
@@ -83,8 +95,7 @@ fn batches_staged_behind_a_refused_one_are_never_laid_on_another_upload() {
     let other = [bet("X", "Y", "9")];
     // Pipelined: three batches staged, then one wait; one group commits them all.
     let tickets: Vec<_> = (1..=3).map(|s| stage_only(&ours, &batch(1, s, 10, &[0], &good))).collect();
-    let settled = ours.make_durable(&tickets).unwrap();
-    assert!(settled.iter().all(|s| matches!(s, Settled::AsStaged)), "{settled:?}");
+    assert_eq!(said(&ours.make_durable(&tickets).unwrap()), ["as staged"; 3]);
     assert_eq!(ours.tally(1).unwrap(), Tally { bets: 30, winners: 3, done: false });
 
     // Same group: this central expects batch 1 of agency 2 next, but another upload takes it
@@ -93,18 +104,11 @@ fn batches_staged_behind_a_refused_one_are_never_laid_on_another_upload() {
     let two = stage_only(&ours, &batch(2, 2, 10, &[0], &good));
     let three = stage_only(&ours, &batch(2, 3, 10, &[0], &good));
     commit_batch(&theirs, &batch(2, 1, 10, &[0], &other)).unwrap();
-    let settled = ours.make_durable(&[one, two, three]).unwrap();
-    assert!(
-        matches!(settled[0], Settled::Refused(StoreError::Conflict { agency: 2, sequence: 1 })),
-        "{settled:?}"
-    );
-    assert!(
-        matches!(settled[1], Settled::Refused(StoreError::Conflict { agency: 2, sequence: 1 })),
-        "{settled:?}"
-    );
-    assert!(
-        matches!(settled[2], Settled::Refused(StoreError::OutOfSequence { agency: 2, expected: 2, got: 3 })),
-        "{settled:?}"
+    let conflict = StoreError::Conflict { agency: 2, sequence: 1 }.to_string();
+    let out_of_sequence = StoreError::OutOfSequence { agency: 2, expected: 2, got: 3 }.to_string();
+    assert_eq!(
+        said(&ours.make_durable(&[one, two, three]).unwrap()),
+        [conflict.clone(), conflict, out_of_sequence]
     );
     assert_eq!(ours.tally(2).unwrap(), Tally { bets: 10, winners: 1, done: false });
 
@@ -113,17 +117,10 @@ fn batches_staged_behind_a_refused_one_are_never_laid_on_another_upload() {
     let one = stage_only(&ours, &batch(3, 1, 10, &[0], &good));
     commit_batch(&theirs, &batch(3, 1, 10, &[0], &other)).unwrap();
     let led = stage_only(&ours, &batch(1, 4, 10, &[0], &good));
-    assert!(matches!(ours.make_durable(&[led]).unwrap()[..], [Settled::AsStaged]));
+    assert_eq!(said(&ours.make_durable(&[led]).unwrap()), ["as staged"]);
     let two = stage_only(&ours, &batch(3, 2, 10, &[0], &good));
-    let settled = ours.make_durable(&[one, two]).unwrap();
-    assert!(
-        matches!(settled[0], Settled::Refused(StoreError::Conflict { agency: 3, sequence: 1 })),
-        "{settled:?}"
-    );
-    assert!(
-        matches!(settled[1], Settled::Refused(StoreError::Conflict { agency: 3, sequence: 1 })),
-        "{settled:?}"
-    );
+    let conflict = StoreError::Conflict { agency: 3, sequence: 1 }.to_string();
+    assert_eq!(said(&ours.make_durable(&[one, two]).unwrap()), [conflict.clone(), conflict]);
     assert_eq!(ours.tally(3).unwrap(), Tally { bets: 10, winners: 1, done: false });
 }
 
