@@ -379,8 +379,8 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
         1,
     )
     .unwrap();
-    // Hold the agency's row lock from outside, so the engine's one connection waits in
-    // `lottery_stage`; a second call then finds no free connection.
+    // Hold the agency's row lock from outside, so the pool's one connection waits in
+    // `lottery_finish_group` (the agency's done); a second call then finds no free connection.
     let holder = Arc::new(Barrier::new(2));
     thread::scope(|s| {
         let held = {
@@ -396,7 +396,7 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
             })
         };
         holder.wait();
-        let blocked = s.spawn(|| commit_batch(&engine, &batch(1, 1, 10, &[], &[])));
+        let blocked = s.spawn(|| engine.finish_agency(1, 0));
         // Wait until the engine's only connection is in use, waiting on the lock.
         let deadline = Instant::now() + TIMEOUT;
         while cluster.psql(&url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
@@ -411,7 +411,7 @@ fn a_pool_checkout_waits_at_most_its_timeout() {
         assert!(started.elapsed() >= Duration::from_millis(300));
         holder.wait();
         held.join().unwrap();
-        assert_eq!(blocked.join().unwrap().unwrap(), Vec::<u32>::new());
+        assert_eq!(blocked.join().unwrap().unwrap().0, Tally { bets: 0, winners: 0, done: true });
     });
 }
 
