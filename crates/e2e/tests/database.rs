@@ -472,3 +472,50 @@ fn a_central_whose_database_hangs_stops_within_a_second_and_nothing_acknowledged
     assert_exact(&sets, &mut clients, &url);
     central.stop();
 }
+
+/// A connection pipelines batches 1 to 3 of agency 1, and while their group waits for the
+/// agency's row lock another upload under the same id commits its own batch 1. Batch 1 is
+/// then a conflict, the two staged behind it are refused too (nothing of this upload is laid
+/// on the other's batch), the central closes the connection, and the database holds only the
+/// other upload's batch.
+#[test]
+fn batches_pipelined_behind_a_conflict_are_refused_and_the_connection_closed() {
+    let Some((cluster, url)) = database("db_pipelined_conflict") else { return };
+    let a = central(&url, &[]);
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut other = other.transaction().unwrap();
+    other.execute("SELECT 1 FROM agencies WHERE agency = 1 FOR UPDATE", &[]).unwrap();
+    let mut conn = a.connect();
+    let batches: Vec<Request> = (1..=3u64)
+        .map(|sequence| Request::BetBatch {
+            agency: 1,
+            sequence,
+            bets: vec![wire("Ana", "Pérez", &(30_000_000 + sequence).to_string(), "1990-01-31")].into(),
+        })
+        .collect();
+    conn.write_messages(&batches).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while cluster.psql(&url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {
+        assert!(Instant::now() < deadline, "the central's group never waited on the agency's lock");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // The other upload's batch 1: one bet, other content (another digest).
+    let outcome: String = other
+        .query_one(
+            "SELECT o_outcome FROM lottery_stage(1, 1, 1, $1, $2, '{}', '{}', '{}', '{}', '{}')",
+            &[&vec![9u8; 16], &vec![0u8; 16]],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(outcome, "fresh");
+    other.commit().unwrap();
+    let kinds: Vec<ErrorKind> = (0..3)
+        .map(|_| match conn.read_message::<Response>() {
+            Ok(Some(Response::Error { kind, .. })) => kind,
+            other => panic!("expected a refusal, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, [ErrorKind::Conflict, ErrorKind::Conflict, ErrorKind::OutOfSequence]);
+    assert!(matches!(conn.read_message::<Response>(), Ok(None) | Err(_)), "closed after a conflict");
+    assert_eq!(cluster.psql(&url, "SELECT last_sequence, bets FROM agencies WHERE agency = 1"), "1|1");
+}
