@@ -104,7 +104,7 @@ struct Staging {
 }
 
 impl Staging {
-    fn of(batch: &CheckedBatch<'_>, agencies: u32) -> Result<Staging, StoreError> {
+    fn of(batch: &CheckedBatch<'_>) -> Result<Staging, StoreError> {
         if batch.winners.len() != batch.winning_bets.len() {
             return Err(StoreError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -122,7 +122,7 @@ impl Staging {
             .collect::<Result<Vec<i32>, _>>()?;
         let bets = &batch.winning_bets;
         Ok(Staging {
-            batch: Batch { agency: batch.agency, sequence: batch.sequence, bets: batch.bets, agencies },
+            batch: Batch { agency: batch.agency, sequence: batch.sequence, bets: batch.bets },
             agency: agency_key(batch.agency),
             sequence: sql_count(batch.sequence)?,
             bets: sql_count(batch.bets)?,
@@ -151,9 +151,10 @@ impl Outcome {
         Outcome { outcome: row.get(at), number: row.get(at + 1), winners: row.get(at + 2) }
     }
 
-    /// What it means for the answer to `batch`, staged as fresh.
-    fn settled(self, batch: Batch) -> Settled {
-        let Batch { agency, sequence, bets, agencies } = batch;
+    /// What it means for the answer to `batch`, staged as fresh, in a lottery among
+    /// `agencies` agencies.
+    fn settled(self, batch: Batch, agencies: u32) -> Settled {
+        let Batch { agency, sequence, bets } = batch;
         let number = count(self.number.unwrap_or_default());
         let refused = match self.outcome.as_str() {
             "fresh" => return Settled::AsStaged,
@@ -179,8 +180,6 @@ struct Batch {
     agency: u32,
     sequence: u64,
     bets: u64,
-    /// The lottery's number of agencies.
-    agencies: u32,
 }
 
 /// An agency's done as the finish group carries it: the agency and its batch count.
@@ -731,7 +730,7 @@ impl Engine for Postgres {
     /// [`StoreError::UnknownAgency`], [`StoreError::Io`] when the central is stopping.
     fn stage(&self, batch: &CheckedBatch<'_>) -> Result<Staged, StoreError> {
         let index = self.index(batch.agency)?;
-        let staging = Staging::of(batch, self.agencies)?;
+        let staging = Staging::of(batch)?;
         let number = self.group.submit(staging)?;
         self.hints()[index] =
             Hint { next: batch.sequence + 1, bets: batch.first_bet + batch.bets, after: batch.digest };
@@ -755,7 +754,7 @@ impl Engine for Postgres {
                 // batch is the replay the key makes it.
                 Some(number) => match self.group.collect(number, |batches| self.commit_group(batches)) {
                     Ok((batch, outcome)) => {
-                        let settled = outcome.settled(batch);
+                        let settled = outcome.settled(batch, self.agencies);
                         if let Settled::Refused(_) = settled {
                             // What this central expected of the agency did not hold: the
                             // next batch asks the database.
