@@ -200,52 +200,47 @@ struct Finished {
     total: Option<i64>,
 }
 
-/// A group's batches as the columns `lottery_stage_group` takes: one array per field, the
-/// winners of every batch one after the other (`ends[i]`: where batch i's end, 1-based).
+/// A batch's winners as `lottery_stage_group` takes them: the composite `batch_winners`, one
+/// per batch, so each batch's arrays reach the database whole (no slicing of the group's).
+#[derive(Debug, ToSql)]
+#[postgres(name = "batch_winners")]
+struct BatchWinners<'a> {
+    positions: &'a [i32],
+    first_names: &'a [String],
+    last_names: &'a [String],
+    documents: &'a [String],
+    birthdates: &'a [String],
+}
+
+/// A group's batches as the columns `lottery_stage_group` takes: one array per field.
 struct GroupArrays<'a> {
     agencies: Vec<i32>,
     sequences: Vec<i64>,
     bets: Vec<i64>,
     digests: Vec<&'a [u8]>,
     afters: Vec<&'a [u8]>,
-    ends: Vec<i32>,
-    positions: Vec<i32>,
-    first: Vec<&'a str>,
-    last: Vec<&'a str>,
-    documents: Vec<&'a str>,
-    dates: Vec<&'a str>,
+    winners: Vec<BatchWinners<'a>>,
 }
 
 impl<'a> GroupArrays<'a> {
     fn of(batches: &[&'a Staging]) -> GroupArrays<'a> {
-        let mut arrays = GroupArrays {
-            agencies: Vec::with_capacity(batches.len()),
-            sequences: Vec::with_capacity(batches.len()),
-            bets: Vec::with_capacity(batches.len()),
-            digests: Vec::with_capacity(batches.len()),
-            afters: Vec::with_capacity(batches.len()),
-            ends: Vec::with_capacity(batches.len()),
-            positions: Vec::new(),
-            first: Vec::new(),
-            last: Vec::new(),
-            documents: Vec::new(),
-            dates: Vec::new(),
-        };
-        for b in batches {
-            arrays.agencies.push(b.agency);
-            arrays.sequences.push(b.sequence);
-            arrays.bets.push(b.bets);
-            arrays.digests.push(&b.digest);
-            arrays.afters.push(&b.after);
-            arrays.positions.extend_from_slice(&b.winners);
-            arrays.first.extend(b.first.iter().map(String::as_str));
-            arrays.last.extend(b.last.iter().map(String::as_str));
-            arrays.documents.extend(b.documents.iter().map(String::as_str));
-            arrays.dates.extend(b.dates.iter().map(String::as_str));
-            // Winners per batch are bounded by a frame's bets, far below i32::MAX in all.
-            arrays.ends.push(i32::try_from(arrays.positions.len()).unwrap_or(i32::MAX));
+        GroupArrays {
+            agencies: batches.iter().map(|b| b.agency).collect(),
+            sequences: batches.iter().map(|b| b.sequence).collect(),
+            bets: batches.iter().map(|b| b.bets).collect(),
+            digests: batches.iter().map(|b| b.digest.as_slice()).collect(),
+            afters: batches.iter().map(|b| b.after.as_slice()).collect(),
+            winners: batches
+                .iter()
+                .map(|b| BatchWinners {
+                    positions: &b.winners,
+                    first_names: &b.first,
+                    last_names: &b.last,
+                    documents: &b.documents,
+                    birthdates: &b.dates,
+                })
+                .collect(),
         }
-        arrays
     }
 
     fn query(
@@ -253,19 +248,8 @@ impl<'a> GroupArrays<'a> {
         client: &mut Client,
         statement: &postgres::Statement,
     ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &self.agencies,
-            &self.sequences,
-            &self.bets,
-            &self.digests,
-            &self.afters,
-            &self.ends,
-            &self.positions,
-            &self.first,
-            &self.last,
-            &self.documents,
-            &self.dates,
-        ];
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&self.agencies, &self.sequences, &self.bets, &self.digests, &self.afters, &self.winners];
         client.query(statement, &params)
     }
 }

@@ -346,7 +346,7 @@ pub(crate) struct Statements {
 const STAGE: &str =
     "SELECT o_outcome, o_number, o_winners FROM lottery_stage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const STAGE_GROUP: &str = "SELECT o_index, o_outcome, o_number, o_winners \
-                           FROM lottery_stage_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                           FROM lottery_stage_group($1, $2, $3, $4, $5, $6)";
 const FINISH_GROUP: &str = "SELECT o_index, o_outcome, o_expected, o_bets, o_winners, o_pending, o_total \
                             FROM lottery_finish_group($1, $2)";
 const ADMIT: &str =

@@ -145,12 +145,26 @@ BEGIN
 END
 $$;
 
+-- A batch's winners as a group carries them: the winning positions and, in the same order,
+-- the winning bets' fields (birthdates as text, cast to date when stored).
+DO $$
+BEGIN
+    IF to_regtype('batch_winners') IS NULL THEN
+        CREATE TYPE batch_winners AS (positions integer[], first_names text[], last_names text[],
+                                      documents text[], birthdates text[]);
+    END IF;
+END
+$$;
+
+-- The group function before batch_winners (flat winner arrays sliced per batch).
+DROP FUNCTION IF EXISTS lottery_stage_group(integer[], bigint[], bigint[], bytea[], bytea[],
+    integer[], integer[], text[], text[], text[], text[]);
+
 -- Commits a group of batches in one transaction: batch i is (p_agencies[i], p_sequences[i],
--- p_bets[i], p_digests[i], staged after p_afters[i]) with the winners p_positions[s:e] (and
--- the same slices of the bets' fields), where e = p_winners_end[i] and s is the previous
--- batch's e + 1. Each batch gets its own outcome row (o_index = i), decided by the same rules
--- as lottery_stage: a batch that breaks one is refused alone, and changes nothing but what
--- follows it in its own agency's chain.
+-- p_bets[i], p_digests[i], staged after p_afters[i]) with the winners p_winners[i]. Each
+-- batch gets its own outcome row (o_index = i), decided by the same rules as lottery_stage:
+-- a batch that breaks one is refused alone, and changes nothing but what follows it in its
+-- own agency's chain.
 --
 -- Set-based: the group's agency rows are locked first, in ascending order (callers sort the
 -- batches by agency, then sequence), so groups of several connections or centrals never
@@ -169,17 +183,17 @@ $$;
 -- each seeing the one before.
 CREATE OR REPLACE FUNCTION lottery_stage_group(
     p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[], p_afters bytea[],
-    p_winners_end integer[], p_positions integer[], p_first_names text[], p_last_names text[],
-    p_documents text[], p_birthdates text[])
+    p_winners batch_winners[])
 RETURNS TABLE (o_index integer, o_outcome text, o_number bigint, o_winners integer[])
 -- Planned once per connection: a custom plan per call (PostgreSQL's choice for statements
--- whose parameters are arrays) cost about as much as running the statement. The plan is the
--- same at any size: a key probe per batch.
+-- whose parameters are arrays) cost about as much as running the statement. Every row it
+-- reads is found by its key, one probe per batch, whatever the statistics say of the tables
+-- when the plan is made (a sequential scan of agencies per batch grows with the agencies and
+-- with their dead row versions).
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 LANGUAGE plpgsql AS $$
 DECLARE
-    s integer := 1;
-    e integer;
     r record;
 BEGIN
     PERFORM 1 FROM agencies WHERE agency = ANY (p_agencies) ORDER BY agency FOR UPDATE;
@@ -187,18 +201,21 @@ BEGIN
         = (SELECT count(*) FROM (SELECT DISTINCT * FROM unnest(p_agencies, p_sequences)) AS pairs) THEN
         RETURN QUERY
         WITH input AS (
+            -- (unnest spreads each batch_winners into its five columns)
             SELECT u.i::integer AS i, u.agency, u.sequence, u.bets, u.digest, u.after,
-                   coalesce(lag(u.e) OVER (ORDER BY u.i), 0) + 1 AS s, u.e
-            FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_afters, p_winners_end)
-                WITH ORDINALITY AS u(agency, sequence, bets, digest, after, e, i)
+                   coalesce(u.positions, '{}') AS positions, u.first_names, u.last_names,
+                   u.documents, u.birthdates
+            FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_afters, p_winners)
+                WITH ORDINALITY AS u(agency, sequence, bets, digest, after, positions, first_names,
+                                     last_names, documents, birthdates, i)
         ), looked AS (
             SELECT n.*, a.agency IS NOT NULL AS known, a.bets AS held, a.last_sequence,
                    a.last_digest, a.done, n.sequence >= 1 AND n.sequence <= a.last_sequence AS old,
                    b.bets AS committed, b.digest AS committed_digest, b.winners AS committed_winners
             FROM input n
-                -- Each lookup is one probe of a primary key, whatever the planner's statistics
-                -- say of the tables (OFFSET 0 keeps it a probe per batch, never a scan of all
-                -- committed batches); the committed batch is looked up only for a replay.
+                -- Each lookup is one probe of a primary key (OFFSET 0 keeps it a probe per
+                -- batch, never a join over all committed batches); the committed batch is
+                -- looked up only for a replay.
                 LEFT JOIN LATERAL (SELECT * FROM agencies x WHERE x.agency = n.agency OFFSET 0) a ON true
                 LEFT JOIN LATERAL (SELECT y.bets, y.digest, y.winners FROM batches y
                                    WHERE n.sequence <= a.last_sequence
@@ -228,33 +245,19 @@ BEGIN
                      WHEN k.c = k.broken AND k.sequence = k.last_sequence + k.c THEN 'diverged'
                      ELSE 'out_of_sequence' END AS outcome
             FROM checked k
-        ), won AS (
-            -- Each batch's winning bets as arrays, in one pass over the group's winners (a
-            -- slice of a text array walks it from its start: once per batch, it grew with the
-            -- square of the group).
-            SELECT n.i, array_agg(w.first_name ORDER BY w.k) AS first_names,
-                   array_agg(w.last_name ORDER BY w.k) AS last_names,
-                   array_agg(w.document ORDER BY w.k) AS documents,
-                   array_agg(w.birthdate::date ORDER BY w.k) AS birthdates
-            FROM input n
-                CROSS JOIN LATERAL generate_series(n.s, n.e) AS g(k)
-                JOIN unnest(p_first_names, p_last_names, p_documents, p_birthdates)
-                    WITH ORDINALITY AS w(first_name, last_name, document, birthdate, k) ON w.k = g.k
-            GROUP BY n.i
         ), fresh_batches AS (
             INSERT INTO batches
-                SELECT d.agency, d.sequence, d.bets, d.before, d.digest,
-                       coalesce(p_positions[d.s:d.e], '{}'), coalesce(w.first_names, '{}'),
-                       coalesce(w.last_names, '{}'), coalesce(w.documents, '{}'),
-                       coalesce(w.birthdates, '{}')
-                FROM decided d LEFT JOIN won w ON w.i = d.i
+                SELECT d.agency, d.sequence, d.bets, d.before, d.digest, d.positions,
+                       coalesce(d.first_names, '{}'), coalesce(d.last_names, '{}'),
+                       coalesce(d.documents, '{}'), coalesce(d.birthdates, '{}')::date[]
+                FROM decided d
                 WHERE d.outcome = 'fresh'
         ), counted AS (
             UPDATE agencies a
                 SET last_sequence = f.last_sequence, bets = a.bets + f.bets,
                     winners = a.winners + f.winners, last_digest = f.last_digest
                 FROM (SELECT d.agency, max(d.sequence) AS last_sequence, sum(d.bets)::bigint AS bets,
-                             sum(d.e - d.s + 1)::bigint AS winners,
+                             sum(cardinality(d.positions))::bigint AS winners,
                              (array_agg(d.digest ORDER BY d.sequence DESC))[1] AS last_digest
                       FROM decided d WHERE d.outcome = 'fresh' GROUP BY d.agency) f
                 WHERE a.agency = f.agency
@@ -263,23 +266,23 @@ BEGIN
             CASE d.outcome WHEN 'fresh' THEN d.before + d.bets
                            WHEN 'not_the_batch' THEN d.committed
                            WHEN 'out_of_sequence' THEN d.last_sequence + least(d.c, d.broken) END,
-            CASE d.outcome WHEN 'fresh' THEN coalesce(p_positions[d.s:d.e], '{}')
+            CASE d.outcome WHEN 'fresh' THEN d.positions
                            WHEN 'replay' THEN d.committed_winners END
         FROM decided d;
         RETURN;
     END IF;
-    FOR i IN 1 .. cardinality(p_agencies) LOOP
-        e := p_winners_end[i];
-        SELECT * INTO r FROM lottery_stage(p_agencies[i], p_sequences[i], p_bets[i], p_digests[i],
-            p_afters[i], coalesce(p_positions[s:e], '{}'), coalesce(p_first_names[s:e], '{}'),
-            coalesce(p_last_names[s:e], '{}'), coalesce(p_documents[s:e], '{}'),
-            coalesce(p_birthdates[s:e], '{}'));
-        o_index := i;
-        o_outcome := r.o_outcome;
-        o_number := r.o_number;
-        o_winners := r.o_winners;
+    FOR r IN SELECT u.*
+             FROM unnest(p_agencies, p_sequences, p_bets, p_digests, p_afters, p_winners)
+                 WITH ORDINALITY AS u(agency, sequence, bets, digest, after, positions, first_names,
+                                      last_names, documents, birthdates, i)
+             ORDER BY u.i LOOP
+        SELECT s.o_outcome, s.o_number, s.o_winners INTO o_outcome, o_number, o_winners
+            FROM lottery_stage(r.agency, r.sequence, r.bets, r.digest, r.after,
+                coalesce(r.positions, '{}'), coalesce(r.first_names, '{}'),
+                coalesce(r.last_names, '{}'), coalesce(r.documents, '{}'),
+                coalesce(r.birthdates, '{}')) AS s;
+        o_index := r.i;
         RETURN NEXT;
-        s := e + 1;
     END LOOP;
 END
 $$;
