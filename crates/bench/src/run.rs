@@ -1,7 +1,7 @@
 //! One run of one scenario: a real central (or several on one database) and its agencies as
 //! processes on 127.0.0.1, timed from the first agency's start to the last agency's exit, and
-//! checked before any figure is believed. Each process runs under GNU time (see
-//! [`crate::timed`]).
+//! checked before any figure is believed. The central runs under GNU time, the agencies bare
+//! (see [`crate::timed`]).
 
 use std::{
     fs,
@@ -20,7 +20,7 @@ use testkit::{postgres::Cluster, process::field};
 pub use crate::datasets::AgencyFiles;
 use crate::{
     database, histogram,
-    timed::{children_cpu, kill_program, timed, usage, Process, PATIENCE},
+    timed::{bare, children_cpu, kill, timed, usage, Process, PATIENCE},
 };
 
 /// The longest a run's agencies may take: far above any scenario here (the 1 ms one takes
@@ -79,10 +79,9 @@ pub struct Measured {
     /// The database server's CPU time over the run (its every process), on the database
     /// engine.
     pub database_cpu: Option<Duration>,
-    /// The agencies' CPU time, user + system, all of them added up (GNU time's own, a few
-    /// milliseconds per process, included).
+    /// The agencies' CPU time, user + system, all of them added up.
     pub clients_cpu: Duration,
-    /// Each agency's peak resident set, KiB, agency 1 first.
+    /// Each agency's peak resident set, KiB, agency 1 first (as it logged it on exit).
     pub client_rss_kib: Vec<u64>,
     /// Every batch's round trip, all agencies merged.
     pub round_trips: Latencies,
@@ -217,7 +216,7 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
     let mut agencies = Vec::new();
     for agency in 1..=plan.data.bets.len() {
         let name = format!("client-{agency}");
-        let mut client = timed(&plan.bin_dir.join("client"), dir, &name)?;
+        let mut client = bare(&plan.bin_dir.join("client"), dir, &name)?;
         client
             .env("CLI_ID", agency.to_string())
             .env("CLI_SERVER_ADDRESS", addresses[(agency - 1) % addresses.len()].to_string())
@@ -233,7 +232,7 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
                 .env("CLI_TLS_CA", security::generate::ca_cert(credentials))
                 .env("CLI_TLS_NAME", "localhost");
         }
-        agencies.push(Process::start(&mut client, &name)?);
+        agencies.push(Process::start_bare(&mut client, &name)?);
     }
     let spawn = started.elapsed();
     let (statuses, last_exit) = wait_all(agencies, dir)?;
@@ -249,7 +248,7 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
 /// moment the last agency exited.
 fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Instant), String> {
     let count = agencies.len();
-    let under_time: Vec<u32> = agencies.iter().map(Process::id).collect();
+    let programs: Vec<u32> = agencies.iter().filter_map(|a| a.program_pid().ok()).collect();
     let (report, reports) = mpsc::channel();
     let mut waiters = Vec::new();
     for (i, mut agency) in agencies.into_iter().enumerate() {
@@ -292,7 +291,7 @@ fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Inst
         };
         if let Some(why) = failed {
             if failure.is_none() {
-                under_time.iter().for_each(|&pid| kill_program(pid));
+                programs.iter().for_each(|&pid| kill(pid));
                 failure = Some(why);
             }
             if Instant::now() > deadline {
@@ -359,7 +358,7 @@ fn check_agencies(
         let rtt = line("batch_rtt")?;
         let histogram = field(rtt, "histogram_us").unwrap_or("");
         histogram::merge_logged(&mut measured.round_trips, histogram).map_err(|e| format!("{name}: {e}"))?;
-        measured.client_rss_kib.push(usage(dir, &name)?.0);
+        measured.client_rss_kib.push(number(line("exit")?, "peak_memory_kib")?);
     }
     if totals.iter().any(|&t| t != own_winners) {
         return Err(format!(

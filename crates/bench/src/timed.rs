@@ -1,17 +1,18 @@
-//! The processes of a run, each under GNU time, and what it tells of them.
+//! The processes of a run and what they tell of themselves.
 //!
-//! Peak memory: every process runs under GNU time (`/usr/bin/time -f %M`), which reports the
+//! Peak memory: the central runs under GNU time (`/usr/bin/time -f %M`), which reports the
 //! kernel's own high-water mark of the resident set (`ru_maxrss` from `wait4`) once the
-//! process has ended: its whole life, the last moments included, with no polling to miss a
-//! peak and no change to the binaries. The price is one more `fork` and `exec` per process,
-//! well under a millisecond each, inside the measured wall time.
+//! process has ended. The agencies run bare and log their own mark as they exit (`VmHWM`,
+//! `peak_memory_kib` on the exit line): GNU time costs about a millisecond of CPU per
+//! process, 0.2 s over 200 agencies, inside the measured wall; and reaping them here with
+//! `wait4` would not do, since at `exec` the kernel keeps in `ru_maxrss` the peak of the
+//! memory the process had before, which for a process spawned from this harness is the
+//! harness's own peak.
 //!
 //! CPU time tells whether a run was bound by the two cores or by waiting (the disk's syncs,
 //! round trips). The central's comes from GNU time (user + system, in hundredths); the
 //! agencies' is the rest of what this process's children used during the run, read from
 //! `/proc/self/stat` before and after: GNU time truncates each process's figure to a
-//! hundredth, which over 200 agencies would lose up to 4 s.
-
 use std::{
     fs::{self, File},
     path::Path,
@@ -26,13 +27,9 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// GNU time, from the Debian package `time`.
 pub const GNU_TIME: &str = "/usr/bin/time";
 
-/// Kills the program GNU time `time_pid` runs, if it still runs; GNU time then exits too.
-pub fn kill_program(time_pid: u32) {
-    let path = format!("/proc/{time_pid}/task/{time_pid}/children");
-    let Ok(children) = fs::read_to_string(path) else { return };
-    for pid in children.split_whitespace() {
-        let _ = Command::new("kill").args(["-KILL", pid]).status();
-    }
+/// Kills `pid` with SIGKILL, if it still runs.
+pub fn kill(pid: u32) {
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 }
 
 /// `bin` under GNU time, its output (both streams) in `DIR/NAME.log`, its peak RSS (KiB) and
@@ -48,6 +45,15 @@ pub fn timed(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(log);
+    Ok(command)
+}
+
+/// `bin` with no wrapper, its output (both streams) in `DIR/NAME.log`.
+pub fn bare(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
+    let log = File::create(dir.join(format!("{name}.log"))).map_err(|e| format!("{name}.log: {e}"))?;
+    let out = log.try_clone().map_err(|e| format!("{name}.log: {e}"))?;
+    let mut command = Command::new(bin);
+    command.stdin(Stdio::null()).stdout(out).stderr(log);
     Ok(command)
 }
 
@@ -83,32 +89,48 @@ fn parse_children_cpu(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// A started process (GNU time and the program under it), killed if dropped still running.
+/// A started process, under GNU time or bare, killed if dropped still running.
 #[derive(Debug)]
 pub struct Process {
     child: Child,
     name: String,
+    /// Whether `child` is GNU time, the program its only child.
+    timed: bool,
 }
 
 impl Process {
     /// Starts `command` (built by [`timed`]); `name` is for messages.
     pub fn start(command: &mut Command, name: &str) -> Result<Process, String> {
         let child = command.spawn().map_err(|e| format!("cannot start {name} under {GNU_TIME}: {e}"))?;
-        Ok(Process { child, name: name.to_owned() })
+        Ok(Process { child, name: name.to_owned(), timed: true })
     }
 
-    /// GNU time's pid (the program's parent).
-    #[must_use]
-    pub fn id(&self) -> u32 {
-        self.child.id()
+    /// Starts `command` (built by [`bare`]); `name` is for messages.
+    pub fn start_bare(command: &mut Command, name: &str) -> Result<Process, String> {
+        let child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Process { child, name: name.to_owned(), timed: false })
     }
 
-    /// Waits for GNU time, hence for the program, to exit.
+    /// The program's pid, while it runs (under GNU time, its only child).
+    pub fn program_pid(&self) -> Result<u32, String> {
+        let pid = self.child.id();
+        if !self.timed {
+            return Ok(pid);
+        }
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        text.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("{}: no child in {path}", self.name))
+    }
+
+    /// Waits for the process (GNU time, hence the program under it) to exit.
     pub fn wait(&mut self) -> Result<ExitStatus, String> {
         self.child.wait().map_err(|e| format!("{}: {e}", self.name))
     }
 
-    /// The exit status if GNU time has exited, without waiting.
+    /// The exit status if the process has exited, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, String> {
         self.child.try_wait().map_err(|e| format!("{}: {e}", self.name))
     }
@@ -134,17 +156,6 @@ impl Process {
             }
             thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    /// The pid of the program GNU time started: its only child.
-    fn program_pid(&self) -> Result<u32, String> {
-        let pid = self.child.id();
-        let path = format!("/proc/{pid}/task/{pid}/children");
-        let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        text.split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("{}: no child in {path}", self.name))
     }
 }
 

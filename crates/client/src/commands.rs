@@ -41,7 +41,11 @@ pub fn run(config: &Config, endpoint: &Endpoint) -> ExitCode {
     match result {
         Ok(outcome) => {
             let how = if outcome == Outcome::Done { "done" } else { "stopped" };
-            log::info!("action: exit | result: success | agency: {} | outcome: {how}", config.id);
+            // The peak memory last, once nothing more will be allocated (what `make bench`
+            // reads as the agency's RSS).
+            let peak =
+                runtime::memory::peak_kib().map(|k| format!(" | peak_memory_kib: {k}")).unwrap_or_default();
+            log::info!("action: exit | result: success | agency: {} | outcome: {how}{peak}", config.id);
             ExitCode::SUCCESS
         }
         Err(e) => {
