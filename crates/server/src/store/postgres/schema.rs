@@ -156,10 +156,6 @@ BEGIN
 END
 $$;
 
--- The group function before batch_winners (flat winner arrays sliced per batch).
-DROP FUNCTION IF EXISTS lottery_stage_group(integer[], bigint[], bigint[], bytea[], bytea[],
-    integer[], integer[], text[], text[], text[], text[]);
-
 -- Commits a group of batches in one transaction: batch i is (p_agencies[i], p_sequences[i],
 -- p_bets[i], p_digests[i], staged after p_afters[i]) with the winners p_winners[i]. Each
 -- batch gets its own outcome row (o_index = i), decided by the same rules as lottery_stage:
@@ -181,6 +177,11 @@ DROP FUNCTION IF EXISTS lottery_stage_group(integer[], bigint[], bigint[], bytea
 -- whole and the engine sends the batches again one by one. The same batch twice in a group
 -- (two connections of one agency at once, rare) goes through lottery_stage batch by batch,
 -- each seeing the one before.
+--
+-- A database made by an earlier version also holds that version's lottery_stage_group (the
+-- winners as flat arrays, one function of the same rules over the same tables): it is left
+-- in place, so centrals of both versions can share the database while they are replaced one
+-- at a time.
 CREATE OR REPLACE FUNCTION lottery_stage_group(
     p_agencies integer[], p_sequences bigint[], p_bets bigint[], p_digests bytea[], p_afters bytea[],
     p_winners batch_winners[])
