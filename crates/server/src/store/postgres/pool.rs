@@ -395,6 +395,15 @@ impl Conn {
     }
 }
 
+/// Why a pool could not be filled.
+#[derive(Debug)]
+pub(crate) enum FillError {
+    /// A connection could not be had.
+    Checkout(CheckoutError),
+    /// A connection was had, but warming it failed.
+    Warm(Error),
+}
+
 /// Why no connection could be had.
 #[derive(Debug)]
 pub(crate) enum CheckoutError {
@@ -443,6 +452,26 @@ impl Pool {
     /// The most connections it makes.
     pub(crate) fn size(&self) -> usize {
         self.size
+    }
+
+    /// Makes every connection the pool may hold (each with its statements prepared), runs
+    /// `warm` once on each, and leaves them idle; the number open.
+    ///
+    /// # Errors
+    /// The first connection that could not be made, or the first `warm` that failed.
+    pub(crate) fn fill(
+        &self,
+        mut warm: impl FnMut(&mut Conn) -> Result<(), Error>,
+    ) -> Result<usize, FillError> {
+        // Every lease held until all are made: `get` hands out an idle one first, then makes
+        // new ones while fewer than `size` exist.
+        let mut leases = Vec::with_capacity(self.size);
+        while leases.len() < self.size {
+            let mut lease = self.get().map_err(FillError::Checkout)?;
+            warm(lease.conn()).map_err(FillError::Warm)?;
+            leases.push(lease);
+        }
+        Ok(leases.len())
     }
 
     /// An idle connection, or a new one if fewer than `size` exist, or the first one returned

@@ -125,6 +125,22 @@ fn batches_staged_behind_a_refused_one_are_never_laid_on_another_upload() {
 }
 
 #[test]
+fn an_opened_engine_holds_its_connections_ready_and_the_group_function_planned() {
+    let Some(cluster) = Cluster::start("warm") else { return };
+    let url = cluster.create_database("warm");
+    let engine = Postgres::open(&settings(&url, 2), 2).unwrap();
+    let open = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lottery-central'";
+    // The pool's 2 and the groups' 1, before any agency asked for anything.
+    assert_eq!(cluster.psql(&url, open), "3");
+    // The warm-up's empty group wrote nothing; the first batch commits as ever.
+    assert_eq!(cluster.psql(&url, "SELECT count(*) FROM batches"), "0");
+    let winners = [bet("A", "B", "1")];
+    assert_eq!(commit_batch(&engine, &batch(1, 1, 10, &[3], &winners)).unwrap(), vec![3]);
+    assert_eq!(engine.tally(1).unwrap(), Tally { bets: 10, winners: 1, done: false });
+    assert_eq!(cluster.psql(&url, open), "3");
+}
+
+#[test]
 fn the_engine_never_opens_more_connections_than_its_pool_and_its_groups() {
     let Some(cluster) = Cluster::start("pool_bound") else { return };
     let url = cluster.create_database("pool_bound");
