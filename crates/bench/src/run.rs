@@ -232,7 +232,7 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
                 .env("CLI_TLS_CA", security::generate::ca_cert(credentials))
                 .env("CLI_TLS_NAME", "localhost");
         }
-        agencies.push(Process::start_bare(&mut client, &name)?);
+        agencies.push(Process::start(&mut client, &name)?);
     }
     let spawn = started.elapsed();
     let (statuses, last_exit) = wait_all(agencies, dir)?;

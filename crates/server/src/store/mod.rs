@@ -56,7 +56,7 @@ use crate::metrics::SyncTimer;
 pub fn open(settings: &Settings, timer: SyncTimer) -> Result<Arc<dyn Engine>, OpenError> {
     if let Some(database) = &settings.database {
         let engine = postgres::Postgres::open(database, settings.agencies).map_err(OpenError::Database)?;
-        return Ok(Arc::new(engine.timed(timer)));
+        return Ok(Arc::new(engine.warm_up().timed(timer)));
     }
     let engine = journal::Journal::open(&settings.storage_path, settings.agencies, settings.winners_format)?;
     Ok(Arc::new(engine.timed(timer)))

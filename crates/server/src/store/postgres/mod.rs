@@ -419,12 +419,6 @@ impl Postgres {
             Progress::Complete { .. } => 0,
             Progress::Pending { agencies } => agencies,
         };
-        if let Err(e) = engine.warm() {
-            log::warn!(
-                "action: database_warm_up | result: fail | database: {} | error: {e} | note: connections are made when first needed",
-                engine.location
-            );
-        }
         log::info!(
             "action: store_open | result: success | mode: {} | engine: postgres | database: {} | agencies: {agencies} | \
              agencies_done: {} | pool_size: {}",
@@ -436,12 +430,24 @@ impl Postgres {
         Ok(engine)
     }
 
-    /// Makes every connection now, before the first agency comes: each costs the database a
-    /// backend's start and the statements' preparation, and the groups' connection the group
-    /// function's compilation and plan on its first call (about 13 ms of the database's CPU
-    /// together), which the first batches would otherwise wait for. The groups' connection
-    /// is warmed with an empty group: it reads no row and writes none.
-    fn warm(&self) -> Result<(), StoreError> {
+    /// Makes every connection now, before the first agency comes (a central's start; not the
+    /// export's, which needs one): each costs the database a backend's start and the
+    /// statements' preparation, and the groups' connection the group function's compilation
+    /// and plan on its first call (about 13 ms of the database's CPU together), which the
+    /// first batches would otherwise wait for. The groups' connection is warmed with an empty
+    /// group: it reads no row and writes none. A failure is logged: the pools then connect
+    /// when first needed, as they would anyway.
+    pub(super) fn warm_up(self) -> Postgres {
+        if let Err(e) = self.fill() {
+            log::warn!(
+                "action: database_warm_up | result: fail | database: {} | error: {e} | note: connections are made when first needed",
+                self.location
+            );
+        }
+        self
+    }
+
+    fn fill(&self) -> Result<(), StoreError> {
         let fill_error = |e: FillError| match e {
             FillError::Checkout(e) => self.checkout_error(e),
             FillError::Warm(e) => self.db_error(&e),

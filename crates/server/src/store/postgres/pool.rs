@@ -455,14 +455,11 @@ impl Pool {
     }
 
     /// Makes every connection the pool may hold (each with its statements prepared), runs
-    /// `warm` once on each, and leaves them idle; the number open.
+    /// `warm` once on each, and leaves them idle.
     ///
     /// # Errors
     /// The first connection that could not be made, or the first `warm` that failed.
-    pub(crate) fn fill(
-        &self,
-        mut warm: impl FnMut(&mut Conn) -> Result<(), Error>,
-    ) -> Result<usize, FillError> {
+    pub(crate) fn fill(&self, mut warm: impl FnMut(&mut Conn) -> Result<(), Error>) -> Result<(), FillError> {
         // Every lease held until all are made: `get` hands out an idle one first, then makes
         // new ones while fewer than `size` exist.
         let mut leases = Vec::with_capacity(self.size);
@@ -471,7 +468,7 @@ impl Pool {
             warm(lease.conn()).map_err(FillError::Warm)?;
             leases.push(lease);
         }
-        Ok(leases.len())
+        Ok(())
     }
 
     /// An idle connection, or a new one if fewer than `size` exist, or the first one returned
