@@ -287,6 +287,16 @@ struct Counts {
     winners: u64,
 }
 
+/// A batch sent and not yet answered.
+struct InFlight {
+    sequence: u64,
+    /// How many bets it holds.
+    bets: usize,
+    sent_at: Instant,
+    /// The batch itself, kept only when debug lines name its winners.
+    batch: Option<WireBets>,
+}
+
 /// One connection's upload under way: batches sent and not yet answered, and the window that
 /// decides how many may be.
 struct Upload {
@@ -295,8 +305,8 @@ struct Upload {
     batcher: Batcher,
     /// Batches sent and not yet answered, oldest first: the central answers in order. On a
     /// broken connection they are dropped with it; the next attempt asks the central what it
-    /// committed and reads them again from the dataset. Each with the instant it was sent.
-    in_flight: VecDeque<(u64, WireBets, Instant)>,
+    /// committed and reads them again from the dataset.
+    in_flight: VecDeque<InFlight>,
     window: Window,
     /// The dataset is read to its end, or the stop asked for no new batch.
     at_end: bool,
@@ -337,8 +347,8 @@ impl Upload {
                 self.send_next(client, dataset, stop)?;
                 continue;
             }
-            let Some((sequence, sent, sent_at)) = self.in_flight.pop_front() else { break };
-            let won = match client.batch_result(sequence, sent.len()) {
+            let Some(sent) = self.in_flight.pop_front() else { break };
+            let won = match client.batch_result(sent.sequence, sent.bets) {
                 Ok(won) => won,
                 // The stop cut the connection while answers were owed: they were never
                 // acknowledged, so a restarted agency sends them again.
@@ -346,7 +356,7 @@ impl Upload {
                 Err(e) => return Err(e),
             };
             backoff.reset();
-            self.answered(sequence, &sent, sent_at, &won);
+            self.answered(sent, &won);
             *acked = Acknowledged { batches: self.counts.batches, bets: self.counts.bets };
         }
         Ok(if self.stopped { Outcome::Stopped } else { Outcome::Done })
@@ -377,25 +387,36 @@ impl Upload {
         }
         let sequence = self.counts.batches + self.in_flight.len() as u64 + 1;
         let sent = client.post_batch(sequence, batch)?;
-        self.in_flight.push_back((sequence, sent, Instant::now()));
+        let bets = sent.len();
+        // Only the debug lines name a winner by its document; otherwise the batch's buffers
+        // hold the next one.
+        let batch = if log::log_enabled!(log::Level::Debug) {
+            Some(sent)
+        } else {
+            self.batcher.recycle(sent);
+            None
+        };
+        self.in_flight.push_back(InFlight { sequence, bets, sent_at: Instant::now(), batch });
         Ok(())
     }
 
-    /// Counts batch `sequence`'s answer: its winners at positions `won` of `sent`.
-    fn answered(&mut self, sequence: u64, sent: &WireBets, sent_at: Instant, won: &[u32]) {
+    /// Counts the answer to `sent`: its winners at positions `won`.
+    fn answered(&mut self, sent: InFlight, won: &[u32]) {
         let now = Instant::now();
-        self.round_trips.record(now.saturating_duration_since(sent_at));
+        self.round_trips.record(now.saturating_duration_since(sent.sent_at));
         self.window.answered(now);
-        for &i in won {
-            log::debug!(
-                "action: bet_checked | result: success | agency: {} | document: {} | winner: true",
-                self.agency,
-                sent.get(i as usize).map_or("", |b| b.document)
-            );
+        if let Some(batch) = &sent.batch {
+            for &i in won {
+                log::debug!(
+                    "action: bet_checked | result: success | agency: {} | document: {} | winner: true",
+                    self.agency,
+                    batch.get(i as usize).map_or("", |b| b.document)
+                );
+            }
         }
         self.counts = Counts {
-            batches: sequence,
-            bets: self.counts.bets + sent.len() as u64,
+            batches: sent.sequence,
+            bets: self.counts.bets + sent.bets as u64,
             winners: self.counts.winners + won.len() as u64,
         };
         if self.last_progress.elapsed() >= PROGRESS_EVERY {

@@ -18,6 +18,8 @@ pub struct Batcher {
     bets: WireBets,
     /// Bytes the current batch's bets take in the payload.
     bets_len: usize,
+    /// A sent batch handed back ([`Batcher::recycle`]): the next batch fills its buffers.
+    spare: Option<WireBets>,
 }
 
 impl Batcher {
@@ -36,6 +38,7 @@ impl Batcher {
             empty_frame_len: Request::bet_batch_frame_len(0),
             bets: WireBets::default(),
             bets_len: 0,
+            spare: None,
         }
     }
 
@@ -63,12 +66,24 @@ impl Batcher {
         self.take()
     }
 
+    /// Takes back a batch that was sent and is no longer needed: its buffers, already the
+    /// size of a batch, hold a later one, so a long upload allocates for its first batches
+    /// only.
+    pub fn recycle(&mut self, mut sent: WireBets) {
+        sent.clear();
+        self.spare = Some(sent);
+    }
+
     fn take(&mut self) -> Option<WireBets> {
         if self.bets.is_empty() {
             return None;
         }
-        // The next batch is about the size of this one: two allocations a batch, none a bet.
-        let next = WireBets::with_capacity(self.bets.len(), self.bets_len);
+        // The next batch is about the size of this one: a sent batch's buffers, or two
+        // allocations, none a bet.
+        let next = match self.spare.take() {
+            Some(spare) => spare,
+            None => WireBets::with_capacity(self.bets.len(), self.bets_len),
+        };
         self.bets_len = 0;
         Some(std::mem::replace(&mut self.bets, next))
     }
@@ -137,6 +152,24 @@ mod tests {
         // Room for exactly two bets by size; the count allows five.
         let batches = split(5, one + per_bet, 5);
         assert_eq!(lens(&batches), [2, 2, 1]);
+    }
+
+    #[test]
+    fn a_recycled_batch_holds_the_next_one_and_nothing_of_its_own() {
+        fn fields(b: &Bet) -> BetRef<'_> {
+            BetRef::new(b.first_name(), b.last_name(), b.document(), "1990-01-01").unwrap()
+        }
+        let mut batcher = Batcher::with_frame_limit(2, MAX_BATCH_FRAME_LEN);
+        let (zero, one, two, three) = (bet(0), bet(1), bet(2), bet(3));
+        assert!(batcher.push(&fields(&zero)).is_none());
+        let first = batcher.push(&fields(&one)).unwrap();
+        let room = first.clone();
+        batcher.recycle(first);
+        assert!(batcher.push(&fields(&two)).is_none());
+        let second = batcher.push(&fields(&three)).unwrap();
+        assert_ne!(second, room);
+        let bets: Vec<WireBet> = second.iter().map(|b| b.to_owned()).collect();
+        assert_eq!(bets, [WireBet::from(two), WireBet::from(three)]);
     }
 
     #[test]

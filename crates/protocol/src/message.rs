@@ -79,6 +79,12 @@ impl WireBets {
         self.ends.len() / 4
     }
 
+    /// Removes every bet, keeping the room they took: a sent batch's buffers hold the next.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
     /// Whether it holds no bets.
     #[must_use]
     pub fn is_empty(&self) -> bool {
