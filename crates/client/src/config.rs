@@ -86,9 +86,9 @@ pub const SETTINGS: &[Setting<Config>] = &[
     Setting {
         key: "batch.window",
         var: "CLI_BATCH_WINDOW",
-        default: "64",
+        default: "256",
         meaning: "batches sent before waiting for the first answer",
-        parse: Parse::Number { min: 1, max: 64, unit: "batches", set: |c, v| c.batch_window = v as usize },
+        parse: Parse::Number { min: 1, max: 256, unit: "batches", set: |c, v| c.batch_window = v as usize },
     },
     text(
         "winners.retryPeriod",
@@ -193,9 +193,9 @@ pub struct Config {
     /// Most bets in one batch (`batch.maxAmount`, default 100); a batch also never exceeds
     /// 8 KiB on the wire.
     pub batch_max_amount: usize,
-    /// Batches sent before waiting for the first answer (`batch.window`, default 64, at most
-    /// 64): more than one lets the central answer several with one disk sync, and keeps the
-    /// agency reading its file while the central checks and stores.
+    /// Batches sent before waiting for the first answer (`batch.window`, default 256, at most
+    /// 256): more than one lets the central answer several with one disk sync, and keeps the
+    /// agency reading its file while the central checks, stores and syncs.
     pub batch_window: usize,
     /// Wait between two winners queries while agencies are still loading
     /// (`winners.retryPeriod`, default `5s`).
@@ -267,7 +267,7 @@ impl Config {
             log_level: LevelFilter::Info,
             data_path: PathBuf::new(),
             batch_max_amount: 100,
-            batch_window: 64,
+            batch_window: 256,
             retry_period: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             bet: None,
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(config.server_address, "127.0.0.1:12345");
         assert_eq!(config.data_path, PathBuf::from(".data/dataset-3.csv"));
         assert_eq!(config.batch_max_amount, 100);
-        assert_eq!(config.batch_window, 64);
+        assert_eq!(config.batch_window, 256);
         assert_eq!(config.retry_period, Duration::from_secs(5));
         assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.bet, None);
@@ -451,7 +451,7 @@ mod tests {
             ("CLI_SERVER_TIMEOUT", "soon", "server.timeout"),
             ("CLI_RETRY_INITIAL", "0", "retry.initial"),
             ("CLI_BATCH_WINDOW", "0", "batch.window"),
-            ("CLI_BATCH_WINDOW", "65", "batch.window"),
+            ("CLI_BATCH_WINDOW", "257", "batch.window"),
             ("CLI_RETRY_TOTAL", "forever", "retry.total"),
         ] {
             let vars = if var == "CLI_ID" { vec![(var, value)] } else { vec![("CLI_ID", "1"), (var, value)] };
