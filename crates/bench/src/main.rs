@@ -13,6 +13,7 @@
 mod database;
 mod datasets;
 mod floor;
+mod gate;
 mod histogram;
 mod report;
 mod run;
@@ -436,7 +437,7 @@ fn measure(
         match run::run(&plan) {
             Ok(m) => {
                 eprintln!(
-                    "bench: {} run {i}/{runs}: {:.3} s ({:.3} s starting agencies), {} bets, {} winners",
+                    "bench: {} run {i}/{runs}: {:.3} s (after {:.3} s starting the agencies), {} bets, {} winners",
                     scenario.title,
                     m.wall.as_secs_f64(),
                     m.spawn.as_secs_f64(),

@@ -513,6 +513,7 @@ mod tests {
         Measured {
             wall: Duration::from_millis(80),
             spawn: Duration::from_millis(5),
+            held_cpu: Duration::ZERO,
             bets: 1000,
             winners: 60,
             server_rss_kib: 3200,

@@ -1,7 +1,7 @@
 //! One run of one scenario: a real central (or several on one database) and its agencies as
-//! processes on 127.0.0.1, timed from the first agency's start to the last agency's exit, and
-//! checked before any figure is believed. The central runs under GNU time, the agencies bare
-//! (see [`crate::timed`]).
+//! processes on 127.0.0.1, timed from the moment every agency is let go at once (see
+//! [`crate::gate`]) to the last agency's exit, and checked before any figure is believed. The
+//! central runs under GNU time, the agencies bare (see [`crate::timed`]).
 
 use std::{
     fs,
@@ -19,8 +19,10 @@ use testkit::{postgres::Cluster, process::field};
 
 pub use crate::datasets::AgencyFiles;
 use crate::{
-    database, histogram,
-    timed::{bare, children_cpu, kill, timed, usage, Process, PATIENCE},
+    database,
+    gate::Gate,
+    histogram,
+    timed::{children_cpu, held, kill, timed, usage, Process, PATIENCE},
 };
 
 /// The longest a run's agencies may take: far above any scenario here (the 1 ms one takes
@@ -63,11 +65,13 @@ pub struct OnDatabase<'a> {
 /// The figures of one run that passed every check.
 #[derive(Debug, Clone)]
 pub struct Measured {
-    /// From just before the first agency is started to the last agency's exit.
+    /// From the moment the agencies are let go to the last agency's exit.
     pub wall: Duration,
-    /// From just before the first agency is started to the last one started: the share of
-    /// `wall` the harness itself spends starting processes.
+    /// The harness's starting of the agencies' processes, before `wall` begins.
     pub spawn: Duration,
+    /// CPU time the agencies' processes used waiting to be let go (their shells), left out of
+    /// `clients_cpu`.
+    pub held_cpu: Duration,
     /// Bets stored, summed over the agencies' summaries.
     pub bets: u64,
     /// The total every agency was told.
@@ -138,7 +142,7 @@ pub fn run(plan: &Plan<'_>) -> Result<Measured, String> {
         measured.server_rss_kib = measured.server_rss_kib.max(rss);
         measured.server_cpu += cpu;
     }
-    measured.clients_cpu = children.saturating_sub(measured.server_cpu);
+    measured.clients_cpu = children.saturating_sub(measured.server_cpu).saturating_sub(measured.held_cpu);
     check_winners_stored(plan, url.as_deref(), agencies, &measured)?;
     Ok(measured)
 }
@@ -212,11 +216,12 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
     for (&address, server) in addresses.iter().zip(servers) {
         wait_listening(address, server)?;
     }
-    let started = Instant::now();
+    let gate = Gate::new().map_err(|e| format!("the agencies' start line: {e}"))?;
+    let spawning = Instant::now();
     let mut agencies = Vec::new();
     for agency in 1..=plan.data.bets.len() {
         let name = format!("client-{agency}");
-        let mut client = bare(&plan.bin_dir.join("client"), dir, &name)?;
+        let mut client = held(&gate, &plan.bin_dir.join("client"), dir, &name)?;
         client
             .env("CLI_ID", agency.to_string())
             .env("CLI_SERVER_ADDRESS", addresses[(agency - 1) % addresses.len()].to_string())
@@ -234,19 +239,26 @@ fn with_servers(plan: &Plan<'_>, ports: &[u16], servers: &mut [Process]) -> Resu
         }
         agencies.push(Process::start(&mut client, &name)?);
     }
-    let spawn = started.elapsed();
-    let (statuses, last_exit) = wait_all(agencies, dir)?;
-    let wall = last_exit.saturating_duration_since(started);
-    let mut measured = check_agencies(dir, plan.data, &statuses, wall)?;
+    let spawn = spawning.elapsed();
+    let (statuses, run) = wait_all(agencies, dir, gate)?;
+    let mut measured = check_agencies(dir, plan.data, &statuses, run.wall)?;
     measured.spawn = spawn;
+    measured.held_cpu = run.held_cpu;
     Ok(measured)
 }
 
-/// Waits for every agency, each on a thread of its own, so that the first failure is seen at
-/// once: the other agencies would otherwise ask for a total that never comes, forever. Then
-/// the rest are killed and the run fails. Returns each exit status (agency 1 first) and the
-/// moment the last agency exited.
-fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Instant), String> {
+/// The agencies' run as timed: from the gate's opening to the last exit.
+struct Timed {
+    wall: Duration,
+    /// What the agencies' processes used before the gate opened.
+    held_cpu: Duration,
+}
+
+/// Lets the agencies (held at `gate`) go once a thread waits for each, and waits for every
+/// one, so that the first failure is seen at once: the other agencies would otherwise ask
+/// for a total that never comes, forever. Then the rest are killed and the run fails.
+/// Returns each exit status (agency 1 first) and the run's time.
+fn wait_all(agencies: Vec<Process>, dir: &Path, gate: Gate) -> Result<(Vec<ExitStatus>, Timed), String> {
     let count = agencies.len();
     let programs: Vec<u32> = agencies.iter().filter_map(|a| a.program_pid().ok()).collect();
     let (report, reports) = mpsc::channel();
@@ -259,9 +271,19 @@ fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Inst
         }));
     }
     drop(report);
+    let (started, held_cpu) = match gate.open(&programs) {
+        Ok(opened) => opened,
+        Err(e) => {
+            programs.iter().for_each(|&pid| kill(pid));
+            for waiter in waiters {
+                let _ = waiter.join();
+            }
+            return Err(e);
+        }
+    };
     let deadline = Instant::now() + RUN_TIMEOUT;
     let mut statuses = vec![None; count];
-    let mut last_exit = Instant::now();
+    let mut last_exit = started;
     let mut failure = None;
     while statuses.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -304,7 +326,10 @@ fn wait_all(agencies: Vec<Process>, dir: &Path) -> Result<(Vec<ExitStatus>, Inst
     }
     match failure {
         Some(why) => Err(why),
-        None => Ok((statuses.into_iter().flatten().collect(), last_exit)),
+        None => Ok((
+            statuses.into_iter().flatten().collect(),
+            Timed { wall: last_exit.saturating_duration_since(started), held_cpu },
+        )),
     }
 }
 
@@ -319,6 +344,7 @@ fn check_agencies(
     let mut measured = Measured {
         wall,
         spawn: Duration::ZERO,
+        held_cpu: Duration::ZERO,
         bets: 0,
         winners: 0,
         server_rss_kib: 0,

@@ -2,7 +2,7 @@
 //!
 //! Peak memory: the central runs under GNU time (`/usr/bin/time -f %M`), which reports the
 //! kernel's own high-water mark of the resident set (`ru_maxrss` from `wait4`) once the
-//! process has ended. The agencies run bare and log their own mark as they exit (`VmHWM`,
+//! process has ended. The agencies run without it and log their own mark as they exit (`VmHWM`,
 //! `peak_memory_kib` on the exit line): GNU time costs about a millisecond of CPU per
 //! process, 0.2 s over 200 agencies, inside the measured wall; and reaping them here with
 //! `wait4` would not do, since at `exec` the kernel keeps in `ru_maxrss` the peak of the
@@ -23,6 +23,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::gate::Gate;
+
 /// How long the central may take to listen, and a process to stop once asked.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -38,20 +40,22 @@ pub fn kill(pid: u32) {
 /// CPU seconds (user, system) in `DIR/NAME.rss`.
 pub fn timed(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
     let mut command = Command::new(GNU_TIME);
-    command.args(["-f", "%M %U %S", "-o"]).arg(dir.join(format!("{name}.rss"))).arg(bin);
+    command.args(["-f", "%M %U %S", "-o"]).arg(dir.join(format!("{name}.rss"))).arg(bin).stdin(Stdio::null());
     logged(command, dir, name)
 }
 
-/// `bin` with no wrapper, its output (both streams) in `DIR/NAME.log`.
-pub fn bare(bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
-    logged(Command::new(bin), dir, name)
+/// `bin` with no wrapper, started once `gate` opens, its output (both streams) in
+/// `DIR/NAME.log`.
+pub fn held(gate: &Gate, bin: &Path, dir: &Path, name: &str) -> Result<Command, String> {
+    let command = gate.hold(bin).map_err(|e| format!("{name}: the start line: {e}"))?;
+    logged(command, dir, name)
 }
 
-/// `command` with no input and its output (both streams) in `DIR/NAME.log`.
+/// `command` with its output (both streams) in `DIR/NAME.log`.
 fn logged(mut command: Command, dir: &Path, name: &str) -> Result<Command, String> {
     let log = File::create(dir.join(format!("{name}.log"))).map_err(|e| format!("{name}.log: {e}"))?;
     let out = log.try_clone().map_err(|e| format!("{name}.log: {e}"))?;
-    command.stdin(Stdio::null()).stdout(out).stderr(log);
+    command.stdout(out).stderr(log);
     Ok(command)
 }
 
