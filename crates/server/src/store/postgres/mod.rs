@@ -43,7 +43,7 @@ use self::{
     pool::{CheckoutError, Client, Conn, ConnectError, Cut, FillError, Pool},
     schema::InstallError,
 };
-use protocol::Digest;
+use protocol::{BetRef, Digest};
 
 use crate::metrics::SyncTimer;
 
@@ -135,6 +135,22 @@ impl Staging {
             dates: bets.iter().map(|b| b.birthdate_str().to_owned()).collect(),
         })
     }
+
+    /// Agency 1's first batch: one winning bet, as the warm-up stages it (and rolls back).
+    fn sample() -> Result<Staging, StoreError> {
+        let bet = BetRef::new("Warm", "Up", "1", "2000-01-01")
+            .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
+        Staging::of(&CheckedBatch {
+            agency: 1,
+            sequence: 1,
+            bets: 1,
+            first_bet: 0,
+            digest: Digest::of_bets(0, [bet]),
+            after: Digest::default(),
+            winners: vec![0],
+            winning_bets: vec![bet],
+        })
+    }
 }
 
 /// What `lottery_stage` answered for one batch.
@@ -220,6 +236,17 @@ struct GroupArrays<'a> {
     digests: Vec<&'a [u8]>,
     afters: Vec<&'a [u8]>,
     winners: Vec<BatchWinners<'a>>,
+}
+
+/// Runs `work` in a transaction that is then rolled back, whatever `work` gave.
+fn rolled_back(
+    client: &mut Client,
+    work: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
+) -> Result<(), postgres::Error> {
+    client.batch_execute("BEGIN")?;
+    let worked = work(client);
+    let ended = client.batch_execute("ROLLBACK");
+    worked.and(ended)
 }
 
 impl<'a> GroupArrays<'a> {
@@ -431,12 +458,15 @@ impl Postgres {
     }
 
     /// Makes every connection now, before the first agency comes (a central's start; not the
-    /// export's, which needs one): each costs the database a backend's start and the
-    /// statements' preparation, and the groups' connection the group function's compilation
-    /// and plan on its first call (about 13 ms of the database's CPU together), which the
-    /// first batches would otherwise wait for. The groups' connection is warmed with an empty
-    /// group: it reads no row and writes none. A failure is logged: the pools then connect
-    /// when first needed, as they would anyway.
+    /// export's, which needs one), and runs on each what it will run, once: each costs the
+    /// database a backend's start and the statements' preparation, and each function and
+    /// statement its compilation and plans on its first call in that backend (about 3 ms for
+    /// the group function, 3.5 ms for the done one, and the foreign key's check of the first
+    /// batch stored), which the first batches and dones would otherwise wait for, on every
+    /// central. Everything runs in a transaction that is rolled back: a done for agency 1 and
+    /// a batch for agency 1 (its first, which the database may refuse), so nothing is written,
+    /// and agency 1's row and the lottery's are locked for a moment only. A failure is
+    /// logged: the pools then connect when first needed, as they would anyway.
     pub(super) fn warm_up(self) -> Postgres {
         if let Err(e) = self.fill() {
             log::warn!(
@@ -452,10 +482,26 @@ impl Postgres {
             FillError::Checkout(e) => self.checkout_error(e),
             FillError::Warm(e) => self.db_error(&e),
         };
-        self.pool.fill(|_| Ok(())).map_err(fill_error)?;
-        let empty = GroupArrays::of(&[]);
+        let agency = agency_key(1);
+        let (agencies, batches): (Vec<i32>, Vec<i64>) = (vec![agency], vec![0]);
+        self.pool
+            .fill(|c| {
+                let Conn { client, statements: s } = c;
+                rolled_back(client, |client| {
+                    client.query(&s.agency, &[&agency])?;
+                    client.query(&s.admit, &[&agency, &1i64])?;
+                    client.query(&s.digests, &[&agency])?;
+                    client.query(&s.progress, &[])?;
+                    client.query(&s.finish_group, &[&agencies, &batches]).map(drop)
+                })
+            })
+            .map_err(fill_error)?;
+        let sample = Staging::sample()?;
+        let group = GroupArrays::of(&[&sample]);
         self.committer
-            .fill(|c| empty.query(&mut c.client, &c.statements.stage_group).map(drop))
+            .fill(|c| {
+                rolled_back(&mut c.client, |client| group.query(client, &c.statements.stage_group).map(drop))
+            })
             .map_err(fill_error)?;
         Ok(())
     }

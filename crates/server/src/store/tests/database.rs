@@ -140,11 +140,18 @@ fn a_warmed_up_engine_holds_every_connection_ready_and_has_written_nothing() {
     let engine = engine.warm_up();
     // The pool's 2 and the groups' 1, before any agency asked for anything.
     assert_eq!(cluster.psql(&url, open), "3");
-    // The warm-up's empty group wrote nothing; the first batch commits as ever.
+    // The warm-up staged agency 1's first batch and marked it done, and rolled both back:
+    // nothing is written, and the same batch and done commit as ever.
     assert_eq!(cluster.psql(&url, "SELECT count(*) FROM batches"), "0");
+    assert_eq!(
+        cluster.psql(&url, "SELECT last_sequence, bets, winners, done FROM agencies WHERE agency = 1"),
+        "0|0|0|f"
+    );
     let winners = [bet("A", "B", "1")];
     assert_eq!(commit_batch(&engine, &batch(1, 1, 10, &[3], &winners)).unwrap(), vec![3]);
     assert_eq!(engine.tally(1).unwrap(), Tally { bets: 10, winners: 1, done: false });
+    let (tally, _) = engine.finish_agency(1, 1).unwrap();
+    assert_eq!(tally, Tally { bets: 10, winners: 1, done: true });
     assert_eq!(cluster.psql(&url, open), "3");
 }
 
