@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(recent.oldest_kept(), 11);
         assert_eq!(recent.get(10), None, "forgotten");
         assert_eq!(recent.get(11), Some(&batch(11)));
-        assert_eq!(recent.get(KEPT as u64 + 10), Some(&batch(74)));
+        assert_eq!(recent.get(KEPT as u64 + 10), Some(&batch(KEPT as u64 + 10)));
         assert_eq!(recent.get(KEPT as u64 + 11), None, "not committed yet");
         assert_eq!(recent.get(0), None);
     }
