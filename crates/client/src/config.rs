@@ -88,7 +88,12 @@ pub const SETTINGS: &[Setting<Config>] = &[
         var: "CLI_BATCH_WINDOW",
         default: "256",
         meaning: "batches sent before waiting for the first answer",
-        parse: Parse::Number { min: 1, max: 256, unit: "batches", set: |c, v| c.batch_window = v as usize },
+        parse: Parse::Number {
+            min: 1,
+            max: protocol::MAX_WINDOW as u64,
+            unit: "batches",
+            set: |c, v| c.batch_window = v as usize,
+        },
     },
     text(
         "winners.retryPeriod",

@@ -35,4 +35,4 @@ pub use deadline::{Guards, LateBytes, Timeouts};
 pub use digest::Digest;
 pub use error::Error;
 pub use frame::DEFAULT_MAX_FRAME_LEN;
-pub use message::{ErrorKind, Request, Response, WireBet, WireBetRef, WireBets, MAX_HOLD_MS};
+pub use message::{ErrorKind, Request, Response, WireBet, WireBetRef, WireBets, MAX_HOLD_MS, MAX_WINDOW};

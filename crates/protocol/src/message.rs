@@ -460,6 +460,11 @@ impl Request {
 /// that retries less often waits out the rest of its period itself.
 pub const MAX_HOLD_MS: u32 = 10_000;
 
+/// The most batches an agency sends before waiting for the first answer (its window): a
+/// central holds that many answers for one sync and keeps that many for an agency's replays,
+/// so every batch a window may send again is still answered.
+pub const MAX_WINDOW: usize = 256;
+
 /// What the central answers.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Response {

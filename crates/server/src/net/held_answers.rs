@@ -36,9 +36,10 @@ use security::Stream;
 
 use crate::lottery::{Counted, Lottery, Ticket};
 
-/// Most batch answers held for one shared sync; past it they are released even if more
-/// requests are buffered, so answers keep flowing to a peer that never stops sending.
-pub const MAX_HELD: usize = 256;
+/// Most batch answers held for one shared sync (an agency's whole window); past it they are
+/// released even if more requests are buffered, so answers keep flowing to a peer that never
+/// stops sending.
+pub const MAX_HELD: usize = protocol::MAX_WINDOW;
 
 /// A batch whose simulated check takes this long is answered as the next one's check begins,
 /// never later: a sync costs well under a millisecond, so holding an answer through another

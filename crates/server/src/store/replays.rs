@@ -1,16 +1,16 @@
 //! The answers an agency may ask for again: those of its last few batches only.
 //!
 //! An agency whose connection broke sends again the batches it had in flight (at most its
-//! window, 256 at the very most), so the central keeps the answers of the last [`KEPT`]
+//! window, [`protocol::MAX_WINDOW`] at the very most), so the central keeps the answers of the last [`KEPT`]
 //! batches of each agency, and the count of all of them. What it keeps no longer grows with
 //! the number of batches; a replay older than that is refused, not answered wrongly.
 
 use std::collections::VecDeque;
 
-/// Answers kept per agency: an agency's window is at most 256 batches (its default too), so
-/// every batch it may legitimately send again is among these. About 30 KiB an agency once it
-/// has sent that many.
-pub const KEPT: usize = 256;
+/// Answers kept per agency: an agency's window is at most [`protocol::MAX_WINDOW`] batches,
+/// so every batch it may legitimately send again is among these. About 25 KiB an agency once
+/// it has sent that many (about 100 bytes an answer).
+pub const KEPT: usize = protocol::MAX_WINDOW;
 
 /// One agency's committed batches: how many, and the answers (`T`, the ledger's record of a
 /// committed batch) of the last [`KEPT`].
