@@ -91,7 +91,7 @@ fn parse_children_cpu(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// A started process, under GNU time or bare, killed if dropped still running.
+/// A started process, under GNU time or not, killed if dropped still running.
 #[derive(Debug)]
 pub struct Process {
     child: Child,
@@ -101,7 +101,7 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `command` (built by [`timed`] or [`bare`]); `name` is for messages.
+    /// Starts `command` (built by [`timed`] or [`held`]); `name` is for messages.
     pub fn start(command: &mut Command, name: &str) -> Result<Process, String> {
         let timed = command.get_program() == GNU_TIME;
         let child = command

@@ -314,6 +314,9 @@ struct Upload {
     /// This connection's batches only: an attempt cut short by a failure is not timed.
     round_trips: Latencies,
     last_progress: Instant,
+    /// Whether debug lines name each winner by its document: only then is a batch kept until
+    /// its answer; otherwise its buffers go back to the batcher for the next one.
+    keep_batches: bool,
 }
 
 impl Upload {
@@ -328,6 +331,7 @@ impl Upload {
             stopped: false,
             round_trips: Latencies::default(),
             last_progress: Instant::now(),
+            keep_batches: log::log_enabled!(log::Level::Debug),
         }
     }
 
@@ -388,9 +392,7 @@ impl Upload {
         let sequence = self.counts.batches + self.in_flight.len() as u64 + 1;
         let sent = client.post_batch(sequence, batch)?;
         let bets = sent.len();
-        // Only the debug lines name a winner by its document; otherwise the batch's buffers
-        // hold the next one.
-        let batch = if log::log_enabled!(log::Level::Debug) {
+        let batch = if self.keep_batches {
             Some(sent)
         } else {
             self.batcher.recycle(sent);

@@ -238,17 +238,6 @@ struct GroupArrays<'a> {
     winners: Vec<BatchWinners<'a>>,
 }
 
-/// Runs `work` in a transaction that is then rolled back, whatever `work` gave.
-fn rolled_back(
-    client: &mut Client,
-    work: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
-) -> Result<(), postgres::Error> {
-    client.batch_execute("BEGIN")?;
-    let worked = work(client);
-    let ended = client.batch_execute("ROLLBACK");
-    worked.and(ended)
-}
-
 impl<'a> GroupArrays<'a> {
     fn of(batches: &[&'a Staging]) -> GroupArrays<'a> {
         GroupArrays {
@@ -279,6 +268,18 @@ impl<'a> GroupArrays<'a> {
             [&self.agencies, &self.sequences, &self.bets, &self.digests, &self.afters, &self.winners];
         client.query(statement, &params)
     }
+}
+
+/// Runs `work` in a transaction that is then rolled back, whatever `work` gave: how the
+/// warm-up runs what a central will run without writing anything.
+fn rolled_back(
+    client: &mut Client,
+    work: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
+) -> Result<(), postgres::Error> {
+    client.batch_execute("BEGIN")?;
+    let worked = work(client);
+    let ended = client.batch_execute("ROLLBACK");
+    worked.and(ended)
 }
 
 /// How the engine connects: the database and its pool.
