@@ -16,6 +16,15 @@
 //! - When the table is full, a newcomer evicts the oldest waiting connection (its held query
 //!   is answered `Pending` at once and it is closed: its agency asks again after its period),
 //!   else the oldest unproved one; only when every slot is working is it refused `Busy`.
+//! - An unproved connection keeps its slot for a **grace** first: four times what proofs
+//!   take here lately, at least [`GRACE_MIN`], at most [`GRACE_MAX`]. A newcomer that would
+//!   evict a younger one waits (in the accept loop, the rest in the kernel's queue) until a
+//!   slot frees or the grace ends. So agencies arriving together (a restart, the night's
+//!   opening: hundreds of TLS handshakes at once) are served in turn instead of evicting each
+//!   other before they can prove, and a keyed agency once admitted always has its grace to
+//!   prove itself, however fast keyless peers reconnect. Keyless peers hold a slot for a grace
+//!   at most once the share is full: the share turns over at least `unproved_max` times per
+//!   [`GRACE_MAX`]. Only proofs move the grace, and only keyed agencies can prove.
 //!
 //! Working connections are never evicted: each one is an agency with bets still to send,
 //! which finishes (or idles out), so a full table of them empties by itself. A waiting
@@ -41,6 +50,17 @@ use crate::lottery::HoldRelease;
 /// reading (it asked), so this is a safety net against one that stopped.
 const EVICTED_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The shortest grace an unproved connection has before a newcomer may evict it: a handshake
+/// and a proof over a far network, with room to spare.
+pub const GRACE_MIN: Duration = Duration::from_millis(100);
+/// The longest grace: what a newcomer may wait in the accept loop for an unproved slot. Well
+/// under the stop's second, and under the shortest proof deadline (1 s).
+pub const GRACE_MAX: Duration = Duration::from_millis(500);
+/// The grace is this many times the recent proofs' time.
+const GRACE_FACTOR: u32 = 4;
+/// Each proof moves the recent proofs' time by this fraction of its difference from it.
+const PROOF_TIME_WEIGHT: u32 = 8;
+
 /// What a connection is doing, as far as its right to a slot goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -59,7 +79,8 @@ pub struct Connections {
     /// shutdown sweeps is either swept or refused, never missed, and an eviction sees every
     /// standing as it is. Held only for map updates and `shutdown` calls, which do not block.
     inner: Mutex<Registry>,
-    /// Signalled when a connection unregisters, so shutdown can wait for the last one.
+    /// Signalled when a connection unregisters or proves, and when the registry closes: the
+    /// stop waits for the last connection, a newcomer for an unproved slot.
     changed: Condvar,
     max: usize,
     /// Most slots unproved connections may hold at once.
@@ -72,15 +93,37 @@ struct Registry {
     next_id: u64,
     /// By registration order, so the first match of a standing is its oldest connection.
     slots: BTreeMap<u64, Slot>,
+    /// What proofs take here lately, from registration to proof (a moving average).
+    proof_time: Duration,
+}
+
+impl Registry {
+    /// How long an unproved connection keeps its slot before a newcomer may take it.
+    fn grace(&self) -> Duration {
+        (self.proof_time * GRACE_FACTOR).clamp(GRACE_MIN, GRACE_MAX)
+    }
 }
 
 #[derive(Debug)]
 struct Slot {
     socket: TcpStream,
     standing: Standing,
+    /// When it registered: an unproved connection's grace counts from here.
+    since: Instant,
     /// Set once the slot is given up to a newcomer: the connection is ending and no longer
     /// counts against the cap. Also ends its held total query.
     evicted: Arc<HoldRelease>,
+}
+
+/// Where a newcomer's slot comes from.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    /// A free slot.
+    Free,
+    /// The slot of the connection with this id, evicted.
+    Evict(u64),
+    /// None yet: an unproved connection's grace ends then (or a slot frees before).
+    After(Instant),
 }
 
 /// Why a connection was not registered.
@@ -108,54 +151,81 @@ impl Connections {
     #[must_use]
     pub fn new(max: usize, unproved_max: usize) -> Arc<Connections> {
         Arc::new(Connections {
-            inner: Mutex::new(Registry { open: true, next_id: 0, slots: BTreeMap::new() }),
+            inner: Mutex::new(Registry {
+                open: true,
+                next_id: 0,
+                slots: BTreeMap::new(),
+                proof_time: Duration::ZERO,
+            }),
             changed: Condvar::new(),
             max,
             unproved_max: unproved_max.max(1),
         })
     }
 
-    /// Registers `socket` with `standing`, making room by the rule above if needed. Returns
-    /// the registration and the standing of the connection evicted for it, if any (a waiting
+    /// Registers `socket` with `standing`, making room by the rule above if needed, waiting
+    /// for an unproved connection's grace to end if that is what it takes. Returns the
+    /// registration and the standing of the connection evicted for it, if any (a waiting
     /// one's held query must then be woken: `Lottery::wake_released`).
     ///
     /// # Errors
-    /// A [`Refusal`] saying why not.
+    /// A [`Refusal`] saying why not (`Closed` also when the stop comes while it waits).
     pub fn register(
         self: &Arc<Self>,
         socket: &TcpStream,
         standing: Standing,
     ) -> Result<(Registration, Option<Standing>), Refusal> {
         let mut registry = self.lock();
-        if !registry.open {
-            return Err(Refusal::Closed);
-        }
-        let victim = self.victim(&registry, standing)?;
+        let victim = loop {
+            if !registry.open {
+                return Err(Refusal::Closed);
+            }
+            match self.victim(&registry, standing)? {
+                Room::Free => break None,
+                Room::Evict(id) => break Some(id),
+                Room::After(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    registry =
+                        self.changed.wait_timeout(registry, left).unwrap_or_else(PoisonError::into_inner).0;
+                }
+            }
+        };
         let clone = socket.try_clone().map_err(Refusal::Io)?;
         let evicted = victim.and_then(|id| registry.slots.get(&id)).map(evict);
         let id = registry.next_id;
         registry.next_id += 1;
         let release = Arc::new(HoldRelease::default());
-        registry.slots.insert(id, Slot { socket: clone, standing, evicted: Arc::clone(&release) });
+        let slot = Slot { socket: clone, standing, since: Instant::now(), evicted: Arc::clone(&release) };
+        registry.slots.insert(id, slot);
         Ok((Registration { id, evicted: release, connections: Arc::clone(self) }, evicted))
     }
 
-    /// Which connection gives its slot to a newcomer of `standing`: `Ok(None)` when there is
-    /// room, `Err(Full)` when every slot is working.
-    fn victim(&self, registry: &Registry, standing: Standing) -> Result<Option<u64>, Refusal> {
+    /// Where a newcomer of `standing` finds its slot, by the rule above; `Err(Full)` when
+    /// every slot is working.
+    fn victim(&self, registry: &Registry, standing: Standing) -> Result<Room, Refusal> {
         let live = || registry.slots.iter().filter(|(_, slot)| !slot.evicted.is_released());
-        let oldest = |wanted: Standing| live().find(|(_, slot)| slot.standing == wanted).map(|(id, _)| *id);
+        let oldest = |wanted: Standing| live().find(|(_, slot)| slot.standing == wanted);
+        // An unproved connection gives its slot up only once its grace is over.
+        let unproved_room = |(id, slot): (&u64, &Slot)| {
+            let until = slot.since + registry.grace();
+            if Instant::now() >= until {
+                Room::Evict(*id)
+            } else {
+                Room::After(until)
+            }
+        };
         let unproved = live().filter(|(_, slot)| slot.standing == Standing::Unproved).count();
         if standing == Standing::Unproved && unproved >= self.unproved_max {
-            return Ok(oldest(Standing::Unproved));
+            // Not empty: `unproved_max` is at least 1.
+            return Ok(oldest(Standing::Unproved).map_or(Room::Free, unproved_room));
         }
         if live().count() < self.max {
-            return Ok(None);
+            return Ok(Room::Free);
         }
-        match oldest(Standing::Waiting).or_else(|| oldest(Standing::Unproved)) {
-            Some(id) => Ok(Some(id)),
-            None => Err(Refusal::Full(self.max)),
+        if let Some((id, _)) = oldest(Standing::Waiting) {
+            return Ok(Room::Evict(*id));
         }
+        oldest(Standing::Unproved).map(unproved_room).ok_or(Refusal::Full(self.max))
     }
 
     /// Refuses further registrations, shuts the read half of every live socket and bounds
@@ -230,10 +300,22 @@ fn evict(slot: &Slot) -> Standing {
 }
 
 impl Registration {
-    /// Records the connection's new standing (nothing once it was evicted).
+    /// Records the connection's new standing (nothing once it was evicted). A proof moves
+    /// the grace, and frees an unproved slot a newcomer may be waiting for.
     pub fn set(&self, standing: Standing) {
-        if let Some(slot) = self.connections.lock().slots.get_mut(&self.id) {
-            slot.standing = standing;
+        let mut registry = self.connections.lock();
+        let Some(slot) = registry.slots.get_mut(&self.id) else { return };
+        let proved = slot.standing == Standing::Unproved && standing != Standing::Unproved;
+        slot.standing = standing;
+        if proved {
+            let took = slot.since.elapsed();
+            let recent = registry.proof_time;
+            registry.proof_time = if took > recent {
+                recent + (took - recent) / PROOF_TIME_WEIGHT
+            } else {
+                recent - (recent - took) / PROOF_TIME_WEIGHT
+            };
+            self.connections.changed.notify_all();
         }
     }
 
@@ -332,6 +414,80 @@ mod tests {
         // Every slot working: refused.
         let (_c, s) = pair(&listener);
         assert!(matches!(connections.register(&s, Standing::Working), Err(Refusal::Full(3))));
+    }
+
+    #[test]
+    fn a_newcomer_waits_for_an_unproved_connections_grace_and_takes_a_proved_ones_place_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connections = Connections::new(8, 1);
+        let pairs: Vec<_> = (0..3).map(|_| pair(&listener)).collect();
+        let (young, _) = connections.register(&pairs[0].1, Standing::Unproved).unwrap();
+        // The share is full of a connection within its grace: the newcomer waits it out.
+        let start = Instant::now();
+        let (second, evicted) = connections.register(&pairs[1].1, Standing::Unproved).unwrap();
+        let waited = start.elapsed();
+        assert_eq!(evicted, Some(Standing::Unproved));
+        assert!(young.is_evicted());
+        assert!(waited >= GRACE_MIN - Duration::from_millis(5), "evicted after {waited:?}");
+        assert!(waited < GRACE_MAX + Duration::from_millis(250), "waited {waited:?}");
+        // A proof frees the share: the newcomer waiting for it goes in then, evicting nobody.
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            let socket = pairs[2].1.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let (registration, evicted) = connections.register(&socket, Standing::Unproved).unwrap();
+                (start.elapsed(), evicted, registration)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        second.set(Standing::Working);
+        let (waited, evicted, _third) = waiter.join().unwrap();
+        assert_eq!(evicted, None);
+        assert!(!second.is_evicted());
+        assert!(waited < GRACE_MIN, "waited {waited:?} for a slot a proof freed");
+    }
+
+    #[test]
+    fn the_stop_ends_a_newcomers_wait_for_a_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connections = Connections::new(8, 1);
+        let pairs: Vec<_> = (0..2).map(|_| pair(&listener)).collect();
+        let (_young, _) = connections.register(&pairs[0].1, Standing::Unproved).unwrap();
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            let socket = pairs[1].1.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let refused = connections.register(&socket, Standing::Unproved).err();
+                (start.elapsed(), refused)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        connections.close_all(Duration::from_millis(100));
+        let (waited, refused) = waiter.join().unwrap();
+        assert!(matches!(refused, Some(Refusal::Closed)));
+        assert!(waited < GRACE_MIN, "the stop ended the wait after {waited:?}");
+    }
+
+    #[test]
+    fn the_grace_follows_recent_proofs_within_its_bounds() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connections = Connections::new(64, 64);
+        assert_eq!(connections.lock().grace(), GRACE_MIN);
+        // Proofs that take 60 ms: four times that, once the average has followed them.
+        let pairs: Vec<_> = (0..40).map(|_| pair(&listener)).collect();
+        let registrations: Vec<_> =
+            pairs.iter().map(|(_, s)| connections.register(s, Standing::Unproved).unwrap().0).collect();
+        std::thread::sleep(Duration::from_millis(60));
+        for registration in &registrations {
+            registration.set(Standing::Working);
+        }
+        let grace = connections.lock().grace();
+        assert!(grace > Duration::from_millis(200) && grace <= GRACE_MAX, "grace {grace:?}");
+        // A standing change that is not a proof leaves it alone.
+        registrations[0].set(Standing::Waiting);
+        assert_eq!(connections.lock().grace(), grace);
     }
 
     #[test]
