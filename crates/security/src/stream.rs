@@ -97,6 +97,26 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Frees what the transport holds for reading, if it holds nothing unread (the central's
+    /// TLS read-ahead, see [`crate::wire`]); nothing on plain TCP or an agency's side.
+    pub fn release_buffers(&mut self) {
+        if let Stream::Server(s) = self {
+            s.get_mut().release_buffers();
+        }
+    }
+
+    /// Bytes the transport read from the socket that nothing above has taken yet (the
+    /// central's TLS read-ahead): what a peek at the socket no longer sees.
+    #[must_use]
+    pub fn read_ahead(&self) -> usize {
+        match self {
+            Stream::Server(s) => s.get_ref().unread(),
+            _ => 0,
+        }
+    }
+}
+
 /// Timeouts go to the socket underneath: a TLS read or write waits on it like a plain one,
 /// the central's reads within its record clock too.
 impl protocol::Timeouts for Stream {

@@ -336,6 +336,7 @@ impl Served<'_> {
             // It may wait for minutes, thousands of agencies at once: it keeps no
             // upload-sized buffer meanwhile.
             self.conn.release_buffers();
+            self.conn.get_mut().release_buffers();
         }
         let reply = self.lottery.handle(request, peer, &mut self.session, taken);
         if standing == Some(Standing::Working) {

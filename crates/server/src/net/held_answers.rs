@@ -8,7 +8,8 @@
 //! - Held answers are **released** (one [`Engine::make_durable`](crate::store::Engine) for
 //!   their tickets, then all written in order, in one write) as soon as any of these holds:
 //!   - the peer's next request is not already here, neither whole in the connection's buffer
-//!     ([`Connection::has_buffered_frame`]) nor in the socket (one non-blocking `MSG_PEEK`):
+//!     ([`Connection::has_buffered_frame`]), nor read ahead by TLS, nor in the socket (one
+//!     non-blocking `MSG_PEEK`):
 //!     the next read could block, and an answer must never wait on the peer;
 //!   - [`MAX_HELD`] answers are held, so a peer that never stops sending still gets answers;
 //!   - a held batch was slow to check ([`SLOW_BATCH`]) and the next request is taken: the
@@ -27,7 +28,7 @@
 //! commit may answer otherwise than staged (a replay, a refusal): the release writes what it
 //! decided, and a `Conflict` among them ends the connection as one sent at once does.
 
-use std::{mem::MaybeUninit, net::SocketAddr, net::TcpStream, time::Duration};
+use std::{mem::MaybeUninit, net::SocketAddr, time::Duration};
 
 use socket2::SockRef;
 
@@ -84,7 +85,7 @@ impl HeldAnswers {
         if self.responses.is_empty() {
             return Ok(());
         }
-        let more_here = conn.has_buffered_frame() || bytes_waiting(conn.get_ref().socket());
+        let more_here = conn.has_buffered_frame() || bytes_waiting(conn.get_ref());
         if self.responses.len() >= MAX_HELD || !more_here {
             self.release(conn, lottery, peer)?;
         }
@@ -140,11 +141,15 @@ impl HeldAnswers {
     }
 }
 
-/// Whether the peer's next bytes already sit in the socket (beyond what the connection has
-/// buffered): a pipelining agency's next batch, which should share the pending sync. One
-/// non-blocking peek; an error reads as "nothing waiting", so the answers go out.
-fn bytes_waiting(stream: &TcpStream) -> bool {
+/// Whether the peer's next bytes are already here (beyond what the connection has buffered):
+/// read ahead by the TLS transport, or in the socket. A pipelining agency's next batch, which
+/// should share the pending sync. At most one non-blocking peek; an error reads as "nothing
+/// waiting", so the answers go out.
+fn bytes_waiting(stream: &Stream) -> bool {
+    if stream.read_ahead() > 0 {
+        return true;
+    }
     let mut probe = [MaybeUninit::<u8>::uninit(); 1];
     let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    matches!(SockRef::from(stream).recv_with_flags(&mut probe, flags), Ok(n) if n > 0)
+    matches!(SockRef::from(stream.socket()).recv_with_flags(&mut probe, flags), Ok(n) if n > 0)
 }
