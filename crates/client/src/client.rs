@@ -28,6 +28,9 @@ pub struct CentralClient {
     _watched: Watched,
     /// The longest wait for an answer, to say so when it passes.
     timeout: Duration,
+    /// A proof was sent without waiting for its answer (see [`CentralClient::prove`]): the
+    /// next read takes that answer first.
+    proof_owed: bool,
 }
 
 /// What the central has committed for the agency (the answer to `Resume`).
@@ -93,6 +96,7 @@ impl CentralClient {
                         address: address.to_owned(),
                         _watched: watched,
                         timeout,
+                        proof_owed: false,
                     };
                     if let Some(key) = &endpoint.key {
                         client.prove(key)?;
@@ -105,22 +109,29 @@ impl CentralClient {
         Err(fail(last))
     }
 
-    /// Proves the agency's identity: `Hello`, then the signed challenge.
+    /// Proves the agency's identity. On a TLS 1.3 session both ends agreed to prove on
+    /// (`security::tls::SESSION_PROOFS`), it signs the session and sends `Prove` without
+    /// waiting: its answer is read before the next one, so the proof and the first request
+    /// share one round trip. Elsewhere (plain TCP, an older central): `Hello`, then the signed
+    /// challenge.
     fn prove(&mut self, key: &security::AgencyKey) -> Result<(), ClientError> {
         let agency = self.agency;
-        let nonce = match self.conn.call(&Request::Hello { agency }).map_err(|e| self.lost(e))? {
+        let binding = self.conn.get_ref().binding().map_err(|e| self.lost(protocol::Error::Io(e)))?;
+        if binding.fresh {
+            let signature = proof::sign_session(key, &binding.material).to_vec();
+            self.conn.write_message(&Request::Prove { agency, signature }).map_err(|e| self.lost(e))?;
+            self.proof_owed = true;
+            return Ok(());
+        }
+        let nonce = match self.call(&Request::Hello { agency })? {
             Response::Challenge { nonce } => nonce,
             other => return Err(unexpected(other, "a challenge for agency", u64::from(agency))),
         };
         let challenge = Challenge::from_bytes(&nonce).ok_or_else(|| {
             ClientError::UnexpectedResponse(format!("a challenge of {} bytes", nonce.len()))
         })?;
-        let binding = self.conn.get_ref().binding().map_err(|e| self.lost(protocol::Error::Io(e)))?;
-        let signature = proof::sign(key, &challenge, &binding).to_vec();
-        match self.conn.call(&Request::Prove { agency, signature }).map_err(|e| self.lost(e))? {
-            Response::Ack => Ok(()),
-            other => Err(unexpected(other, "an acknowledgement of the proof of agency", u64::from(agency))),
-        }
+        let signature = proof::sign(key, &challenge, &binding.material).to_vec();
+        self.call(&Request::Prove { agency, signature }).and_then(proof_accepted(agency))
     }
 
     /// Sends batch number `sequence` and returns the bets (to reuse) and the positions of the
@@ -153,8 +164,7 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn batch_result(&mut self, sequence: u64, count: usize) -> Result<Vec<u32>, ClientError> {
-        let response = self.conn.read_message().map_err(|e| self.lost(e))?.ok_or(protocol::Error::Closed)?;
-        match response {
+        match self.read()? {
             Response::BatchResult { sequence: answered, winners } if answered == sequence => {
                 let in_range = winners.iter().all(|&i| (i as usize) < count);
                 let ascending = winners.windows(2).all(|w| w[0] < w[1]);
@@ -175,11 +185,7 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn agency_done(&mut self, batches: u64) -> Result<(), ClientError> {
-        match self
-            .conn
-            .call(&Request::AgencyDone { agency: self.agency, batches })
-            .map_err(|e| self.lost(e))?
-        {
+        match self.call(&Request::AgencyDone { agency: self.agency, batches })? {
             Response::Ack => Ok(()),
             other => Err(unexpected(other, "an acknowledgement of AgencyDone after batches", batches)),
         }
@@ -190,7 +196,7 @@ impl CentralClient {
     /// # Errors
     /// As [`CentralClient::send_batch`].
     pub fn resume(&mut self) -> Result<Committed, ClientError> {
-        match self.conn.call(&Request::Resume { agency: self.agency }).map_err(|e| self.lost(e))? {
+        match self.call(&Request::Resume { agency: self.agency })? {
             Response::Resumed { last_sequence, bets, winners, done, digest } => {
                 Ok(Committed { last_sequence, bets, winners, done, digest: Digest::from_bytes(digest) })
             }
@@ -209,7 +215,7 @@ impl CentralClient {
         let hold = hold.min(self.timeout / 2);
         let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
         let query = Request::AwaitWinners { agency: self.agency, hold_ms };
-        match self.conn.call(&query).map_err(|e| self.lost(e))? {
+        match self.call(&query)? {
             Response::Total { winners } => Ok(Winners::Total(winners)),
             Response::Pending { agencies_pending } => Ok(Winners::Pending(agencies_pending)),
             other => Err(unexpected(other, "the winners total of agency", u64::from(self.agency))),
@@ -218,6 +224,30 @@ impl CentralClient {
 }
 
 impl CentralClient {
+    /// Sends `request` and reads its answer.
+    fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        self.conn.write_message(request).map_err(|e| self.lost(e))?;
+        self.read()
+    }
+
+    /// Reads the next answer, after the proof's if it is still owed (a refused proof is the
+    /// error then).
+    fn read(&mut self) -> Result<Response, ClientError> {
+        if std::mem::take(&mut self.proof_owed) {
+            let answer = self.read_one()?;
+            proof_accepted(self.agency)(answer)?;
+        }
+        self.read_one()
+    }
+
+    fn read_one(&mut self) -> Result<Response, ClientError> {
+        match self.conn.read_message() {
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => Err(self.lost(protocol::Error::Closed)),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
     /// A failed exchange as the agency reports it: a socket timeout is said to be one, with
     /// the timeout, not as the system's "resource temporarily unavailable".
     fn lost(&self, e: protocol::Error) -> ClientError {
@@ -240,6 +270,14 @@ impl Drop for CentralClient {
             self.agency,
             self.address
         );
+    }
+}
+
+/// Checks the answer to `agency`'s `Prove`.
+fn proof_accepted(agency: u32) -> impl Fn(Response) -> Result<(), ClientError> {
+    move |answer| match answer {
+        Response::Ack => Ok(()),
+        other => Err(unexpected(other, "an acknowledgement of the proof of agency", u64::from(agency))),
     }
 }
 

@@ -47,7 +47,7 @@ fn prove(conn: &mut Connection<Stream>, key: &AgencyKey, claimed: u32) -> Respon
         panic!("no challenge")
     };
     let challenge = Challenge::from_bytes(&nonce).expect("a challenge");
-    let binding = conn.get_ref().binding().expect("a binding");
+    let binding = conn.get_ref().binding().expect("a binding").material;
     call(
         conn,
         &Request::Prove { agency: claimed, signature: proof::sign(key, &challenge, &binding).to_vec() },
@@ -338,5 +338,48 @@ fn an_agency_finding_its_upload_done_checks_it_is_its_own() {
     let status = again.wait_exit(PATIENCE).expect("it exits");
     assert_eq!(status.code(), Some(1), "{}", again.transcript());
     assert!(again.wait_for(&["result: fail", "same id"], Duration::ZERO).is_some(), "{}", again.transcript());
+    central.stop();
+}
+
+/// Over TLS 1.3 an agency proves by signing the session, with no challenge: its `Prove` and
+/// its first request go in one flight and come back in order, while a session proof on a
+/// session the agency did not agree to (an older agency, without the ALPN name) is refused,
+/// and such an agency still proves with `Hello` and a challenge.
+#[test]
+fn over_tls_a_signed_session_proves_an_agency_in_the_same_flight_as_its_first_request() {
+    let credentials = Credentials::new(2);
+    let mut central = Central::start(2, &pairs(&credentials.central_env(true)));
+    let key = AgencyKey::load(&credentials.key(1)).expect("agency 1's key");
+    let mut conn = connect(&central, &credentials, true);
+    let binding = conn.get_ref().binding().expect("a binding");
+    assert!(binding.fresh, "the central agreed to session proofs over TLS 1.3");
+    // Agency 1's session proof claiming agency 2 is refused; then its own, pipelined.
+    let forged =
+        Request::Prove { agency: 2, signature: proof::sign_session(&key, &binding.material).to_vec() };
+    assert_eq!(refusal(call(&mut conn, &forged)), ErrorKind::Unauthenticated);
+    let own = Request::Prove { agency: 1, signature: proof::sign_session(&key, &binding.material).to_vec() };
+    conn.write_message(&own).expect("the proof");
+    conn.write_message(&Request::Resume { agency: 1 }).expect("the resume");
+    assert_eq!(conn.read_message::<Response>().expect("an answer"), Some(Response::Ack));
+    let resumed = conn.read_message::<Response>().expect("an answer");
+    assert!(matches!(resumed, Some(Response::Resumed { bets: 0, .. })), "{resumed:?}");
+    drop(conn);
+
+    // An agency that does not name session proofs: its session is no challenge.
+    let socket = TcpStream::connect(central.addr).expect("connect");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut older =
+        (*tls::client_config(&generate::ca_cert(credentials.dir.path())).expect("the CA")).clone();
+    older.alpn_protocols.clear();
+    let name = tls::server_name("localhost:0").expect("a name");
+    let mut conn = Connection::new(Stream::connect_tls(socket, older.into(), name).expect("TLS"));
+    let binding = conn.get_ref().binding().expect("a binding");
+    assert!(!binding.fresh);
+    let unasked =
+        Request::Prove { agency: 1, signature: proof::sign_session(&key, &binding.material).to_vec() };
+    assert_eq!(refusal(call(&mut conn, &unasked)), ErrorKind::Unauthenticated);
+    assert_eq!(prove(&mut conn, &key, 1), Response::Ack);
+    drop(conn);
+    Honest::start(&central, &credentials, 2, true).assert_exact(&central);
     central.stop();
 }

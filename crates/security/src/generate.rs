@@ -257,10 +257,13 @@ mod tests {
         let key = fs::read_to_string(central_key(dir.path())).unwrap();
         assert_eq!(KeyPair::from_pem(&key).unwrap().algorithm(), &rcgen::PKCS_ED25519);
         assert_eq!(binding, central.join().unwrap(), "both ends export the same binding");
-        assert_eq!(binding.len(), 32);
+        assert_eq!(binding.material.len(), 32);
+        assert!(binding.fresh, "TLS 1.3 and session proofs agreed: the binding is a challenge");
         let challenge = Challenge::new().unwrap();
-        let signed = proof::sign(&agency, &challenge, &binding);
-        assert_eq!(proof::verify(&keys, 2, &challenge, &binding, &signed), Ok(()));
+        let signed = proof::sign(&agency, &challenge, &binding.material);
+        assert_eq!(proof::verify(&keys, 2, &challenge, &binding.material, &signed), Ok(()));
+        let signed = proof::sign_session(&agency, &binding.material);
+        assert_eq!(proof::verify_session(&keys, 2, &binding.material, &signed), Ok(()));
     }
 
     #[test]

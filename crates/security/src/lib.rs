@@ -4,7 +4,8 @@
 //!   list of the agencies' public keys (all the central needs to verify; nothing in it lets
 //!   anyone act for an agency).
 //! - [`proof`]: the challenge the central sends and the signature an agency answers with,
-//!   bound to the agency's number and, under TLS, to the TLS session itself.
+//!   bound to the agency's number and, under TLS, to the TLS session itself (which, on TLS
+//!   1.3, is challenge enough).
 //! - [`tls`]: rustls configurations for the central and the agencies, from PEM files.
 //! - [`stream`]: one stream type for plain TCP and TLS, so the rest of the code reads and
 //!   writes bytes without knowing which.
@@ -23,5 +24,5 @@ pub mod wire;
 pub use error::SecurityError;
 pub use keys::{AgencyKey, AgencyKeys};
 pub use proof::{Challenge, CHALLENGE_LEN, SIGNATURE_LEN};
-pub use stream::Stream;
+pub use stream::{Binding, Stream};
 pub use wire::Deadlines;

@@ -19,6 +19,20 @@ const EXPORTER_LABEL: &[u8] = b"EXPORTER-tp0-lottery-agency-proof";
 /// Bytes of exported keying material the proof is bound to.
 const BINDING_LEN: usize = 32;
 
+/// What an agency's proof on a stream is bound to (see [`crate::proof`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// Keying material exported from the TLS session (the same on both ends, different on any
+    /// other session); empty on plain TCP.
+    pub material: Vec<u8>,
+    /// Whether the material is itself a fresh challenge, so the agency proves without asking
+    /// for one: a TLS 1.3 session whose two ends agreed on session proofs
+    /// ([`crate::tls::SESSION_PROOFS`], by ALPN). Its exporter derives from the whole
+    /// handshake, the central's fresh random and key share included, so no proof can have been
+    /// made for it before it began, nor serve on another session.
+    pub fresh: bool,
+}
+
 /// A connection's byte stream: plain TCP, or TLS on either side.
 #[derive(Debug)]
 pub enum Stream {
@@ -85,16 +99,31 @@ impl Stream {
     ///
     /// # Errors
     /// When rustls cannot export (only before the handshake ends, which never happens here).
-    pub fn binding(&self) -> io::Result<Vec<u8>> {
-        let mut out = vec![0u8; BINDING_LEN];
-        match self {
-            Stream::Plain(_) => return Ok(Vec::new()),
-            Stream::Server(s) => s.conn.export_keying_material(&mut out[..], EXPORTER_LABEL, None),
-            Stream::Client(s) => s.conn.export_keying_material(&mut out[..], EXPORTER_LABEL, None),
-        }
-        .map_err(io::Error::other)?;
-        Ok(out)
+    pub fn binding(&self) -> io::Result<Binding> {
+        let mut material = vec![0u8; BINDING_LEN];
+        let fresh = match self {
+            Stream::Plain(_) => return Ok(Binding::default()),
+            Stream::Server(s) => {
+                s.conn
+                    .export_keying_material(&mut material[..], EXPORTER_LABEL, None)
+                    .map_err(io::Error::other)?;
+                session_proofs(s.conn.protocol_version(), s.conn.alpn_protocol())
+            }
+            Stream::Client(s) => {
+                s.conn
+                    .export_keying_material(&mut material[..], EXPORTER_LABEL, None)
+                    .map_err(io::Error::other)?;
+                session_proofs(s.conn.protocol_version(), s.conn.alpn_protocol())
+            }
+        };
+        Ok(Binding { material, fresh })
     }
+}
+
+/// Whether a session's ends agreed on session proofs: TLS 1.3 (whose exporter no man in the
+/// middle can make alike on two sessions), and [`crate::tls::SESSION_PROOFS`] negotiated.
+fn session_proofs(version: Option<rustls::ProtocolVersion>, alpn: Option<&[u8]>) -> bool {
+    version == Some(rustls::ProtocolVersion::TLSv1_3) && alpn == Some(crate::tls::SESSION_PROOFS)
 }
 
 impl Stream {

@@ -28,6 +28,12 @@ use rustls::{
 
 pub use rustls::{ClientConfig as ClientTls, ServerConfig as ServerTls};
 
+/// The ALPN name by which an agency and the central agree that the agency may prove itself by
+/// signing the TLS 1.3 session alone, without asking for a challenge first (one round trip
+/// less; see [`crate::proof`]). A central that does not name it (an older one) is proved to
+/// with `Hello` and a challenge, as on plain TCP.
+pub const SESSION_PROOFS: &[u8] = b"tp0-session-proof";
+
 /// The name a central's certificate is checked against.
 pub type CentralName = rustls::pki_types::ServerName<'static>;
 
@@ -65,6 +71,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Secur
         .with_single_cert(chain, key)?;
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.alpn_protocols = vec![SESSION_PROOFS.to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -82,6 +89,7 @@ pub fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, SecurityError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.resumption = Resumption::disabled();
+    config.alpn_protocols = vec![SESSION_PROOFS.to_vec()];
     Ok(Arc::new(config))
 }
 

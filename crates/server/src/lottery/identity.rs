@@ -9,7 +9,7 @@
 //! (the netcat check). Without keys the central runs open, as the course's exercises do: any
 //! connection may act for any agency, unless it proved one (then it keeps to it).
 
-use security::{proof, AgencyKeys, Challenge};
+use security::{proof, AgencyKeys, Binding, Challenge};
 
 /// The keys proofs are checked against; `None`: the central runs open.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +25,8 @@ pub struct Proof {
     /// The agency this connection proved it acts for.
     agency: Option<u32>,
     /// What proofs on this connection are bound to: the TLS session's exported keying
-    /// material, or nothing on plain TCP.
-    binding: Vec<u8>,
+    /// material, or nothing on plain TCP; and whether it is a fresh challenge itself.
+    binding: Binding,
 }
 
 /// Why a request is refused for who sent it.
@@ -64,26 +64,36 @@ impl Identities {
         Ok(challenge)
     }
 
-    /// Checks `signature` as `agency`'s answer to the challenge this connection was sent;
-    /// on success the connection acts for `agency` from now on. A challenge is good for one
-    /// try. Open, any proof is taken at its word (there is nothing to check it against).
+    /// Checks `signature` as `agency`'s answer to the challenge this connection was sent, or,
+    /// with no challenge sent and none proved yet on a session whose binding is fresh (TLS 1.3
+    /// with session proofs agreed), as its signature of the session; on success the connection
+    /// acts for `agency` from now on. A challenge is good for one try. Open, any proof is taken
+    /// at its word (there is nothing to check it against).
     ///
     /// # Errors
     /// [`Denied::Unauthenticated`] saying why.
     pub fn prove(&self, proved: &mut Proof, agency: u32, signature: &[u8]) -> Result<(), Denied> {
-        let Some((asked, challenge)) = proved.pending.take() else {
-            return Err(Denied::Unauthenticated(
-                "no challenge was sent on this connection: send Hello first".into(),
-            ));
+        let challenge = match proved.pending.take() {
+            Some((asked, _)) if asked != agency => {
+                return Err(Denied::Unauthenticated(format!(
+                    "the challenge was for agency {asked}, not agency {agency}"
+                )));
+            }
+            Some((_, challenge)) => Some(challenge),
+            None if proved.binding.fresh && proved.agency.is_none() => None,
+            None => {
+                return Err(Denied::Unauthenticated(
+                    "no challenge was sent on this connection: send Hello first".into(),
+                ));
+            }
         };
-        if asked != agency {
-            return Err(Denied::Unauthenticated(format!(
-                "the challenge was for agency {asked}, not agency {agency}"
-            )));
-        }
         if let Some(keys) = &self.keys {
-            proof::verify(keys, agency, &challenge, &proved.binding, signature)
-                .map_err(|refusal| Denied::Unauthenticated(format!("agency {agency}: {refusal}")))?;
+            let material = &proved.binding.material;
+            match &challenge {
+                Some(challenge) => proof::verify(keys, agency, challenge, material, signature),
+                None => proof::verify_session(keys, agency, material, signature),
+            }
+            .map_err(|refusal| Denied::Unauthenticated(format!("agency {agency}: {refusal}")))?;
         }
         proved.agency = Some(agency);
         Ok(())
@@ -108,7 +118,7 @@ impl Identities {
 impl Proof {
     /// Nothing proved yet, proofs to be bound to `binding` (see [`Proof::binding`]).
     #[must_use]
-    pub fn bound_to(binding: Vec<u8>) -> Proof {
+    pub fn bound_to(binding: Binding) -> Proof {
         Proof { binding, ..Proof::default() }
     }
 
@@ -134,7 +144,7 @@ mod tests {
     #[test]
     fn a_proof_binds_the_connection_to_its_agency_only() {
         let (keys, ids) = keys();
-        let mut session = Proof::bound_to(b"tls".to_vec());
+        let mut session = Proof::bound_to(Binding { material: b"tls".to_vec(), fresh: false });
         assert!(matches!(ids.authorize(&session, 1), Err(Denied::Unauthenticated(_))));
         let challenge = ids.hello(&mut session, 1).unwrap();
         ids.prove(&mut session, 1, &proof::sign(&keys[0], &challenge, b"tls")).unwrap();
@@ -158,6 +168,34 @@ mod tests {
         let other = proof::sign(&keys[0], &challenge, b"");
         assert!(matches!(ids.prove(&mut session, 1, &other), Err(Denied::Unauthenticated(_))));
         assert_eq!(session.agency(), None);
+    }
+
+    #[test]
+    fn a_fresh_session_is_its_own_challenge_once_and_only_when_fresh() {
+        let (keys, ids) = keys();
+        let fresh = || Proof::bound_to(Binding { material: b"session".to_vec(), fresh: true });
+        let mut session = fresh();
+        // Agency 2's key cannot claim agency 1; a challenge's kind of proof is not a session's.
+        let forged = proof::sign_session(&keys[1], b"session");
+        assert!(matches!(ids.prove(&mut session, 1, &forged), Err(Denied::Unauthenticated(_))));
+        let challenge = Challenge::new().unwrap();
+        let other_kind = proof::sign(&keys[0], &challenge, b"session");
+        assert!(matches!(ids.prove(&mut session, 1, &other_kind), Err(Denied::Unauthenticated(_))));
+        ids.prove(&mut session, 1, &proof::sign_session(&keys[0], b"session")).unwrap();
+        assert_eq!(ids.authorize(&session, 1), Ok(()));
+        // Proved once: the session cannot prove another agency without a challenge.
+        let second = proof::sign_session(&keys[1], b"session");
+        assert!(matches!(ids.prove(&mut session, 2, &second), Err(Denied::Unauthenticated(_))));
+        assert_eq!(session.agency(), Some(1));
+        // A binding that is not fresh (plain TCP, TLS 1.2, an older agency) needs a challenge.
+        let mut stale = Proof::bound_to(Binding { material: b"session".to_vec(), fresh: false });
+        let signed = proof::sign_session(&keys[0], b"session");
+        assert!(matches!(ids.prove(&mut stale, 1, &signed), Err(Denied::Unauthenticated(_))));
+        // And a fresh session still takes Hello and a challenge, as older agencies send them.
+        let mut session = fresh();
+        let challenge = ids.hello(&mut session, 2).unwrap();
+        ids.prove(&mut session, 2, &proof::sign(&keys[1], &challenge, b"session")).unwrap();
+        assert_eq!(session.agency(), Some(2));
     }
 
     #[test]

@@ -22,7 +22,7 @@ impl Session {
     /// TLS session's exported keying material, or nothing on plain TCP), and whose held
     /// queries `release` ends.
     #[must_use]
-    pub fn new(binding: Vec<u8>, release: Arc<HoldRelease>) -> Session {
+    pub fn new(binding: security::Binding, release: Arc<HoldRelease>) -> Session {
         Session { proof: Proof::bound_to(binding), release }
     }
 

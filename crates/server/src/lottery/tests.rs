@@ -127,7 +127,7 @@ impl Counting {
         let metrics = Metrics::new(1);
         let lottery =
             Lottery::new(store.clone(), None, Duration::ZERO, StopClock::new(), Arc::clone(&metrics));
-        let session = Session::new(Vec::new(), Arc::new(HoldRelease::default()));
+        let session = Session::new(security::Binding::default(), Arc::new(HoldRelease::default()));
         Counting { store, metrics, lottery, session, peer: "127.0.0.1:1".parse().unwrap() }
     }
 }

@@ -22,7 +22,7 @@ use std::{
 use log::Level;
 use protocol::{Budget, Connection, Error, ErrorKind, Guards, LateBytes, Request, Response};
 use runtime::throttled;
-use security::{tls::ServerTls, Deadlines, Stream};
+use security::{tls::ServerTls, Binding, Deadlines, Stream};
 
 use super::{
     connections::{Registration, Standing},
@@ -136,7 +136,7 @@ pub fn serve(
 
 /// The connection's stream and its channel binding (empty on plain TCP), or `None` (logged,
 /// throttled) when the socket or the TLS session cannot be set up.
-fn open(stream: TcpStream, peer: SocketAddr, limits: &Limits) -> Option<(Connection<Stream>, Vec<u8>)> {
+fn open(stream: TcpStream, peer: SocketAddr, limits: &Limits) -> Option<(Connection<Stream>, Binding)> {
     let conn = match configure(stream, limits) {
         Ok(conn) => conn,
         Err(e) => {
