@@ -32,8 +32,9 @@ use protocol::LateBytes;
 /// Bytes of a TLS record's header: type, version, and a 2-byte length.
 const HEADER_LEN: u8 = 5;
 
-/// The most one read from the socket takes: two of the largest records.
-pub const AHEAD_LEN: usize = 2 * (16 * 1024 + 256 + HEADER_LEN as usize);
+/// The most one read from the socket takes: the largest record (three or more of an
+/// upload's), so a connection reading costs 16 KiB more than rustls's own buffers.
+pub const AHEAD_LEN: usize = 16 * 1024 + 256 + HEADER_LEN as usize;
 
 /// How long a peer may take, as [`Wire`] counts it.
 #[derive(Debug, Clone, Copy)]
