@@ -288,16 +288,19 @@ fn binaries() -> Result<PathBuf, String> {
 }
 
 /// Every scenario the settings ask for, in order, with the timed floors of those that have
-/// one; a database scenario is skipped, saying so, where no cluster could start.
+/// one; a database scenario is skipped, saying so, where no cluster could start. A scenario
+/// whose cost is printed beside another's ([`twin_of`]) runs in turns with it.
 fn run_scenarios(
     settings: &Settings,
     bin_dir: &Path,
     out_dir: &Path,
     cluster: Option<&testkit::postgres::Cluster>,
 ) -> (Vec<Outcome>, Vec<FloorRow>) {
+    let wanted: Vec<&Scenario> =
+        SCENARIOS.iter().chain([&SCRAPED]).filter(|s| settings.wants(s.name)).collect();
     let mut outcomes = Vec::new();
     let mut floors = Vec::new();
-    for scenario in SCENARIOS.iter().chain([&SCRAPED]).filter(|s| settings.wants(s.name)) {
+    for scenario in wanted.iter().filter(|s| twin_of(s.name).is_none_or(|of| !settings.wants(of))) {
         let runs = if scenario.delay_ms == 0 { settings.runs } else { settings.delay_runs };
         if runs == 0 {
             eprintln!("bench: {} skipped (BENCH_DELAY_RUNS=0 or BENCH_QUICK=1)", scenario.title);
@@ -311,16 +314,36 @@ fn run_scenarios(
                 continue;
             }
         };
-        let mut outcome = measure(scenario, runs, bin_dir, out_dir, settings, database);
-        if scenario.floor {
-            if let Some(row) = measure_floor(scenario, &mut outcome, runs, bin_dir, out_dir) {
-                floors.push(row);
+        let twins = wanted.iter().filter(|s| twin_of(s.name) == Some(scenario.name)).copied();
+        let group: Vec<&Scenario> = std::iter::once(*scenario).chain(twins).collect();
+        for (scenario, mut outcome) in
+            group.iter().zip(measure(&group, runs, bin_dir, out_dir, settings, database))
+        {
+            if scenario.floor {
+                if let Some(row) = measure_floor(scenario, &mut outcome, runs, bin_dir, out_dir) {
+                    floors.push(row);
+                }
             }
+            outcomes.push(outcome);
         }
-        outcomes.push(outcome);
     }
     (outcomes, floors)
 }
+
+/// The scenario whose cost `name` measures (printed after the table): they run in turns, run
+/// `i` of one beside run `i` of the other, so the cost is measured on one state of a shared,
+/// noisy machine rather than minutes apart (the 2 000-agency run and the 1 ms one came in
+/// between, and moved the TLS cost on `many` by 3 to 5 points from one full bench to the next).
+fn twin_of(name: &str) -> Option<&'static str> {
+    match name {
+        "single-tls" | "single-http" => Some("single"),
+        "many-tls" => Some("many"),
+        _ => None,
+    }
+}
+
+/// The scenarios whose TLS cost is printed: each plain one, and the same with keys and TLS.
+const TLS_COSTS: [(&str, &str); 2] = [("single", "single-tls"), ("many", "many-tls")];
 
 /// What observing, TLS and the database engine cost, each beside its bound.
 fn print_costs(outcomes: &[Outcome], copies: Option<&report::CopyOutcome>) {
@@ -332,7 +355,7 @@ fn print_costs(outcomes: &[Outcome], copies: Option<&report::CopyOutcome>) {
             verdict(cost <= 0.02)
         );
     }
-    for (plain, tls) in [("single", "single-tls"), ("many", "many-tls")] {
+    for (plain, tls) in TLS_COSTS {
         if let Some(cost) = report::cost_of(outcomes, plain, tls) {
             println!(
                 "TLS and keys cost {:.1}% of {plain}'s throughput (bound: at most 15%{})",
@@ -384,15 +407,66 @@ fn measure_copy(
     report::CopyOutcome { load_before, runs }
 }
 
-/// Runs one scenario `runs` times; stops at the first failed run.
+/// Runs each scenario of `group` `runs` times, in turns (run 1 of each, then run 2 of each,
+/// ...); a scenario stops at its first failed run, the others go on.
 fn measure(
-    scenario: &Scenario,
+    group: &[&Scenario],
     runs: usize,
     bin_dir: &Path,
     out_dir: &Path,
     settings: &Settings,
     database: Option<OnDatabase<'_>>,
-) -> Outcome {
+) -> Vec<Outcome> {
+    let mut sides: Vec<_> = group.iter().map(|scenario| prepared(scenario, bin_dir, out_dir)).collect();
+    for i in 1..=runs {
+        for (scenario, (outcome, prepared)) in group.iter().zip(&mut sides) {
+            let (Ok(measured), Some((data, credentials))) = (&mut outcome.runs, prepared.as_ref()) else {
+                continue;
+            };
+            let plan = Plan {
+                bin_dir,
+                data,
+                run_dir: settings
+                    .run_dir
+                    .clone()
+                    .unwrap_or_else(|| out_dir.join("runs"))
+                    .join(scenario.name)
+                    .join(i.to_string()),
+                delay_ms: scenario.delay_ms,
+                retry_period: &settings.retry_period,
+                database,
+                credentials: scenario.tls.then_some(credentials.as_path()),
+                scraped: scenario.name == SCRAPED.name,
+            };
+            match run::run(&plan) {
+                Ok(m) => {
+                    eprintln!(
+                        "bench: {} run {i}/{runs}: {:.3} s (after {:.3} s starting the agencies), {} bets, {} winners",
+                        scenario.title,
+                        m.wall.as_secs_f64(),
+                        m.spawn.as_secs_f64(),
+                        m.bets,
+                        m.winners
+                    );
+                    measured.push(m);
+                }
+                Err(e) => {
+                    eprintln!("bench: {} run {i}/{runs} FAILED: {e}", scenario.title);
+                    outcome.runs = Err(format!("run {i} failed: {e}"));
+                }
+            }
+        }
+    }
+    sides.into_iter().map(|(outcome, _)| outcome).collect()
+}
+
+/// A scenario's outcome with no runs yet, and its dataset and credentials; `None` (and the
+/// reason in the outcome) when they could not be made.
+fn prepared(
+    scenario: &Scenario,
+    bin_dir: &Path,
+    out_dir: &Path,
+) -> (Outcome, Option<(AgencyFiles, PathBuf)>) {
     let mut outcome = Outcome {
         name: scenario.name,
         title: scenario.title.into(),
@@ -403,12 +477,11 @@ fn measure(
         load_before: load_average(),
         runs: Ok(Vec::new()),
     };
-    let prepared = prepare(scenario, bin_dir, out_dir);
-    let (data, credentials) = match prepared {
+    let (data, credentials) = match prepare(scenario, bin_dir, out_dir) {
         Ok(prepared) => prepared,
         Err(e) => {
             outcome.runs = Err(e);
-            return outcome;
+            return (outcome, None);
         }
     };
     outcome.bets = data.total();
@@ -417,44 +490,7 @@ fn measure(
         outcome.floor =
             Some(Duration::from_millis(scenario.delay_ms) * u32::try_from(largest).unwrap_or(u32::MAX));
     }
-    let mut measured = Vec::new();
-    for i in 1..=runs {
-        let plan = Plan {
-            bin_dir,
-            data: &data,
-            run_dir: settings
-                .run_dir
-                .clone()
-                .unwrap_or_else(|| out_dir.join("runs"))
-                .join(scenario.name)
-                .join(i.to_string()),
-            delay_ms: scenario.delay_ms,
-            retry_period: &settings.retry_period,
-            database,
-            credentials: scenario.tls.then_some(credentials.as_path()),
-            scraped: scenario.name == SCRAPED.name,
-        };
-        match run::run(&plan) {
-            Ok(m) => {
-                eprintln!(
-                    "bench: {} run {i}/{runs}: {:.3} s (after {:.3} s starting the agencies), {} bets, {} winners",
-                    scenario.title,
-                    m.wall.as_secs_f64(),
-                    m.spawn.as_secs_f64(),
-                    m.bets,
-                    m.winners
-                );
-                measured.push(m);
-            }
-            Err(e) => {
-                eprintln!("bench: {} run {i}/{runs} FAILED: {e}", scenario.title);
-                outcome.runs = Err(format!("run {i} failed: {e}"));
-                return outcome;
-            }
-        }
-    }
-    outcome.runs = Ok(measured);
-    outcome
+    (outcome, Some((data, credentials)))
 }
 
 /// A scenario's dataset (written by `datagen` when missing) and, for a TLS scenario, its
@@ -543,4 +579,22 @@ fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cost_printed_is_measured_in_turns_with_what_it_is_compared_with() {
+        let names: Vec<&str> = SCENARIOS.iter().chain([&SCRAPED]).map(|s| s.name).collect();
+        for (plain, twin) in TLS_COSTS.into_iter().chain([("single", SCRAPED.name)]) {
+            assert_eq!(twin_of(twin), Some(plain), "{twin}");
+            assert!(names.contains(&plain) && names.contains(&twin), "{plain}, {twin}");
+        }
+        // A twin is a journal scenario of the default runs: its turns match its plain one's.
+        for scenario in SCENARIOS.iter().chain([&SCRAPED]).filter(|s| twin_of(s.name).is_some()) {
+            assert!(scenario.centrals.is_none() && scenario.delay_ms == 0, "{}", scenario.name);
+        }
+    }
 }

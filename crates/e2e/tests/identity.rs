@@ -197,14 +197,19 @@ fn agency_2s_credential_cannot_act_for_agency_1_over_tls() {
     another_agencys_credential(true);
 }
 
-#[test]
-fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
+/// An agency with a key the central does not know, or none, is refused, says so and exits 1;
+/// nothing is stored for it. Over TLS its proof goes out with its first request, unanswered
+/// until then, and the refusal is read there.
+fn a_wrong_credential_or_none(tls_on: bool) {
     let credentials = Credentials::new(2);
     let other = Credentials::new(2);
-    let mut central = Central::start(2, &pairs(&credentials.central_env(false)));
+    let mut central = Central::start(2, &pairs(&credentials.central_env(tls_on)));
     let data = central.dataset(1, &datasets::generate(7, 50));
     // Agency 1's key from another set: the central does not know it.
-    let mut wrong = central.agency(1, &data, &[("CLI_KEY", other.key(1).to_str().expect("a path"))]);
+    let mut env = credentials.agency_env(1, tls_on);
+    env.retain(|(name, _)| name != "CLI_KEY");
+    env.push(("CLI_KEY".into(), other.key(1).display().to_string()));
+    let mut wrong = central.agency(1, &data, &pairs(&env));
     let status = wrong.wait_exit(PATIENCE).expect("it exits");
     assert_eq!(status.code(), Some(1), "{}", wrong.transcript());
     assert!(
@@ -213,7 +218,9 @@ fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
         wrong.transcript()
     );
     // No key at all.
-    let mut none = central.agency(1, &data, &[]);
+    let mut env = credentials.agency_env(1, tls_on);
+    env.retain(|(name, _)| name != "CLI_KEY");
+    let mut none = central.agency(1, &data, &pairs(&env));
     let status = none.wait_exit(PATIENCE).expect("it exits");
     assert_eq!(status.code(), Some(1), "{}", none.transcript());
     assert!(
@@ -222,7 +229,7 @@ fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
         none.transcript()
     );
     // Asked with agency 1's real key: nothing is stored for it.
-    let mut conn = connect(&central, &credentials, false);
+    let mut conn = connect(&central, &credentials, tls_on);
     let key1 = AgencyKey::load(&credentials.key(1)).expect("agency 1's key");
     assert_eq!(prove(&mut conn, &key1, 1), Response::Ack);
     assert!(
@@ -234,6 +241,16 @@ fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
     );
     drop(conn);
     central.stop();
+}
+
+#[test]
+fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so() {
+    a_wrong_credential_or_none(false);
+}
+
+#[test]
+fn an_agency_with_a_wrong_credential_or_none_is_refused_and_says_so_over_tls() {
+    a_wrong_credential_or_none(true);
 }
 
 #[test]
