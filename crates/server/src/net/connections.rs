@@ -356,6 +356,24 @@ mod tests {
         (client, server)
     }
 
+    /// How long a registration took, and what came of it.
+    type Registered = (Duration, Result<(Registration, Option<Standing>), Refusal>);
+
+    /// Registers `socket` as unproved on a thread of its own, as the accept loop would while
+    /// the test goes on.
+    fn register_meanwhile(
+        connections: &Arc<Connections>,
+        socket: &TcpStream,
+    ) -> std::thread::JoinHandle<Registered> {
+        let connections = Arc::clone(connections);
+        let socket = socket.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let registered = connections.register(&socket, Standing::Unproved);
+            (start.elapsed(), registered)
+        })
+    }
+
     #[test]
     fn the_cap_is_enforced_and_slots_are_freed_on_drop() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -433,18 +451,11 @@ mod tests {
         assert!(waited >= GRACE_MIN - Duration::from_millis(5), "evicted after {waited:?}");
         assert!(waited < GRACE_MIN + Duration::from_millis(250), "waited {waited:?}");
         // A proof frees the share: the newcomer waiting for it goes in then, evicting nobody.
-        let waiter = {
-            let connections = Arc::clone(&connections);
-            let socket = pairs[2].1.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                let (registration, evicted) = connections.register(&socket, Standing::Unproved).unwrap();
-                (start.elapsed(), evicted, registration)
-            })
-        };
+        let waiter = register_meanwhile(&connections, &pairs[2].1);
         std::thread::sleep(Duration::from_millis(20));
         second.set(Standing::Working);
-        let (waited, evicted, _third) = waiter.join().unwrap();
+        let (waited, registered) = waiter.join().unwrap();
+        let (_third, evicted) = registered.unwrap();
         assert_eq!(evicted, None);
         assert!(!second.is_evicted());
         assert!(waited < GRACE_MIN, "waited {waited:?} for a slot a proof freed");
@@ -456,19 +467,11 @@ mod tests {
         let connections = Connections::new(8, 1);
         let pairs: Vec<_> = (0..2).map(|_| pair(&listener)).collect();
         let (_young, _) = connections.register(&pairs[0].1, Standing::Unproved).unwrap();
-        let waiter = {
-            let connections = Arc::clone(&connections);
-            let socket = pairs[1].1.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                let refused = connections.register(&socket, Standing::Unproved).err();
-                (start.elapsed(), refused)
-            })
-        };
+        let waiter = register_meanwhile(&connections, &pairs[1].1);
         std::thread::sleep(Duration::from_millis(20));
         connections.close_all(Duration::from_millis(100));
-        let (waited, refused) = waiter.join().unwrap();
-        assert!(matches!(refused, Some(Refusal::Closed)));
+        let (waited, registered) = waiter.join().unwrap();
+        assert!(matches!(registered, Err(Refusal::Closed)));
         assert!(waited < GRACE_MIN, "the stop ended the wait after {waited:?}");
     }
 
