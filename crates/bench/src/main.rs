@@ -417,7 +417,7 @@ fn measure(
     settings: &Settings,
     database: Option<OnDatabase<'_>>,
 ) -> Vec<Outcome> {
-    let mut sides: Vec<_> = group.iter().map(|scenario| prepared(scenario, bin_dir, out_dir)).collect();
+    let mut sides: Vec<_> = group.iter().map(|scenario| unmeasured(scenario, bin_dir, out_dir)).collect();
     for i in 1..=runs {
         for (scenario, (outcome, prepared)) in group.iter().zip(&mut sides) {
             let (Ok(measured), Some((data, credentials))) = (&mut outcome.runs, prepared.as_ref()) else {
@@ -462,7 +462,7 @@ fn measure(
 
 /// A scenario's outcome with no runs yet, and its dataset and credentials; `None` (and the
 /// reason in the outcome) when they could not be made.
-fn prepared(
+fn unmeasured(
     scenario: &Scenario,
     bin_dir: &Path,
     out_dir: &Path,

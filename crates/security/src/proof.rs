@@ -93,12 +93,7 @@ pub fn verify(
     binding: &[u8],
     signature: &[u8],
 ) -> Result<(), Refusal> {
-    let key = keys.get(agency).ok_or(Refusal::UnknownAgency)?;
-    if key.verifies(&message(agency, challenge, binding), signature) {
-        Ok(())
-    } else {
-        Err(Refusal::BadSignature)
-    }
+    checked(keys, agency, &message(agency, challenge, binding), signature)
 }
 
 /// The agency's proof on a session whose binding is fresh ([`crate::stream::Binding::fresh`]).
@@ -117,8 +112,13 @@ pub fn verify_session(
     binding: &[u8],
     signature: &[u8],
 ) -> Result<(), Refusal> {
+    checked(keys, agency, &session_message(agency, binding), signature)
+}
+
+/// Checks `signature` as `agency`'s over `message`.
+fn checked(keys: &AgencyKeys, agency: u32, message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
     let key = keys.get(agency).ok_or(Refusal::UnknownAgency)?;
-    if key.verifies(&session_message(agency, binding), signature) {
+    if key.verifies(message, signature) {
         Ok(())
     } else {
         Err(Refusal::BadSignature)

@@ -8,7 +8,8 @@ use std::{
 };
 
 use rustls::{
-    pki_types::ServerName, ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned,
+    pki_types::ServerName, ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection,
+    StreamOwned,
 };
 
 use crate::wire::{Deadlines, Wire};
@@ -100,30 +101,23 @@ impl Stream {
     /// # Errors
     /// When rustls cannot export (only before the handshake ends, which never happens here).
     pub fn binding(&self) -> io::Result<Binding> {
-        let mut material = vec![0u8; BINDING_LEN];
-        let fresh = match self {
-            Stream::Plain(_) => return Ok(Binding::default()),
-            Stream::Server(s) => {
-                s.conn
-                    .export_keying_material(&mut material[..], EXPORTER_LABEL, None)
-                    .map_err(io::Error::other)?;
-                session_proofs(s.conn.protocol_version(), s.conn.alpn_protocol())
-            }
-            Stream::Client(s) => {
-                s.conn
-                    .export_keying_material(&mut material[..], EXPORTER_LABEL, None)
-                    .map_err(io::Error::other)?;
-                session_proofs(s.conn.protocol_version(), s.conn.alpn_protocol())
-            }
-        };
-        Ok(Binding { material, fresh })
+        match self {
+            Stream::Plain(_) => Ok(Binding::default()),
+            Stream::Server(s) => session_binding(&s.conn),
+            Stream::Client(s) => session_binding(&s.conn),
+        }
     }
 }
 
-/// Whether a session's ends agreed on session proofs: TLS 1.3 (whose exporter no man in the
-/// middle can make alike on two sessions), and [`crate::tls::SESSION_PROOFS`] negotiated.
-fn session_proofs(version: Option<rustls::ProtocolVersion>, alpn: Option<&[u8]>) -> bool {
-    version == Some(rustls::ProtocolVersion::TLSv1_3) && alpn == Some(crate::tls::SESSION_PROOFS)
+/// A TLS session's binding, from either end. It is fresh when the ends agreed on session
+/// proofs: TLS 1.3 (whose exporter no man in the middle can make alike on two sessions), and
+/// [`crate::tls::SESSION_PROOFS`] negotiated.
+fn session_binding<Side>(conn: &ConnectionCommon<Side>) -> io::Result<Binding> {
+    let mut material = vec![0u8; BINDING_LEN];
+    conn.export_keying_material(&mut material[..], EXPORTER_LABEL, None).map_err(io::Error::other)?;
+    let fresh = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+        && conn.alpn_protocol() == Some(crate::tls::SESSION_PROOFS);
+    Ok(Binding { material, fresh })
 }
 
 impl Stream {
