@@ -211,17 +211,33 @@ impl Read for Wire {
     }
 }
 
-impl Write for Wire {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl Wire {
+    /// Bounds the next write by the handshake's deadline while one is under way: its own
+    /// flight must leave within it too.
+    fn prepare_write(&mut self) -> io::Result<()> {
         if let Some(until) = self.handshake_until {
-            // The handshake's own flight must leave within its deadline too.
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(LateBytes::error());
             }
             self.socket.set_write_timeout(Some(left))?;
         }
+        Ok(())
+    }
+}
+
+/// rustls hands its queued records over as one vectored write (the handshake's flight is
+/// three: ServerHello, ChangeCipherSpec, the encrypted rest), so they leave in one system
+/// call and one segment, not one each.
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.prepare_write()?;
         self.socket.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.prepare_write()?;
+        self.socket.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -325,6 +341,22 @@ mod tests {
         assert_eq!(got, sent);
         wire.release_buffers();
         assert!(wire.ahead.is_empty(), "freed once emptied");
+    }
+
+    #[test]
+    fn queued_records_leave_in_one_write() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        let deadlines = Deadlines { idle: Duration::from_secs(5), frame: Duration::from_secs(5) };
+        let mut wire = Wire::for_handshake(socket, deadlines).unwrap();
+        let flight = [record(90), record(1), record(400)];
+        let slices: Vec<io::IoSlice<'_>> = flight.iter().map(|r| io::IoSlice::new(r)).collect();
+        // std's default takes the first slice only: three system calls for one flight.
+        assert_eq!(wire.write_vectored(&slices).unwrap(), flight.iter().map(Vec::len).sum::<usize>());
+        let mut got = vec![0; flight.concat().len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, flight.concat());
     }
 
     #[test]
