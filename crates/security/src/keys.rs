@@ -6,7 +6,7 @@
 //! enough to verify a signature, useless to make one, so a copy of the central's
 //! configuration lets nobody act for an agency.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
@@ -22,6 +22,9 @@ pub struct AgencyKey {
     agency: u32,
     /// The 32-byte seed (RFC 8032's private key): what the key file holds.
     seed: [u8; 32],
+    /// The pair derived from the seed, once: deriving costs a scalar multiplication, as
+    /// much as a signature, and an agency signs right after loading its key.
+    pair: Arc<Ed25519KeyPair>,
     public: PublicKey,
 }
 
@@ -92,9 +95,10 @@ impl AgencyKey {
     }
 
     fn from_seed(agency: u32, seed: [u8; 32]) -> AgencyKey {
+        let pair = pair(&seed);
         let mut public = [0u8; 32];
-        public.copy_from_slice(pair(&seed).public_key().as_ref());
-        AgencyKey { agency, seed, public: PublicKey(public) }
+        public.copy_from_slice(pair.public_key().as_ref());
+        AgencyKey { agency, seed, pair: Arc::new(pair), public: PublicKey(public) }
     }
 
     /// The key file's text.
@@ -117,7 +121,7 @@ impl AgencyKey {
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(pair(&self.seed).sign(message).as_ref());
+        signature.copy_from_slice(self.pair.sign(message).as_ref());
         signature
     }
 }
