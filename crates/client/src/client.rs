@@ -28,8 +28,11 @@ pub struct CentralClient {
     _watched: Watched,
     /// The longest wait for an answer, to say so when it passes.
     timeout: Duration,
-    /// A proof was sent without waiting for its answer (see [`CentralClient::prove`]): the
-    /// next read takes that answer first.
+    /// A proof that goes out with the next request, in the same write (see
+    /// [`CentralClient::prove`]).
+    proof_unsent: Option<Request>,
+    /// A proof was sent without waiting for its answer: the next read takes that answer
+    /// first.
     proof_owed: bool,
 }
 
@@ -96,6 +99,7 @@ impl CentralClient {
                         address: address.to_owned(),
                         _watched: watched,
                         timeout,
+                        proof_unsent: None,
                         proof_owed: false,
                     };
                     if let Some(key) = &endpoint.key {
@@ -110,17 +114,16 @@ impl CentralClient {
     }
 
     /// Proves the agency's identity. On a TLS 1.3 session both ends agreed to prove on
-    /// (`security::tls::SESSION_PROOFS`), it signs the session and sends `Prove` without
-    /// waiting: its answer is read before the next one, so the proof and the first request
-    /// share one round trip. Elsewhere (plain TCP, an older central): `Hello`, then the signed
-    /// challenge.
+    /// (`security::tls::SESSION_PROOFS`), it signs the session, and `Prove` goes out with the
+    /// first request, in one write, without waiting: its answer is read before that
+    /// request's, so the proof costs no round trip. Elsewhere (plain TCP, an older central):
+    /// `Hello`, then the signed challenge.
     fn prove(&mut self, key: &security::AgencyKey) -> Result<(), ClientError> {
         let agency = self.agency;
         let binding = self.conn.get_ref().binding().map_err(|e| self.lost(protocol::Error::Io(e)))?;
         if binding.fresh {
             let signature = proof::sign_session(key, &binding.material).to_vec();
-            self.conn.write_message(&Request::Prove { agency, signature }).map_err(|e| self.lost(e))?;
-            self.proof_owed = true;
+            self.proof_unsent = Some(Request::Prove { agency, signature });
             return Ok(());
         }
         let nonce = match self.call(&Request::Hello { agency })? {
@@ -154,7 +157,7 @@ impl CentralClient {
     /// [`ClientError::Transport`] when the connection fails.
     pub fn post_batch(&mut self, sequence: u64, bets: WireBets) -> Result<WireBets, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        self.conn.write_message(&request).map_err(|e| self.lost(e))?;
+        self.send(&request)?;
         let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
         Ok(bets)
     }
@@ -226,8 +229,20 @@ impl CentralClient {
 impl CentralClient {
     /// Sends `request` and reads its answer.
     fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
-        self.conn.write_message(request).map_err(|e| self.lost(e))?;
+        self.send(request)?;
         self.read()
+    }
+
+    /// Writes `request`, after the proof if it has not gone out yet (one write for both).
+    fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let written = match self.proof_unsent.take() {
+            Some(proof) => {
+                self.proof_owed = true;
+                self.conn.write_messages([&proof, request])
+            }
+            None => self.conn.write_message(request),
+        };
+        written.map_err(|e| self.lost(e))
     }
 
     /// Reads the next answer, after the proof's if it is still owed (a refused proof is the

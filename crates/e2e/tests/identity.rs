@@ -375,8 +375,8 @@ fn over_tls_a_signed_session_proves_an_agency_in_the_same_flight_as_its_first_re
         Request::Prove { agency: 2, signature: proof::sign_session(&key, &binding.material).to_vec() };
     assert_eq!(refusal(call(&mut conn, &forged)), ErrorKind::Unauthenticated);
     let own = Request::Prove { agency: 1, signature: proof::sign_session(&key, &binding.material).to_vec() };
-    conn.write_message(&own).expect("the proof");
-    conn.write_message(&Request::Resume { agency: 1 }).expect("the resume");
+    // In one write, as the agency sends them: both answers come back in order.
+    conn.write_messages(&[own, Request::Resume { agency: 1 }]).expect("the proof and the resume");
     assert_eq!(conn.read_message::<Response>().expect("an answer"), Some(Response::Ack));
     let resumed = conn.read_message::<Response>().expect("an answer");
     assert!(matches!(resumed, Some(Response::Resumed { bets: 0, .. })), "{resumed:?}");
