@@ -296,8 +296,9 @@ impl Served<'_> {
         );
         self.lottery.count_refusal(kind);
         let refusal = Response::Error { kind, message: e.to_string() };
-        self.held.release(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
-        self.conn.write_message(&refusal).map_err(|e| write_failed(&e, peer))
+        self.held
+            .release_with(&mut self.conn, self.lottery, peer, Some(&refusal))
+            .map_err(|e| write_failed(&e, peer))
     }
 
     /// The framing is lost: answers once, best effort, before the connection closes.
@@ -329,6 +330,10 @@ impl Served<'_> {
         if self.held.conflicted() {
             return Err(Close::Conflict);
         }
+        if matches!(request, Request::AwaitWinners { .. }) {
+            // It may be held for seconds: nothing owed waits behind it.
+            self.held.release(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
+        }
         let standing = standing_after(&request).filter(|_| self.proof.is_none());
         if standing == Some(Standing::Waiting) {
             // Before the query is held: a held query is what a newcomer may evict.
@@ -353,16 +358,22 @@ impl Served<'_> {
                 Ok(())
             }
             Reply::Abandoned => Err(Close::Shutdown),
-            Reply::Now(response) => self.send(&response),
+            Reply::Now(response @ Response::Error { .. }) => self.send(&response),
+            // Held if the next request is already here, to go out with its answer.
+            Reply::Now(response) => match self.held.hold_early(response, &self.conn) {
+                Some(response) => self.send(&response),
+                None => Ok(()),
+            },
         }
     }
 
-    /// Sends an answer now, after the ones held before it (answers go out in the order of
-    /// their requests).
+    /// Sends an answer now, after the ones held before it, in the same write (answers go out
+    /// in the order of their requests).
     fn send(&mut self, response: &Response) -> Result<(), Close> {
         let peer = self.peer;
-        self.held.release(&mut self.conn, self.lottery, peer).map_err(|e| write_failed(&e, peer))?;
-        self.conn.write_message(response).map_err(|e| write_failed(&e, peer))?;
+        self.held
+            .release_with(&mut self.conn, self.lottery, peer, Some(response))
+            .map_err(|e| write_failed(&e, peer))?;
         if matches!(response, Response::Error { kind: ErrorKind::Conflict, .. }) {
             // Another upload holds this agency's sequence: whatever this peer sent after the
             // refused batch belongs to that other upload's sequence, so none of it is taken.
