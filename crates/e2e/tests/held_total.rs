@@ -77,6 +77,30 @@ fn a_hold_with_nothing_to_report_ends_with_the_partial_answer() {
 }
 
 #[test]
+fn what_was_asked_before_a_held_query_is_answered_before_its_hold() {
+    // One write, as an agency pipelines: the echo's answer could be held to leave with the
+    // next one, but the next one may wait seconds, so it goes out first.
+    let mut central = Central::start(2, &[]);
+    let mut asker = central.connect();
+    let asked = Instant::now();
+    asker
+        .write_messages(&[
+            Request::Echo(b"first".to_vec()),
+            Request::AwaitWinners { agency: 1, hold_ms: 3_000 },
+        ])
+        .expect("the requests");
+    assert_eq!(asker.read_message::<Response>().expect("an answer"), Some(Response::Echo(b"first".to_vec())));
+    let took = asked.elapsed();
+    assert!(took < Duration::from_millis(1_500), "answered before the 3 s hold, not after it: {took:?}");
+    assert_eq!(
+        asker.read_message::<Response>().expect("an answer"),
+        Some(Response::Pending { agencies_pending: 2 })
+    );
+    assert!(asked.elapsed() >= Duration::from_millis(3_000), "the query was held");
+    central.stop();
+}
+
+#[test]
 fn the_stop_answers_every_held_query_within_its_second() {
     let mut central = Central::start(2, &[]);
     let holders: Vec<_> = (0..4)
