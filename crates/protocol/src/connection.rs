@@ -2,7 +2,10 @@
 //!
 //! Owns the stream and its buffers and exposes only message reads and writes, so neither the
 //! central nor the agency ever sees a partial frame. Reads go through a buffer (a small frame
-//! costs one `read` call, not two); each message is written with one `write_all`.
+//! costs one `read` call, not two); each message is written with one `write_all`, or queued
+//! to leave with the next ones ([`Connection::queue_message`]): a sender of many small frames
+//! pays one system call (and one TLS record) for several, and any read sends what is queued
+//! first, so nothing waits on an answer to a request still queued.
 
 use std::io::{Read, Write};
 
@@ -54,6 +57,8 @@ pub struct Connection<S: Read + Write> {
     reader: ReadBuffer<S>,
     payload: Vec<u8>,
     out: Vec<u8>,
+    /// Bytes at the start of `out` that are queued frames, not sent yet.
+    queued: usize,
     max_frame_len: usize,
     /// Deadlines and budget of a connection to an untrusted peer; `None` for a plain one.
     guard: Option<Guard<S>>,
@@ -71,6 +76,7 @@ impl<S: Read + Write> Connection<S> {
             reader: ReadBuffer::new(stream, READ_BUFFER),
             payload: Vec::new(),
             out: Vec::new(),
+            queued: 0,
             max_frame_len,
             guard: None,
         }
@@ -112,7 +118,7 @@ impl<S: Read + Write> Connection<S> {
     /// still buffered): for a connection that is about to wait a long time, such as an agency
     /// done with its upload. The next upload makes the read buffer grow again.
     pub fn release_buffers(&mut self) {
-        if self.reader.buffer().is_empty() {
+        if self.reader.buffer().is_empty() && self.queued == 0 {
             self.reader.shrink();
             self.payload = Vec::new();
             self.out = Vec::new();
@@ -151,8 +157,10 @@ impl<S: Read + Write> Connection<S> {
         self.decode().map(Some)
     }
 
-    /// Reads the next frame's payload (through the guard, if any); `false` on a clean close.
+    /// Reads the next frame's payload (through the guard, if any), after sending what is
+    /// queued; `false` on a clean close.
     fn read_payload(&mut self) -> Result<bool, Error> {
+        self.send_queued()?;
         match &mut self.guard {
             None => frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
             Some(guard) => {
@@ -175,7 +183,43 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::FrameTooLarge`] when the message exceeds the frame cap (nothing is written);
     /// [`Error::Io`] when the stream fails.
     pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
-        codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
+        if self.queued == 0 {
+            codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
+        } else {
+            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+        }
+        self.send()
+    }
+
+    /// Queues `message` to leave with the next write (any `write_message`, a read, or
+    /// [`Connection::send_queued`]), behind the frames queued before it.
+    ///
+    /// # Errors
+    /// [`Error::FrameTooLarge`] when the message exceeds the frame cap: it is not queued, and
+    /// what was queued before stays.
+    pub fn queue_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
+        if self.queued == 0 {
+            self.out.clear();
+        }
+        codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+        self.queued = self.out.len();
+        Ok(())
+    }
+
+    /// Bytes queued and not sent yet.
+    #[must_use]
+    pub fn queued_len(&self) -> usize {
+        self.queued
+    }
+
+    /// Sends the queued frames, if any, in one write.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the stream fails.
+    pub fn send_queued(&mut self) -> Result<(), Error> {
+        if self.queued == 0 {
+            return Ok(());
+        }
         self.send()
     }
 
@@ -189,16 +233,21 @@ impl<S: Read + Write> Connection<S> {
         &mut self,
         messages: impl IntoIterator<Item = &'m M>,
     ) -> Result<(), Error> {
-        self.out.clear();
+        self.out.truncate(self.queued);
         for message in messages {
-            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+            if let Err(e) = codec::append_frame(message, &mut self.out, self.max_frame_len) {
+                self.out.truncate(self.queued);
+                return Err(e);
+            }
         }
         self.send()
     }
 
-    /// Writes the encoded frames in `out` and flushes them (within the frame deadline when
-    /// guarded).
+    /// Writes the encoded frames in `out` (the queued ones first) and flushes them (within
+    /// the frame deadline when guarded).
     fn send(&mut self) -> Result<(), Error> {
+        // Sent or broken: either way they are no longer queued.
+        self.queued = 0;
         let stream = self.reader.get_mut();
         match &mut self.guard {
             Some(guard) => guard.write_all(stream, &self.out),
@@ -342,6 +391,67 @@ mod tests {
         let response = conn.call(&Request::WinnersQuery { agency: 2 }).unwrap();
         assert_eq!(response, Response::Pending { agencies_pending: 3 });
         assert_eq!(conn.get_ref().output, frames(&[Request::WinnersQuery { agency: 2 }]));
+    }
+
+    /// A stream that records each write apart and answers reads from a script.
+    struct Writes {
+        input: Cursor<Vec<u8>>,
+        writes: Vec<Vec<u8>>,
+    }
+    impl Read for Writes {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn queued_messages_leave_with_the_next_write_in_one_write() {
+        let mut conn = Connection::new(Writes { input: Cursor::new(Vec::new()), writes: Vec::new() });
+        conn.queue_message(&Request::Echo(b"1".to_vec())).unwrap();
+        conn.queue_message(&Request::Echo(b"2".to_vec())).unwrap();
+        assert!(conn.get_ref().writes.is_empty(), "queued, not sent");
+        assert_eq!(conn.queued_len(), frames(&[Request::Echo(b"1".to_vec())]).len() * 2);
+        conn.write_message(&Request::WinnersQuery { agency: 1 }).unwrap();
+        let want = frames(&[
+            Request::Echo(b"1".to_vec()),
+            Request::Echo(b"2".to_vec()),
+            Request::WinnersQuery { agency: 1 },
+        ]);
+        assert_eq!(conn.get_ref().writes, [want]);
+        assert_eq!(conn.queued_len(), 0);
+        conn.send_queued().unwrap();
+        assert_eq!(conn.get_ref().writes.len(), 1, "nothing was left to send");
+    }
+
+    #[test]
+    fn a_read_sends_what_is_queued_first() {
+        let mut answer = Vec::new();
+        codec::encode_frame(&Response::Ack, &mut answer, 64).unwrap();
+        let mut conn = Connection::new(Writes { input: Cursor::new(answer), writes: Vec::new() });
+        conn.queue_message(&Request::AgencyDone { agency: 1, batches: 0 }).unwrap();
+        assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
+        assert_eq!(conn.get_ref().writes, [frames(&[Request::AgencyDone { agency: 1, batches: 0 }])]);
+    }
+
+    #[test]
+    fn a_message_over_the_cap_is_not_queued_and_what_was_stays() {
+        let mut conn =
+            Connection::with_max_frame_len(Writes { input: Cursor::new(Vec::new()), writes: Vec::new() }, 32);
+        conn.queue_message(&Request::Echo(b"kept".to_vec())).unwrap();
+        let big = Request::Echo(vec![0; 100]);
+        assert!(matches!(conn.queue_message(&big), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(conn.write_messages([&big]), Err(Error::FrameTooLarge { .. })));
+        conn.send_queued().unwrap();
+        assert_eq!(conn.get_ref().writes, [frames(&[Request::Echo(b"kept".to_vec())])]);
     }
 
     #[test]
