@@ -6,7 +6,8 @@
 //! here can stop the accept loop.
 //!
 //! The loop reads as "read, handle, flush": batch answers wait for the disk in
-//! [`HeldAnswers`], which says when they go out (`held_answers.rs` states the rule).
+//! [`HeldAnswers`], and so may an answer whose next request is already here, to share its
+//! write; `held_answers.rs` states when they go out.
 //!
 //! The handler also tells the registry the connection's [`Standing`] at the moments it
 //! changes (`connections.rs` states who may hold a slot), and ends the connection once it was
