@@ -303,6 +303,15 @@ impl Records {
 mod tests {
     use super::*;
 
+    /// A wire over one end of a loopback connection (in its handshake), and the other end.
+    fn wire_and_peer() -> (Wire, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        let deadlines = Deadlines { idle: Duration::from_secs(5), frame: Duration::from_secs(5) };
+        (Wire::for_handshake(socket, deadlines).unwrap(), peer)
+    }
+
     fn record(len: u16) -> Vec<u8> {
         let mut bytes = vec![23, 3, 3];
         bytes.extend(len.to_be_bytes());
@@ -312,11 +321,7 @@ mod tests {
 
     #[test]
     fn one_socket_read_serves_several_small_reads_and_an_emptied_buffer_is_freed() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let deadlines = Deadlines { idle: Duration::from_secs(5), frame: Duration::from_secs(5) };
-        let mut wire = Wire::for_handshake(socket, deadlines).unwrap();
+        let (mut wire, mut peer) = wire_and_peer();
         wire.handshake_done();
         let mut sent = record(9000);
         sent.extend(record(100));
@@ -345,11 +350,7 @@ mod tests {
 
     #[test]
     fn queued_records_leave_in_one_write() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let deadlines = Deadlines { idle: Duration::from_secs(5), frame: Duration::from_secs(5) };
-        let mut wire = Wire::for_handshake(socket, deadlines).unwrap();
+        let (mut wire, mut peer) = wire_and_peer();
         let flight = [record(90), record(1), record(400)];
         let slices: Vec<io::IoSlice<'_>> = flight.iter().map(|r| io::IoSlice::new(r)).collect();
         // std's default takes the first slice only: three system calls for one flight.
