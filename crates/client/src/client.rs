@@ -33,10 +33,7 @@ pub struct CentralClient {
     _watched: Watched,
     /// The longest wait for an answer, to say so when it passes.
     timeout: Duration,
-    /// A proof that goes out with the next request, in the same write (see
-    /// [`CentralClient::prove`]).
-    proof_unsent: Option<Request>,
-    /// A proof was sent without waiting for its answer: the next read takes that answer
+    /// A proof was sent (or queued to go with the next request) without waiting for its answer: the next read takes that answer
     /// first.
     proof_owed: bool,
 }
@@ -104,7 +101,6 @@ impl CentralClient {
                         address: address.to_owned(),
                         _watched: watched,
                         timeout,
-                        proof_unsent: None,
                         proof_owed: false,
                     };
                     if let Some(key) = &endpoint.key {
@@ -128,7 +124,9 @@ impl CentralClient {
         let binding = self.conn.get_ref().binding().map_err(|e| self.lost(protocol::Error::Io(e)))?;
         if binding.fresh {
             let signature = proof::sign_session(key, &binding.material).to_vec();
-            self.proof_unsent = Some(Request::Prove { agency, signature });
+            // Queued: the connection sends it with the first request, or before any read.
+            self.conn.queue_message(&Request::Prove { agency, signature }).map_err(|e| self.lost(e))?;
+            self.proof_owed = true;
             return Ok(());
         }
         let nonce = match self.call(&Request::Hello { agency })? {
@@ -163,10 +161,6 @@ impl CentralClient {
     /// [`ClientError::Transport`] when the connection fails.
     pub fn post_batch(&mut self, sequence: u64, bets: WireBets) -> Result<WireBets, ClientError> {
         let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        if let Some(proof) = self.proof_unsent.take() {
-            self.proof_owed = true;
-            self.conn.queue_message(&proof).map_err(|e| self.lost(e))?;
-        }
         self.conn.queue_message(&request).map_err(|e| self.lost(e))?;
         if self.conn.queued_len() >= WRITE_AT {
             self.conn.send_queued().map_err(|e| self.lost(e))?;
@@ -242,20 +236,8 @@ impl CentralClient {
 impl CentralClient {
     /// Sends `request` and reads its answer.
     fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
-        self.send(request)?;
+        self.conn.write_message(request).map_err(|e| self.lost(e))?;
         self.read()
-    }
-
-    /// Writes `request`, after the proof if it has not gone out yet (one write for both).
-    fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        let written = match self.proof_unsent.take() {
-            Some(proof) => {
-                self.proof_owed = true;
-                self.conn.write_messages([&proof, request])
-            }
-            None => self.conn.write_message(request),
-        };
-        written.map_err(|e| self.lost(e))
     }
 
     /// Reads the next answer, after the proof's if it is still owed (a refused proof is the

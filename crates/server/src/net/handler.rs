@@ -359,7 +359,6 @@ impl Served<'_> {
                 Ok(())
             }
             Reply::Abandoned => Err(Close::Shutdown),
-            Reply::Now(response @ Response::Error { .. }) => self.send(&response),
             // Held if the next request is already here, to go out with its answer.
             Reply::Now(response) => match self.held.hold_early(response, &self.conn) {
                 Some(response) => self.send(&response),

@@ -81,9 +81,10 @@ impl HeldAnswers {
 
     /// Holds `response`, which needs no sync, if the rule above lets it wait: no batch answer
     /// is held and the next request is already whole in `conn`'s buffer. Gives it back
-    /// otherwise, to be written now.
+    /// otherwise, to be written now; a refusal always (a `Conflict` ends the connection).
     pub fn hold_early(&mut self, response: Response, conn: &Connection<Stream>) -> Option<Response> {
-        if self.responses.is_empty() && self.early.len() < MAX_HELD && conn.has_buffered_frame() {
+        let refusal = matches!(response, Response::Error { .. });
+        if !refusal && self.responses.is_empty() && self.early.len() < MAX_HELD && conn.has_buffered_frame() {
             self.early.push(response);
             None
         } else {
@@ -281,6 +282,17 @@ mod tests {
         // Nothing more is buffered: the next read could wait on the peer, so "a" goes now.
         held.release_before_blocking(&mut conn, &lottery, addr).unwrap();
         assert_eq!(answers(&mut peer, 1), [echoed("a")]);
+    }
+
+    #[test]
+    fn a_refusal_is_never_held_early() {
+        let (mut conn, mut peer, _) = connection();
+        let mut held = HeldAnswers::default();
+        peer.write_messages(&[echo("a"), echo("b")]).unwrap();
+        assert!(conn.read_request(1).unwrap().is_some());
+        assert!(conn.has_buffered_frame(), "the next request is here");
+        let refusal = Response::Error { kind: protocol::ErrorKind::Conflict, message: "taken".into() };
+        assert_eq!(held.hold_early(refusal.clone(), &conn), Some(refusal), "written at once");
     }
 
     #[test]
