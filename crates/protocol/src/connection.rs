@@ -4,8 +4,8 @@
 //! central nor the agency ever sees a partial frame. Reads go through a buffer (a small frame
 //! costs one `read` call, not two); each message is written with one `write_all`, or queued
 //! to leave with the next ones ([`Connection::queue_message`]): a sender of many small frames
-//! pays one system call (and one TLS record) for several, and any read sends what is queued
-//! first, so nothing waits on an answer to a request still queued.
+//! pays one system call (and one TLS record) for several, and a read that may wait on the
+//! peer sends what is queued first, so nothing waits on an answer to a request still queued.
 
 use std::io::{Read, Write};
 
@@ -157,10 +157,15 @@ impl<S: Read + Write> Connection<S> {
         self.decode().map(Some)
     }
 
-    /// Reads the next frame's payload (through the guard, if any), after sending what is
-    /// queued; `false` on a clean close.
+    /// Reads the next frame's payload (through the guard, if any); `false` on a clean close.
+    /// What is queued leaves first unless the frame is buffered whole already: only a read
+    /// that may wait on the peer must not leave the peer waiting on us. A sender that reads
+    /// a burst of buffered answers between its writes thus keeps its writes as big as it
+    /// queues them, not one per answer read.
     fn read_payload(&mut self) -> Result<bool, Error> {
-        self.send_queued()?;
+        if !self.has_buffered_frame() {
+            self.send_queued()?;
+        }
         match &mut self.guard {
             None => frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
             Some(guard) => {
@@ -191,8 +196,8 @@ impl<S: Read + Write> Connection<S> {
         self.send()
     }
 
-    /// Queues `message` to leave with the next write (any `write_message`, a read, or
-    /// [`Connection::send_queued`]), behind the frames queued before it.
+    /// Queues `message` to leave with the next write (any `write_message`, a read that may
+    /// wait on the peer, or [`Connection::send_queued`]), behind the frames queued before it.
     ///
     /// # Errors
     /// [`Error::FrameTooLarge`] when the message exceeds the frame cap: it is not queued, and
@@ -440,6 +445,30 @@ mod tests {
         conn.queue_message(&Request::AgencyDone { agency: 1, batches: 0 }).unwrap();
         assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
         assert_eq!(conn.get_ref().writes, [frames(&[Request::AgencyDone { agency: 1, batches: 0 }])]);
+    }
+
+    #[test]
+    fn a_read_of_a_frame_already_buffered_sends_nothing() {
+        let mut answers = Vec::new();
+        let mut one = Vec::new();
+        for _ in 0..2 {
+            codec::encode_frame(&Response::Ack, &mut one, 64).unwrap();
+            answers.extend_from_slice(&one);
+        }
+        let mut conn = Connection::new(Writes { input: Cursor::new(answers), writes: Vec::new() });
+        let first = Request::AgencyDone { agency: 1, batches: 0 };
+        let second = Request::AgencyDone { agency: 1, batches: 1 };
+        conn.queue_message(&first).unwrap();
+        // The buffer is empty: the read may wait, so the queue leaves first (and the read
+        // buffers both answers).
+        assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
+        conn.queue_message(&second).unwrap();
+        // The second answer is buffered whole: reading it waits on nothing, so nothing is sent.
+        assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
+        assert_eq!(conn.get_ref().writes, [frames(&[first.clone()])]);
+        // The next read would wait on the peer: what is queued leaves before it.
+        assert_eq!(conn.read_message::<Response>().unwrap(), None);
+        assert_eq!(conn.get_ref().writes, [frames(&[first]), frames(&[second])]);
     }
 
     #[test]
