@@ -15,6 +15,16 @@ use std::{
     time::Instant,
 };
 
+/// What the budget's lock guards.
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes reserved now.
+    used: usize,
+    /// Reservations asleep on `freed`: a give-back wakes them only if there are any, so
+    /// every frame of a busy central does not pay a system call for nobody.
+    waiting: usize,
+}
+
 /// A budget of bytes shared by every connection holding a clone of it.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -24,11 +34,11 @@ pub struct Budget {
 #[derive(Debug)]
 struct Inner {
     limit: usize,
-    /// Bytes reserved now. A std `Mutex` (not an atomic) because waiters sleep on `freed`,
-    /// which needs one; it is held only to add or subtract.
-    used: Mutex<usize>,
-    /// Signalled whenever bytes are given back (or the budget closes), to wake reservations
-    /// waiting for room.
+    /// Bytes reserved now, and reservations waiting for room. A std `Mutex` (not an atomic)
+    /// because waiters sleep on `freed`, which needs one; it is held only to add or subtract.
+    state: Mutex<State>,
+    /// Signalled when bytes are given back while a reservation waits (or the budget
+    /// closes), to wake it.
     freed: Condvar,
     /// Set by [`Budget::close`]: no reservation is granted any more, and none waits.
     closed: AtomicBool,
@@ -41,7 +51,7 @@ impl Budget {
         Budget {
             inner: Arc::new(Inner {
                 limit,
-                used: Mutex::new(0),
+                state: Mutex::new(State::default()),
                 freed: Condvar::new(),
                 closed: AtomicBool::new(false),
             }),
@@ -52,9 +62,9 @@ impl Budget {
     /// does not wait out their deadlines.
     pub fn close(&self) {
         // Set under the lock, so a waiter between its check and its wait cannot miss it.
-        let used = self.lock();
+        let state = self.lock();
         self.inner.closed.store(true, Ordering::SeqCst);
-        drop(used);
+        drop(state);
         self.inner.freed.notify_all();
     }
 
@@ -67,7 +77,7 @@ impl Budget {
     /// Bytes reserved now.
     #[must_use]
     pub fn in_use(&self) -> usize {
-        *self.lock()
+        self.lock().used
     }
 
     /// Reserves `bytes`, waiting until `until` for room if there is none now; `None` when
@@ -78,21 +88,30 @@ impl Budget {
         if bytes > self.inner.limit {
             return None;
         }
-        let mut used = self.lock();
-        while *used + bytes > self.inner.limit || self.inner.closed.load(Ordering::SeqCst) {
+        let mut state = self.lock();
+        while state.used + bytes > self.inner.limit || self.inner.closed.load(Ordering::SeqCst) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || self.inner.closed.load(Ordering::SeqCst) {
                 return None;
             }
-            used = self.inner.freed.wait_timeout(used, left).expect("the budget's counter lock").0;
+            // Counted under the lock before sleeping, so a give-back after this sees it.
+            state.waiting += 1;
+            state = self.inner.freed.wait_timeout(state, left).expect("the budget's counter lock").0;
+            state.waiting -= 1;
         }
-        *used += bytes;
+        state.used += bytes;
         Some(Reservation { budget: self.clone(), bytes })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+    /// Reservations asleep waiting for room now.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.lock().waiting
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Poisoned only if a thread panicked while adding or subtracting, which cannot happen.
-        self.inner.used.lock().expect("the budget's counter lock")
+        self.inner.state.lock().expect("the budget's counter lock")
     }
 }
 
@@ -114,10 +133,13 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // A poisoned lock still holds a valid count: take it rather than panic in `drop`.
-        let mut used = self.budget.inner.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *used -= self.bytes;
-        drop(used);
-        self.budget.inner.freed.notify_all();
+        let mut state = self.budget.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.used -= self.bytes;
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
+            self.budget.inner.freed.notify_all();
+        }
     }
 }
 
@@ -161,6 +183,28 @@ mod tests {
         };
         drop(held);
         assert_eq!(waiter.join().unwrap(), Some(5));
+    }
+
+    #[test]
+    fn a_give_back_wakes_a_reservation_already_asleep() {
+        let budget = Budget::new(10);
+        let held = budget.reserve(10, Instant::now()).unwrap();
+        let waiter = {
+            let budget = budget.clone();
+            thread::spawn(move || {
+                let start = Instant::now();
+                let got = budget.reserve(5, start + Duration::from_secs(60)).map(|r| r.bytes());
+                (got, start.elapsed())
+            })
+        };
+        while budget.waiting() == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(held);
+        let (got, waited) = waiter.join().unwrap();
+        assert_eq!(got, Some(5));
+        assert!(waited < Duration::from_secs(30), "woken, not timed out: {waited:?}");
+        assert_eq!(budget.waiting(), 0);
     }
 
     #[test]

@@ -145,7 +145,10 @@ impl<S: Read + Write> Guard<S> {
         self.held = None;
         shrink(payload);
         shrink(out);
-        if self.read_lowered {
+        // The idle timeout matters only to a read that waits on the socket: a frame that
+        // begins in the buffer (a peer sending without waiting) keeps the lowered one, and the
+        // read of its rest sets its own below.
+        if self.read_lowered && reader.buffer().is_empty() {
             (self.set_read)(reader.get_ref(), Some(self.guards.idle))?;
             self.read_lowered = false;
         }
@@ -326,6 +329,30 @@ mod tests {
         assert!(took >= frame && took < frame * 10, "cut off after {took:?}");
         drop(conn);
         trickler.join().unwrap();
+    }
+
+    #[test]
+    fn after_frames_read_in_pieces_and_from_the_buffer_the_wait_for_the_next_is_idle() {
+        let (served, mut peer) = pair();
+        let mut conn = Connection::guarded(served, 1024, guards(Duration::from_millis(100), None)).unwrap();
+        let [a, b, c] = [1, 2, 3].map(|agency| Request::WinnersQuery { agency });
+        let (first, second, third) = (framed(&a), framed(&b), framed(&c));
+        let sender = thread::spawn(move || {
+            // `a` in two pieces (its read lowers the timeout to the frame's time left), then
+            // the rest of it with all of `b` (read from the buffer), then a silence longer
+            // than the frame deadline before `c`: an idle wait, not a late frame.
+            peer.write_all(&first[..3]).unwrap();
+            thread::sleep(Duration::from_millis(20));
+            peer.write_all(&[&first[3..], &second[..]].concat()).unwrap();
+            thread::sleep(Duration::from_millis(300));
+            peer.write_all(&third).unwrap();
+            peer
+        });
+        for expected in [a, b, c] {
+            assert_eq!(conn.read_message::<Request>().unwrap(), Some(expected));
+        }
+        drop(sender.join().unwrap());
+        assert_eq!(conn.read_message::<Request>().unwrap(), None, "the peer closed");
     }
 
     #[test]
