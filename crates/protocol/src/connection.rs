@@ -465,7 +465,7 @@ mod tests {
         conn.queue_message(&second).unwrap();
         // The second answer is buffered whole: reading it waits on nothing, so nothing is sent.
         assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
-        assert_eq!(conn.get_ref().writes, [frames(&[first.clone()])]);
+        assert_eq!(conn.get_ref().writes, [frames(std::slice::from_ref(&first))]);
         // The next read would wait on the peer: what is queued leaves before it.
         assert_eq!(conn.read_message::<Response>().unwrap(), None);
         assert_eq!(conn.get_ref().writes, [frames(&[first]), frames(&[second])]);
