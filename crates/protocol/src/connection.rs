@@ -37,16 +37,25 @@ mod private {
     pub trait Sealed: Sized {
         /// Decodes one from a frame's payload.
         fn decode(payload: &[u8]) -> Result<Self, Error>;
+        /// Encodes it as a whole frame at the end of `out` (see [`codec::append_frame`]).
+        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error>;
     }
     impl Sealed for crate::message::Request {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             // Bet batches, the central's bulk, by their layout (same result, see the codec).
             codec::decode_request(payload)
         }
+        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error> {
+            // Bet batches, the agency's bulk, by their layout too (same bytes).
+            codec::append_request(self, out, max_len)
+        }
     }
     impl Sealed for crate::message::Response {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             codec::decode(payload)
+        }
+        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error> {
+            codec::append_frame(self, out, max_len)
         }
     }
 }
@@ -189,10 +198,9 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::Io`] when the stream fails.
     pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
         if self.queued == 0 {
-            codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
-        } else {
-            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+            self.out.clear();
         }
+        private::Sealed::append_frame(message, &mut self.out, self.max_frame_len)?;
         self.send()
     }
 
@@ -206,7 +214,7 @@ impl<S: Read + Write> Connection<S> {
         if self.queued == 0 {
             self.out.clear();
         }
-        codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+        private::Sealed::append_frame(message, &mut self.out, self.max_frame_len)?;
         self.queued = self.out.len();
         Ok(())
     }
@@ -240,7 +248,7 @@ impl<S: Read + Write> Connection<S> {
     ) -> Result<(), Error> {
         self.out.truncate(self.queued);
         for message in messages {
-            if let Err(e) = codec::append_frame(message, &mut self.out, self.max_frame_len) {
+            if let Err(e) = private::Sealed::append_frame(message, &mut self.out, self.max_frame_len) {
                 self.out.truncate(self.queued);
                 return Err(e);
             }
