@@ -14,10 +14,11 @@
 //!
 //! An append goes to memory first: each file's pending bytes leave in one `write` before the
 //! next sync (or once [`WRITE_AT`] of them gather), so a sync's group costs two writes, not
-//! two per batch. A write that fails (a full disk) leaves nothing of them in the files (what
-//! part of them got there is cut off) and keeps them pending, so no batch is answered and a
-//! later sync, once the disk takes writes again, writes them whole: an agency retrying its
-//! batch then gets the original answer.
+//! two per batch. When that write fails (a full disk), the appends are written one by one, as
+//! many as fit; the first that does not and all after it stay pending, nothing of them in the
+//! files (what part got there is cut off), so none of them is answered and a later sync, once
+//! the disk takes writes again, writes them whole: an agency retrying its batch then gets
+//! the original answer.
 //!
 //! Rows are formatted and winners decided (the slow part) before the lock is taken, and no
 //! network I/O ever happens under it.
@@ -84,6 +85,8 @@ struct Inner {
     pending_rows: Vec<u8>,
     /// Records appended and not yet written to the journal.
     pending_records: Vec<u8>,
+    /// Where each pending append ends in `pending_rows` and `pending_records`, in order.
+    pending_ends: Vec<(usize, usize)>,
     ledger: Ledger,
 }
 
@@ -120,6 +123,7 @@ impl Journal {
                 journal: opened.journal,
                 journal_len: opened.journal_len,
                 pending_rows: Vec::new(),
+                pending_ends: Vec::new(),
                 pending_records: Vec::new(),
                 ledger: opened.ledger,
             }),
@@ -155,6 +159,24 @@ impl Journal {
             self.write_pending(&mut inner)?;
             inner.journal_len
         };
+        self.sync_to(end, target)
+    }
+
+    /// After a write that stopped short: syncs what did reach the journal (the appends that
+    /// fit) and returns how far it is durable, so the batches it holds can be answered.
+    fn sync_written(&self) -> Result<u64, StoreError> {
+        self.check_broken()?;
+        let written = {
+            let inner = self.lock();
+            inner.journal_len - inner.pending_records.len() as u64
+        };
+        self.sync_to(written, written)?;
+        Ok(written)
+    }
+
+    /// Makes the journal durable at least up to `end` with one `fdatasync`, unless another
+    /// thread's already covered it; `target` is what the journal file holds now.
+    fn sync_to(&self, end: u64, target: u64) -> Result<(), StoreError> {
         let mut durable = self.durable.lock().expect("durable lock poisoned: a sync panicked");
         if *durable >= end {
             return Ok(());
@@ -239,11 +261,27 @@ impl Engine for Journal {
         Ok(Staged { winners, ticket: Ticket::at(inner.journal_len), replayed })
     }
 
-    /// One sync covers them all: the journal decided each batch when it staged it.
+    /// One sync covers them all: the journal decided each batch when it staged it. If the
+    /// write before it stops short (a full disk), the batches it did write are synced and
+    /// answered, the others refused.
     fn make_durable(&self, tickets: &[Ticket]) -> Result<Vec<Settled>, StoreError> {
         let end = tickets.iter().map(|t| t.position()).max().unwrap_or_default();
-        self.sync_through(end)?;
-        Ok(tickets.iter().map(|_| Settled::AsStaged).collect())
+        let short = match self.sync_through(end) {
+            Ok(()) => return Ok(tickets.iter().map(|_| Settled::AsStaged).collect()),
+            Err(StoreError::Io(short)) if !self.broken.load(Ordering::SeqCst) => short,
+            Err(e) => return Err(e),
+        };
+        let durable = self.sync_written()?;
+        Ok(tickets
+            .iter()
+            .map(|t| {
+                if t.position() <= durable {
+                    Settled::AsStaged
+                } else {
+                    Settled::Refused(StoreError::Io(io::Error::new(short.kind(), short.to_string())))
+                }
+            })
+            .collect())
     }
 
     fn finish_agency(&self, agency: u32, batches: u64) -> Result<(Tally, Progress), StoreError> {
@@ -325,12 +363,14 @@ impl Inner {
     fn append(&mut self, rows: &[u8], record: &[u8]) {
         self.pending_rows.extend_from_slice(rows);
         self.pending_records.extend_from_slice(record);
+        self.pending_ends.push((self.pending_rows.len(), self.pending_records.len()));
         self.winners_len += rows.len() as u64;
         self.journal_len += record.len() as u64;
     }
 
     /// Takes back the last append, of `rows` and `record` bytes, still pending.
     fn take_back(&mut self, rows: usize, record: usize) {
+        self.pending_ends.pop();
         self.pending_rows.truncate(self.pending_rows.len() - rows);
         self.pending_records.truncate(self.pending_records.len() - record);
         self.winners_len -= rows as u64;
@@ -338,35 +378,67 @@ impl Inner {
     }
 
     /// Writes the pending rows, then the pending records, one write each (the rows first:
-    /// the journal never holds a record whose rows are not in the winners file). What fails
-    /// stays pending, its file cut back to what it held before.
+    /// the journal never holds a record whose rows are not in the winners file). If that
+    /// fails, both files are cut back and the appends are written one by one, as many as
+    /// the disk takes (a file size limit or a nearly full disk still stores what fits);
+    /// the first that fails and all after it stay pending, nothing of them in the files.
     fn write_pending(&mut self) -> Result<(), WriteFailed> {
-        let rows_at = self.winners_len - self.pending_rows.len() as u64;
-        write_out(&mut self.winners, &mut self.pending_rows, rows_at)?;
-        let records_at = self.journal_len - self.pending_records.len() as u64;
-        write_out(&mut self.journal, &mut self.pending_records, records_at)
-    }
-}
-
-/// Writes `pending` to the end of `file`, which holds `len` bytes, and empties it; on
-/// failure cuts `file` back to `len` and keeps `pending`.
-fn write_out(file: &mut File, pending: &mut Vec<u8>, len: u64) -> Result<(), WriteFailed> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    match file.write_all(pending) {
-        Ok(()) => {
-            pending.clear();
-            Ok(())
+        if self.pending_ends.is_empty() {
+            return Ok(());
         }
-        Err(error) => {
-            let cut = file.set_len(len);
-            if let Err(e) = &cut {
-                log::error!(
-                    "action: store_rollback | result: fail | error: {e} | note: the store takes nothing more until restarted"
-                );
+        let rows_at = self.winners_len - self.pending_rows.len() as u64;
+        let records_at = self.journal_len - self.pending_records.len() as u64;
+        let whole = self
+            .winners
+            .write_all(&self.pending_rows)
+            .and_then(|()| self.journal.write_all(&self.pending_records));
+        if whole.is_ok() {
+            self.clear_pending(self.pending_ends.len());
+            return Ok(());
+        }
+        self.cut_back(rows_at, records_at)?;
+        let mut written = 0;
+        let (mut rows_from, mut records_from) = (0, 0);
+        for &(rows_end, records_end) in &self.pending_ends {
+            let one = self
+                .winners
+                .write_all(&self.pending_rows[rows_from..rows_end])
+                .and_then(|()| self.journal.write_all(&self.pending_records[records_from..records_end]));
+            if let Err(error) = one {
+                let (rows_cut, records_cut) = (rows_at + rows_from as u64, records_at + records_from as u64);
+                let cut = self.cut_back(rows_cut, records_cut).is_ok();
+                self.clear_pending(written);
+                return Err(WriteFailed { error, cut });
             }
-            Err(WriteFailed { error, cut: cut.is_ok() })
+            written += 1;
+            (rows_from, records_from) = (rows_end, records_end);
+        }
+        self.clear_pending(written);
+        Ok(())
+    }
+
+    /// Cuts both files back to `rows` and `records` bytes, dropping what part of pending
+    /// bytes a failed write left in them.
+    fn cut_back(&mut self, rows: u64, records: u64) -> Result<(), WriteFailed> {
+        self.winners.set_len(rows).and_then(|()| self.journal.set_len(records)).map_err(|error| {
+            log::error!(
+                "action: store_rollback | result: fail | error: {error} | note: the store takes nothing more until restarted"
+            );
+            WriteFailed { error, cut: false }
+        })
+    }
+
+    /// Forgets the first `appends` pending appends, written now; the rest stay pending.
+    fn clear_pending(&mut self, appends: usize) {
+        let Some(&(rows, records)) = appends.checked_sub(1).and_then(|last| self.pending_ends.get(last))
+        else {
+            return;
+        };
+        self.pending_rows.drain(..rows);
+        self.pending_records.drain(..records);
+        self.pending_ends.drain(..appends);
+        for end in &mut self.pending_ends {
+            *end = (end.0 - rows, end.1 - records);
         }
     }
 }
