@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Bet, Digest, WireBets};
+use protocol::{Bet, Digest, EncodedBets, WireBets};
 
 use crate::{
     batch::Batcher,
@@ -135,11 +135,11 @@ fn check_bet(
     let sent = with_retry(config, stop, "single_bet", &mut backoff, |_| {
         let (mut client, committed) = connect_and_resume(endpoint, stop)?;
         let sequence = *sequence.get_or_insert(committed.last_sequence + 1);
-        let mut one = WireBets::default();
-        one.push_bet(&bet);
-        client.send_batch(sequence, one)
+        let mut one = EncodedBets::default();
+        one.push(&bet.as_ref());
+        client.send_batch(sequence, &one)
     })?;
-    let Some((_, winners)) = sent else {
+    let Some(winners) = sent else {
         log_stopped(config, "single_bet");
         return Ok(Outcome::Stopped);
     };
@@ -390,15 +390,11 @@ impl Upload {
             return Ok(());
         }
         let sequence = self.counts.batches + self.in_flight.len() as u64 + 1;
-        let sent = client.post_batch(sequence, batch)?;
-        let bets = sent.len();
-        let batch = if self.keep_batches {
-            Some(sent)
-        } else {
-            self.batcher.recycle(sent);
-            None
-        };
-        self.in_flight.push_back(InFlight { sequence, bets, sent_at: Instant::now(), batch });
+        client.post_batch(sequence, &batch)?;
+        let bets = batch.len();
+        let kept = self.keep_batches.then(|| batch.to_wire_bets());
+        self.batcher.recycle(batch);
+        self.in_flight.push_back(InFlight { sequence, bets, sent_at: Instant::now(), batch: kept });
         Ok(())
     }
 

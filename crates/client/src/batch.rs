@@ -3,7 +3,7 @@
 //! A batch closes when it holds `batch.maxAmount` bets, or when one more bet would take its
 //! frame past 8 KiB on the wire, whichever comes first.
 
-use protocol::{BetRef, Request, WireBets};
+use protocol::{BetRef, EncodedBets, Request};
 
 /// Largest frame (length prefix included) a batch may take on the wire.
 pub const MAX_BATCH_FRAME_LEN: usize = 8 * 1024;
@@ -15,11 +15,10 @@ pub struct Batcher {
     max_frame_len: usize,
     /// The frame of a batch without bets: each bet adds its encoded length to it.
     empty_frame_len: usize,
-    bets: WireBets,
-    /// Bytes the current batch's bets take in the payload.
-    bets_len: usize,
-    /// A sent batch handed back ([`Batcher::recycle`]): the next batch fills its buffers.
-    spare: Option<WireBets>,
+    /// The current batch's bets, already in their wire layout.
+    bets: EncodedBets,
+    /// A sent batch handed back ([`Batcher::recycle`]): the next batch fills its buffer.
+    spare: Option<EncodedBets>,
 }
 
 impl Batcher {
@@ -36,20 +35,17 @@ impl Batcher {
             max_bets: max_bets.max(1),
             max_frame_len,
             empty_frame_len: Request::bet_batch_frame_len(0),
-            bets: WireBets::default(),
-            bets_len: 0,
+            bets: EncodedBets::default(),
             spare: None,
         }
     }
 
     /// Adds `bet`; returns a batch when one is ready to send: the bets before this one if
     /// `bet` would overflow the frame, or the bets up to this one if they reach the count.
-    pub fn push(&mut self, bet: &BetRef<'_>) -> Option<WireBets> {
-        let bet = bet.to_wire();
+    pub fn push(&mut self, bet: &BetRef<'_>) -> Option<EncodedBets> {
         let len = bet.encoded_len();
-        let overflows = self.empty_frame_len + self.bets_len + len > self.max_frame_len;
+        let overflows = self.empty_frame_len + self.bets.byte_len() + len > self.max_frame_len;
         let ready = if overflows && !self.bets.is_empty() { self.take() } else { None };
-        self.bets_len += len;
         self.bets.push(bet);
         if self.bets.len() >= self.max_bets {
             // Only one of the two can happen: right after `take` the batch holds one bet,
@@ -62,29 +58,28 @@ impl Batcher {
     }
 
     /// The last, partial batch, if any bets are left.
-    pub fn finish(&mut self) -> Option<WireBets> {
+    pub fn finish(&mut self) -> Option<EncodedBets> {
         self.take()
     }
 
-    /// Takes back a batch that was sent and is no longer needed: its buffers, already the
-    /// size of a batch, hold a later one, so a long upload allocates for its first batches
+    /// Takes back a batch that was sent and is no longer needed: its buffer, already the
+    /// size of a batch, holds a later one, so a long upload allocates for its first batches
     /// only.
-    pub fn recycle(&mut self, mut sent: WireBets) {
+    pub fn recycle(&mut self, mut sent: EncodedBets) {
         sent.clear();
         self.spare = Some(sent);
     }
 
-    fn take(&mut self) -> Option<WireBets> {
+    fn take(&mut self) -> Option<EncodedBets> {
         if self.bets.is_empty() {
             return None;
         }
-        // The next batch is about the size of this one: a sent batch's buffers, or two
-        // allocations, none a bet.
+        // The next batch is about the size of this one: a sent batch's buffer, or one
+        // allocation, none a bet.
         let next = match self.spare.take() {
             Some(spare) => spare,
-            None => WireBets::with_capacity(self.bets.len(), self.bets_len),
+            None => EncodedBets::with_capacity(self.bets.byte_len()),
         };
-        self.bets_len = 0;
         Some(std::mem::replace(&mut self.bets, next))
     }
 }
@@ -93,15 +88,16 @@ impl Batcher {
 mod tests {
     use super::*;
 
-    use protocol::{Bet, WireBet};
+    use protocol::{Bet, WireBet, WireBets};
 
     fn bet(n: usize) -> Bet {
         Bet::new(format!("Nombre{n}"), "Álvarez".into(), format!("{:08}", n), "1990-01-01").unwrap()
     }
 
+    /// The batches of `count` bets, read back as `WireBets` to look at.
     fn split(max_bets: usize, max_frame_len: usize, count: usize) -> Vec<WireBets> {
         let mut batcher = Batcher::with_frame_limit(max_bets, max_frame_len);
-        let mut batches: Vec<WireBets> = (0..count)
+        let mut batches: Vec<EncodedBets> = (0..count)
             .filter_map(|n| {
                 let bet = bet(n);
                 let fields = BetRef::new(bet.first_name(), bet.last_name(), bet.document(), "1990-01-01");
@@ -109,7 +105,7 @@ mod tests {
             })
             .collect();
         batches.extend(batcher.finish());
-        batches
+        batches.iter().map(EncodedBets::to_wire_bets).collect()
     }
 
     fn frame_len(batch: &WireBets) -> usize {
@@ -168,7 +164,7 @@ mod tests {
         assert!(batcher.push(&fields(&two)).is_none());
         let second = batcher.push(&fields(&three)).unwrap();
         assert_ne!(second, room);
-        let bets: Vec<WireBet> = second.iter().map(|b| b.to_owned()).collect();
+        let bets: Vec<WireBet> = second.to_wire_bets().iter().map(|b| b.to_owned()).collect();
         assert_eq!(bets, [WireBet::from(two), WireBet::from(three)]);
     }
 

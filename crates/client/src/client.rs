@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{Connection, Digest, Request, Response, WireBets};
+use protocol::{Connection, Digest, EncodedBets, Request, Response};
 use security::{proof, Challenge, Stream};
 
 use crate::{
@@ -140,33 +140,29 @@ impl CentralClient {
         self.call(&Request::Prove { agency, signature }).and_then(proof_accepted(agency))
     }
 
-    /// Sends batch number `sequence` and returns the bets (to reuse) and the positions of the
-    /// winners among them.
+    /// Sends batch number `sequence` and returns the positions of the winners among its bets.
     ///
     /// # Errors
     /// [`ClientError::Refused`] when the central refuses the batch (nothing of it is stored),
     /// [`ClientError::Transport`] when the connection fails, [`ClientError::UnexpectedResponse`]
     /// when the answer is not this batch's result.
-    pub fn send_batch(&mut self, sequence: u64, bets: WireBets) -> Result<(WireBets, Vec<u32>), ClientError> {
-        let bets = self.post_batch(sequence, bets)?;
-        let winners = self.batch_result(sequence, bets.len())?;
-        Ok((bets, winners))
+    pub fn send_batch(&mut self, sequence: u64, bets: &EncodedBets) -> Result<Vec<u32>, ClientError> {
+        self.post_batch(sequence, bets)?;
+        self.batch_result(sequence, bets.len())
     }
 
     /// Sends batch number `sequence` without waiting for its answer (several may be in
-    /// flight; the central answers them in order); returns the bets. Batches leave together,
+    /// flight; the central answers them in order). Batches leave together,
     /// [`WRITE_AT`] bytes a write, or sooner: the next read sends what is queued first.
     ///
     /// # Errors
     /// [`ClientError::Transport`] when the connection fails.
-    pub fn post_batch(&mut self, sequence: u64, bets: WireBets) -> Result<WireBets, ClientError> {
-        let request = Request::BetBatch { agency: self.agency, sequence, bets };
-        self.conn.queue_message(&request).map_err(|e| self.lost(e))?;
+    pub fn post_batch(&mut self, sequence: u64, bets: &EncodedBets) -> Result<(), ClientError> {
+        self.conn.queue_bet_batch(self.agency, sequence, bets).map_err(|e| self.lost(e))?;
         if self.conn.queued_len() >= WRITE_AT {
             self.conn.send_queued().map_err(|e| self.lost(e))?;
         }
-        let Request::BetBatch { bets, .. } = request else { unreachable!("built as a BetBatch above") };
-        Ok(bets)
+        Ok(())
     }
 
     /// Reads the answer to batch `sequence`, of `count` bets: the positions of its winners.

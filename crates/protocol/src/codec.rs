@@ -11,6 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
     bet::{Bet, BetRef},
+    encoded_bets::EncodedBets,
     error::Error,
     frame,
     message::{RawBets, Request, WireBet, WireBetRef, WireBets},
@@ -21,11 +22,10 @@ fn options() -> impl Options {
 }
 
 /// Encodes `message` as a whole frame (length prefix and payload) into `out`, replacing its
-/// contents: the frames the tests write by hand.
+/// contents, so the caller can send it with a single write and reuse the buffer.
 ///
 /// # Errors
 /// [`Error::FrameTooLarge`] when the payload would exceed `max_len`; `out` is then left empty.
-#[cfg(test)]
 pub(crate) fn encode_frame<M: Serialize>(
     message: &M,
     out: &mut Vec<u8>,
@@ -65,61 +65,28 @@ pub(crate) fn append_frame<M: Serialize>(
     }
 }
 
-/// Encodes `request` as [`append_frame`] does. A `BetBatch` (nearly every request an agency
-/// sends) is written directly in its layout, the mirror of [`decode_request`]: the same
-/// bytes, without serde's machinery per field.
+/// A `Request::BetBatch` frame of bets already in their wire layout, at the end of `out`:
+/// the header, then the bets with one copy: the bytes [`append_frame`] gives for a
+/// `BetBatch` holding the same bets.
 ///
 /// # Errors
 /// As [`append_frame`].
-pub(crate) fn append_request(request: &Request, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error> {
-    match request {
-        Request::BetBatch { agency, sequence, bets } => {
-            append_bet_batch(*agency, *sequence, bets, out, max_len)
-        }
-        other => append_frame(other, out, max_len),
-    }
-}
-
-/// A `Request::BetBatch` frame at the end of `out`: the length prefix, the variant index,
-/// the agency, the sequence, the bet count, then four strings per bet, each a `u64` length
-/// and its bytes.
-fn append_bet_batch(
+pub(crate) fn append_encoded_batch(
     agency: u32,
     sequence: u64,
-    bets: &WireBets,
+    bets: &EncodedBets,
     out: &mut Vec<u8>,
     max_len: usize,
 ) -> Result<(), Error> {
-    let (text, ends) = bets.parts();
-    let header = BET_COUNT_AT + 8;
-    let payload_len = header + ends.len() * STRING_LEN_PREFIX + text.len();
+    let payload_len = BET_COUNT_AT + 8 + bets.byte_len();
     let prefix = frame::check_len(payload_len, max_len)?;
-    let start = out.len();
+    out.reserve(frame::PREFIX_LEN + payload_len);
     out.extend_from_slice(&prefix.to_be_bytes());
     out.extend_from_slice(&BET_BATCH_INDEX.to_be_bytes());
     out.extend_from_slice(&agency.to_be_bytes());
     out.extend_from_slice(&sequence.to_be_bytes());
     out.extend_from_slice(&(bets.len() as u64).to_be_bytes());
-    let end = start + frame::PREFIX_LEN + payload_len;
-    // Room for a whole `SPAN` past the end, so no copy below writes past it; cut off after.
-    out.resize(end + SPAN, 0);
-    let text = text.as_bytes();
-    let (mut at, mut from) = (start + frame::PREFIX_LEN + header, 0);
-    for &field_end in ends {
-        let field_end = field_end as usize;
-        let len = field_end - from;
-        out[at..at + STRING_LEN_PREFIX].copy_from_slice(&(len as u64).to_be_bytes());
-        at += STRING_LEN_PREFIX;
-        // As in `bet_batch`: a field is copied as the fixed `SPAN` bytes that start it, the
-        // bytes past its end overwritten by the next length or cut off at the end.
-        match text[from..].first_chunk::<SPAN>() {
-            Some(span) if len <= SPAN => out[at..at + SPAN].copy_from_slice(span),
-            _ => out[at..at + len].copy_from_slice(&text[from..field_end]),
-        }
-        at += len;
-        from = field_end;
-    }
-    out.truncate(end);
+    out.extend_from_slice(bets.as_bytes());
     Ok(())
 }
 
@@ -158,13 +125,20 @@ pub(crate) fn decode_request(payload: &[u8]) -> Result<Request, Error> {
 /// its bytes, and nothing after. `None` for anything else, including a batch that would fail
 /// to decode (for [`decode`] to say why).
 fn bet_batch(payload: &[u8]) -> Option<Request> {
-    let (header, mut rest) = payload.split_first_chunk::<{ BET_COUNT_AT + 8 }>()?;
+    let (header, rest) = payload.split_first_chunk::<{ BET_COUNT_AT + 8 }>()?;
     let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
     let long = |at: usize| (u64::from(word(at)) << 32) | u64::from(word(at + 4));
     if word(0) != BET_BATCH_INDEX {
         return None;
     }
     let (agency, sequence, count) = (word(4), long(8), long(BET_COUNT_AT));
+    Some(Request::BetBatch { agency, sequence, bets: bets_of(rest, count)? })
+}
+
+/// The `count` bets laid out in `bytes` (what follows a `BetBatch`'s bet count): four
+/// strings per bet, each a `u64` length and its bytes, and nothing after. `None` when they
+/// are not exactly that, or not UTF-8.
+pub(crate) fn bets_of(mut rest: &[u8], count: u64) -> Option<WireBets> {
     // The fields are copied out of the bytes that carry them, so they fit in as many, and
     // `text` has room for a whole `SPAN` more: no copy below writes past its end.
     let mut text = vec![0; rest.len() + SPAN];
@@ -194,7 +168,17 @@ fn bet_batch(payload: &[u8]) -> Option<Request> {
         return None;
     }
     text.truncate(at);
-    Some(Request::BetBatch { agency, sequence, bets: RawBets::from_parts(text, ends).finish().ok()? })
+    RawBets::from_parts(text, ends).finish().ok()
+}
+
+/// Appends `bet` to `out` in its layout inside a `BetBatch`: its four fields, each a `u64`
+/// length and its bytes (what [`bets_of`] reads back).
+pub(crate) fn append_bet(out: &mut Vec<u8>, bet: &BetRef<'_>) {
+    out.reserve(bet.encoded_len());
+    for field in [bet.first_name(), bet.last_name(), bet.document(), bet.birthdate_str()] {
+        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
 }
 
 /// Bytes copied at once for each field of a batch ([`bet_batch`]).
@@ -299,49 +283,6 @@ mod tests {
         assert_eq!(len, out.len() - 4);
         assert_eq!(len, encoded_len(&message));
         assert_eq!(decode::<M>(&out[4..]).unwrap(), message);
-    }
-
-    #[test]
-    fn a_batch_written_by_its_layout_is_the_bytes_serde_writes() {
-        let long = "Ñ".repeat(40);
-        let batches: Vec<Vec<WireBet>> = vec![
-            vec![],
-            vec![bet()],
-            vec![
-                bet(),
-                WireBet {
-                    first_name: long.clone(),
-                    last_name: String::new(),
-                    document: "1".into(),
-                    birthdate: long.clone(),
-                },
-                WireBet {
-                    first_name: "a".repeat(32),
-                    last_name: "b".repeat(33),
-                    document: "c".repeat(31),
-                    birthdate: String::new(),
-                },
-            ],
-            (0..300).map(|_| bet()).collect(),
-        ];
-        for bets in batches {
-            let request = Request::BetBatch { agency: 7, sequence: 1 << 40, bets: bets.into() };
-            let mut direct = b"before".to_vec();
-            append_request(&request, &mut direct, frame::DEFAULT_MAX_FRAME_LEN).unwrap();
-            let mut by_serde = b"before".to_vec();
-            append_frame(&request, &mut by_serde, frame::DEFAULT_MAX_FRAME_LEN).unwrap();
-            assert_eq!(direct, by_serde);
-            assert_eq!(decode_request(&direct[6 + frame::PREFIX_LEN..]).unwrap(), request);
-        }
-    }
-
-    #[test]
-    fn a_batch_over_the_cap_leaves_the_buffer_as_it_was() {
-        let request = Request::BetBatch { agency: 1, sequence: 1, bets: vec![bet(); 10].into() };
-        let mut out = b"queued".to_vec();
-        let err = append_request(&request, &mut out, 100).unwrap_err();
-        assert!(matches!(err, Error::FrameTooLarge { max: 100, .. }), "{err:?}");
-        assert_eq!(out, b"queued");
     }
 
     #[test]

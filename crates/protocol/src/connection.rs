@@ -14,6 +14,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{
     codec,
     deadline::{Guard, Guards, Timeouts},
+    encoded_bets::EncodedBets,
     error::Error,
     frame,
     message::{Request, Response},
@@ -37,25 +38,16 @@ mod private {
     pub trait Sealed: Sized {
         /// Decodes one from a frame's payload.
         fn decode(payload: &[u8]) -> Result<Self, Error>;
-        /// Encodes it as a whole frame at the end of `out` (see [`codec::append_frame`]).
-        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error>;
     }
     impl Sealed for crate::message::Request {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             // Bet batches, the central's bulk, by their layout (same result, see the codec).
             codec::decode_request(payload)
         }
-        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error> {
-            // Bet batches, the agency's bulk, by their layout too (same bytes).
-            codec::append_request(self, out, max_len)
-        }
     }
     impl Sealed for crate::message::Response {
         fn decode(payload: &[u8]) -> Result<Self, Error> {
             codec::decode(payload)
-        }
-        fn append_frame(&self, out: &mut Vec<u8>, max_len: usize) -> Result<(), Error> {
-            codec::append_frame(self, out, max_len)
         }
     }
 }
@@ -198,9 +190,10 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::Io`] when the stream fails.
     pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
         if self.queued == 0 {
-            self.out.clear();
+            codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
+        } else {
+            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
         }
-        private::Sealed::append_frame(message, &mut self.out, self.max_frame_len)?;
         self.send()
     }
 
@@ -214,7 +207,21 @@ impl<S: Read + Write> Connection<S> {
         if self.queued == 0 {
             self.out.clear();
         }
-        private::Sealed::append_frame(message, &mut self.out, self.max_frame_len)?;
+        codec::append_frame(message, &mut self.out, self.max_frame_len)?;
+        self.queued = self.out.len();
+        Ok(())
+    }
+
+    /// Queues batch `sequence` of `agency`, its bets already in their wire layout, as
+    /// [`Connection::queue_message`] queues a `BetBatch` holding them (the same bytes, one copy).
+    ///
+    /// # Errors
+    /// As [`Connection::queue_message`].
+    pub fn queue_bet_batch(&mut self, agency: u32, sequence: u64, bets: &EncodedBets) -> Result<(), Error> {
+        if self.queued == 0 {
+            self.out.clear();
+        }
+        codec::append_encoded_batch(agency, sequence, bets, &mut self.out, self.max_frame_len)?;
         self.queued = self.out.len();
         Ok(())
     }
@@ -248,7 +255,7 @@ impl<S: Read + Write> Connection<S> {
     ) -> Result<(), Error> {
         self.out.truncate(self.queued);
         for message in messages {
-            if let Err(e) = private::Sealed::append_frame(message, &mut self.out, self.max_frame_len) {
+            if let Err(e) = codec::append_frame(message, &mut self.out, self.max_frame_len) {
                 self.out.truncate(self.queued);
                 return Err(e);
             }
@@ -453,6 +460,36 @@ mod tests {
         conn.queue_message(&Request::AgencyDone { agency: 1, batches: 0 }).unwrap();
         assert_eq!(conn.read_message::<Response>().unwrap(), Some(Response::Ack));
         assert_eq!(conn.get_ref().writes, [frames(&[Request::AgencyDone { agency: 1, batches: 0 }])]);
+    }
+
+    #[test]
+    fn a_batch_of_encoded_bets_leaves_as_the_same_bet_batch_would() {
+        let bets = [
+            crate::Bet::new("Ana".into(), "Díaz".into(), "1".into(), "1990-12-31").unwrap(),
+            crate::Bet::new("Ñ".repeat(40), "O'Brien".into(), "22".into(), "2000-02-29").unwrap(),
+        ];
+        let mut encoded = EncodedBets::default();
+        let mut wire = crate::WireBets::default();
+        for bet in &bets {
+            encoded.push(&bet.as_ref());
+            wire.push_bet(bet);
+        }
+        let mut conn = Connection::new(Writes { input: Cursor::new(Vec::new()), writes: Vec::new() });
+        conn.queue_bet_batch(4, 7, &encoded).unwrap();
+        conn.queue_bet_batch(4, 8, &EncodedBets::default()).unwrap();
+        conn.send_queued().unwrap();
+        let expected = frames(&[
+            Request::BetBatch { agency: 4, sequence: 7, bets: wire },
+            Request::BetBatch { agency: 4, sequence: 8, bets: crate::WireBets::default() },
+        ]);
+        assert_eq!(conn.get_ref().writes, [expected]);
+        // One over the cap is not queued, and what was queued stays.
+        let mut conn =
+            Connection::with_max_frame_len(Writes { input: Cursor::new(Vec::new()), writes: Vec::new() }, 40);
+        conn.queue_bet_batch(4, 1, &EncodedBets::default()).unwrap();
+        let queued = conn.queued_len();
+        assert!(matches!(conn.queue_bet_batch(4, 2, &encoded), Err(Error::FrameTooLarge { .. })));
+        assert_eq!(conn.queued_len(), queued);
     }
 
     #[test]

@@ -121,12 +121,6 @@ impl WireBets {
         })
     }
 
-    /// Every field's bytes, one after the other, and where each ends in them: what the codec
-    /// writes a batch from.
-    pub(crate) fn parts(&self) -> (&str, &[u32]) {
-        (&self.text, &self.ends)
-    }
-
     /// Every bet, in order.
     #[must_use]
     pub fn iter(&self) -> Iter<'_> {
