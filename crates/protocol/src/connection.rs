@@ -7,7 +7,7 @@
 //! pays one system call (and one TLS record) for several, and a read that may wait on the
 //! peer sends what is queued first, so nothing waits on an answer to a request still queued.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -26,6 +26,16 @@ use crate::{
 /// can see it ([`Connection::has_buffered_frame`]) and answer them as a group. It is this big
 /// only while traffic fills it (`read_buffer.rs`).
 const READ_BUFFER: usize = 32 * 1024;
+
+/// Where [`Connection::next_frame`] left the next frame.
+enum Next {
+    /// The peer closed cleanly between frames.
+    Closed,
+    /// Read into the connection's `payload`.
+    Read,
+    /// Whole in the read buffer, its payload this many bytes after its prefix: decoded there.
+    Buffered(usize),
+}
 
 /// A message that travels whole in one frame: [`Request`] or [`Response`].
 pub trait Message: Serialize + DeserializeOwned + private::Sealed {}
@@ -135,10 +145,15 @@ impl<S: Read + Write> Connection<S> {
     /// connection also fails with [`Error::TooSlow`] (not in step) and
     /// [`Error::OverBudget`] (in step: the payload was skipped unread).
     pub fn read_message<M: Message>(&mut self) -> Result<Option<M>, Error> {
-        if !self.read_payload()? {
-            return Ok(None);
+        match self.next_frame()? {
+            Next::Closed => Ok(None),
+            Next::Read => self.decode().map(Some),
+            Next::Buffered(len) => {
+                let message = <M as private::Sealed>::decode(self.buffered_payload(len));
+                self.reader.consume(frame::PREFIX_LEN + len);
+                message.map(Some)
+            }
         }
-        self.decode().map(Some)
     }
 
     /// Reads the next request as [`read_message`](Connection::read_message) does, refusing a
@@ -148,31 +163,63 @@ impl<S: Read + Write> Connection<S> {
     /// As [`read_message`](Connection::read_message), and [`Error::TooManyBets`] (the stream is
     /// still in step).
     pub fn read_request(&mut self, max_bets: usize) -> Result<Option<Request>, Error> {
-        if !self.read_payload()? {
-            return Ok(None);
+        let too_many = |payload: &[u8]| match codec::declared_bets(payload) {
+            Some(bets) if bets > max_bets as u64 => Err(Error::TooManyBets { bets, max: max_bets }),
+            _ => Ok(()),
+        };
+        match self.next_frame()? {
+            Next::Closed => Ok(None),
+            Next::Read => {
+                too_many(&self.payload)?;
+                self.decode().map(Some)
+            }
+            Next::Buffered(len) => {
+                let payload = self.buffered_payload(len);
+                let request = too_many(payload).and_then(|()| codec::decode_request(payload));
+                self.reader.consume(frame::PREFIX_LEN + len);
+                request.map(Some)
+            }
         }
-        match codec::declared_bets(&self.payload) {
-            Some(bets) if bets > max_bets as u64 => return Err(Error::TooManyBets { bets, max: max_bets }),
-            _ => {}
-        }
-        self.decode().map(Some)
     }
 
-    /// Reads the next frame's payload (through the guard, if any); `false` on a clean close.
-    /// What is queued leaves first unless the frame is buffered whole already: only a read
-    /// that may wait on the peer must not leave the peer waiting on us. A sender that reads
-    /// a burst of buffered answers between its writes thus keeps its writes as big as it
-    /// queues them, not one per answer read.
-    fn read_payload(&mut self) -> Result<bool, Error> {
-        if !self.has_buffered_frame() {
-            self.send_queued()?;
+    /// Takes the next frame: decoded where it lies when it is whole in the read buffer (no
+    /// copy of its payload), else read into `payload` (through the guard, if any). What is
+    /// queued leaves first unless the frame is buffered whole already: only a read that may
+    /// wait on the peer must not leave the peer waiting on us. A sender that reads a burst of
+    /// buffered answers between its writes thus keeps its writes as big as it queues them,
+    /// not one per answer read.
+    fn next_frame(&mut self) -> Result<Next, Error> {
+        if let Some(len) = self.buffered_frame_len().filter(|&len| len <= self.max_frame_len) {
+            if let Some(guard) = &mut self.guard {
+                if let Err(e) = guard.admit_buffered(len, &mut self.payload, &mut self.out) {
+                    // Refused by the budget: skipped, so the stream stays in step.
+                    self.reader.consume(frame::PREFIX_LEN + len);
+                    return Err(e);
+                }
+            }
+            return Ok(Next::Buffered(len));
         }
-        match &mut self.guard {
+        self.send_queued()?;
+        let read = match &mut self.guard {
             None => frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
             Some(guard) => {
                 guard.read_frame(&mut self.reader, &mut self.payload, &mut self.out, self.max_frame_len)
             }
-        }
+        }?;
+        Ok(if read { Next::Read } else { Next::Closed })
+    }
+
+    /// The payload of the frame whole at the start of the read buffer, `len` bytes.
+    fn buffered_payload(&self, len: usize) -> &[u8] {
+        &self.reader.buffer()[frame::PREFIX_LEN..frame::PREFIX_LEN + len]
+    }
+
+    /// The payload length of the frame whole at the start of the read buffer, if one is.
+    fn buffered_frame_len(&self) -> Option<usize> {
+        let buffered = self.reader.buffer();
+        let prefix = buffered.first_chunk::<{ frame::PREFIX_LEN }>()?;
+        let len = u32::from_be_bytes(*prefix) as usize;
+        (buffered.len() - frame::PREFIX_LEN >= len).then_some(len)
     }
 
     fn decode<M: Message>(&mut self) -> Result<M, Error> {
@@ -283,14 +330,7 @@ impl<S: Read + Write> Connection<S> {
     /// [`read_message`](Connection::read_message) returns without waiting on the peer.
     #[must_use]
     pub fn has_buffered_frame(&self) -> bool {
-        let buffered = self.reader.buffer();
-        match buffered.get(..frame::PREFIX_LEN) {
-            Some(prefix) => {
-                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-                buffered.len() - frame::PREFIX_LEN >= len
-            }
-            None => false,
-        }
+        self.buffered_frame_len().is_some()
     }
 
     /// Sends `request` and reads its response: the agency's one round trip.

@@ -199,6 +199,32 @@ impl<S: Read + Write> Guard<S> {
         })
     }
 
+    /// Admits a frame of `len` payload bytes already whole in the read buffer (decoded there,
+    /// with no read and no payload copy): gives back what the previous request held, frees
+    /// big buffers it left, and reserves the frame's budget as [`Guard::read_frame`] does.
+    ///
+    /// # Errors
+    /// [`Error::OverBudget`] when the budget has no room by the frame deadline: the caller
+    /// skips the frame.
+    pub(crate) fn admit_buffered(
+        &mut self,
+        len: usize,
+        payload: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.held = None;
+        shrink(payload);
+        shrink(out);
+        let Some(budget) = self.guards.budget.as_ref() else { return Ok(()) };
+        match budget.reserve(len.saturating_mul(2), later(self.guards.frame)) {
+            Some(reservation) => {
+                self.held = Some(reservation);
+                Ok(())
+            }
+            None => Err(Error::OverBudget { length: len, budget: budget.limit() }),
+        }
+    }
+
     /// Frees the payload buffer once decoded, if it is a big one.
     pub(crate) fn decoded(payload: &mut Vec<u8>) {
         shrink(payload);
@@ -387,6 +413,48 @@ mod tests {
         conn.write_message(&Response::Echo(vec![2; 10])).unwrap();
         drop(conn);
         assert_eq!(budget.in_use(), 0, "given back with the connection");
+    }
+
+    #[test]
+    fn frames_already_buffered_are_admitted_by_the_budget_as_read_ones_are() {
+        let (served, mut peer) = pair();
+        let budget = Budget::new(1000);
+        let mut conn =
+            Connection::guarded(served, 4096, guards(Duration::from_secs(5), Some(budget.clone()))).unwrap();
+        // One write: the first read buffers all three, the last two are taken from the buffer.
+        let mut bytes = framed(&Request::Echo(vec![1; 10]));
+        bytes.extend(framed(&Request::Echo(vec![2; 600])));
+        bytes.extend(framed(&Request::Echo(vec![3; 10])));
+        peer.write_all(&bytes).unwrap();
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::Echo(vec![1; 10])));
+        assert!(conn.has_buffered_frame(), "the next frames came with the first");
+        let err = conn.read_message::<Request>().unwrap_err();
+        assert!(matches!(err, Error::OverBudget { budget: 1000, .. }), "{err:?}");
+        assert_eq!(conn.read_message::<Request>().unwrap(), Some(Request::Echo(vec![3; 10])));
+        assert!(budget.in_use() > 0, "held while the answer is due");
+        drop(conn);
+        assert_eq!(budget.in_use(), 0, "given back with the connection");
+    }
+
+    #[test]
+    fn a_buffered_batch_over_the_bet_cap_is_refused_and_the_stream_stays_in_step() {
+        let (served, mut peer) = pair();
+        let mut conn = Connection::guarded(served, 1 << 20, guards(Duration::from_secs(5), None)).unwrap();
+        let bet = crate::WireBet {
+            first_name: "A".into(),
+            last_name: "B".into(),
+            document: "1".into(),
+            birthdate: "2000-01-01".into(),
+        };
+        let batch = Request::BetBatch { agency: 1, sequence: 1, bets: vec![bet; 3].into() };
+        let mut bytes = framed(&Request::WinnersQuery { agency: 1 });
+        bytes.extend(framed(&batch));
+        bytes.extend(framed(&Request::WinnersQuery { agency: 2 }));
+        peer.write_all(&bytes).unwrap();
+        assert_eq!(conn.read_request(2).unwrap(), Some(Request::WinnersQuery { agency: 1 }));
+        let err = conn.read_request(2).unwrap_err();
+        assert!(matches!(err, Error::TooManyBets { bets: 3, max: 2 }), "{err:?}");
+        assert_eq!(conn.read_request(2).unwrap(), Some(Request::WinnersQuery { agency: 2 }));
     }
 
     #[test]
