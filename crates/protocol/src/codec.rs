@@ -15,6 +15,7 @@ use crate::{
     error::Error,
     frame,
     message::{RawBets, Request, WireBet, WireBetRef, WireBets},
+    short_copy::put,
 };
 
 fn options() -> impl Options {
@@ -171,14 +172,18 @@ pub(crate) fn bets_of(mut rest: &[u8], count: u64) -> Option<WireBets> {
     RawBets::from_parts(text, ends).finish().ok()
 }
 
-/// Appends `bet` to `out` in its layout inside a `BetBatch`: its four fields, each a `u64`
-/// length and its bytes (what [`bets_of`] reads back).
-pub(crate) fn append_bet(out: &mut Vec<u8>, bet: &BetRef<'_>) {
-    out.reserve(bet.encoded_len());
+/// Writes `bet` into `out` at `at` in its layout inside a `BetBatch`: its four fields, each
+/// a `u64` length and its bytes (what [`bets_of`] reads back); returns where it ends. Short
+/// fields are copied without a call to `memcpy` (`short_copy`).
+///
+/// # Panics
+/// If `out` has fewer than [`BetRef::encoded_len`] bytes from `at`: the caller makes room.
+pub(crate) fn put_bet(out: &mut [u8], mut at: usize, bet: &BetRef<'_>) -> usize {
     for field in [bet.first_name(), bet.last_name(), bet.document(), bet.birthdate_str()] {
-        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
-        out.extend_from_slice(field.as_bytes());
+        out[at..at + STRING_LEN_PREFIX].copy_from_slice(&(field.len() as u64).to_be_bytes());
+        at = put(out, at + STRING_LEN_PREFIX, field.as_bytes());
     }
+    at
 }
 
 /// Bytes copied at once for each field of a batch ([`bet_batch`]).

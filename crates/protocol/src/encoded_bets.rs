@@ -8,22 +8,39 @@
 use crate::{bet::BetRef, codec, message::WireBets};
 
 /// Bets in their wire layout, and how many.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EncodedBets {
+    /// `bytes[..end]` are the bets; the rest is room, zeroed once when it was made and
+    /// overwritten since, so a bet is written with plain stores (no growth check and no
+    /// `memcpy` call a field), and a cleared batch's room holds the next.
     bytes: Vec<u8>,
+    end: usize,
     count: usize,
 }
+
+impl PartialEq for EncodedBets {
+    fn eq(&self, other: &EncodedBets) -> bool {
+        self.count == other.count && self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EncodedBets {}
 
 impl EncodedBets {
     /// No bets, with room for `bytes` bytes of them.
     #[must_use]
     pub fn with_capacity(bytes: usize) -> EncodedBets {
-        EncodedBets { bytes: Vec::with_capacity(bytes), count: 0 }
+        EncodedBets { bytes: vec![0; bytes], end: 0, count: 0 }
     }
 
     /// Appends `bet` in its wire layout.
     pub fn push(&mut self, bet: &BetRef<'_>) {
-        codec::append_bet(&mut self.bytes, bet);
+        let end = self.end + bet.encoded_len();
+        if end > self.bytes.len() {
+            // At least doubled, so a batch's room is made a few times, not a bet at a time.
+            self.bytes.resize(end.max(self.bytes.len() * 2), 0);
+        }
+        self.end = codec::put_bet(&mut self.bytes, self.end, bet);
         self.count += 1;
     }
 
@@ -43,18 +60,18 @@ impl EncodedBets {
     /// [`BetRef::encoded_len`]).
     #[must_use]
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.end
     }
 
     /// Removes every bet, keeping the room they took: a sent batch's buffer holds the next.
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.end = 0;
         self.count = 0;
     }
 
     /// The bytes that follow a `BetBatch`'s bet count.
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.end]
     }
 
     /// The same bets, packed as a [`WireBets`] (for a caller that looks them up by place).
@@ -63,7 +80,8 @@ impl EncodedBets {
     /// Never: the bytes are the layout of checked bets, written by [`EncodedBets::push`].
     #[must_use]
     pub fn to_wire_bets(&self) -> WireBets {
-        codec::bets_of(&self.bytes, self.count as u64).expect("pushed bets are the layout of checked bets")
+        codec::bets_of(self.as_bytes(), self.count as u64)
+            .expect("pushed bets are the layout of checked bets")
     }
 }
 
@@ -97,5 +115,26 @@ mod tests {
         encoded.clear();
         assert!(encoded.is_empty() && encoded.byte_len() == 0);
         assert_eq!(encoded.to_wire_bets(), WireBets::default());
+    }
+
+    #[test]
+    fn a_cleared_batch_holds_the_next_with_nothing_of_its_own() {
+        let many: Vec<Bet> = (0..500)
+            .map(|n| Bet::new(format!("Nombre{n}"), "Fornerón".into(), n.to_string(), "1990-01-01").unwrap())
+            .collect();
+        // Grown from nothing, a bet at a time.
+        let mut reused = EncodedBets::default();
+        for bet in &many {
+            reused.push(&bet.as_ref());
+        }
+        reused.clear();
+        let mut fresh = EncodedBets::with_capacity(16);
+        for bet in bets() {
+            reused.push(&bet.as_ref());
+            fresh.push(&bet.as_ref());
+        }
+        assert_eq!(reused, fresh);
+        assert_eq!(reused.as_bytes(), fresh.as_bytes());
+        assert_eq!(reused.to_wire_bets(), WireBets::from_iter(bets().into_iter().map(crate::WireBet::from)));
     }
 }
