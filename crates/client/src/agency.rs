@@ -366,20 +366,28 @@ impl Upload {
         Ok(if self.stopped { Outcome::Stopped } else { Outcome::Done })
     }
 
-    /// Reads the next row, and sends the batch it completes, if any (unless the stop asked for
-    /// no new batch).
+    /// Reads rows until they complete a batch (or the dataset ends), and sends it, if any
+    /// (unless the stop asked for no new batch). Nothing between two rows of one batch
+    /// changes what the upload may do, so they are read in one loop: the window and the
+    /// stop are asked once a batch.
     fn send_next(
         &mut self,
         client: &mut CentralClient,
         dataset: &mut Dataset,
         stop: &Stop,
     ) -> Result<(), ClientError> {
-        let ready = match dataset.next_row()? {
-            Row::Bet(bet) => self.batcher.push(&bet),
-            Row::Skipped => None,
-            Row::End => {
-                self.at_end = true;
-                self.batcher.finish()
+        let ready = loop {
+            match dataset.next_row()? {
+                Row::Bet(bet) => {
+                    if let Some(batch) = self.batcher.push(&bet) {
+                        break Some(batch);
+                    }
+                }
+                Row::Skipped => {}
+                Row::End => {
+                    self.at_end = true;
+                    break self.batcher.finish();
+                }
             }
         };
         let Some(batch) = ready else { return Ok(()) };
