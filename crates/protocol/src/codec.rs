@@ -23,10 +23,11 @@ fn options() -> impl Options {
 }
 
 /// Encodes `message` as a whole frame (length prefix and payload) into `out`, replacing its
-/// contents, so the caller can send it with a single write and reuse the buffer.
+/// contents: the frames the tests build by hand.
 ///
 /// # Errors
 /// [`Error::FrameTooLarge`] when the payload would exceed `max_len`; `out` is then left empty.
+#[cfg(test)]
 pub(crate) fn encode_frame<M: Serialize>(
     message: &M,
     out: &mut Vec<u8>,

@@ -67,9 +67,8 @@ mod private {
 pub struct Connection<S: Read + Write> {
     reader: ReadBuffer<S>,
     payload: Vec<u8>,
+    /// Frames queued and not sent yet: emptied by every send.
     out: Vec<u8>,
-    /// Bytes at the start of `out` that are queued frames, not sent yet.
-    queued: usize,
     max_frame_len: usize,
     /// Deadlines and budget of a connection to an untrusted peer; `None` for a plain one.
     guard: Option<Guard<S>>,
@@ -87,7 +86,6 @@ impl<S: Read + Write> Connection<S> {
             reader: ReadBuffer::new(stream, READ_BUFFER),
             payload: Vec::new(),
             out: Vec::new(),
-            queued: 0,
             max_frame_len,
             guard: None,
         }
@@ -129,7 +127,7 @@ impl<S: Read + Write> Connection<S> {
     /// still buffered): for a connection that is about to wait a long time, such as an agency
     /// done with its upload. The next upload makes the read buffer grow again.
     pub fn release_buffers(&mut self) {
-        if self.reader.buffer().is_empty() && self.queued == 0 {
+        if self.reader.buffer().is_empty() && self.out.is_empty() {
             self.reader.shrink();
             self.payload = Vec::new();
             self.out = Vec::new();
@@ -191,7 +189,7 @@ impl<S: Read + Write> Connection<S> {
     fn next_frame(&mut self) -> Result<Next, Error> {
         if let Some(len) = self.buffered_frame_len().filter(|&len| len <= self.max_frame_len) {
             if let Some(guard) = &mut self.guard {
-                if let Err(e) = guard.admit_buffered(len, &mut self.payload, &mut self.out) {
+                if let Err(e) = guard.admit_buffered(len, &mut self.payload) {
                     // Refused by the budget: skipped, so the stream stays in step.
                     self.reader.consume(frame::PREFIX_LEN + len);
                     return Err(e);
@@ -202,9 +200,7 @@ impl<S: Read + Write> Connection<S> {
         self.send_queued()?;
         let read = match &mut self.guard {
             None => frame::read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
-            Some(guard) => {
-                guard.read_frame(&mut self.reader, &mut self.payload, &mut self.out, self.max_frame_len)
-            }
+            Some(guard) => guard.read_frame(&mut self.reader, &mut self.payload, self.max_frame_len),
         }?;
         Ok(if read { Next::Read } else { Next::Closed })
     }
@@ -225,22 +221,19 @@ impl<S: Read + Write> Connection<S> {
     fn decode<M: Message>(&mut self) -> Result<M, Error> {
         let message = <M as private::Sealed>::decode(&self.payload);
         if self.guard.is_some() {
-            Guard::<S>::decoded(&mut self.payload);
+            Guard::<S>::done_with(&mut self.payload);
         }
         message
     }
 
-    /// Writes `message` as one frame and flushes it.
+    /// Writes `message` as one frame, after the frames queued before it in the same write, and
+    /// flushes them.
     ///
     /// # Errors
     /// [`Error::FrameTooLarge`] when the message exceeds the frame cap (nothing is written);
     /// [`Error::Io`] when the stream fails.
     pub fn write_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
-        if self.queued == 0 {
-            codec::encode_frame(message, &mut self.out, self.max_frame_len)?;
-        } else {
-            codec::append_frame(message, &mut self.out, self.max_frame_len)?;
-        }
+        self.queue_message(message)?;
         self.send()
     }
 
@@ -251,12 +244,7 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::FrameTooLarge`] when the message exceeds the frame cap: it is not queued, and
     /// what was queued before stays.
     pub fn queue_message<M: Message>(&mut self, message: &M) -> Result<(), Error> {
-        if self.queued == 0 {
-            self.out.clear();
-        }
-        codec::append_frame(message, &mut self.out, self.max_frame_len)?;
-        self.queued = self.out.len();
-        Ok(())
+        codec::append_frame(message, &mut self.out, self.max_frame_len)
     }
 
     /// Queues batch `sequence` of `agency`, its bets already in their wire layout, as
@@ -265,18 +253,13 @@ impl<S: Read + Write> Connection<S> {
     /// # Errors
     /// As [`Connection::queue_message`].
     pub fn queue_bet_batch(&mut self, agency: u32, sequence: u64, bets: &EncodedBets) -> Result<(), Error> {
-        if self.queued == 0 {
-            self.out.clear();
-        }
-        codec::append_encoded_batch(agency, sequence, bets, &mut self.out, self.max_frame_len)?;
-        self.queued = self.out.len();
-        Ok(())
+        codec::append_encoded_batch(agency, sequence, bets, &mut self.out, self.max_frame_len)
     }
 
     /// Bytes queued and not sent yet.
     #[must_use]
     pub fn queued_len(&self) -> usize {
-        self.queued
+        self.out.len()
     }
 
     /// Sends the queued frames, if any, in one write.
@@ -284,7 +267,7 @@ impl<S: Read + Write> Connection<S> {
     /// # Errors
     /// [`Error::Io`] when the stream fails.
     pub fn send_queued(&mut self) -> Result<(), Error> {
-        if self.queued == 0 {
+        if self.out.is_empty() {
             return Ok(());
         }
         self.send()
@@ -300,10 +283,10 @@ impl<S: Read + Write> Connection<S> {
         &mut self,
         messages: impl IntoIterator<Item = &'m M>,
     ) -> Result<(), Error> {
-        self.out.truncate(self.queued);
+        let queued = self.out.len();
         for message in messages {
             if let Err(e) = codec::append_frame(message, &mut self.out, self.max_frame_len) {
-                self.out.truncate(self.queued);
+                self.out.truncate(queued);
                 return Err(e);
             }
         }
@@ -313,17 +296,17 @@ impl<S: Read + Write> Connection<S> {
     /// Writes the encoded frames in `out` (the queued ones first) and flushes them (within
     /// the frame deadline when guarded).
     fn send(&mut self) -> Result<(), Error> {
-        // Sent or broken: either way they are no longer queued.
-        self.queued = 0;
         let stream = self.reader.get_mut();
-        match &mut self.guard {
+        let sent = match &mut self.guard {
             Some(guard) => guard.write_all(stream, &self.out),
-            None => {
-                stream.write_all(&self.out)?;
-                stream.flush()?;
-                Ok(())
-            }
+            None => stream.write_all(&self.out).and_then(|()| stream.flush()).map_err(Error::from),
+        };
+        // Sent or broken: either way they are no longer queued.
+        self.out.clear();
+        if self.guard.is_some() {
+            Guard::<S>::done_with(&mut self.out);
         }
+        sent
     }
 
     /// Whether a whole frame is already in the read buffer, so the next

@@ -134,17 +134,15 @@ impl<S: Read + Write> Guard<S> {
 
     /// Reads the next frame's payload as [`frame::read_frame`] does, within the idle timeout
     /// for its first byte and the frame deadline for the rest, reserving its budget first.
-    /// Gives back what the previous request held, and frees big buffers it left.
+    /// Gives back what the previous request held, and frees a big payload buffer it left.
     pub(crate) fn read_frame(
         &mut self,
         reader: &mut ReadBuffer<S>,
         payload: &mut Vec<u8>,
-        out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<bool, Error> {
         self.held = None;
         shrink(payload);
-        shrink(out);
         // The idle timeout matters only to a read that waits on the socket: a frame that
         // begins in the buffer (a peer sending without waiting) keeps the lowered one, and the
         // read of its rest sets its own below.
@@ -165,21 +163,10 @@ impl<S: Read + Write> Guard<S> {
         let limit = self.guards.frame;
         let deadline = later(limit);
         let mut bounded = Bounded { reader, deadline, set: self.set_read, lowered: &mut self.read_lowered };
-        let budget = self.guards.budget.as_ref();
-        let held = &mut self.held;
+        let (budget, held) = (self.guards.budget.as_ref(), &mut self.held);
         let mut refused = None;
         let result = frame::read_frame_admitted(&mut bounded, payload, max_len, |len| {
-            let Some(budget) = budget else { return Ok(()) };
-            match budget.reserve(len.saturating_mul(2), deadline) {
-                Some(reservation) => {
-                    *held = Some(reservation);
-                    Ok(())
-                }
-                None => {
-                    refused = Some(len);
-                    Err(Error::OverBudget { length: len, budget: budget.limit() })
-                }
-            }
+            reserve(budget, held, len, deadline).inspect_err(|_| refused = Some(len))
         });
         if let Some(len) = refused {
             // Skipped through a small buffer, never held: the stream stays in step and the
@@ -201,33 +188,21 @@ impl<S: Read + Write> Guard<S> {
 
     /// Admits a frame of `len` payload bytes already whole in the read buffer (decoded there,
     /// with no read and no payload copy): gives back what the previous request held, frees
-    /// big buffers it left, and reserves the frame's budget as [`Guard::read_frame`] does.
+    /// a big payload buffer it left, and reserves the frame's budget as
+    /// [`Guard::read_frame`] does.
     ///
     /// # Errors
     /// [`Error::OverBudget`] when the budget has no room by the frame deadline: the caller
     /// skips the frame.
-    pub(crate) fn admit_buffered(
-        &mut self,
-        len: usize,
-        payload: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+    pub(crate) fn admit_buffered(&mut self, len: usize, payload: &mut Vec<u8>) -> Result<(), Error> {
         self.held = None;
         shrink(payload);
-        shrink(out);
-        let Some(budget) = self.guards.budget.as_ref() else { return Ok(()) };
-        match budget.reserve(len.saturating_mul(2), later(self.guards.frame)) {
-            Some(reservation) => {
-                self.held = Some(reservation);
-                Ok(())
-            }
-            None => Err(Error::OverBudget { length: len, budget: budget.limit() }),
-        }
+        reserve(self.guards.budget.as_ref(), &mut self.held, len, later(self.guards.frame))
     }
 
-    /// Frees the payload buffer once decoded, if it is a big one.
-    pub(crate) fn decoded(payload: &mut Vec<u8>) {
-        shrink(payload);
+    /// Frees a buffer done with (a payload decoded, frames written), if it is a big one.
+    pub(crate) fn done_with(buffer: &mut Vec<u8>) {
+        shrink(buffer);
     }
 
     /// Writes `bytes` whole within the frame deadline, and flushes them.
@@ -296,6 +271,23 @@ fn too_slow(e: io::Error, limit: Duration) -> Error {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::TooSlow { limit },
         _ => Error::Io(e),
     }
+}
+
+/// Reserves the budget of a frame of `len` payload bytes (twice its length: the payload and
+/// what decoding it makes) into `held`, waiting until `deadline` for room; nothing without
+/// a budget.
+fn reserve(
+    budget: Option<&Budget>,
+    held: &mut Option<Reservation>,
+    len: usize,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let Some(budget) = budget else { return Ok(()) };
+    let reservation = budget
+        .reserve(len.saturating_mul(2), deadline)
+        .ok_or(Error::OverBudget { length: len, budget: budget.limit() })?;
+    *held = Some(reservation);
+    Ok(())
 }
 
 fn shrink(buffer: &mut Vec<u8>) {
