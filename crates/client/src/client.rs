@@ -33,8 +33,8 @@ pub struct CentralClient {
     _watched: Watched,
     /// The longest wait for an answer, to say so when it passes.
     timeout: Duration,
-    /// A proof was sent (or queued to go with the next request) without waiting for its answer: the next read takes that answer
-    /// first.
+    /// A proof was sent (or queued to go with the next request) without waiting for its
+    /// answer: the next read takes that answer first.
     proof_owed: bool,
 }
 
@@ -153,7 +153,8 @@ impl CentralClient {
 
     /// Sends batch number `sequence` without waiting for its answer (several may be in
     /// flight; the central answers them in order). Batches leave together,
-    /// [`WRITE_AT`] bytes a write, or sooner: the next read sends what is queued first.
+    /// [`WRITE_AT`] bytes a write, or sooner: a read that may wait on the central sends what
+    /// is queued first.
     ///
     /// # Errors
     /// [`ClientError::Transport`] when the connection fails.

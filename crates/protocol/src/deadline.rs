@@ -444,6 +444,7 @@ mod tests {
         bytes.extend(framed(&Request::WinnersQuery { agency: 2 }));
         peer.write_all(&bytes).unwrap();
         assert_eq!(conn.read_request(2).unwrap(), Some(Request::WinnersQuery { agency: 1 }));
+        assert!(conn.has_buffered_frame(), "the batch came with the first: it is read from the buffer");
         let err = conn.read_request(2).unwrap_err();
         assert!(matches!(err, Error::TooManyBets { bets: 3, max: 2 }), "{err:?}");
         assert_eq!(conn.read_request(2).unwrap(), Some(Request::WinnersQuery { agency: 2 }));

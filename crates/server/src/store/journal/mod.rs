@@ -296,7 +296,7 @@ impl Engine for Journal {
         self.write_pending(&mut inner)?;
         inner.append(&[], &bytes);
         if let Err(e) = self.write_pending(&mut inner) {
-            inner.take_back(0, bytes.len());
+            inner.take_back_last();
             return Err(e);
         }
         if let Err(e) = inner.journal.sync_data() {
@@ -368,13 +368,14 @@ impl Inner {
         self.journal_len += record.len() as u64;
     }
 
-    /// Takes back the last append, of `rows` and `record` bytes, still pending.
-    fn take_back(&mut self, rows: usize, record: usize) {
+    /// Takes back the last append, still pending.
+    fn take_back_last(&mut self) {
         self.pending_ends.pop();
-        self.pending_rows.truncate(self.pending_rows.len() - rows);
-        self.pending_records.truncate(self.pending_records.len() - record);
-        self.winners_len -= rows as u64;
-        self.journal_len -= record as u64;
+        let (rows, records) = self.pending_ends.last().copied().unwrap_or_default();
+        self.winners_len -= (self.pending_rows.len() - rows) as u64;
+        self.journal_len -= (self.pending_records.len() - records) as u64;
+        self.pending_rows.truncate(rows);
+        self.pending_records.truncate(records);
     }
 
     /// Writes the pending rows, then the pending records, one write each (the rows first:
